@@ -1,0 +1,304 @@
+"""The neutral helpdesk interface: one Protocol, the frozen types it takes and returns, and the
+capabilities an adapter declares. Vendor JSON never crosses this boundary."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+TicketId = int
+ArticleId = int
+UserId = int
+
+FieldValue = str | int | float | bool | None
+
+
+class Capability(enum.Enum):
+    """What an adapter can do; jobs check membership, never ``isinstance``."""
+
+    POLL_CHANGES = "poll_changes"  # changed_tickets since a cursor
+    READ_ARTICLES = "read_articles"
+    READ_ATTACHMENTS = "read_attachments"
+    CREATE_TICKET = "create_ticket"
+    ATOMIC_CREATE = "atomic_create"  # first note, tags, link, mentions in one request
+    ADD_NOTE = "add_note"
+    TAGS = "tags"
+    UPDATE_TICKET = "update_ticket"  # owner, group, state, custom fields
+    LINKS = "links"
+    SUBSCRIBE = "subscribe"
+    FIND_BY_MARKER = "find_by_marker"
+    USERS = "users"
+
+
+class ArticleKind(enum.Enum):
+    EMAIL = "email"
+    WEB = "web"
+    PHONE = "phone"
+    NOTE = "note"
+    OTHER = "other"
+
+
+class Sender(enum.Enum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+MARKER_RE = re.compile(r"\bhde1-[0-9a-f]{16}\b")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A deterministic reference written into the helpdesk with a write, found again after a
+    crash. Computed from the effect's natural key (``escalations.markers.marker_for``)."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not MARKER_RE.fullmatch(self.value):
+            raise ValueError(f"not a marker: {self.value!r}")
+
+    @property
+    def footer(self) -> str:
+        return f"— escalation worker · ref {self.value}"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    ticket_id: TicketId
+    article_id: ArticleId
+    id: int
+    filename: str
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class AttachmentUpload:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Article:
+    id: ArticleId
+    ticket_id: TicketId
+    kind: ArticleKind
+    sender: Sender
+    internal: bool
+    created_at: datetime
+    body: str
+    content_type: str = "text/plain"
+    subject: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    cc: str | None = None
+    created_by_id: UserId | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
+
+    @property
+    def is_customer_message(self) -> bool:
+        """An inbound message from the customer (email, web form, or phone logged as them)."""
+        return self.sender is Sender.CUSTOMER and self.kind in (ArticleKind.EMAIL, ArticleKind.WEB)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: TicketId
+    number: str
+    title: str
+    group: str
+    state: str
+    customer_id: UserId
+    created_at: datetime
+    updated_at: datetime
+    organization_id: int | None = None
+    owner_id: UserId | None = None  # None means unassigned
+    customer_login: str | None = None
+    owner_login: str | None = None
+    pending_until: datetime | None = None
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+    """Custom attributes by their helpdesk name (names come from ``mappings/``)."""
+
+
+@dataclass(frozen=True)
+class ArticleDraft:
+    """An internal note. Adapters only ever write internal notes that email nobody."""
+
+    body: str
+    subject: str | None = None
+    content_type: str = "text/html"
+    attachments: tuple[AttachmentUpload, ...] = ()
+
+
+@dataclass(frozen=True)
+class TicketDraft:
+    title: str
+    group: str
+    customer_id: UserId
+    first_note: ArticleDraft
+    organization_id: int | None = None
+    state: str | None = None
+    owner_id: UserId | None = None
+    tags: frozenset[str] = frozenset()
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+    parent_id: TicketId | None = None
+    """The ticket this one is linked to as a child (the original ticket of an escalation)."""
+    mention_user_ids: tuple[UserId, ...] = ()
+
+
+@dataclass(frozen=True)
+class TicketChanges:
+    """A partial update; ``None`` leaves a value alone."""
+
+    owner_id: UserId | None = None
+    group: str | None = None
+    state: str | None = None
+    pending_until: datetime | None = None
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreatedTicket:
+    id: TicketId
+    number: str
+
+
+class LinkKind(enum.Enum):
+    PARENT = "parent"  # the other ticket is this one's parent
+    CHILD = "child"  # the other ticket is this one's child
+    NORMAL = "normal"
+
+
+@dataclass(frozen=True)
+class Link:
+    ticket_id: TicketId
+    kind: LinkKind
+
+
+@dataclass(frozen=True)
+class User:
+    id: UserId
+    login: str
+    email: str | None
+    firstname: str = ""
+    lastname: str = ""
+    active: bool = True
+    is_agent: bool = False
+    group_access: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Group name → access levels (``read``, ``create``, ``change``, ``overview``, ``full``)."""
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.firstname} {self.lastname}".strip()
+        return name or self.login
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    name: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class TicketState:
+    id: int
+    name: str
+    type: str  # new, open, pending reminder, pending action, closed, merged
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A custom attribute the helpdesk knows."""
+
+    name: str
+    data_type: str
+    options: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class HelpdeskAdapter(Protocol):
+    name: str
+    capabilities: frozenset[Capability]
+
+    # -- reading -----------------------------------------------------------------------
+    def changed_tickets(self, since: datetime) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since``, oldest first (``updated_at``, then id)."""
+        ...
+
+    def get_ticket(self, ticket_id: TicketId) -> Ticket: ...
+
+    def get_tags(self, ticket_id: TicketId) -> frozenset[str]: ...
+
+    def list_articles(self, ticket_id: TicketId) -> list[Article]:
+        """Every article of a ticket, oldest first."""
+        ...
+
+    def fetch_attachment(self, ref: AttachmentRef, *, max_bytes: int) -> bytes:
+        """The attachment's bytes, streamed; raises ``TooLarge`` past ``max_bytes``."""
+        ...
+
+    def list_links(self, ticket_id: TicketId) -> list[Link]: ...
+
+    def list_subscribers(self, ticket_id: TicketId) -> frozenset[UserId]: ...
+
+    def find_ticket_by_marker(self, marker: Marker, *, linked_to: TicketId) -> TicketId | None:
+        """Look for a ticket created with ``marker`` among those linked to ``linked_to``,
+        using database-backed reads only."""
+        ...
+
+    def find_article_by_marker(self, ticket_id: TicketId, marker: Marker) -> ArticleId | None: ...
+
+    def me(self) -> User: ...
+
+    def get_user(self, user_id: UserId) -> User: ...
+
+    def find_user(self, login_or_email: str) -> User | None: ...
+
+    def list_groups(self) -> list[Group]: ...
+
+    def list_states(self) -> list[TicketState]: ...
+
+    def list_fields(self) -> list[FieldInfo] | None:
+        """Custom ticket attributes, or ``None`` when the token may not read them."""
+        ...
+
+    # -- writing -----------------------------------------------------------------------
+    def create_ticket(self, draft: TicketDraft, *, marker: Marker) -> CreatedTicket: ...
+
+    def add_article(self, ticket_id: TicketId, draft: ArticleDraft, *, marker: Marker) -> ArticleId:
+        """Add an internal note carrying ``marker``; never emails anybody."""
+        ...
+
+    def set_tags(
+        self,
+        ticket_id: TicketId,
+        *,
+        present: frozenset[str] = frozenset(),
+        absent: frozenset[str] = frozenset(),
+    ) -> frozenset[str]:
+        """Make ``present`` tags be on the ticket and ``absent`` tags not be; reads first and
+        writes only what differs. Returns the tags as they are afterwards."""
+        ...
+
+    def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
+        """Apply a partial update and return the ticket as read back afterwards."""
+        ...
+
+    def link_tickets(self, parent_id: TicketId, child_id: TicketId) -> None:
+        """Link ``child_id`` as a child of ``parent_id`` (idempotent)."""
+        ...
+
+    def subscribe(self, ticket_id: TicketId, user_id: UserId) -> None:
+        """Subscribe a user to a ticket (idempotent)."""
+        ...

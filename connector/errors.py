@@ -1,0 +1,102 @@
+"""Errors raised by helpdesk adapters, mapped from HTTP in one place (``connector/http.py``).
+
+::
+
+    HelpdeskError
+    ├─ TransientError          timeouts before send, 502/503/504 → retry later
+    │  └─ RateLimited          .retry_after: float
+    ├─ AmbiguousWrite          the write may have been applied → reconcile by marker
+    ├─ AuthError               401/403 → stop, alert once, no retry
+    ├─ NotFound                404
+    ├─ Conflict                409
+    ├─ Rejected                400/422 (and other permanent 4xx/5xx) → effect marked failed
+    ├─ RedirectError           a 3xx on a write, or a redirect to another host
+    └─ TooLarge                a download exceeded its byte cap
+
+Exceptions carry ``status``, ``method``, the ``path`` without its query string and the
+request id. They never carry header values; any body excerpt is redacted and cut to 1 KiB.
+"""
+
+from __future__ import annotations
+
+BODY_EXCERPT_LIMIT = 1024
+
+
+class HelpdeskError(Exception):
+    """Base of every error an adapter raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+        body_excerpt: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.body_excerpt = body_excerpt[:BODY_EXCERPT_LIMIT] if body_excerpt else None
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.method, self.path) if p)
+        parts = [self.message]
+        if where:
+            parts.append(f"({where}")
+            parts[-1] += f" -> {self.status})" if self.status is not None else ")"
+        if self.request_id:
+            parts.append(f"request-id={self.request_id}")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, status={self.status!r}, "
+            f"method={self.method!r}, path={self.path!r})"
+        )
+
+
+class TransientError(HelpdeskError):
+    """The helpdesk could not be reached or was briefly unavailable; try again later."""
+
+
+class RateLimited(TransientError):
+    def __init__(self, message: str, *, retry_after: float = 0.0, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class AmbiguousWrite(HelpdeskError):
+    """A non-idempotent write may or may not have been applied; reconcile by marker."""
+
+
+class AuthError(HelpdeskError):
+    """401/403: the token is wrong, expired or lacks a permission. Never retried."""
+
+
+class NotFound(HelpdeskError):
+    pass
+
+
+class Conflict(HelpdeskError):
+    pass
+
+
+class Rejected(HelpdeskError):
+    """The helpdesk refused this payload for good (400/422 and similar)."""
+
+
+class RedirectError(HelpdeskError):
+    pass
+
+
+class TooLarge(HelpdeskError):
+    """A download grew past its byte cap; ``size_seen`` is how far it got."""
+
+    def __init__(self, message: str, *, size_seen: int = 0, **kw: object) -> None:
+        self.size_seen = size_seen
+        super().__init__(message, **kw)  # type: ignore[arg-type]
