@@ -122,6 +122,7 @@ class Ticket:
     updated_at: datetime
     organization_id: int | None = None
     owner_id: UserId | None = None  # None means unassigned
+    updated_by_id: UserId | None = None
     customer_login: str | None = None
     owner_login: str | None = None
     pending_until: datetime | None = None

@@ -1,0 +1,154 @@
+"""The ``escalations`` command. Every user error becomes one clear line on stderr and a
+non-zero exit code (78 for configuration); only unexpected faults show a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from connector.errors import AuthError, HelpdeskError
+from escalations.errors import EX_CONFIG, ConfigError, EscalationsError
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("helpdesk-escalations")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"helpdesk-escalations {_version()}")  # noqa: T201
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from escalations.commands import check
+
+    return check(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from escalations.commands import run
+
+    return run(args)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from escalations.commands import status
+
+    return status(args)
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from escalations.commands import sandbox
+
+    return sandbox(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from escalations.commands import demo
+
+    return demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="escalations",
+        description="Formal multi-level escalations for Zammad: sync worker and tools.",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="read settings from FILE (systemd EnvironmentFile= syntax) before the environment",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "check", help="validate settings and mappings (and the helpdesk with --live)"
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="also check that every field, tag, group, state and person named in the "
+        "mappings exists in the helpdesk and that the token has the permissions needed",
+    )
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("run", help="run the sync worker (until SIGTERM, or one pass with --once)")
+    p.add_argument("--once", action="store_true", help="run a single pass and exit")
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="run the pass as of this instant (ISO-8601 with zone, e.g. 2026-12-01T09:30:00Z); "
+        "needs --once",
+    )
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "status", help="open escalations by level and state, duties and effects, last poll"
+    )
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser(
+        "sandbox", help="serve the in-memory Zammad-compatible sandbox on a loopback port"
+    )
+    p.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (default 8765)")
+    p.add_argument(
+        "--seed", type=Path, metavar="FILE", help="seed JSON file (default: the demo data)"
+    )
+    p.set_defaults(func=_cmd_sandbox)
+
+    p = sub.add_parser(
+        "demo",
+        help="start the sandbox, run the worker through a scripted day and tell the story",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the demo keeps its store (default: a new temporary directory)",
+    )
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"escalations: {line}", file=sys.stderr)  # noqa: T201
+        return EX_CONFIG
+    except EscalationsError as exc:
+        print(f"escalations: {exc}", file=sys.stderr)  # noqa: T201
+        return exc.exit_code
+    except AuthError as exc:
+        print(  # noqa: T201
+            f"escalations: the helpdesk refused the token: {exc}", file=sys.stderr
+        )
+        return EX_CONFIG
+    except HelpdeskError as exc:
+        print(f"escalations: helpdesk error: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

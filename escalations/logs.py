@@ -1,0 +1,26 @@
+"""Logging setup for the entry points: stderr, no timestamps (journald adds them), secrets
+masked by the redaction filter. Library modules only ever call ``logging.getLogger``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from escalations.redaction import RedactingFilter
+
+FORMAT = "%(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_escalations", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactingFilter())
+    handler._escalations = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # urllib3 logs full URLs at DEBUG; keep it quiet unless asked.
+    logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))

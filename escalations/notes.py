@@ -1,0 +1,186 @@
+"""The text of every internal note the worker writes, as small HTML fragments. Times are shown
+in the process time zone; values from the helpdesk are escaped. The adapter appends the
+marker footer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+
+def local_time(instant: datetime | None, tz: ZoneInfo, *, with_day: bool = True) -> str:
+    if instant is None:
+        return "not agreed"
+    local = instant.astimezone(tz)
+    text = f"{local:%H:%M} {tz.key}"
+    return f"{text} ({local:%a %d %b %Y})" if with_day else text
+
+
+def _rows(rows: Sequence[tuple[str, str]]) -> str:
+    return "<br>".join(f"<b>{escape(k)}:</b> {escape(v)}" for k, v in rows)
+
+
+@dataclass(frozen=True)
+class EscalationOpened:
+    original_number: str
+    original_title: str
+    level_name: str
+    reason_label: str
+    segment: str
+    flagged_by: str
+    flagged_at: datetime
+    callback_at: datetime | None
+    owner: str
+
+    def html(self, tz: ZoneInfo) -> str:
+        rows = [
+            ("Original ticket", f"#{self.original_number} {self.original_title}"),
+            ("Level", f"1 – {self.level_name}"),
+            ("Reason", self.reason_label),
+            ("Customer segment", self.segment),
+            ("Flagged by", f"{self.flagged_by}, {local_time(self.flagged_at, tz)}"),
+            ("Agreed callback", local_time(self.callback_at, tz)),
+            ("Owner", self.owner),
+        ]
+        return (
+            "<p><b>Escalation raised.</b> Every customer email on the original ticket is copied "
+            "here as an internal note.</p>"
+            f"<p>{_rows(rows)}</p>"
+        )
+
+
+def original_ticket_note(escalation_number: str, level_name: str) -> str:
+    return (
+        f"<p><b>Escalated:</b> escalation ticket #{escape(escalation_number)} "
+        f"(level 1 – {escape(level_name)}). Customer emails on this ticket are copied there; "
+        "work the escalation on that ticket.</p>"
+    )
+
+
+def flagged_again_note(escalation_number: str, by: str, at: datetime, tz: ZoneInfo) -> str:
+    return (
+        f"<p><b>Flagged again</b> by {escape(by)} at {local_time(at, tz)} while escalation "
+        f"#{escape(escalation_number)} is open: no second escalation ticket was raised. Move the "
+        "escalation to another level on its own ticket if the customer asked for that.</p>"
+    )
+
+
+@dataclass(frozen=True)
+class CopiedEmail:
+    source_number: str
+    from_: str | None
+    to: str | None
+    cc: str | None
+    sent_at: datetime
+    subject: str | None
+    kind: str
+
+    def header_html(self, tz: ZoneInfo) -> str:
+        rows = [("From", self.from_ or "(unknown)"), ("To", self.to or "(unknown)")]
+        if self.cc:
+            rows.append(("Cc", self.cc))
+        rows += [
+            ("Date", local_time(self.sent_at, tz)),
+            ("Subject", self.subject or "(no subject)"),
+        ]
+        return (
+            f"<p><b>Customer {escape(self.kind)} copied from ticket "
+            f"#{escape(self.source_number)}</b></p><p>{_rows(rows)}</p><hr>"
+        )
+
+
+def attachment_withheld_line(filename: str, size: int, sha256: str, cap: int) -> str:
+    return (
+        f"<li>{escape(filename)} – {size:,} bytes, sha256 {sha256} – not copied: larger than "
+        f"the {cap:,}-byte limit; open it on the original ticket</li>"
+    )
+
+
+def body_truncated_line(kept: int, total: int) -> str:
+    return (
+        f"<p><i>The body was cut at {kept:,} of {total:,} characters; the full text is "
+        "attached as original-body.html.</i></p>"
+    )
+
+
+@dataclass(frozen=True)
+class LevelChanged:
+    level: int
+    level_name: str
+    role: str
+    owner: str
+    changed_at: datetime
+    changed_by: str
+    reason_label: str
+    from_level: int
+    subscribed: tuple[str, ...] = ()
+
+    def html(self, tz: ZoneInfo) -> str:
+        subscribed = (
+            f"<br><b>Subscribed:</b> {escape(', '.join(self.subscribed))}"
+            if self.subscribed
+            else ""
+        )
+        return (
+            f"<p><b>Level {self.level} – {escape(self.level_name)}:</b> {escape(self.role)} "
+            f"{escape(self.owner)}, {local_time(self.changed_at, tz, with_day=False)}, by agent "
+            f"{escape(self.changed_by)}, reason {escape(self.reason_label)} "
+            f"(from level {self.from_level}).{subscribed}</p>"
+        )
+
+
+def carrier_incomplete_note(
+    written_at: datetime, missing: Sequence[str], problems: Sequence[str], tz: ZoneInfo
+) -> str:
+    items = [f"<li>missing: {escape(m)}</li>" for m in missing]
+    items += [f"<li>{escape(p)}</li>" for p in problems]
+    return (
+        f"<p><b>Carrier contact logged at {local_time(written_at, tz, with_day=False)} is "
+        "incomplete.</b> The process needs every detail of each carrier contact; please add a "
+        f"corrected note.</p><ul>{''.join(items)}</ul>"
+    )
+
+
+@dataclass(frozen=True)
+class CarrierRow:
+    called_at: datetime | None
+    carrier: str | None
+    stage: str | None
+    forename: str | None
+    location: str | None
+    user_id: str | None
+    complete: bool
+
+
+def carrier_handover_note(
+    supervisor: str, rows: Sequence[CarrierRow], failed_by: str, at: datetime, tz: ZoneInfo
+) -> str:
+    def cell(value: str | None) -> str:
+        return f"<td>{escape(value) if value else '—'}</td>"
+
+    lines = "".join(
+        "<tr>"
+        + cell(local_time(r.called_at, tz) if r.called_at else None)
+        + cell(r.carrier)
+        + cell((r.stage or "").replace("_", " ") or None)
+        + cell(r.forename)
+        + cell(r.location)
+        + cell(r.user_id)
+        + cell("yes" if r.complete else "no")
+        + "</tr>"
+        for r in rows
+    )
+    table = (
+        "<table><tr><th>Time of call</th><th>Carrier</th><th>Stage</th><th>Forename</th>"
+        f"<th>Location</th><th>User ID</th><th>Complete</th></tr>{lines}</table>"
+        if rows
+        else "<p>No carrier contact was logged.</p>"
+    )
+    return (
+        f"<p><b>Carrier route failed</b> (marked by {escape(failed_by)} at "
+        f"{local_time(at, tz)}). Handed over to the customer-support supervisor "
+        f"{escape(supervisor)} with every carrier contact logged:</p>{table}"
+    )
