@@ -49,11 +49,15 @@ class MappingProblem:
 class WorkflowError(EscalationsError):
     """An event that is not allowed in the escalation's current state."""
 
-    def __init__(self, escalation_id: object, state: object, event: str) -> None:
+    def __init__(
+        self, escalation_id: object, state: object, event: str, detail: str | None = None
+    ) -> None:
         self.escalation_id = escalation_id
         self.state = state
         self.event = event
-        super().__init__(f"escalation {escalation_id}: '{event}' is not allowed in state '{state}'")
+        self.detail = detail
+        message = f"escalation {escalation_id}: '{event}' is not allowed in state '{state}'"
+        super().__init__(f"{message} ({detail})" if detail else message)
 
 
 class StoreError(EscalationsError):

@@ -1,0 +1,163 @@
+"""What each ``escalations`` command does; ``cli.py`` only parses arguments and maps errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import UTC
+from pathlib import Path
+from types import FrameType
+
+from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
+from escalations.errors import ConfigError
+from escalations.faults import faults_from_env
+from escalations.logs import configure_logging
+from escalations.mappings import Mappings, load_mappings
+from escalations.models import EffectState
+from escalations.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _out(line: str = "") -> None:
+    print(line)  # noqa: T201
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.env_file)
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _mappings(settings: Settings) -> Mappings:
+    return load_mappings(Path(settings.mappings_dir))
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    mappings = _mappings(settings)
+    profile = mappings.profile
+    helpdesk = settings.helpdesk_url if settings.helpdesk_configured else "no helpdesk configured"
+    _out(f"settings: ok ({helpdesk})")
+    _out(
+        f"mappings: ok ({mappings.directory}: {profile.max_level} levels, "
+        f"{len(profile.reasons)} reasons, {len(profile.segments)} segments, "
+        f"time zone {profile.process.time_zone})"
+    )
+    if not args.live:
+        return 0
+    from escalations.livecheck import live_check
+    from escalations.runtime import build_adapter
+
+    clock = SystemClock()
+    adapter = build_adapter(settings, clock)
+    problems = live_check(adapter, mappings)
+    for problem in problems:
+        print(f"escalations: live: {problem}", file=sys.stderr)  # noqa: T201
+    if problems:
+        return 78
+    _out(f"helpdesk: ok ({settings.helpdesk_url}: every field, tag, group, state and person found)")
+    return 0
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from escalations.runtime import build_adapter, build_context, open_store
+    from jobs.worker import Worker
+
+    settings = _settings(args)
+    if args.at and not args.once:
+        raise ConfigError("--at needs --once (a single pass as of that instant)")
+    clock: Clock = SystemClock()
+    if args.at:
+        try:
+            clock = FixedStartClock(parse_instant(args.at))
+        except ValueError as exc:
+            raise ConfigError(f"--at: {exc}") from None
+    mappings = _mappings(settings)
+    adapter = build_adapter(settings, clock)
+    store = open_store(settings, clock)
+    try:
+        store.acquire_lock()
+        stop = threading.Event()
+        ctx = build_context(
+            settings,
+            clock,
+            adapter=adapter,
+            store=store,
+            mappings=mappings,
+            faults=faults_from_env(os.environ),
+            stop=stop,
+        )
+        worker = Worker(ctx)
+        _install_stop_handlers(stop)
+        if args.once:
+            results = worker.run_once()
+            return 0 if all(r is not None for r in results) else 1
+        worker.run_forever()
+        return 0
+    finally:
+        store.release_lock()
+        store.close()
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("worker.stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    from escalations.runtime import open_store
+
+    settings = _settings(args)
+    clock = SystemClock()
+    if not settings.database_path.exists():
+        _out(f"store: {settings.database_path} does not exist yet (the worker has not run)")
+        return 0
+    store = open_store(settings, clock)
+    try:
+        summary = store.status(clock.now())
+    finally:
+        store.close()
+    tz = None
+    try:
+        tz = _mappings(settings).profile.tz
+    except ConfigError:
+        tz = UTC
+    _out(f"store: {settings.database_path} (schema {summary.schema_version})")
+    if summary.escalations:
+        _out("open escalations:")
+        rows = sorted(summary.escalations.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        for (state, level), count in rows:
+            _out(f"  level {level}  {state:<10} {count}")
+    else:
+        _out("open escalations: none")
+    _out(f"duties due: {summary.duties_due}")
+    effects = summary.effects
+    _out("effects: " + ", ".join(f"{s.value} {effects.get(s, 0)}" for s in EffectState))
+    last = summary.last_successful_poll
+    shown = last.astimezone(tz).isoformat(timespec="seconds") if last else "never"
+    _out(f"last successful poll: {shown}")
+    if summary.last_errors:
+        _out("last errors:")
+        for run in summary.last_errors:
+            when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
+            _out(f"  {when} {run.job}: {run.error}")
+    return 0

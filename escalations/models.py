@@ -1,0 +1,143 @@
+"""The domain records: escalations and what the worker remembers about them. Frozen dataclasses;
+every time is an aware UTC ``datetime``. Changes go through ``workflow.apply`` and
+``dataclasses.replace``, never through mutation."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.base import Marker
+
+
+class State(enum.StrEnum):
+    FLAGGED = "flagged"
+    OPEN = "open"
+    RESOLVED = "resolved"
+    PARKED = "parked"
+    CONFIRMED = "confirmed"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+    PURGED = "purged"
+
+
+TERMINAL_STATES = frozenset({State.CLOSED, State.ARCHIVED, State.PURGED})
+"""An escalation in one of these is finished; a new one may start on the same ticket."""
+ACTIVE_STATES = frozenset(State) - TERMINAL_STATES
+
+
+@dataclass(frozen=True, kw_only=True)
+class Escalation:
+    id: int = 0
+    """0 until the store has inserted the row."""
+    key: str
+    """Natural key: helpdesk, original ticket and sequence, e.g. ``zammad:ticket:123:1``."""
+    original_ticket_id: int
+    escalation_ticket_id: int | None = None
+    escalation_ticket_number: str | None = None
+    customer_id: int
+    organization_id: int | None = None
+    segment: str
+    level: int
+    reason: str
+    state: State
+    owner_id: int | None = None
+    flagged_by_id: int | None = None
+    callback_at: datetime | None = None
+    flagged_at: datetime | None = None
+    opened_at: datetime | None = None
+    resolved_at: datetime | None = None
+    parked_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    closed_at: datetime | None = None
+    archived_at: datetime | None = None
+    purged_at: datetime | None = None
+    updated_at: datetime
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True, kw_only=True)
+class LevelChange:
+    escalation_id: int
+    from_level: int
+    to_level: int
+    changed_at: datetime
+    changed_by_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopiedArticle:
+    """A customer article copied (or being copied) into the escalation ticket."""
+
+    escalation_id: int
+    source_ticket_id: int
+    source_article_id: int
+    copy_article_id: int | None = None
+    """Set when the copy effect commits."""
+    copied_at: datetime
+    """When the copy was recorded (requested)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CarrierContact:
+    """What an agent recorded about one call to a carrier (third party)."""
+
+    escalation_id: int
+    source_article_id: int
+    carrier: str
+    stage: str
+    forename: str | None = None
+    location: str | None = None
+    user_id: str | None = None
+    """The carrier agent's user id, if they gave one (the carrier's id, not ours)."""
+    called_at: datetime | None = None
+    missing: tuple[str, ...] = ()
+    """Names of the required details the agent left out."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Duty:
+    """Something a person must do by ``due_at``: an update, a call, the confirmation call."""
+
+    escalation_id: int
+    kind: str
+    slot: str
+    """Which occurrence, e.g. ``2026-12-01:am``; unique per escalation and kind."""
+    due_at: datetime
+    done_at: datetime | None = None
+
+
+class EffectState(enum.StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Effect:
+    """One helpdesk write, as recorded in the store (``RELIABILITY.md`` §B2)."""
+
+    id: int
+    kind: str
+    key: str
+    marker: Marker
+    payload: Mapping[str, Any]
+    payload_sha256: str
+    escalation_id: int | None = None
+    state: EffectState
+    attempts: int = 0
+    not_before: datetime
+    remote_id: str | None = None
+    last_error: str | None = None
+    after: tuple[str, str] | None = None
+    """``(kind, key)`` of an effect that must be done first."""
+    created_at: datetime
+    updated_at: datetime

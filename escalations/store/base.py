@@ -1,0 +1,271 @@
+"""The durable store's interface, narrow enough for a second (PostgreSQL) implementation.
+
+Rules every implementation keeps:
+
+- All writes happen inside ``with store.transaction() as tx:`` and take that ``tx``; the
+  transaction commits when the block ends and rolls back if it raises.
+- Uniqueness is enforced by the database (``STYLE.md`` rule 25). Methods that may meet a
+  duplicate say so: ``record_*``/``add_*`` return ``False`` for "already there";
+  ``insert_escalation`` raises ``Duplicate``.
+- Reads see the calling thread's open transaction, if any.
+- All times go in and come out as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from escalations.errors import StoreError
+from escalations.models import (
+    CarrierContact,
+    CopiedArticle,
+    Duty,
+    Effect,
+    EffectState,
+    Escalation,
+    LevelChange,
+    State,
+)
+
+LAST_SUCCESSFUL_POLL = "last_successful_poll"
+"""Meta key the sync job sets (an ISO instant) after each poll that completed."""
+
+
+class Duplicate(StoreError):
+    """A row would break a uniqueness rule (same key, or a second active escalation)."""
+
+
+class Transaction(Protocol):
+    """An open write transaction; opaque to callers."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cursor:
+    """Where polling of one stream has got to. ``value <= signpost`` always."""
+
+    stream: str
+    value: datetime
+    signpost: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanRequest:
+    """A source ticket whose customer messages must be (re)considered for copying."""
+
+    escalation_id: int
+    ticket_id: int
+    ticket_number: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRun:
+    id: int
+    job: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    ok: bool | None = None
+    counts: Mapping[str, int]
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusSummary:
+    """What ``escalations status`` prints."""
+
+    escalations: Mapping[tuple[State, int], int]
+    """Active (not closed, archived or purged) escalations by (state, level)."""
+    duties_due: int
+    """Duties not done whose time has come."""
+    effects: Mapping[EffectState, int]
+    """Effects by state; every state is present."""
+    last_successful_poll: datetime | None
+    last_errors: tuple[JobRun, ...]
+    """The latest failed job runs, newest first."""
+    schema_version: int
+
+
+class Store(Protocol):
+    # -- life-cycle --------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def acquire_lock(self) -> None:
+        """Become the only worker on this store, or raise ``LockHeld``."""
+        ...
+
+    def release_lock(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def integrity_check(self) -> list[str]:
+        """``["ok"]`` when the database is sound, else the problems found."""
+        ...
+
+    # -- escalations -------------------------------------------------------------------
+    def insert_escalation(self, tx: Transaction, esc: Escalation) -> Escalation:
+        """Insert and return the row with its ``id``; ``Duplicate`` on a taken key, or when
+        the original ticket already has an active escalation."""
+        ...
+
+    def update_escalation(self, tx: Transaction, esc: Escalation) -> None:
+        """Write every field of ``esc`` (by ``id``); ``Duplicate`` as for insert."""
+        ...
+
+    def get_escalation(self, escalation_id: int) -> Escalation | None: ...
+
+    def escalation_by_key(self, key: str) -> Escalation | None: ...
+
+    def escalation_by_ticket(self, escalation_ticket_id: int) -> Escalation | None:
+        """The escalation whose escalation ticket this is."""
+        ...
+
+    def active_escalation_for_ticket(self, original_ticket_id: int) -> Escalation | None: ...
+
+    def escalations_for_ticket(self, original_ticket_id: int) -> list[Escalation]:
+        """Every escalation ever raised on an original ticket, oldest first."""
+        ...
+
+    def escalations_in(self, *states: State) -> list[Escalation]:
+        """Escalations in any of ``states`` (every escalation when none are given), by id."""
+        ...
+
+    def active_escalations_for_customer(self, customer_id: int) -> list[Escalation]: ...
+
+    # -- what happened to an escalation ------------------------------------------------
+    def record_level_change(self, tx: Transaction, change: LevelChange) -> None: ...
+
+    def level_changes(self, escalation_id: int) -> list[LevelChange]: ...
+
+    def record_copied_article(self, tx: Transaction, row: CopiedArticle) -> bool: ...
+
+    def set_copy_article_id(
+        self, tx: Transaction, escalation_id: int, source_article_id: int, copy_article_id: int
+    ) -> None: ...
+
+    def copied_articles(self, escalation_id: int) -> list[CopiedArticle]: ...
+
+    def record_carrier_contact(self, tx: Transaction, row: CarrierContact) -> bool: ...
+
+    def carrier_contacts(self, escalation_id: int) -> list[CarrierContact]: ...
+
+    def add_duty(self, tx: Transaction, duty: Duty) -> bool: ...
+
+    def complete_duty(
+        self, tx: Transaction, escalation_id: int, kind: str, slot: str, done_at: datetime
+    ) -> bool:
+        """Mark a duty done; ``False`` if it does not exist or was already done."""
+        ...
+
+    def duties(
+        self,
+        escalation_id: int | None = None,
+        *,
+        due_by: datetime | None = None,
+        pending_only: bool = False,
+    ) -> list[Duty]: ...
+
+    # -- effects (used by ``escalations.effects``) -------------------------------------
+    def insert_effect(
+        self,
+        tx: Transaction,
+        *,
+        kind: str,
+        key: str,
+        marker: str,
+        payload_json: str,
+        payload_sha256: str,
+        escalation_id: int | None,
+        after: tuple[str, str] | None,
+        at: datetime,
+    ) -> int | None:
+        """The new row's id, or ``None`` when ``(kind, key)`` was already requested."""
+        ...
+
+    def get_effect(self, effect_id: int) -> Effect | None: ...
+
+    def effect_by_key(self, kind: str, key: str) -> Effect | None: ...
+
+    def runnable_effects(self, now: datetime) -> list[Effect]:
+        """Pending and in-flight effects with ``not_before <= now``, oldest first."""
+        ...
+
+    def effects(self, *states: EffectState, escalation_id: int | None = None) -> list[Effect]:
+        """Effects in any of ``states`` (all when none are given), oldest first."""
+        ...
+
+    def claim_effect(self, tx: Transaction, effect_id: int) -> Effect:
+        """Set ``in_flight`` and count an attempt; ``StoreError`` if it is done or failed."""
+        ...
+
+    def finish_effect(
+        self,
+        tx: Transaction,
+        effect_id: int,
+        state: EffectState,
+        *,
+        remote_id: str | None = None,
+        last_error: str | None = None,
+        not_before: datetime | None = None,
+    ) -> None: ...
+
+    # -- polling -----------------------------------------------------------------------
+    def get_cursor(self, stream: str) -> Cursor | None: ...
+
+    def set_cursor(self, tx: Transaction, stream: str, value: datetime, signpost: datetime) -> None:
+        """Move a cursor; ``ValueError`` if ``value`` is past ``signpost``."""
+        ...
+
+    def ticket_seen(self, ticket_id: int, updated_at: datetime) -> bool:
+        """``True`` if this version of the ticket (or a later one) was already handled."""
+        ...
+
+    def note_ticket_seen(self, tx: Transaction, ticket_id: int, updated_at: datetime) -> bool:
+        """``True`` if this version of the ticket is new (overlap de-duplication)."""
+        ...
+
+    def forget_seen_before(self, tx: Transaction, before: datetime) -> int: ...
+
+    # -- scan requests ----------------------------------------------------------------
+    def request_scan(
+        self, tx: Transaction, escalation_id: int, ticket_id: int, ticket_number: str, at: datetime
+    ) -> bool:
+        """Ask for a source ticket to be scanned; ``False`` if already asked."""
+        ...
+
+    def pending_scans(self) -> list[ScanRequest]: ...
+
+    def clear_scan(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None: ...
+
+    # -- jobs and misc -----------------------------------------------------------------
+    def start_job_run(self, tx: Transaction, job: str, started_at: datetime) -> int: ...
+
+    def finish_job_run(
+        self,
+        tx: Transaction,
+        run_id: int,
+        *,
+        finished_at: datetime,
+        ok: bool,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None: ...
+
+    def job_runs(self, job: str | None = None, *, limit: int = 20) -> list[JobRun]:
+        """Newest first."""
+        ...
+
+    def get_meta(self, key: str) -> Any: ...
+
+    def set_meta(self, tx: Transaction, key: str, value: Any) -> None:
+        """Store any JSON-able value."""
+        ...
+
+    def status(self, now: datetime) -> StatusSummary: ...

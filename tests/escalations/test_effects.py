@@ -1,0 +1,457 @@
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.errors import AuthError, Conflict, NotFound, RateLimited, Rejected, TransientError
+from escalations import effects as effects_module
+from escalations.clock import FakeClock
+from escalations.effects import Effects, Intent
+from escalations.faults import POINTS, NoFaults, RaiseAt, SimulatedCrash
+from escalations.markers import marker_for
+from escalations.models import Effect, EffectState, State
+from escalations.store import SqliteStore
+from escalations.workflow import flag
+from tests.escalations.effect_fakes import (
+    AMBIGUOUS_APPLIED,
+    AMBIGUOUS_LOST,
+    KIND,
+    CreateHandler,
+    FakeRemote,
+)
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def remote() -> FakeRemote:
+    return FakeRemote()
+
+
+@pytest.fixture
+def handler() -> CreateHandler:
+    return CreateHandler()
+
+
+def executor(
+    store: SqliteStore,
+    remote: FakeRemote,
+    handler: CreateHandler,
+    clock: FakeClock,
+    faults: Any = None,
+    **kw: Any,
+) -> Effects:
+    return Effects(store, remote, {KIND: handler}, clock, faults or NoFaults(), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fx(store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock) -> Effects:
+    return executor(store, remote, handler, clock)
+
+
+def intent(n: int = 1, **kw: Any) -> Intent:
+    return Intent(KIND, f"create:esc:{n}", {"title": f"escalation {n}"}, **kw)
+
+
+def request(fx: Effects, *intents: Intent) -> list[bool]:
+    with fx.transaction() as tx:
+        return [fx.request(tx, i) for i in intents]
+
+
+def only_effect(store: SqliteStore) -> Effect:
+    (effect,) = store.effects()
+    return effect
+
+
+# -- intents -----------------------------------------------------------------------------
+def test_intent_marker_is_recomputable() -> None:
+    i = intent()
+    assert i.marker == marker_for(KIND, "create:esc:1")
+    assert i.ref == (KIND, "create:esc:1")
+    assert i.payload_json == '{"title":"escalation 1"}'
+
+
+def test_intent_payload_must_be_json() -> None:
+    with pytest.raises(TypeError):
+        Intent(KIND, "k", {"when": datetime.now(UTC)})
+    with pytest.raises(ValueError, match="kind and a key"):
+        Intent(KIND, "", {})
+
+
+def test_request_twice_gives_one_row(fx: Effects, store: SqliteStore) -> None:
+    assert request(fx, intent(), intent()) == [True, False]
+    assert request(fx, intent()) == [False]
+    effect = only_effect(store)
+    assert (effect.state, effect.attempts, effect.marker) == (
+        EffectState.PENDING,
+        0,
+        intent().marker,
+    )
+    assert effect.payload == {"title": "escalation 1"}
+
+
+def test_a_differing_second_request_keeps_the_first_and_warns(
+    fx: Effects, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    request(fx, intent())
+    with caplog.at_level(logging.WARNING):
+        assert request(fx, Intent(KIND, "create:esc:1", {"title": "other"})) == [False]
+    assert only_effect(store).payload == {"title": "escalation 1"}
+    assert "effect.payload_differs" in caplog.text
+
+
+def test_intent_is_part_of_the_callers_transaction(fx: Effects, store: SqliteStore) -> None:
+    class Boom(Exception):
+        pass
+
+    def fail_after_request() -> None:
+        with store.transaction() as tx:
+            fx.request(tx, intent())
+            raise Boom
+
+    with pytest.raises(Boom):
+        fail_after_request()
+    assert store.effects() == []
+
+
+def test_intent_committed_point_fires_once_per_new_intent(
+    store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
+) -> None:
+    hits: list[tuple[str, str | None]] = []
+
+    class Recorder:
+        def point(self, name: str, *, kind: str | None = None) -> None:
+            hits.append((name, kind))
+
+    fx = executor(store, remote, handler, clock, Recorder())
+    request(fx, intent(1), intent(1), intent(2))
+    assert hits == [("intent.committed", KIND)] * 2
+    hits.clear()
+    with store.transaction() as tx:  # the plain store transaction plus committed(tx)
+        fx.request(tx, intent(3))
+    assert hits == []
+    fx.committed(tx)
+    assert hits == [("intent.committed", KIND)]
+
+
+# -- the happy path ------------------------------------------------------------------------
+def test_run_pending_writes_once_and_commits(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, handler: CreateHandler
+) -> None:
+    request(fx, intent())
+    result = fx.run_pending()
+    assert (result.done, result.failed, result.ambiguous, result.deferred) == (1, 0, 0, 0)
+    effect = only_effect(store)
+    assert (effect.state, effect.attempts, effect.remote_id) == (EffectState.DONE, 1, "1")
+    assert remote.count(effect.marker) == 1
+    assert remote.finds == 0, "a first attempt does not look"
+    assert handler.commits == [(effect.id, "1")]
+
+
+def test_run_pending_is_reentrant(fx: Effects, remote: FakeRemote) -> None:
+    request(fx, intent())
+    fx.run_pending()
+    result = fx.run_pending()
+    assert (result.done, result.failed, result.ambiguous, result.deferred) == (0, 0, 0, 0)
+    assert remote.write_attempts == 1
+
+
+def test_effects_run_in_creation_order_up_to_the_limit(
+    fx: Effects, store: SqliteStore, remote: FakeRemote
+) -> None:
+    request(fx, intent(3), intent(1), intent(2))
+    assert fx.run_pending(limit=2).done == 2
+    assert [e.key for e in store.effects(EffectState.DONE)] == ["create:esc:3", "create:esc:1"]
+    assert fx.run_pending().done == 1
+
+
+def test_on_commit_runs_in_the_commit_transaction(
+    store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    class LinkingHandler(CreateHandler):
+        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
+            esc = store.get_escalation(effect.escalation_id or 0)
+            assert esc is not None
+            store.update_escalation(
+                tx, dataclasses.replace(esc, escalation_ticket_id=int(remote_id or 0))
+            )
+
+    esc = flag(
+        key="zammad:ticket:1:1",
+        original_ticket_id=1,
+        customer_id=2,
+        segment="s",
+        level=1,
+        reason="r",
+        at=T0,
+    )
+    fx = executor(store, remote, LinkingHandler(), clock)
+    with fx.transaction() as tx:
+        esc = store.insert_escalation(tx, esc)
+        fx.request(tx, intent(escalation_id=esc.id))
+    fx.run_pending()
+    stored = store.get_escalation(esc.id)
+    assert stored is not None
+    assert stored.escalation_ticket_id == 1
+    assert stored.state is State.FLAGGED
+
+
+def test_a_failing_on_commit_rolls_back_and_is_recovered_without_a_second_write(
+    store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    class FlakyCommit(CreateHandler):
+        fail = True
+
+        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("bug in the hook")
+            super().on_commit(tx, effect, remote_id)
+
+    handler = FlakyCommit()
+    fx = executor(store, remote, handler, clock)
+    request(fx, intent())
+    assert fx.run_pending().ambiguous == 1
+    assert only_effect(store).state is EffectState.IN_FLIGHT
+    clock.advance(timedelta(minutes=1))
+    assert fx.run_pending().done == 1
+    assert remote.write_attempts == 1
+    assert len(handler.commits) == 1
+
+
+# -- every crash point of §B2 ------------------------------------------------------------
+@pytest.mark.parametrize("point", POINTS)
+def test_crash_at_each_point_then_recover_writes_exactly_once(
+    point: str, db_path: Path, clock: FakeClock, remote: FakeRemote, handler: CreateHandler
+) -> None:
+    crashing_store = SqliteStore(db_path, clock)
+    crashing = executor(crashing_store, remote, handler, clock, RaiseAt(point, kind=KIND))
+
+    def run_until_crash() -> None:
+        request(crashing, intent())
+        crashing.run_pending()
+
+    with pytest.raises(SimulatedCrash):
+        run_until_crash()
+    crashing_store.close()  # the process is gone; only the file remains
+
+    store = SqliteStore(db_path, clock)
+    fresh = executor(store, remote, handler, clock)
+    fresh.run_pending()
+    effect = only_effect(store)
+    assert effect.state is EffectState.DONE
+    assert remote.count(effect.marker) == 1
+    assert remote.write_attempts == 1
+    assert effect.remote_id == remote.find(effect.marker.value)
+    assert store.integrity_check() == ["ok"]
+    again = fresh.run_pending()
+    assert (again.done, again.ambiguous, again.deferred) == (0, 0, 0)
+    store.close()
+
+
+# -- errors --------------------------------------------------------------------------------
+def test_ambiguous_write_is_found_by_marker_and_not_written_again(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    remote.planned = [AMBIGUOUS_APPLIED]
+    request(fx, intent())
+    assert fx.run_pending().ambiguous == 1
+    effect = only_effect(store)
+    assert effect.state is EffectState.IN_FLIGHT
+    assert effect.last_error is not None
+    assert "AmbiguousWrite" in effect.last_error
+    assert effect.not_before == clock.now() + timedelta(seconds=5)
+    assert fx.run_pending().ambiguous == 0, "backs off before looking"
+    clock.advance(timedelta(seconds=5))
+    assert fx.run_pending().done == 1
+    effect = only_effect(store)
+    assert (effect.state, effect.attempts, effect.remote_id) == (EffectState.DONE, 2, "1")
+    assert remote.write_attempts == 1
+    assert remote.count(effect.marker) == 1
+
+
+def test_ambiguous_write_that_never_landed_is_written_after_looking(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    remote.planned = [AMBIGUOUS_LOST]
+    request(fx, intent())
+    fx.run_pending()
+    clock.advance(timedelta(minutes=1))
+    assert fx.run_pending().done == 1
+    assert remote.finds == 1
+    assert remote.count(only_effect(store).marker) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Rejected("422 body too long", status=422),
+        NotFound("no such ticket", status=404),
+        Conflict("conflict", status=409),
+    ],
+)
+def test_permanent_errors_fail_the_effect(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, error: Exception, clock: FakeClock
+) -> None:
+    remote.planned = [error]
+    request(fx, intent())
+    assert fx.run_pending().failed == 1
+    effect = only_effect(store)
+    assert effect.state is EffectState.FAILED
+    assert effect.last_error is not None
+    assert type(error).__name__ in effect.last_error
+    clock.advance(timedelta(days=1))
+    assert fx.run_pending().done == 0
+    assert remote.write_attempts == 1
+
+
+def test_transient_error_goes_back_to_pending_with_backoff(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    remote.planned = [TransientError("503", status=503), TransientError("503", status=503)]
+    request(fx, intent())
+    assert fx.run_pending().deferred == 1
+    effect = only_effect(store)
+    assert (effect.state, effect.attempts) == (EffectState.PENDING, 1)
+    assert effect.not_before == clock.now() + timedelta(seconds=5)
+    clock.advance(timedelta(seconds=5))
+    assert fx.run_pending().deferred == 1
+    assert only_effect(store).not_before == clock.now() + timedelta(seconds=10)
+    clock.advance(timedelta(seconds=10))
+    assert fx.run_pending().done == 1
+    assert remote.count(only_effect(store).marker) == 1
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [(7.0, 7.0), (1.0, 5.0)])
+def test_rate_limited_waits_at_least_retry_after(
+    fx: Effects,
+    store: SqliteStore,
+    remote: FakeRemote,
+    clock: FakeClock,
+    retry_after: float,
+    wait: float,
+) -> None:
+    remote.planned = [RateLimited("429", status=429, retry_after=retry_after)]
+    request(fx, intent())
+    assert fx.run_pending().deferred == 1
+    assert only_effect(store).not_before == clock.now() + timedelta(seconds=wait)
+
+
+def test_gives_up_after_max_attempts(
+    store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
+) -> None:
+    fx = executor(store, remote, handler, clock, max_attempts=3)
+    remote.planned = [TransientError("503")] * 5
+    request(fx, intent())
+    outcomes = []
+    for _ in range(4):
+        result = fx.run_pending()
+        outcomes.append((result.deferred, result.failed))
+        clock.advance(timedelta(hours=1))
+    assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0)]
+    effect = only_effect(store)
+    assert effect.state is EffectState.FAILED
+    assert effect.last_error is not None
+    assert effect.last_error.startswith("gave up after 3 attempts")
+
+
+def test_auth_error_propagates_and_the_row_is_looked_for_next_time(
+    fx: Effects, store: SqliteStore, remote: FakeRemote
+) -> None:
+    remote.planned = [AuthError("401", status=401)]
+    request(fx, intent())
+    with pytest.raises(AuthError):
+        fx.run_pending()
+    assert only_effect(store).state is EffectState.IN_FLIGHT
+    assert fx.run_pending().done == 1
+    assert remote.finds == 1
+
+
+def test_a_handler_bug_leaves_the_row_in_flight(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    remote.planned = [KeyError("payload field")]
+    request(fx, intent())
+    assert fx.run_pending().ambiguous == 1
+    effect = only_effect(store)
+    assert effect.state is EffectState.IN_FLIGHT
+    assert effect.last_error is not None
+    assert "KeyError" in effect.last_error
+    clock.advance(timedelta(minutes=1))
+    assert fx.run_pending().done == 1
+
+
+def test_an_unknown_kind_fails_clearly(fx: Effects, store: SqliteStore) -> None:
+    request(fx, Intent("teleport", "k", {}))
+    assert fx.run_pending().failed == 1
+    effect = only_effect(store)
+    assert effect.state is EffectState.FAILED
+    assert effect.last_error == "no handler for effect kind 'teleport'"
+
+
+# -- stopping and ordering -----------------------------------------------------------------
+def test_no_effect_starts_once_stop_is_set(
+    store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
+) -> None:
+    stop = threading.Event()
+    fx = executor(store, remote, handler, clock, stop_event=stop)
+    request(fx, intent(1), intent(2))
+    stop.set()
+    assert fx.run_pending().done == 0
+    assert {e.state for e in store.effects()} == {EffectState.PENDING}
+    assert remote.write_attempts == 0
+
+
+def test_stop_during_a_pass_lets_the_current_effect_finish(
+    store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    stop = threading.Event()
+
+    class StoppingHandler(CreateHandler):
+        def apply(self, adapter: FakeRemote, effect: Any) -> str | None:
+            stop.set()  # SIGTERM arrives during the HTTP call
+            return super().apply(adapter, effect)
+
+    fx = executor(store, remote, StoppingHandler(), clock, stop_event=stop)
+    request(fx, intent(1), intent(2))
+    assert fx.run_pending().done == 1
+    assert [e.state for e in store.effects()] == [EffectState.DONE, EffectState.PENDING]
+
+
+def test_an_effect_waits_for_its_prerequisite(
+    fx: Effects, store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    first = intent(1)
+    second = intent(2, after=first.ref)
+    remote.planned = [TransientError("503")]
+    request(fx, first, second)
+    result = fx.run_pending()
+    assert (result.done, result.deferred) == (0, 2)
+    clock.advance(timedelta(minutes=1))
+    assert fx.run_pending().done == 2
+    assert [e.state for e in store.effects()] == [EffectState.DONE] * 2
+
+
+def test_an_effect_whose_prerequisite_failed_fails(
+    fx: Effects, store: SqliteStore, remote: FakeRemote
+) -> None:
+    first = intent(1)
+    remote.planned = [Rejected("no")]
+    request(fx, first, intent(2, after=first.ref), intent(3, after=(KIND, "never-requested")))
+    result = fx.run_pending()
+    assert (result.failed, result.deferred) == (2, 1)
+    second = store.effect_by_key(KIND, "create:esc:2")
+    assert second is not None
+    assert second.last_error == f"prerequisite {KIND} create:esc:1 failed"
+
+
+def test_the_module_docstring_draws_the_steps() -> None:
+    doc = effects_module.__doc__ or ""
+    for word in ("INTENT", "CLAIM", "LOOK", "EFFECT", "COMMIT", *POINTS):
+        assert word in doc

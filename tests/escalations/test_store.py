@@ -1,0 +1,583 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from escalations.clock import FakeClock
+from escalations.errors import LockHeld, StoreError
+from escalations.models import (
+    CarrierContact,
+    CopiedArticle,
+    Duty,
+    EffectState,
+    Escalation,
+    LevelChange,
+    State,
+)
+from escalations.store import LAST_SUCCESSFUL_POLL, Duplicate, SqliteStore
+from escalations.store import sqlite as sqlite_module
+from escalations.store.sqlite import Migration, load_migrations
+from escalations.workflow import Event, apply, flag
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def new_escalation(ticket: int = 123, seq: int = 1, customer: int = 7) -> Escalation:
+    return flag(
+        key=f"zammad:ticket:{ticket}:{seq}",
+        original_ticket_id=ticket,
+        customer_id=customer,
+        segment="residential",
+        level=1,
+        reason="crisis",
+        at=T0,
+        callback_at=T0 + timedelta(hours=2),
+        organization_id=None,
+        flagged_by_id=3,
+    )
+
+
+def insert(store: SqliteStore, esc: Escalation) -> Escalation:
+    with store.transaction() as tx:
+        return store.insert_escalation(tx, esc)
+
+
+def save(store: SqliteStore, esc: Escalation) -> None:
+    with store.transaction() as tx:
+        store.update_escalation(tx, esc)
+
+
+def close_out(esc: Escalation) -> Escalation:
+    at = T0
+    for event in (Event.OPEN, Event.RESOLVE, Event.PARK, Event.CONFIRM, Event.CLOSE):
+        at += timedelta(hours=1)
+        esc = apply(esc, event, at)
+    return esc
+
+
+# -- opening, migrations, pragmas ----------------------------------------------------------
+def test_fresh_database_is_migrated_to_the_latest_version(store: SqliteStore) -> None:
+    latest = len(load_migrations())
+    assert latest >= 1
+    assert store.schema_version == latest
+    conn = store._conn()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {
+        "escalation",
+        "level_change",
+        "copied_article",
+        "carrier_contact",
+        "duty",
+        "effect",
+        "sync_cursor",
+        "seen_ticket",
+        "job_run",
+        "meta",
+    } <= tables
+
+
+def test_connection_pragmas_read_back(store: SqliteStore) -> None:
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert conn.isolation_level is None
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path, clock: FakeClock) -> None:
+    first = SqliteStore(db_path, clock)
+    esc = insert(first, new_escalation())
+    first.close()
+    second = SqliteStore(db_path, clock)
+    assert second.get_escalation(esc.id) == esc
+    assert second.integrity_check() == ["ok"]
+    second.close()
+
+
+def test_migrations_apply_in_order_from_the_recorded_version(
+    db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SqliteStore(db_path, clock).close()
+    shipped = len(load_migrations())
+    extra = Migration(shipped + 1, "999_extra.sql", "CREATE TABLE extra (x INTEGER);\n-- done\n")
+    monkeypatch.setattr(sqlite_module, "load_migrations", lambda: [*load_migrations(), extra])
+    store = SqliteStore(db_path, clock)
+    assert store.schema_version == shipped + 1
+    store._conn().execute("SELECT x FROM extra")
+    store.close()
+
+
+def test_a_failing_migration_is_rolled_back_whole(
+    db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SqliteStore(db_path, clock).close()
+    shipped = len(load_migrations())
+    broken = Migration(
+        shipped + 1, "999_broken.sql", "CREATE TABLE half (x INTEGER);\nNOT SQL AT ALL;\n"
+    )
+    monkeypatch.setattr(sqlite_module, "load_migrations", lambda: [*load_migrations(), broken])
+    with pytest.raises(StoreError, match="migration failed"):
+        SqliteStore(db_path, clock)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == shipped
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_database_newer_than_the_code_is_refused(db_path: Path, clock: FakeClock) -> None:
+    SqliteStore(db_path, clock).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        SqliteStore(db_path, clock)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(db_path: Path, clock: FakeClock) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        SqliteStore(db_path, clock)
+
+
+def test_memory_databases_are_refused(clock: FakeClock) -> None:
+    with pytest.raises(StoreError, match="file path"):
+        SqliteStore(":memory:", clock)
+
+
+def test_migration_files_ship_as_package_data() -> None:
+    names = [m.name for m in load_migrations()]
+    assert names[0] == "001_init.sql"
+
+
+# -- transactions ------------------------------------------------------------------------
+def test_an_exception_rolls_the_transaction_back(store: SqliteStore) -> None:
+    class Boom(Exception):
+        pass
+
+    def fail_midway() -> None:
+        with store.transaction() as tx:
+            store.insert_escalation(tx, new_escalation())
+            raise Boom
+
+    with pytest.raises(Boom):
+        fail_midway()
+    assert store.escalations_in() == []
+
+
+def test_transactions_do_not_nest(store: SqliteStore) -> None:
+    with store.transaction(), pytest.raises(StoreError, match="do not nest"), store.transaction():
+        pass
+
+
+def test_writes_need_the_open_transaction(store: SqliteStore, db_path: Path) -> None:
+    with store.transaction() as tx:
+        pass
+    with pytest.raises(StoreError, match="open transaction"):
+        store.insert_escalation(tx, new_escalation())
+    other = SqliteStore(db_path.with_name("other.sqlite3"), FakeClock())
+    with other.transaction() as foreign, pytest.raises(StoreError, match="open transaction"):
+        store.insert_escalation(foreign, new_escalation())
+    other.close()
+
+
+def test_reads_inside_a_transaction_see_its_writes(store: SqliteStore) -> None:
+    with store.transaction() as tx:
+        esc = store.insert_escalation(tx, new_escalation())
+        assert store.escalation_by_key(esc.key) == esc
+
+
+def test_each_thread_gets_its_own_connection(store: SqliteStore) -> None:
+    seen: list[object] = []
+
+    def work() -> None:
+        with store.transaction() as tx:
+            seen.append(store.insert_escalation(tx, new_escalation(ticket=555)))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert len(seen) == 1
+    assert store.active_escalation_for_ticket(555) == seen[0]
+    assert len(store._connections) == 2
+
+
+def test_a_closed_store_refuses_work(db_path: Path, clock: FakeClock) -> None:
+    store = SqliteStore(db_path, clock)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.escalations_in()
+
+
+def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
+    naive = dataclasses.replace(new_escalation(), updated_at=datetime(2026, 1, 1))  # noqa: DTZ001
+    with store.transaction() as tx, pytest.raises(ValueError, match="naive"):
+        store.insert_escalation(tx, naive)
+
+
+# -- the single-worker lock ----------------------------------------------------------------
+def test_a_second_lock_holder_gets_lock_held(db_path: Path, clock: FakeClock) -> None:
+    first = SqliteStore(db_path, clock)
+    second = SqliteStore(db_path, clock)
+    first.acquire_lock()
+    first.acquire_lock()  # re-entrant for the holder
+    with pytest.raises(LockHeld, match=rf"pid {os.getpid()}") as info:
+        second.acquire_lock()
+    assert str(db_path) in str(info.value)
+    first.release_lock()
+    second.acquire_lock()
+    second.close()
+    first.close()
+
+
+def test_the_lock_names_another_process(db_path: Path, clock: FakeClock) -> None:
+    SqliteStore(db_path, clock).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from escalations.store import SqliteStore;"
+            "from escalations.clock import FakeClock;"
+            f"s = SqliteStore({str(db_path)!r}, FakeClock()); s.acquire_lock();"
+            "print('locked', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        store = SqliteStore(db_path, clock)
+        with pytest.raises(LockHeld, match=rf"pid {holder.pid}\b"):
+            store.acquire_lock()
+        store.close()
+    finally:
+        holder.communicate("", timeout=30)
+    store = SqliteStore(db_path, clock)
+    store.acquire_lock()  # released when the holder exited
+    store.close()
+
+
+# -- escalations and uniqueness ------------------------------------------------------------
+def test_escalation_round_trip_and_lookups(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    assert esc.id > 0
+    assert store.get_escalation(esc.id) == esc
+    assert store.escalation_by_key("zammad:ticket:123:1") == esc
+    assert store.active_escalation_for_ticket(123) == esc
+    assert store.active_escalations_for_customer(7) == [esc]
+    assert store.escalations_in(State.FLAGGED) == [esc]
+    assert store.escalations_in(State.OPEN) == []
+    opened = apply(esc, Event.OPEN, T0 + timedelta(minutes=1), escalation_ticket_id=900)
+    save(store, opened)
+    assert store.escalation_by_ticket(900) == opened
+    assert store.get_escalation(esc.id) == opened
+    assert store.get_escalation(999) is None
+
+
+def test_update_of_a_missing_escalation_is_an_error(store: SqliteStore) -> None:
+    with store.transaction() as tx, pytest.raises(StoreError, match="does not exist"):
+        store.update_escalation(tx, dataclasses.replace(new_escalation(), id=77))
+
+
+def test_duplicate_key_is_refused_by_the_database(store: SqliteStore) -> None:
+    insert(store, new_escalation())
+    with pytest.raises(Duplicate):
+        insert(store, dataclasses.replace(new_escalation(), original_ticket_id=999))
+
+
+def test_one_active_escalation_per_original_ticket(store: SqliteStore) -> None:
+    first = insert(store, new_escalation(seq=1))
+    with pytest.raises(Duplicate, match="already has an active escalation"):
+        insert(store, new_escalation(seq=2))
+    save(store, close_out(first))
+    second = insert(store, new_escalation(seq=2))
+    assert store.active_escalation_for_ticket(123) == second
+    assert [e.key for e in store.escalations_for_ticket(123)] == [first.key, second.key]
+    assert store.active_escalations_for_customer(7) == [second]
+
+
+def test_the_active_rule_is_a_database_constraint(store: SqliteStore) -> None:
+    insert(store, new_escalation(seq=1))
+    conn = store._conn()
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO escalation (key, original_ticket_id, customer_id, segment, level,"
+            " reason, state, updated_at) VALUES ('x', 123, 7, 's', 1, 'r', 'open', 'now')"
+        )
+
+
+def test_an_escalation_ticket_belongs_to_one_escalation(store: SqliteStore) -> None:
+    a = insert(store, new_escalation(ticket=1))
+    b = insert(store, new_escalation(ticket=2))
+    save(store, dataclasses.replace(a, escalation_ticket_id=900))
+    with pytest.raises(Duplicate):
+        save(store, dataclasses.replace(b, escalation_ticket_id=900))
+
+
+def test_states_and_levels_are_checked_by_the_database(store: SqliteStore) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        insert(store, dataclasses.replace(new_escalation(), level=0))
+    conn = store._conn()
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO escalation (key, original_ticket_id, customer_id, segment, level,"
+            " reason, state, updated_at) VALUES ('y', 5, 7, 's', 1, 'r', 'lost', 'now')"
+        )
+
+
+# -- history rows -------------------------------------------------------------------------
+def test_level_changes_are_recorded_in_order(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    changes = [
+        LevelChange(escalation_id=esc.id, from_level=1, to_level=2, changed_at=T0, reason="asked"),
+        LevelChange(
+            escalation_id=esc.id,
+            from_level=2,
+            to_level=3,
+            changed_at=T0 + timedelta(hours=1),
+            changed_by_id=4,
+        ),
+    ]
+    with store.transaction() as tx:
+        for change in changes:
+            store.record_level_change(tx, change)
+    assert store.level_changes(esc.id) == changes
+
+
+def test_copied_articles_are_unique_per_escalation_and_source(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    row = CopiedArticle(
+        escalation_id=esc.id, source_ticket_id=123, source_article_id=8812, copied_at=T0
+    )
+    with store.transaction() as tx:
+        assert store.record_copied_article(tx, row) is True
+        assert store.record_copied_article(tx, row) is False
+        store.set_copy_article_id(tx, esc.id, 8812, 9001)
+    assert store.copied_articles(esc.id) == [dataclasses.replace(row, copy_article_id=9001)]
+    with store.transaction() as tx, pytest.raises(StoreError, match="no copied article"):
+        store.set_copy_article_id(tx, esc.id, 1, 2)
+
+
+def test_history_rows_need_an_existing_escalation(store: SqliteStore) -> None:
+    row = CopiedArticle(escalation_id=404, source_ticket_id=1, source_article_id=2, copied_at=T0)
+    with store.transaction() as tx, pytest.raises(sqlite3.IntegrityError):
+        store.record_copied_article(tx, row)
+
+
+def test_carrier_contacts_round_trip_and_are_unique(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    contact = CarrierContact(
+        escalation_id=esc.id,
+        source_article_id=50,
+        carrier="BT",
+        stage="fault raised",
+        forename="Sam",
+        location=None,
+        user_id="bt-77",
+        called_at=T0,
+        missing=("location",),
+    )
+    with store.transaction() as tx:
+        assert store.record_carrier_contact(tx, contact) is True
+        assert store.record_carrier_contact(tx, contact) is False
+    assert store.carrier_contacts(esc.id) == [contact]
+
+
+def test_duties_are_unique_per_slot_and_can_be_completed(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    am = Duty(escalation_id=esc.id, kind="call", slot="2026-12-01:am", due_at=T0)
+    pm = Duty(
+        escalation_id=esc.id, kind="call", slot="2026-12-01:pm", due_at=T0 + timedelta(hours=6)
+    )
+    with store.transaction() as tx:
+        assert store.add_duty(tx, am) is True
+        assert store.add_duty(tx, am) is False
+        assert store.add_duty(tx, pm) is True
+    assert store.duties(esc.id) == [am, pm]
+    assert store.duties(due_by=T0 + timedelta(hours=1), pending_only=True) == [am]
+    done_at = T0 + timedelta(minutes=30)
+    with store.transaction() as tx:
+        assert store.complete_duty(tx, esc.id, "call", am.slot, done_at) is True
+        assert store.complete_duty(tx, esc.id, "call", am.slot, done_at) is False
+        assert store.complete_duty(tx, esc.id, "call", "nope", done_at) is False
+    assert store.duties(esc.id, pending_only=True) == [pm]
+    assert store.duties(esc.id)[0].done_at == done_at
+
+
+# -- effects rows -------------------------------------------------------------------------
+def effect_args(key: str = "k1", **over: object) -> dict[str, object]:
+    args: dict[str, object] = {
+        "kind": "create",
+        "key": key,
+        "marker": "hde1-0123456789abcdef",
+        "payload_json": '{"a":1}',
+        "payload_sha256": "0" * 64,
+        "escalation_id": None,
+        "after": None,
+        "at": T0,
+    }
+    args.update(over)
+    return args
+
+
+def test_effect_kind_and_key_are_unique(store: SqliteStore) -> None:
+    with store.transaction() as tx:
+        first = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
+        again = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
+    assert first is not None
+    assert again is None
+    assert len(store.effects()) == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        store._conn().execute(
+            "INSERT INTO effect (kind, key, marker, payload, payload_sha256, not_before,"
+            " created_at, updated_at) VALUES ('create', 'k1', 'm', '{}', 's', 't', 't', 't')"
+        )
+
+
+def test_effect_life_cycle_in_the_store(store: SqliteStore, clock: FakeClock) -> None:
+    with store.transaction() as tx:
+        effect_id = store.insert_effect(tx, **effect_args(after=("create", "k0")))  # type: ignore[arg-type]
+    assert effect_id is not None
+    effect = store.get_effect(effect_id)
+    assert effect is not None
+    assert (effect.state, effect.attempts, effect.after) == (
+        EffectState.PENDING,
+        0,
+        ("create", "k0"),
+    )
+    assert effect.payload == {"a": 1}
+    assert store.runnable_effects(T0) == [effect]
+    with store.transaction() as tx:
+        claimed = store.claim_effect(tx, effect_id)
+    assert (claimed.state, claimed.attempts) == (EffectState.IN_FLIGHT, 1)
+    later = T0 + timedelta(minutes=5)
+    with store.transaction() as tx:
+        store.finish_effect(tx, effect_id, EffectState.IN_FLIGHT, last_error="x", not_before=later)
+    assert store.runnable_effects(T0) == []
+    assert [e.id for e in store.runnable_effects(later)] == [effect_id]
+    with store.transaction() as tx:
+        store.claim_effect(tx, effect_id)
+        store.finish_effect(tx, effect_id, EffectState.DONE, remote_id="900")
+    done = store.effect_by_key("create", "k1")
+    assert done is not None
+    assert (done.state, done.attempts, done.remote_id, done.last_error) == (
+        EffectState.DONE,
+        2,
+        "900",
+        None,
+    )
+    assert store.effects(EffectState.DONE) == [done]
+    with store.transaction() as tx, pytest.raises(StoreError, match="cannot be claimed"):
+        store.claim_effect(tx, effect_id)
+    with store.transaction() as tx, pytest.raises(StoreError, match="cannot change state"):
+        store.finish_effect(tx, effect_id, EffectState.FAILED)
+
+
+# -- cursor, seen tickets, jobs, meta, status ---------------------------------------------
+def test_cursor_round_trip(store: SqliteStore) -> None:
+    assert store.get_cursor("tickets") is None
+    with store.transaction() as tx:
+        store.set_cursor(tx, "tickets", T0, T0 + timedelta(seconds=30))
+    cursor = store.get_cursor("tickets")
+    assert cursor is not None
+    assert (cursor.value, cursor.signpost) == (T0, T0 + timedelta(seconds=30))
+
+
+def test_cursor_never_moves_past_the_signpost(store: SqliteStore) -> None:
+    with store.transaction() as tx, pytest.raises(ValueError, match="past the signpost"):
+        store.set_cursor(tx, "tickets", T0 + timedelta(seconds=1), T0)
+    assert store.get_cursor("tickets") is None
+    with pytest.raises(sqlite3.IntegrityError):  # and the database refuses it too
+        store._conn().execute(
+            "INSERT INTO sync_cursor VALUES ('tickets', '2026-12-02T00:00:00.000000Z',"
+            " '2026-12-01T00:00:00.000000Z', 'now')"
+        )
+
+
+def test_seen_tickets_absorb_the_overlap(store: SqliteStore) -> None:
+    assert store.ticket_seen(5, T0) is False
+    with store.transaction() as tx:
+        assert store.note_ticket_seen(tx, 5, T0) is True
+        assert store.ticket_seen(5, T0) is True
+        assert store.ticket_seen(5, T0 - timedelta(seconds=1)) is True
+        assert store.ticket_seen(5, T0 + timedelta(seconds=1)) is False
+        assert store.note_ticket_seen(tx, 5, T0) is False
+        assert store.note_ticket_seen(tx, 5, T0 - timedelta(seconds=1)) is False
+        assert store.note_ticket_seen(tx, 5, T0 + timedelta(seconds=1)) is True
+        assert store.note_ticket_seen(tx, 6, T0 - timedelta(days=2)) is True
+        assert store.forget_seen_before(tx, T0 - timedelta(days=1)) == 1
+        assert store.note_ticket_seen(tx, 6, T0 - timedelta(days=2)) is True
+
+
+def test_job_runs_meta_and_status(store: SqliteStore, clock: FakeClock) -> None:
+    open_esc = insert(store, new_escalation(ticket=1))
+    save(store, apply(open_esc, Event.OPEN, T0, level=2, max_level=4))
+    insert(store, new_escalation(ticket=2))
+    save(store, close_out(insert(store, new_escalation(ticket=3))))
+    with store.transaction() as tx:
+        store.add_duty(tx, Duty(escalation_id=open_esc.id, kind="update", slot="1", due_at=T0))
+        store.add_duty(
+            tx,
+            Duty(escalation_id=open_esc.id, kind="update", slot="2", due_at=T0 + timedelta(days=1)),
+        )
+        store.insert_effect(tx, **effect_args("a"))  # type: ignore[arg-type]
+        store.insert_effect(tx, **effect_args("b"))  # type: ignore[arg-type]
+        ok_run = store.start_job_run(tx, "sync", T0)
+        store.finish_job_run(tx, ok_run, finished_at=T0, ok=True, counts={"copied": 2})
+        bad_run = store.start_job_run(tx, "parking", T0)
+        store.finish_job_run(tx, bad_run, finished_at=T0, ok=False, counts={}, error="boom")
+        store.set_meta(tx, LAST_SUCCESSFUL_POLL, T0)
+        store.set_meta(tx, "anything", {"x": [1, 2]})
+    assert store.get_meta("anything") == {"x": [1, 2]}
+    assert store.get_meta("missing") is None
+    runs = store.job_runs()
+    assert [r.job for r in runs] == ["parking", "sync"]
+    assert runs[1].counts == {"copied": 2}
+    assert runs[1].ok is True
+    assert [r.id for r in store.job_runs("sync")] == [ok_run]
+
+    status = store.status(T0 + timedelta(hours=1))
+    assert status.escalations == {(State.OPEN, 2): 1, (State.FLAGGED, 1): 1}
+    assert status.duties_due == 1
+    assert status.effects == {
+        EffectState.PENDING: 2,
+        EffectState.IN_FLIGHT: 0,
+        EffectState.DONE: 0,
+        EffectState.FAILED: 0,
+    }
+    assert status.last_successful_poll == T0
+    assert [r.error for r in status.last_errors] == ["boom"]
+    assert status.schema_version == store.schema_version
+
+
+def test_integrity_check_is_ok(store: SqliteStore) -> None:
+    insert(store, new_escalation())
+    assert store.integrity_check() == ["ok"]
+
+
+def test_scan_requests_are_unique_ordered_and_cleared(store: SqliteStore, clock: FakeClock) -> None:
+    esc = insert(store, new_escalation())
+    with store.transaction() as tx:
+        assert store.request_scan(tx, esc.id, 200, "31200", clock.now())
+        assert not store.request_scan(tx, esc.id, 200, "31200", clock.now())
+    clock.advance(timedelta(seconds=1))
+    with store.transaction() as tx:
+        assert store.request_scan(tx, esc.id, 123, "31123", clock.now())
+    scans = store.pending_scans()
+    assert [(s.ticket_id, s.ticket_number) for s in scans] == [(200, "31200"), (123, "31123")]
+    with store.transaction() as tx:
+        store.clear_scan(tx, esc.id, 200)
+    assert [s.ticket_id for s in store.pending_scans()] == [123]
