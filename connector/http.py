@@ -1,0 +1,878 @@
+"""The one HTTP policy every adapter uses: session factory, timeouts, retries, request budget,
+redirect rules and the mapping of responses to the exception tree.
+
+Exceptions raised here (defined in ``connector/errors.py``)::
+
+    HelpdeskError
+    ├─ TransientError          could not connect, read timeout or truncated body on an
+    │  │                       idempotent call, 502/503/504 (retried), other 5xx on an
+    │  │                       idempotent call (not retried)
+    │  └─ RateLimited          429 on any verb (retried); .retry_after: float
+    ├─ AmbiguousWrite          POST: read timeout, reset after send, truncated or unreadable
+    │                          2xx body, any 5xx → never retried, reconcile by marker
+    ├─ AuthError               401/403 → never retried
+    ├─ NotFound                404
+    ├─ Conflict                409
+    ├─ Rejected                400/422 and every other 4xx → permanent for this payload
+    ├─ RedirectError           a 3xx on a write; a redirect to another host on a read
+    └─ TooLarge                a download grew past its byte cap
+
+Retry policy (tenacity, one ``Retrying`` per call):
+
+* GET, HEAD, PUT, DELETE (and POSTs the caller declares idempotent, e.g. Zammad's
+  ``tags/add``) are retried on connect errors, read timeouts, truncated bodies, 429, 502, 503
+  and 504.
+* Any other POST is retried **only** when the request provably never left this machine: a
+  refused connection, DNS failure, connect timeout or certificate failure (urllib3's
+  ``NewConnectionError``/``NameResolutionError``/``ConnectTimeoutError``). requests raises the
+  same ``ConnectionError`` for a refused connection and for a reset after the request was sent,
+  so the urllib3 cause decides. A reset after send (``ProtocolError``/``RemoteDisconnected``),
+  a read timeout or a 5xx raises ``AmbiguousWrite``.
+* **429 on POST is retried.** A 429 comes from Zammad's rack-attack middleware or from a proxy
+  in front of it; both answer before the request reaches the application, so nothing was
+  applied (reference §2.4: Zammad itself has no per-user API limit).
+* The wait is ``max(Retry-After, backoff)``: ``Retry-After`` in delta-seconds or HTTP-date
+  form (relative to the injected clock) clamped to ``[0, retry_after_max]``; backoff is
+  exponential with jitter, capped. Sleeping uses the clock, so ``FakeClock`` records it.
+* A call never sleeps more than ``retry_budget`` seconds in total: a longer ``Retry-After``
+  gives up at once with ``RateLimited(retry_after=…)`` so the worker loop (watchdog!) decides
+  when to come back instead of blocking inside one HTTP call.
+
+Every attempt (and every redirect hop) takes a token from a client-side bucket
+(``requests_per_minute``) and carries ``timeout=(connect, read)``. ``http://`` is refused unless
+the host is loopback. The token is registered with ``escalations.redaction.SECRETS`` when the
+client is built; exceptions and log lines never carry header values or bodies.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import ipaddress
+import json as jsonlib
+import logging
+import random
+import re
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import requests.adapters
+import requests.auth
+import tenacity
+import urllib3.exceptions
+
+from connector.errors import (
+    BODY_EXCERPT_LIMIT,
+    AmbiguousWrite,
+    AuthError,
+    Conflict,
+    HelpdeskError,
+    NotFound,
+    RateLimited,
+    RedirectError,
+    Rejected,
+    TooLarge,
+    TransientError,
+)
+from escalations.clock import Clock, SystemClock
+from escalations.errors import ConfigError
+from escalations.redaction import SECRETS
+
+if TYPE_CHECKING:
+    from escalations.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_AFTER_MAX = 300.0
+"""Protocol cap on a server-sent ``Retry-After`` (seconds); anything longer is clamped."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_REDIRECTS = 5
+MESSAGE_LIMIT = 300
+_DOWNLOAD_CHUNK = 64 * 1024
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DELTA_SECONDS_RE = re.compile(r"\s*[0-9]+\s*")
+
+# Errors raised while the body is read: the response began but did not arrive whole.
+_TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    http.client.IncompleteRead,
+    urllib3.exceptions.IncompleteRead,
+)
+# Everything the transport can raise for a network-level failure. Programming errors
+# (InvalidURL, InvalidJSONError, …) are deliberately not listed and propagate unchanged.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    *_TRUNCATION_ERRORS,
+    http.client.HTTPException,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+)
+# urllib3 causes that prove the request never left this machine.
+_BEFORE_SEND_CAUSES: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.NameResolutionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    ssl.SSLCertVerificationError,
+    ssl.CertificateError,
+)
+
+
+class UnsafeURLError(ConfigError, ValueError):
+    """The helpdesk URL is not acceptable (``http://`` to a non-loopback host, credentials in
+    the URL, no host). A configuration error: the CLI exits 78."""
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts, retry and rate settings for one client. Built from ``Settings`` in production;
+    tests construct it directly."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    requests_per_minute: int = 60
+    burst: int = 10
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_max: float = RETRY_AFTER_MAX
+    retry_budget: float = 30.0
+    ca_bundle: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.requests_per_minute < 1 or self.burst < 1 or self.max_attempts < 1:
+            raise ValueError("requests_per_minute, burst and max_attempts must be at least 1")
+        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
+            raise ConfigError(f"ESCALATIONS_CA_BUNDLE: {self.ca_bundle} is not a file")
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The ``(connect, read)`` tuple passed to every request."""
+        return (self.connect_timeout, self.read_timeout)
+
+    @property
+    def verify(self) -> str | bool:
+        """``requests``' ``verify``: the CA bundle path, else ``True``. Never ``False``."""
+        return str(self.ca_bundle) if self.ca_bundle is not None else True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpPolicy:
+        """The policy configured by ``ESCALATIONS_HTTP_*`` and ``ESCALATIONS_CA_BUNDLE``."""
+        return cls(
+            connect_timeout=settings.http_connect_timeout,
+            read_timeout=settings.http_read_timeout,
+            requests_per_minute=settings.http_requests_per_minute,
+            burst=min(cls.burst, settings.http_requests_per_minute),
+            max_attempts=settings.http_max_attempts,
+            ca_bundle=settings.ca_bundle,
+        )
+
+
+def build_session(policy: HttpPolicy) -> requests.Session:
+    """A ``requests.Session`` for one adapter: TLS verification on (or the configured CA
+    bundle), no transport-level retries (tenacity owns retrying), JSON ``Accept``."""
+    session = requests.Session()
+    session.verify = policy.verify
+    session.headers["Accept"] = "application/json"
+    session.headers["User-Agent"] = "helpdesk-escalations"
+    adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+# -- URL rules ------------------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> str:
+    """Validate a helpdesk base URL and return it without a trailing slash.
+
+    Raises:
+        UnsafeURLError: not ``https://`` (``http://`` is allowed for loopback hosts only),
+            credentials embedded in the URL, a query or fragment, or no host.
+    """
+    parts = urlsplit(base_url.strip())
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise UnsafeURLError("helpdesk URL must be https://HOST[/PATH]")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise UnsafeURLError(
+            f"refusing http:// to {host}: plain HTTP is only allowed for a loopback address"
+        )
+    if parts.username or parts.password:
+        raise UnsafeURLError("helpdesk URL must not contain credentials")
+    if parts.query or parts.fragment:
+        raise UnsafeURLError("helpdesk URL must not contain a query or fragment")
+    return base_url.strip().rstrip("/")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
+
+
+# -- Retry-After and backoff ----------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: datetime, *, cap: float = RETRY_AFTER_MAX) -> float:
+    """Seconds to wait from a ``Retry-After`` header, clamped to ``[0, cap]``.
+
+    Accepts delta-seconds (``"7"``) and an HTTP-date (``"Wed, 21 Oct 2015 07:28:00 GMT"``,
+    measured from ``now``). Anything unparseable counts as absent (0).
+    """
+    if not value:
+        return 0.0
+    if _DELTA_SECONDS_RE.fullmatch(value):
+        seconds = float(int(value.strip()))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+        if when.tzinfo is None:  # RFC 850/asctime forms parse naive; HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 0.0), cap)
+
+
+class _CallState:
+    """What one call's attempts tell its wait/stop callables."""
+
+    __slots__ = ("retry_after", "status", "waits")
+
+    def __init__(self) -> None:
+        self.retry_after: str | None = None
+        self.status: int | None = None
+        self.waits: dict[int, float] = {}
+
+
+class RetryAfterWait:
+    """tenacity ``wait=``: ``max(Retry-After, exponential backoff with jitter)``.
+
+    Backoff for attempt *n* is drawn from ``[d/2, d]`` with ``d = min(cap, base·2^(n-1))``
+    ("equal jitter": never zero, spreads concurrent clients). ``Retry-After`` is read from the
+    last response, parsed relative to ``clock.now()`` and clamped to ``retry_after_max``.
+    """
+
+    def __init__(
+        self, policy: HttpPolicy, clock: Clock, rng: random.Random, state: _CallState
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng
+        self._state = state
+
+    def backoff(self, attempt: int) -> float:
+        ceiling = min(self._policy.backoff_cap, self._policy.backoff_base * 2 ** (attempt - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def compute(self, retry_state: tenacity.RetryCallState) -> float:
+        attempt = retry_state.attempt_number
+        if attempt not in self._state.waits:
+            retry_after = parse_retry_after(
+                self._state.retry_after, self._clock.now(), cap=self._policy.retry_after_max
+            )
+            self._state.waits[attempt] = max(retry_after, self.backoff(attempt))
+        return self._state.waits[attempt]
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self.compute(retry_state)
+
+
+class _StopPolicy:
+    """tenacity ``stop=``: after ``max_attempts``, or when the next wait would take the call's
+    total sleeping past ``retry_budget``."""
+
+    def __init__(self, policy: HttpPolicy, wait: RetryAfterWait, state: _CallState) -> None:
+        self._policy = policy
+        self._wait = wait
+        self._state = state
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number >= self._policy.max_attempts:
+            return True
+        slept = sum(w for n, w in self._state.waits.items() if n < retry_state.attempt_number)
+        return slept + self._wait.compute(retry_state) > self._policy.retry_budget
+
+
+# -- request budget -------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """A client-side request budget: ``rate_per_minute`` tokens a minute, at most ``burst``
+    banked. ``acquire`` sleeps on the injected clock until a token is free."""
+
+    def __init__(self, rate_per_minute: int, burst: int, clock: Clock) -> None:
+        self._rate = rate_per_minute / 60.0
+        self._capacity = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._stamp = clock.monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock.monotonic()
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def acquire(self) -> float:
+        """Take one token; returns how long it waited."""
+        waited = 0.0
+        with self._lock:
+            self._refill()
+            while self._tokens < 1.0:
+                wait = (1.0 - self._tokens) / self._rate
+                log.debug("http.throttle wait=%.2f", wait)
+                self._clock.sleep(wait)
+                waited += wait
+                self._refill()
+            self._tokens -= 1.0
+        return waited
+
+
+# -- error mapping --------------------------------------------------------------------------
+
+
+def _path_of(resp: requests.Response) -> str:
+    url = resp.url or (resp.request.url if resp.request is not None else "") or ""
+    return urlsplit(url).path
+
+
+def _request_id(resp: requests.Response) -> str | None:
+    value = resp.headers.get("X-Request-Id")
+    if not value or not _REQUEST_ID_RE.fullmatch(value.strip()):
+        return None
+    redacted = SECRETS.redact(value.strip())
+    return None if redacted != value.strip() else redacted
+
+
+def _body_text(resp: requests.Response) -> str:
+    try:
+        raw = resp.content or b""
+    except (requests.RequestException, http.client.HTTPException, urllib3.exceptions.HTTPError):
+        return ""
+    return raw[: 64 * 1024].decode(resp.encoding or "utf-8", errors="replace")
+
+
+def _server_message(text: str) -> str | None:
+    try:
+        data = jsonlib.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        for key in ("error_human", "error", "message"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def raise_for_response(
+    resp: requests.Response,
+    *,
+    clock: Clock | None = None,
+    retry_after_max: float = RETRY_AFTER_MAX,
+    idempotent: bool | None = None,
+) -> None:
+    """Raise the ``HelpdeskError`` for a non-2xx response; return ``None`` for a 2xx.
+
+    This is the only place HTTP statuses become exceptions. The exception carries the
+    status, method, path (never the query string), the ``X-Request-Id`` value and a
+    redacted body excerpt of at most 1 KiB; never a header value.
+
+    Args:
+        resp: the response.
+        clock: the clock an HTTP-date ``Retry-After`` is measured against.
+        retry_after_max: clamp for ``RateLimited.retry_after``.
+        idempotent: whether repeating the request is harmless; defaults by method. A 5xx on
+            a non-idempotent request is ``AmbiguousWrite``.
+    """
+    status = resp.status_code
+    if 200 <= status < 300:
+        return
+    method = (resp.request.method or "").upper() if resp.request is not None else ""
+    if idempotent is None:
+        idempotent = method in IDEMPOTENT_METHODS
+    text = SECRETS.redact(_body_text(resp))
+    server = _server_message(text)
+    detail = f": {server[:MESSAGE_LIMIT]}" if server else ""
+    kw: dict[str, Any] = {
+        "status": status,
+        "method": method or None,
+        "path": _path_of(resp),
+        "request_id": _request_id(resp),
+        "body_excerpt": text[:BODY_EXCERPT_LIMIT] or None,
+    }
+    if 300 <= status < 400:
+        raise RedirectError(f"HTTP {status} redirect refused", **kw)
+    if status in (401, 403):
+        raise AuthError(f"HTTP {status} not authorised{detail}", **kw)
+    if status == 404:
+        raise NotFound(f"HTTP 404 not found{detail}", **kw)
+    if status == 409:
+        raise Conflict(f"HTTP 409 conflict{detail}", **kw)
+    if status == 429:
+        now = (clock or SystemClock()).now()
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now, cap=retry_after_max)
+        raise RateLimited(f"HTTP 429 rate limited{detail}", retry_after=retry_after, **kw)
+    if 400 <= status < 500:
+        raise Rejected(f"HTTP {status} rejected{detail}", **kw)
+    if status >= 500 and not idempotent:
+        raise AmbiguousWrite(
+            f"HTTP {status} on a non-idempotent {method}: it may have been applied{detail}", **kw
+        )
+    if status >= 500:
+        raise TransientError(f"HTTP {status} server error{detail}", **kw)
+    raise Rejected(f"HTTP {status} unexpected status", **kw)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            nested = getattr(current, attr, None)
+            if isinstance(nested, BaseException):
+                stack.append(nested)
+
+
+def classify_transport_error(exc: BaseException) -> str:
+    """Name the phase a transport error happened in.
+
+    Returns one of ``connect`` (the request never left: refused, DNS, connect timeout,
+    certificate), ``read_timeout``, ``truncated`` (body cut short) or ``reset`` (connection
+    dropped after the request was sent; the default when unsure).
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect"
+    causes = list(_causes(exc))
+    if any(isinstance(c, _BEFORE_SEND_CAUSES) for c in causes):
+        return "connect"
+    if isinstance(exc, requests.exceptions.ReadTimeout) or any(
+        isinstance(c, urllib3.exceptions.ReadTimeoutError) for c in causes
+    ):
+        return "read_timeout"
+    if any(isinstance(c, _TRUNCATION_ERRORS) for c in causes):
+        return "truncated"
+    return "reset"
+
+
+_REASON_TEXT = {
+    "connect": "could not connect (the request was not sent)",
+    "read_timeout": "read timed out",
+    "truncated": "response body truncated",
+    "reset": "connection dropped after the request was sent",
+}
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+def _credential_parts(value: str) -> Iterator[str]:
+    """The header value, its credential after the scheme, and the value of a ``key=value``
+    credential: ``Token token=abc`` yields the whole value, ``token=abc`` and ``abc``."""
+    yield value
+    _, _, credential = value.strip().partition(" ")
+    if credential:
+        yield credential
+        key, sep, rest = credential.partition("=")
+        if sep and key.isalpha():
+            yield rest
+
+
+class _HeaderAuth(requests.auth.AuthBase):
+    """Adds the auth headers at prepare time. Passing an explicit ``auth`` also stops requests
+    from consulting ``~/.netrc``, which would overwrite ``Authorization``."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {sorted(self._headers)} values masked>"
+
+
+class HttpClient:
+    """A JSON HTTP client bound to one helpdesk base URL, applying ``HttpPolicy``.
+
+    Args:
+        base_url: ``https://host[/prefix]``; ``http://`` only for loopback hosts.
+        auth_headers: headers that authenticate every request; their values are registered
+            as secrets and never logged.
+        policy: timeouts, retries, budget.
+        clock: time source for back-off sleeps, ``Retry-After`` dates and the request budget.
+        session: a session from ``build_session`` (tests mount fault adapters on it).
+        rng: jitter source (tests pass a seeded one).
+
+    Raises:
+        UnsafeURLError: the URL is refused (see ``check_base_url``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth_headers: Mapping[str, str],
+        policy: HttpPolicy,
+        clock: Clock,
+        session: requests.Session | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self.policy = policy
+        self._origin = _origin(self.base_url)
+        self._clock = clock
+        for value in auth_headers.values():
+            for secret in _credential_parts(value):
+                SECRETS.add(secret)
+        self._auth = _HeaderAuth(auth_headers)
+        self._session = session if session is not None else build_session(policy)
+        self._bucket = TokenBucket(policy.requests_per_minute, policy.burst, clock)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._unreachable = False
+        self._auth_failed = False
+        self._forbidden: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.base_url!r})"
+
+    # -- public API -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """Send one logical request under the policy and return the 2xx response.
+
+        Args:
+            method: HTTP verb.
+            path: absolute path below the base URL (``/api/v1/...``), no query string.
+            params: query parameters (never logged).
+            json: JSON body.
+            headers: extra headers (values never logged).
+            stream: leave the body unread (the caller must close the response).
+            idempotent: override the per-verb rule, for a POST the server treats as
+                idempotent; ``None`` decides by method.
+
+        Raises:
+            HelpdeskError: see the module docstring for which subclass when.
+        """
+
+        def keep(resp: requests.Response) -> requests.Response:
+            if not stream:
+                _ = resp.content  # read inside the attempt: a truncated body is retried
+            return resp
+
+        return self._call(
+            method, path, params=params, json=json, headers=headers, stream=stream,
+            idempotent=idempotent, consume=keep, close=False,
+        )  # fmt: skip
+
+    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """GET and decode JSON."""
+        return self._json_call("GET", path, params=params)
+
+    def post_json(
+        self,
+        path: str,
+        json: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """POST a JSON body and decode the JSON answer."""
+        return self._json_call("POST", path, json=json, headers=headers, idempotent=idempotent)
+
+    def put_json(self, path: str, json: Any, *, params: Mapping[str, Any] | None = None) -> Any:
+        """PUT a JSON body and decode the JSON answer."""
+        return self._json_call("PUT", path, json=json, params=params)
+
+    def delete_json(self, path: str, json: Any = None) -> Any:
+        """DELETE (optionally with a JSON body) and decode the JSON answer, if any."""
+        return self._json_call("DELETE", path, json=json)
+
+    def download(self, path: str, *, max_bytes: int) -> bytes:
+        """GET a binary body, streamed, counting bytes as they arrive.
+
+        Raises:
+            TooLarge: the declared ``Content-Length`` or the bytes read exceed ``max_bytes``
+                (``Content-Length`` can lie, so both are checked).
+        """
+
+        def consume(resp: requests.Response) -> bytes:
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(
+                    f"declared size {declared} bytes exceeds the cap of {max_bytes}",
+                    size_seen=int(declared), status=resp.status_code, method="GET", path=path,
+                )  # fmt: skip
+            buffer = bytearray()
+            for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
+                buffer += chunk
+                if len(buffer) > max_bytes:
+                    raise TooLarge(
+                        f"download exceeds the cap of {max_bytes} bytes",
+                        size_seen=len(buffer), status=resp.status_code, method="GET", path=path,
+                    )  # fmt: skip
+            return bytes(buffer)
+
+        return self._call("GET", path, stream=True, consume=consume, close=True)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _json_call(self, method: str, path: str, **kw: Any) -> Any:
+        idempotent = kw.get("idempotent")
+        retry_safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
+
+        def decode(resp: requests.Response) -> Any:
+            raw = resp.content
+            if not raw.strip():
+                return None
+            try:
+                return jsonlib.loads(raw)
+            except ValueError:
+                where: dict[str, Any] = {"status": resp.status_code, "method": method, "path": path}
+                if not retry_safe:
+                    raise AmbiguousWrite(
+                        "the response to a write was not JSON; it may have been applied", **where
+                    ) from None
+                raise TransientError("the response was not JSON", **where) from None
+
+        return self._call(method, path, consume=decode, close=False, **kw)
+
+    def _url(self, path: str) -> str:
+        if not path.startswith("/") or "?" in path or "#" in path:
+            raise ValueError(f"path must be absolute and without a query: {path!r}")
+        return self.base_url + path
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        consume: Callable[[requests.Response], T],
+        close: bool,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        idempotent: bool | None = None,
+    ) -> T:
+        method = method.upper()
+        url = self._url(path)
+        retry_safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
+        state = _CallState()
+
+        def attempt() -> T:
+            state.retry_after = None
+            state.status = None
+            resp = self._send(method, url, path, params, json, headers, stream, retry_safe, state)
+            try:
+                return consume(resp)
+            except _TRANSPORT_ERRORS as exc:
+                raise self._transport_error(
+                    exc, method, path, retry_safe, resp.status_code
+                ) from exc
+            finally:
+                if close:
+                    resp.close()
+
+        wait = RetryAfterWait(self.policy, self._clock, self._rng, state)
+        retrying = tenacity.Retrying(
+            stop=_StopPolicy(self.policy, wait, state),
+            wait=wait,
+            sleep=self._clock.sleep,
+            retry=tenacity.retry_if_exception(_is_retryable),
+            before_sleep=lambda rs: self._log_retry(rs, method, path),
+            reraise=True,
+        )
+        try:
+            result = retrying(attempt)
+        except HelpdeskError as exc:
+            self._note_failure(exc, method, path)
+            raise
+        if self._unreachable:
+            self._unreachable = False
+            log.info("http.recovered method=%s path=%s", method, path)
+        return result
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        stream: bool,
+        retry_safe: bool,
+        state: _CallState,
+    ) -> requests.Response:
+        for hop in range(MAX_REDIRECTS + 1):
+            self._bucket.acquire()
+            try:
+                resp = self._session.request(
+                    method,
+                    url,
+                    params=params if hop == 0 else None,
+                    json=json,
+                    headers=dict(headers) if headers else None,
+                    auth=self._auth,
+                    timeout=self.policy.timeout,
+                    verify=self.policy.verify,
+                    allow_redirects=False,
+                    stream=stream,
+                )
+            except _TRANSPORT_ERRORS as exc:
+                raise self._transport_error(exc, method, path, retry_safe, None) from exc
+            state.status = resp.status_code
+            log.debug("http.response method=%s path=%s status=%s", method, path, resp.status_code)
+            if not (300 <= resp.status_code < 400):
+                break
+            location = resp.headers.get("Location")
+            if method not in READ_METHODS or not location:
+                break  # raise_for_response turns it into RedirectError
+            target = urljoin(resp.url or url, location)
+            resp.close()
+            if _origin(target) != self._origin:
+                raise RedirectError(
+                    "redirect to another host refused",
+                    status=resp.status_code, method=method, path=path,
+                    request_id=_request_id(resp),
+                )  # fmt: skip
+            log.debug("http.redirect method=%s path=%s to=%s", method, path, urlsplit(target).path)
+            url = target
+        else:
+            raise RedirectError(
+                f"more than {MAX_REDIRECTS} redirects", status=resp.status_code, method=method,
+                path=path,
+            )  # fmt: skip
+        if resp.status_code >= 300:
+            state.retry_after = resp.headers.get("Retry-After")
+            try:
+                raise_for_response(
+                    resp, clock=self._clock, retry_after_max=self.policy.retry_after_max,
+                    idempotent=retry_safe,
+                )  # fmt: skip
+            finally:
+                resp.close()
+        return resp
+
+    @staticmethod
+    def _transport_error(
+        exc: BaseException, method: str, path: str, retry_safe: bool, status: int | None
+    ) -> HelpdeskError:
+        """Map a network-level failure; ``status`` is set when the body of a 2xx broke off."""
+        reason = classify_transport_error(exc)
+        text = f"{_REASON_TEXT[reason]} ({type(exc).__name__})"
+        if reason == "connect" or retry_safe:
+            return TransientError(text, method=method, path=path, status=status)
+        return AmbiguousWrite(
+            f"{text}: the {method} may have been applied", method=method, path=path, status=status
+        )
+
+    @staticmethod
+    def _log_retry(retry_state: tenacity.RetryCallState, method: str, path: str) -> None:
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        status = getattr(exc, "status", None)
+        reason = "status" if status is not None and status >= 300 else _reason_of(exc)
+        log.info(
+            "http.retry method=%s path=%s status=%s reason=%s attempt=%d wait=%.1f",
+            method, path, status if status is not None else "-", reason,
+            retry_state.attempt_number, wait,
+        )  # fmt: skip
+
+    def _note_failure(self, exc: HelpdeskError, method: str, path: str) -> None:
+        if isinstance(exc, AuthError):
+            # 401: the token is wrong or expired, everything will fail: ERROR, once.
+            # 403: this token lacks one permission; the caller may expect that (optional
+            # endpoints): WARNING, once per path.
+            if exc.status == 401 and not self._auth_failed:
+                self._auth_failed = True
+                log.error("http.auth_failed method=%s path=%s status=401", method, path)
+            elif exc.status != 401 and path not in self._forbidden:
+                self._forbidden.add(path)
+                log.warning("http.forbidden method=%s path=%s status=%s", method, path, exc.status)
+            return
+        if isinstance(exc, RateLimited):
+            log.warning(
+                "http.giveup method=%s path=%s status=429 retry_after=%.1f",
+                method, path, exc.retry_after,
+            )  # fmt: skip
+            return
+        if isinstance(exc, TransientError):
+            log.warning("http.giveup method=%s path=%s status=%s", method, path, exc.status)
+            if not self._unreachable and (exc.status is None or exc.status in RETRY_STATUSES):
+                self._unreachable = True
+                log.warning("http.unreachable method=%s path=%s", method, path)
+            return
+        if isinstance(exc, AmbiguousWrite):
+            log.warning(
+                "http.ambiguous_write method=%s path=%s status=%s", method, path, exc.status
+            )
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """tenacity ``retry=``: 429s, and transient errors that are network-level (no status, or
+    a 2xx whose body broke off) or 502/503/504. Other 5xx on idempotent calls are transient
+    for the caller but not worth repeating at once. A non-idempotent POST only ever gets a
+    ``TransientError`` when nothing was sent, so this predicate needs no per-verb rule."""
+    if isinstance(exc, RateLimited):
+        return True
+    if isinstance(exc, TransientError):
+        status = exc.status
+        return status is None or status in RETRY_STATUSES or 200 <= status < 300
+    return False
+
+
+def _reason_of(exc: BaseException | None) -> str:
+    if exc is None:
+        return "-"
+    cause = exc.__cause__
+    return classify_transport_error(cause) if cause is not None else "other"

@@ -1,0 +1,990 @@
+"""The Zammad adapter: ``HelpdeskAdapter`` over Zammad's REST API (``/api/v1``).
+
+Vendor JSON stays in this module; callers get the frozen types from ``connector/base.py``.
+All HTTP goes through ``connector/http.py`` (timeouts, retries, error mapping, redaction).
+
+The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each is handled
+(``test:`` names the test in ``tests/connector/test_zammad.py`` where one is possible)::
+
+    §0.1  type "email" mails whoever it names, internal or not
+          → by design: every article we write is type "note", sender "Agent";
+            ArticleDraft has no type field.                 test: test_create_ticket_payload,
+                                                                  test_add_article_payload
+    §0.2  a customer email/phone/web first article fires the auto-reply trigger
+          → by design: the first article is always an internal note.
+                                                            test: test_create_ticket_payload
+    §0.3  API articles default to internal: false
+          → by design: "internal": true on every article.  test: as §0.1
+    §0.4  search answers a plain list (6.5+) or {"tickets","assets"} (≤6.4)
+          → "expand": true on every search, and both shapes are read.
+                                                            test: test_changed_tickets_legacy_shape
+    §0.5  a "query" sends the search to Elasticsearch (lag, 10k window, silent [])
+          → by design: condition-only body, never a "query" key. The search is a read, so
+            its POST is retried like a GET (``idempotent=True``).
+                                                            test: test_changed_tickets_idle_poll
+    §0.6  "after (absolute)" is inclusive and compared to a UTC column
+          → the cursor is sent as UTC with milliseconds ("…Z", truncated so the bound
+            stays inclusive); rows are de-duplicated on (id, updated_at) and re-checked
+            against ``since`` client-side.                 test: test_changed_tickets_utc_cursor
+    §0.7  our own writes bump updated_at (tag remove always does)
+          → set_tags reads first and never removes an absent tag or adds a present one;
+            link_tickets and subscribe read first and skip what is there.
+                                                            test: test_set_tags_noop_is_one_read
+    §0.8  sort_by needs a matching order_by; page sizes are capped silently
+          → both lists sent; the last page is detected against min(page_size, 200);
+            keyset paging restarts at the newest updated_at seen (page=2.. only when a
+            whole page shares one updated_at).              test: test_changed_tickets_keyset_*
+    §0.9  an ineligible owner is reset to 1 silently on update (Corrections #1)
+          → update_ticket reads the ticket back (the PUT answer) and raises Rejected
+            "owner reset to unassigned: …".                test: test_update_owner_reset
+    §0.10 links/add wants the source NUMBER and the target ID; type means "source is
+          the <type> of target"
+          → link_tickets sends link_type "child", source = child's number (read with
+            get_ticket), target = parent's id.            test: test_link_tickets_payload
+    §0.11 tags on create are a comma-separated string; ignored on update; "," and "*"
+          are invalid
+          → create sends a string; set_tags uses tags/add and tags/remove; names with
+            "," or "*" (or blank) raise Rejected before anything is sent.
+                                                            test: test_tag_names_validated
+    §0.12 POST /mentions subscribes only the caller
+          → subscribe sends "From: <user id>" for anyone else; a 403 becomes an AuthError
+            that says admin.user (or group read access) is missing; the subscription is
+            read back, so an old server that ignores From is caught.
+                                                            test: test_subscribe_*
+    §0.13 unknown fields are dropped silently; attributes need a migration first
+          → update_ticket checks every custom field it set is present in the answer
+            (Rejected otherwise); list_fields leaves out attributes whose migration has
+            not run; custom field names that clash with standard keys or end in _id(s)
+            raise Rejected.                                 test: test_update_unknown_field
+    §0.14 no credentials → 403, bad token → 401; opaque "Error ID" bodies
+          → both map to AuthError (http.py); the server message is kept, redacted.
+                                       test: test_http.py::test_raise_for_response_maps_statuses,
+                         test_http_faults.py::test_witness_token_never_leaks
+    §0.15 POST is not idempotent; Zammad has no idempotency keys
+          → every create carries the marker (footer line of the first note / article);
+            find_ticket_by_marker / find_article_by_marker use database-backed reads
+            (links, articles by ticket), never search; an ambiguous POST raises
+            AmbiguousWrite (http.py).                       test: test_find_*_by_marker
+    Corr.#2  links/add with an unknown number → 404: the number comes from get_ticket.
+    Corr.#3  create without a group → 403 (looks like an auth failure)
+          → a blank group raises Rejected before sending. test: test_create_requires_group
+    Corr.#4  an invalid selector returns everything unfiltered
+          → rows older than the cursor mean the condition was dropped: Rejected, never
+            "many changes".                                test: test_changed_tickets_unfiltered
+    Corr.#5  "is set"/"not set" on plain columns → 500: never sent.
+    Corr.#7  creating an article needs Create access → the AuthError says so.
+    Corr.#9  duplicate links answer 201 with a null id → link_tickets reads first.
+    Also     body > 1,500,000 chars → 422: raised as Rejected before sending;
+             a pending state without pending_time → 422 (opaque "Error ID" for
+             non-admins): raised as Rejected before sending;
+             content_type ≤ 20 chars → only "text/html" or "text/plain" are sent;
+             attachment data is strict base64 (no newlines);
+             "?view=inline" may return a resized image → downloads never send view=;
+             "From" is sent, never the deprecated X-On-Behalf-Of.
+
+Markers: a marker is found only as the **last** marker in the body of an internal note. Our
+footer is appended at the end, so a marker quoted inside a copied customer email (which an
+attacker could pre-compute from a guessable natural key) cannot pass for ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from connector.base import (
+    MARKER_RE,
+    Article,
+    ArticleDraft,
+    ArticleId,
+    ArticleKind,
+    AttachmentRef,
+    AttachmentUpload,
+    Capability,
+    CreatedTicket,
+    FieldInfo,
+    FieldValue,
+    Group,
+    Link,
+    LinkKind,
+    Marker,
+    Sender,
+    Ticket,
+    TicketChanges,
+    TicketDraft,
+    TicketId,
+    TicketState,
+    User,
+    UserId,
+)
+from connector.errors import AuthError, HelpdeskError, NotFound, Rejected, TransientError
+from connector.http import HttpClient, HttpPolicy
+from escalations.clock import Clock
+from escalations.errors import ConfigError
+from escalations.redaction import SECRETS
+
+if TYPE_CHECKING:
+    import requests
+
+    from escalations.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEARCH_PAGE_MAX = 200
+"""Zammad clamps search pages to 200 rows without an error (reference §0.8, §3.6)."""
+INDEX_PAGE_SIZE = 500
+"""Generic index endpoints (groups, states): default and safe page size on 5.x–7.x."""
+BODY_MAX_CHARS = 1_500_000
+"""Zammad rejects article bodies longer than this with 422 (reference §5.3)."""
+UNASSIGNED_USER_ID = 1
+ARTICLE_CONTENT_TYPES = frozenset({"text/html", "text/plain"})
+
+# Ticket keys that are Zammad columns or response decorations, not custom attributes.
+# Custom attribute names may not end in _id/_ids (reference §10), so such keys are never
+# custom fields either.
+STANDARD_TICKET_KEYS = frozenset(
+    {
+        "id", "number", "title", "note", "type", "preferences", "time_unit",
+        "group", "group_id", "priority", "priority_id", "state", "state_id",
+        "organization", "organization_id", "owner", "owner_id", "customer", "customer_id",
+        "created_by", "created_by_id", "updated_by", "updated_by_id",
+        "created_at", "updated_at", "pending_time", "escalation_at",
+        "first_response_at", "first_response_escalation_at", "first_response_in_min",
+        "first_response_diff_in_min", "close_at", "close_escalation_at", "close_in_min",
+        "close_diff_in_min", "update_escalation_at", "update_in_min", "update_diff_in_min",
+        "last_close_at", "last_contact_at", "last_contact_agent_at",
+        "last_contact_customer_at", "last_owner_update_at",
+        "create_article_type", "create_article_type_id", "create_article_sender",
+        "create_article_sender_id", "article_count", "article_ids",
+        "ticket_time_accounting", "ticket_time_accounting_ids", "time_units_per_type",
+        "checklist", "checklist_id", "referencing_checklists", "referencing_checklist_ids",
+        "ai_stored_results", "ai_stored_result_ids", "mentions", "mention_ids", "tags",
+        "links", "article", "shared_draft_id", "shared_draft_ids",
+    }
+)  # fmt: skip
+# Keys our create payload uses itself; a custom field may not shadow them.
+_PAYLOAD_KEYS = frozenset({"article", "tags", "mentions", "links", "group", "state"})
+
+_KINDS = {
+    "email": ArticleKind.EMAIL,
+    "web": ArticleKind.WEB,
+    "phone": ArticleKind.PHONE,
+    "note": ArticleKind.NOTE,
+}
+_SENDERS = {"Customer": Sender.CUSTOMER, "Agent": Sender.AGENT, "System": Sender.SYSTEM}
+# Seeded ids (db/seeds/ticket_article_senders.rb), used only when a response has no names.
+_SENDER_IDS = {1: Sender.AGENT, 2: Sender.CUSTOMER, 3: Sender.SYSTEM}
+# Seeded state types (db/seeds/ticket_state_types.rb), used only when names are missing.
+_STATE_TYPE_IDS = {
+    1: "new",
+    2: "open",
+    3: "pending reminder",
+    4: "pending action",
+    5: "closed",
+    6: "merged",
+    7: "removed",
+}
+
+
+# -- small helpers --------------------------------------------------------------------------
+
+
+def utc_ms(instant: datetime) -> str:
+    """``2026-12-01T09:00:00.123Z``: UTC, milliseconds truncated (Zammad's precision)."""
+    if instant.tzinfo is None:
+        raise ValueError("a naive datetime is ambiguous; pass an aware one")
+    value = instant.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _require_time(raw: Mapping[str, Any], key: str) -> datetime:
+    parsed = _parse_time(raw.get(key))
+    if parsed is None:
+        raise TransientError(f"unexpected response from Zammad: no '{key}'")
+    return parsed
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def _last_marker(text: str) -> str | None:
+    found = MARKER_RE.findall(text or "")
+    return found[-1] if found else None
+
+
+def _with_footer(body: str, content_type: str, marker: Marker) -> str:
+    if content_type == "text/html":
+        return f"{body}<p>{html.escape(marker.footer)}</p>"
+    return f"{body}\n\n{marker.footer}"
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _options(data_option: Any) -> frozenset[str]:
+    """Option keys of a select (``{key: label}``) or tree select (``[{value, children}]``)."""
+    if not isinstance(data_option, Mapping):
+        return frozenset()
+    options = data_option.get("options")
+    if isinstance(options, Mapping):
+        return frozenset(str(k) for k in options)
+    keys: set[str] = set()
+    stack = list(options) if isinstance(options, list) else []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            if "value" in item:
+                keys.add(str(item["value"]))
+            stack.extend(item.get("children") or [])
+    return frozenset(keys)
+
+
+class ZammadAdapter:
+    """``HelpdeskAdapter`` for Zammad 6.x/7.x (5.2+ for the atomic create).
+
+    Args:
+        client: an ``HttpClient`` bound to the Zammad base URL with token auth.
+        clock: the time source (kept for jobs that ask the adapter about "now").
+        page_size: rows per search page; Zammad caps it at 200.
+    """
+
+    name = "zammad"
+    capabilities: frozenset[Capability] = frozenset(Capability)
+
+    def __init__(self, client: HttpClient, *, clock: Clock, page_size: int = SEARCH_PAGE_MAX):
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._client = client
+        self._clock = clock
+        self._page_size = page_size
+        self._groups: dict[int, Group] | None = None
+        self._states: dict[int, TicketState] | None = None
+        self._me_id: UserId | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, clock: Clock, session: requests.Session | None = None
+    ) -> ZammadAdapter:
+        """Build the adapter from ``ESCALATIONS_HELPDESK_URL``/``_TOKEN`` and the HTTP policy.
+
+        Raises:
+            ConfigError: no URL or no token configured, or the URL is refused.
+        """
+        if not settings.helpdesk_url:
+            raise ConfigError("ESCALATIONS_HELPDESK_URL is not set")
+        if settings.helpdesk_token is None or not settings.helpdesk_token.get_secret_value():
+            raise ConfigError(
+                "no helpdesk token: set ESCALATIONS_HELPDESK_TOKEN or the systemd credential "
+                "'helpdesk-token'"
+            )
+        token = settings.helpdesk_token.get_secret_value()
+        SECRETS.add(token)
+        client = HttpClient(
+            settings.helpdesk_url,
+            {"Authorization": f"Token token={token}"},
+            HttpPolicy.from_settings(settings),
+            clock,
+            session=session,
+        )
+        return cls(client, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"ZammadAdapter({self._client.base_url!r})"
+
+    # -- reading: tickets -------------------------------------------------------------------
+
+    def changed_tickets(self, since: datetime) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since``, oldest first (``updated_at``, then id).
+
+        One condition-only ``POST /api/v1/tickets/search`` per page; an idle poll is one
+        request. Full pages are followed keyset-style (see the module docstring, §0.8).
+
+        Raises:
+            Rejected: Zammad ignored the ``updated_at`` condition (Corrections #4).
+        """
+        cap = min(self._page_size, SEARCH_PAGE_MAX)
+        cursor = utc_ms(since)
+        floor = _parse_time(cursor)
+        assert floor is not None
+        since_utc = since.astimezone(UTC)
+        page = 1
+        seen: set[tuple[int, datetime]] = set()
+        while True:
+            body = {
+                "condition": {
+                    "ticket.updated_at": {"operator": "after (absolute)", "value": cursor}
+                },
+                "sort_by": ["updated_at", "id"],
+                "order_by": ["asc", "asc"],
+                "per_page": cap,
+                "page": page,
+                "expand": True,
+            }
+            rows = self._search_rows(
+                self._client.post_json("/api/v1/tickets/search", body, idempotent=True)
+            )
+            newest = floor
+            # Zammad sorts as asked; sorting the page again costs nothing and keeps the
+            # oldest-first promise for servers that ignore sort_by.
+            tickets = sorted(
+                (self._ticket(raw) for raw in rows), key=lambda t: (t.updated_at, t.id)
+            )
+            for ticket in tickets:
+                if ticket.updated_at < floor:
+                    raise Rejected(
+                        f"Zammad returned ticket {ticket.id} updated {utc_ms(ticket.updated_at)}"
+                        f", before the search condition {cursor}: the condition was dropped "
+                        "(invalid selector?), so the result is not a list of changes",
+                        method="POST",
+                        path="/api/v1/tickets/search",
+                    )
+                newest = max(newest, ticket.updated_at)
+                key = (ticket.id, ticket.updated_at)
+                if key in seen or ticket.updated_at < since_utc:
+                    continue
+                seen.add(key)
+                yield ticket
+            if len(rows) < cap:
+                return
+            if newest > floor:
+                cursor, floor, page = utc_ms(newest), newest, 1
+            else:  # a whole page shares one updated_at: only now is offset paging safe
+                page += 1
+            log.debug("zammad.search_next cursor=%s page=%d", cursor, page)
+
+    def _search_rows(self, data: Any) -> list[Mapping[str, Any]]:
+        if isinstance(data, list):
+            return [row for row in data if isinstance(row, Mapping)]
+        if isinstance(data, Mapping):
+            ids = data.get("tickets", data.get("record_ids"))
+            assets = data.get("assets")
+            assets = assets.get("Ticket") if isinstance(assets, Mapping) else None
+            if isinstance(ids, list) and isinstance(assets, Mapping):
+                rows = [assets.get(str(i)) for i in ids]
+                return [row for row in rows if isinstance(row, Mapping)]
+        raise TransientError(
+            "unexpected ticket search response shape", method="POST", path="/api/v1/tickets/search"
+        )
+
+    def get_ticket(self, ticket_id: TicketId) -> Ticket:
+        data = self._client.get_json(f"/api/v1/tickets/{int(ticket_id)}", params={"expand": "true"})
+        return self._ticket(data)
+
+    def get_tags(self, ticket_id: TicketId) -> frozenset[str]:
+        data = self._client.get_json(
+            "/api/v1/tags", params={"object": "Ticket", "o_id": int(ticket_id)}
+        )
+        tags = data.get("tags") if isinstance(data, Mapping) else None
+        return frozenset(str(t) for t in tags or ())
+
+    def list_links(self, ticket_id: TicketId) -> list[Link]:
+        """Links of a ticket; ``kind`` is the other ticket's role (Zammad's ``link_type`` is
+        reported from the queried ticket's point of view: ``child`` = the other is its child).
+        """
+        data = self._client.get_json(
+            "/api/v1/links", params={"link_object": "Ticket", "link_object_value": int(ticket_id)}
+        )
+        links: list[Link] = []
+        for raw in data.get("links", []) if isinstance(data, Mapping) else []:
+            if raw.get("link_object") != "Ticket":
+                continue
+            try:
+                link = Link(int(raw["link_object_value"]), LinkKind(raw.get("link_type")))
+            except (KeyError, TypeError, ValueError):
+                log.debug("zammad.link_skipped ticket=%s type=%s", ticket_id, raw.get("link_type"))
+                continue
+            if link not in links:
+                links.append(link)
+        return links
+
+    def list_subscribers(self, ticket_id: TicketId) -> frozenset[UserId]:
+        data = self._client.get_json(
+            "/api/v1/mentions",
+            params={"mentionable_type": "Ticket", "mentionable_id": int(ticket_id)},
+        )
+        mentions = data.get("mentions", []) if isinstance(data, Mapping) else []
+        return frozenset(
+            int(m["user_id"])
+            for m in mentions
+            if m.get("mentionable_type", "Ticket") == "Ticket"
+            and int(m.get("mentionable_id", ticket_id)) == int(ticket_id)
+        )
+
+    # -- reading: articles ------------------------------------------------------------------
+
+    def list_articles(self, ticket_id: TicketId) -> list[Article]:
+        """Every article of a ticket, oldest first (one request; Zammad does not paginate)."""
+        data = self._client.get_json(f"/api/v1/ticket_articles/by_ticket/{int(ticket_id)}")
+        articles = [self._article(raw) for raw in data or []]
+        return sorted(articles, key=lambda a: (a.created_at, a.id))
+
+    def fetch_attachment(self, ref: AttachmentRef, *, max_bytes: int) -> bytes:
+        """The original bytes (no ``view=``: that can return a resized image)."""
+        return self._client.download(
+            f"/api/v1/ticket_attachment/{int(ref.ticket_id)}/{int(ref.article_id)}/{int(ref.id)}",
+            max_bytes=max_bytes,
+        )
+
+    def find_article_by_marker(self, ticket_id: TicketId, marker: Marker) -> ArticleId | None:
+        for article in self.list_articles(ticket_id):
+            if self._carries(article, marker):
+                return article.id
+        return None
+
+    def find_ticket_by_marker(self, marker: Marker, *, linked_to: TicketId) -> TicketId | None:
+        """The ticket whose first note carries ``marker``, among those linked to
+        ``linked_to`` (links, then articles by ticket: database reads, never search)."""
+        links = self.list_links(linked_to)
+        ordered = [lk for lk in links if lk.kind is LinkKind.CHILD]
+        ordered += [lk for lk in links if lk.kind is not LinkKind.CHILD]
+        for link in ordered:
+            try:
+                articles = self.list_articles(link.ticket_id)
+            except NotFound:
+                continue
+            first_note = next((a for a in articles if a.kind is ArticleKind.NOTE), None)
+            if first_note is not None and self._carries(first_note, marker):
+                return link.ticket_id
+        return None
+
+    @staticmethod
+    def _carries(article: Article, marker: Marker) -> bool:
+        return (
+            article.kind is ArticleKind.NOTE
+            and article.internal
+            and _last_marker(article.body) == marker.value
+        )
+
+    # -- reading: users, groups, states, fields ---------------------------------------------
+
+    def me(self) -> User:
+        user = self._user(self._client.get_json("/api/v1/users/me"))
+        self._me_id = user.id
+        return user
+
+    def get_user(self, user_id: UserId) -> User:
+        return self._user(self._client.get_json(f"/api/v1/users/{int(user_id)}"))
+
+    def find_user(self, login_or_email: str) -> User | None:
+        """Exact, case-insensitive match on login or email (search is only a pre-filter)."""
+        wanted = login_or_email.strip().lower()
+        if not wanted:
+            return None
+        data = self._client.get_json(
+            "/api/v1/users/search", params={"query": wanted, "limit": SEARCH_PAGE_MAX}
+        )
+        rows = [r for r in data or [] if isinstance(r, Mapping)]
+        for key in ("login", "email"):
+            for raw in rows:
+                if str(raw.get(key) or "").lower() == wanted:
+                    return self._user(raw)
+        return None
+
+    def list_groups(self) -> list[Group]:
+        groups = [
+            Group(id=int(r["id"]), name=str(r["name"]), active=bool(r.get("active", True)))
+            for r in self._get_all("/api/v1/groups")
+        ]
+        self._groups = {g.id: g for g in groups}
+        return groups
+
+    def list_states(self) -> list[TicketState]:
+        states = []
+        for raw in self._get_all("/api/v1/ticket_states", {"expand": "true"}):
+            state_type = raw.get("state_type")
+            if not isinstance(state_type, str):
+                state_type = _STATE_TYPE_IDS.get(_int_or_none(raw.get("state_type_id")) or 0, "")
+            states.append(
+                TicketState(
+                    id=int(raw["id"]),
+                    name=str(raw["name"]),
+                    type=state_type,
+                    active=bool(raw.get("active", True)),
+                )
+            )
+        self._states = {s.id: s for s in states}
+        return states
+
+    def list_fields(self) -> list[FieldInfo] | None:
+        """Custom ticket attributes whose migration has run, or ``None`` when the token may
+        not read the object manager (403; it needs ``admin.object``)."""
+        try:
+            data = self._client.get_json("/api/v1/object_manager_attributes")
+        except AuthError as exc:
+            if exc.status == 403:
+                return None
+            raise
+        fields = []
+        for raw in data or []:
+            if not isinstance(raw, Mapping) or raw.get("object") != "Ticket":
+                continue
+            name = str(raw.get("name", ""))
+            if name in STANDARD_TICKET_KEYS or name.endswith(("_id", "_ids")):
+                continue
+            if raw.get("to_create") or raw.get("to_delete"):
+                continue  # not (or no longer) a column: writes would be dropped silently
+            fields.append(
+                FieldInfo(
+                    name=name,
+                    data_type=str(raw.get("data_type", "")),
+                    options=_options(raw.get("data_option")),
+                )
+            )
+        return fields
+
+    def _get_all(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> list[Mapping[str, Any]]:
+        rows: dict[int, Mapping[str, Any]] = {}
+        page = 1
+        while True:
+            data = self._client.get_json(
+                path, params={**(params or {}), "page": page, "per_page": INDEX_PAGE_SIZE}
+            )
+            batch = [r for r in data or [] if isinstance(r, Mapping) and "id" in r]
+            new = [r for r in batch if int(r["id"]) not in rows]
+            rows.update((int(r["id"]), r) for r in new)
+            if len(batch) < INDEX_PAGE_SIZE or not new:
+                return list(rows.values())
+            page += 1
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create_ticket(self, draft: TicketDraft, *, marker: Marker) -> CreatedTicket:
+        """Create the ticket, its first internal note (carrying ``marker``), tags, mentions
+        and the child link to ``draft.parent_id`` in ONE atomic request."""
+        path = "/api/v1/tickets"
+        if not draft.group.strip():
+            raise Rejected(
+                "a ticket needs a group (Zammad answers 403 without one)", method="POST", path=path
+            )
+        if not draft.title.strip():
+            raise Rejected("a ticket needs a title", method="POST", path=path)
+        self._check_fields(draft.fields, "POST", path)
+        if draft.state is not None:
+            self._check_not_pending(draft.state, "POST", path)
+        body: dict[str, Any] = {
+            "title": draft.title,
+            "group": draft.group,
+            "customer_id": int(draft.customer_id),
+            "article": self._article_payload(draft.first_note, marker, "POST", path),
+        }
+        if draft.organization_id is not None:
+            body["organization_id"] = int(draft.organization_id)
+        if draft.state is not None:
+            body["state"] = draft.state
+        if draft.owner_id is not None:
+            body["owner_id"] = int(draft.owner_id)
+        body.update(draft.fields)
+        if draft.tags:
+            body["tags"] = ",".join(sorted(self._check_tags(draft.tags, "POST", path)))
+        if draft.mention_user_ids:
+            body["mentions"] = [int(u) for u in draft.mention_user_ids]
+        if draft.parent_id is not None:
+            # The new ticket is the link source: "child" makes it a child of parent_id.
+            body["links"] = {"Ticket": {"child": [int(draft.parent_id)]}}
+        data = self._client.post_json(path, body)
+        try:
+            created = CreatedTicket(id=int(data["id"]), number=str(data["number"]))
+        except (KeyError, TypeError, ValueError):
+            raise TransientError(
+                "ticket created but the answer had no id/number", method="POST", path=path
+            ) from None
+        dropped = sorted(k for k in draft.fields if k not in data)
+        if dropped:
+            log.warning(
+                "zammad.fields_dropped ticket=%s fields=%s (attribute missing or not migrated)",
+                created.id, ",".join(dropped),
+            )  # fmt: skip
+        log.info("zammad.ticket_created ticket=%s marker=%s", created.id, marker)
+        return created
+
+    def add_article(self, ticket_id: TicketId, draft: ArticleDraft, *, marker: Marker) -> ArticleId:
+        """Add an internal note (never an email) whose body ends with the marker footer."""
+        path = "/api/v1/ticket_articles"
+        body = {"ticket_id": int(ticket_id), **self._article_payload(draft, marker, "POST", path)}
+        try:
+            data = self._client.post_json(path, body)
+        except AuthError as exc:
+            if exc.status != 403:
+                raise
+            raise _explained(
+                exc, "adding a note needs Create access on the ticket's group (Corrections #7)"
+            ) from exc
+        try:
+            article_id = int(data["id"])
+        except (KeyError, TypeError, ValueError):
+            raise TransientError(
+                "article created but the answer had no id", method="POST", path=path
+            ) from None
+        log.info(
+            "zammad.article_added ticket=%s article=%s marker=%s", ticket_id, article_id, marker
+        )
+        return article_id
+
+    def set_tags(
+        self,
+        ticket_id: TicketId,
+        *,
+        present: frozenset[str] = frozenset(),
+        absent: frozenset[str] = frozenset(),
+    ) -> frozenset[str]:
+        """Make ``present`` tags be on the ticket and ``absent`` tags not; one read, then
+        writes only for what differs (tag remove bumps ``updated_at`` even for an absent tag).
+        """
+        present = self._check_tags(present, "POST", "/api/v1/tags/add")
+        absent = self._check_tags(absent, "DELETE", "/api/v1/tags/remove")
+        if present & absent:
+            raise ValueError(f"tags both present and absent: {sorted(present & absent)}")
+        current = self.get_tags(ticket_id)
+        for tag in sorted(present - current):
+            # A duplicate add is a no-op on the server, so this POST may be retried.
+            self._client.post_json(
+                "/api/v1/tags/add",
+                {"item": tag, "object": "Ticket", "o_id": int(ticket_id)},
+                idempotent=True,
+            )
+        for tag in sorted(absent & current):
+            self._client.delete_json(
+                "/api/v1/tags/remove", {"item": tag, "object": "Ticket", "o_id": int(ticket_id)}
+            )
+        return (current | present) - absent
+
+    def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
+        """PUT a partial update and check the answer: an owner silently reset to unassigned
+        or a custom field silently dropped raises ``Rejected``."""
+        path = f"/api/v1/tickets/{int(ticket_id)}"
+        self._check_fields(changes.fields, "PUT", path)
+        if changes.state is not None and changes.pending_until is None:
+            self._check_not_pending(changes.state, "PUT", path)
+        body: dict[str, Any] = {}
+        if changes.owner_id is not None:
+            body["owner_id"] = int(changes.owner_id)
+        if changes.group is not None:
+            body["group"] = changes.group
+        if changes.state is not None:
+            body["state"] = changes.state
+        if changes.pending_until is not None:
+            body["pending_time"] = utc_ms(changes.pending_until)
+        body.update(changes.fields)
+        if not body:
+            return self.get_ticket(ticket_id)
+        data = self._client.put_json(path, body, params={"expand": "true"})
+        ticket = self._ticket(data)
+        wanted = changes.owner_id
+        if wanted is not None and wanted != UNASSIGNED_USER_ID and ticket.owner_id != wanted:
+            if ticket.owner_id is None:
+                raise Rejected(
+                    f"owner reset to unassigned: user {wanted} lacks full access to group "
+                    f"{ticket.group} (or is not an active agent)",
+                    method="PUT",
+                    path=path,
+                )
+            raise Rejected(f"owner is {ticket.owner_id}, not {wanted}", method="PUT", path=path)
+        dropped = sorted(k for k in changes.fields if k not in data)
+        if dropped:
+            raise Rejected(
+                f"Zammad dropped field(s) {', '.join(dropped)}: the attribute does not exist or "
+                "its migration has not run",
+                method="PUT",
+                path=path,
+            )
+        return ticket
+
+    def link_tickets(self, parent_id: TicketId, child_id: TicketId) -> None:
+        """Link ``child_id`` as a child of ``parent_id``; reads first and skips an existing
+        link (a duplicate would answer 201 and bump both tickets)."""
+        path = "/api/v1/links/add"
+        if int(parent_id) == int(child_id):
+            raise Rejected("a ticket cannot be linked to itself", method="POST", path=path)
+        if Link(int(child_id), LinkKind.CHILD) in self.list_links(parent_id):
+            return
+        child = self.get_ticket(child_id)
+        self._client.post_json(
+            path,
+            {
+                "link_type": "child",  # "the source is the child of the target"
+                "link_object_source": "Ticket",
+                "link_object_source_number": child.number,  # source by NUMBER
+                "link_object_target": "Ticket",
+                "link_object_target_value": int(parent_id),  # target by ID
+            },
+        )
+        log.info("zammad.linked parent=%s child=%s", parent_id, child_id)
+
+    def subscribe(self, ticket_id: TicketId, user_id: UserId) -> None:
+        """Subscribe a user (idempotent). Anyone but the token's own user needs the ``From``
+        header, which needs ``admin.user``."""
+        if int(user_id) in self.list_subscribers(ticket_id):
+            return
+        if self._me_id is None:
+            self.me()
+        on_behalf = int(user_id) != self._me_id
+        headers = {"From": str(int(user_id))} if on_behalf else None
+        try:
+            self._client.post_json(
+                "/api/v1/mentions",
+                {"mentionable_type": "Ticket", "mentionable_id": int(ticket_id)},
+                headers=headers,
+            )
+        except AuthError as exc:
+            if not on_behalf or exc.status != 403:
+                raise
+            raise _explained(
+                exc,
+                f"subscribing user {user_id} uses the From header, which needs the admin.user "
+                "permission on the token's user; the user also needs agent read access to the "
+                "ticket's group",
+            ) from exc
+        if on_behalf and int(user_id) not in self.list_subscribers(ticket_id):
+            raise Rejected(
+                f"user {user_id} is not subscribed after POST /mentions with From: the server "
+                "ignored the header (Zammad older than 6.4?)",
+                method="POST",
+                path="/api/v1/mentions",
+            )
+
+    # -- validation and payloads ------------------------------------------------------------
+
+    def _check_not_pending(self, state: str, method: str, path: str) -> None:
+        """A pending state needs ``pending_time`` (Zammad: 422, opaque for non-admins)."""
+        if self._states is None:
+            self.list_states()
+        assert self._states is not None
+        state_type = next((s.type for s in self._states.values() if s.name == state), "")
+        if state_type.startswith("pending"):
+            raise Rejected(
+                f"state {state!r} is a pending state and needs a pending time",
+                method=method,
+                path=path,
+            )
+
+    @staticmethod
+    def _check_tags(tags: frozenset[str], method: str, path: str) -> frozenset[str]:
+        for tag in tags:
+            if not tag.strip() or tag != tag.strip() or "," in tag or "*" in tag:
+                raise Rejected(
+                    f"invalid tag name {tag!r}: Zammad tags may not be blank, padded, or "
+                    "contain ',' or '*'",
+                    method=method,
+                    path=path,
+                )
+        return frozenset(tags)
+
+    @staticmethod
+    def _check_fields(fields: Mapping[str, FieldValue], method: str, path: str) -> None:
+        for name, value in fields.items():
+            if name in STANDARD_TICKET_KEYS or name in _PAYLOAD_KEYS:
+                raise Rejected(
+                    f"custom field {name!r} clashes with a standard Zammad key",
+                    method=method,
+                    path=path,
+                )
+            if name.endswith(("_id", "_ids")) or not name:
+                raise Rejected(
+                    f"custom field {name!r}: Zammad attribute names may not end in _id/_ids",
+                    method=method,
+                    path=path,
+                )
+            if not _scalar(value):
+                raise Rejected(
+                    f"custom field {name!r}: value must be a scalar", method=method, path=path
+                )
+
+    @staticmethod
+    def _article_payload(
+        draft: ArticleDraft, marker: Marker, method: str, path: str
+    ) -> dict[str, Any]:
+        if draft.content_type not in ARTICLE_CONTENT_TYPES:
+            raise Rejected(
+                f"content type {draft.content_type!r} not supported (text/html or text/plain)",
+                method=method,
+                path=path,
+            )
+        body = _with_footer(draft.body, draft.content_type, marker)
+        if len(body) > BODY_MAX_CHARS:
+            raise Rejected(
+                f"article body of {len(body)} characters exceeds Zammad's {BODY_MAX_CHARS}",
+                method=method,
+                path=path,
+            )
+        payload: dict[str, Any] = {
+            "type": "note",
+            "internal": True,
+            "sender": "Agent",
+            "content_type": draft.content_type,
+            "body": body,
+        }
+        if draft.subject is not None:
+            payload["subject"] = draft.subject
+        if draft.attachments:
+            payload["attachments"] = [_attachment_payload(a) for a in draft.attachments]
+        return payload
+
+    # -- vendor JSON → domain ---------------------------------------------------------------
+
+    def _ticket(self, raw: Any) -> Ticket:
+        if not isinstance(raw, Mapping) or "id" not in raw:
+            raise TransientError("unexpected response from Zammad: not a ticket")
+        owner_id = _int_or_none(raw.get("owner_id"))
+        if owner_id == UNASSIGNED_USER_ID:
+            owner_id = None
+        owner_login = raw.get("owner") if owner_id is not None else None
+        group = raw.get("group")
+        if not isinstance(group, str):
+            group = self._group_name(_int_or_none(raw.get("group_id"))) or ""
+        state = raw.get("state")
+        if not isinstance(state, str):
+            state = self._state_name(_int_or_none(raw.get("state_id")))
+        fields: dict[str, FieldValue] = {
+            key: value
+            for key, value in raw.items()
+            if key not in STANDARD_TICKET_KEYS
+            and not key.endswith(("_id", "_ids"))
+            and _scalar(value)
+        }
+        customer_login = raw.get("customer")
+        return Ticket(
+            id=int(raw["id"]),
+            number=str(raw.get("number", "")),
+            title=str(raw.get("title") or ""),
+            group=group,
+            state=state,
+            customer_id=int(raw.get("customer_id") or 0),
+            created_at=_require_time(raw, "created_at"),
+            updated_at=_require_time(raw, "updated_at"),
+            organization_id=_int_or_none(raw.get("organization_id")),
+            owner_id=owner_id,
+            updated_by_id=_int_or_none(raw.get("updated_by_id")),
+            customer_login=customer_login if isinstance(customer_login, str) else None,
+            owner_login=owner_login if isinstance(owner_login, str) else None,
+            pending_until=_parse_time(raw.get("pending_time")),
+            fields=fields,
+        )
+
+    def _article(self, raw: Any) -> Article:
+        if not isinstance(raw, Mapping) or "id" not in raw:
+            raise TransientError("unexpected response from Zammad: not an article")
+        article_id = int(raw["id"])
+        ticket_id = int(raw["ticket_id"])
+        sender = _SENDERS.get(str(raw.get("sender")))
+        if sender is None:
+            sender = _SENDER_IDS.get(_int_or_none(raw.get("sender_id")) or 0, Sender.SYSTEM)
+        attachments = []
+        for att in raw.get("attachments") or []:
+            prefs = att.get("preferences") or {}
+            attachments.append(
+                AttachmentRef(
+                    ticket_id=ticket_id,
+                    article_id=article_id,
+                    id=int(att["id"]),
+                    filename=str(att.get("filename") or ""),
+                    size=int(att.get("size") or 0),
+                    content_type=str(
+                        prefs.get("Mime-Type")
+                        or prefs.get("Content-Type")
+                        or "application/octet-stream"
+                    ),
+                )
+            )
+        return Article(
+            id=article_id,
+            ticket_id=ticket_id,
+            kind=_KINDS.get(str(raw.get("type")), ArticleKind.OTHER),
+            sender=sender,
+            internal=bool(raw.get("internal")),
+            created_at=_require_time(raw, "created_at"),
+            body=str(raw.get("body") or ""),
+            content_type=str(raw.get("content_type") or "text/plain"),
+            subject=raw.get("subject"),
+            from_=raw.get("from"),
+            to=raw.get("to"),
+            cc=raw.get("cc"),
+            created_by_id=_int_or_none(raw.get("created_by_id")),
+            attachments=tuple(attachments),
+        )
+
+    def _user(self, raw: Any) -> User:
+        if not isinstance(raw, Mapping) or "id" not in raw:
+            raise TransientError("unexpected response from Zammad: not a user")
+        access: dict[str, frozenset[str]] = {}
+        group_ids = raw.get("group_ids") or {}
+        if isinstance(group_ids, Mapping):
+            for gid, levels in group_ids.items():
+                name = self._group_name(int(gid))
+                if name is not None:
+                    access[name] = frozenset(str(level) for level in levels or ())
+        return User(
+            id=int(raw["id"]),
+            login=str(raw.get("login") or ""),
+            email=str(raw["email"]) if raw.get("email") else None,
+            firstname=str(raw.get("firstname") or ""),
+            lastname=str(raw.get("lastname") or ""),
+            active=bool(raw.get("active", True)),
+            # Only agents hold group access in Zammad.
+            is_agent=bool(group_ids),
+            group_access=access,
+        )
+
+    def _group_name(self, group_id: int | None) -> str | None:
+        """A group's name from the cached group list (read once, re-read on a miss)."""
+        if group_id is None:
+            return None
+        if self._groups is None or group_id not in self._groups:
+            self.list_groups()
+        assert self._groups is not None
+        group = self._groups.get(group_id)
+        if group is None:
+            log.warning("zammad.unknown_group group_id=%s", group_id)
+            return None
+        return group.name
+
+    def _state_name(self, state_id: int | None) -> str:
+        if state_id is None:
+            return ""
+        if self._states is None or state_id not in self._states:
+            self.list_states()
+        assert self._states is not None
+        state = self._states.get(state_id)
+        if state is None:
+            log.warning("zammad.unknown_state state_id=%s", state_id)
+            return ""
+        return state.name
+
+
+def _attachment_payload(upload: AttachmentUpload) -> dict[str, str]:
+    return {
+        "filename": upload.filename,
+        # Strict base64, no line breaks (Zammad rejects anything else with 422).
+        "data": base64.b64encode(upload.data).decode("ascii"),
+        "mime-type": upload.content_type,
+    }
+
+
+def _explained(exc: HelpdeskError, hint: str) -> AuthError:
+    """The same AuthError with a message that says what permission is missing."""
+    return AuthError(
+        f"{exc.message} — {hint}",
+        status=exc.status,
+        method=exc.method,
+        path=exc.path,
+        request_id=exc.request_id,
+        body_excerpt=exc.body_excerpt,
+    )

@@ -1,0 +1,493 @@
+"""connector/http.py: timeouts, URL and redirect rules, error mapping, Retry-After parsing,
+the request budget, downloads and what gets logged. Fault injection per verb lives in
+``test_http_faults.py``."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import requests
+import responses
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.errors import (
+    AmbiguousWrite,
+    AuthError,
+    Conflict,
+    HelpdeskError,
+    NotFound,
+    RateLimited,
+    RedirectError,
+    Rejected,
+    TooLarge,
+    TransientError,
+)
+from connector.http import (
+    RETRY_AFTER_MAX,
+    HttpClient,
+    HttpPolicy,
+    UnsafeURLError,
+    build_session,
+    check_base_url,
+    parse_retry_after,
+    raise_for_response,
+)
+from escalations.clock import FakeClock
+from escalations.errors import ConfigError
+from escalations.redaction import MASK, SECRETS
+from escalations.settings import Settings
+
+BASE = "https://zammad.example"
+
+
+def make_client(
+    clock: FakeClock, token: str = "witness-token-0001", **policy: object
+) -> HttpClient:
+    settings: dict[str, object] = {"requests_per_minute": 6000, "burst": 1000, **policy}
+    return HttpClient(
+        BASE,
+        {"Authorization": f"Token token={token}"},
+        HttpPolicy(**settings),  # type: ignore[arg-type]
+        clock,
+        rng=random.Random(7),
+    )
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+# -- policy and session ---------------------------------------------------------------------
+
+
+def test_policy_from_settings(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = Settings(
+        helpdesk_url=BASE,
+        http_connect_timeout=3,
+        http_read_timeout=12,
+        http_requests_per_minute=30,
+        http_max_attempts=4,
+        ca_bundle=bundle,
+    )
+    policy = HttpPolicy.from_settings(settings)
+    assert policy.timeout == (3, 12)
+    assert policy.requests_per_minute == 30
+    assert policy.max_attempts == 4
+    assert policy.retry_after_max == RETRY_AFTER_MAX == 300
+    assert policy.verify == str(bundle)
+
+
+def test_missing_ca_bundle_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="CA_BUNDLE"):
+        HttpPolicy(ca_bundle=tmp_path / "nope.pem")
+
+
+def test_session_verifies_tls():
+    assert build_session(HttpPolicy()).verify is True
+
+
+@pytest.mark.parametrize(
+    ("call", "method"),
+    [
+        (lambda c: c.get_json("/api/v1/a"), "GET"),
+        (lambda c: c.post_json("/api/v1/a", {"x": 1}), "POST"),
+        (lambda c: c.put_json("/api/v1/a", {"x": 1}), "PUT"),
+        (lambda c: c.delete_json("/api/v1/a", {"x": 1}), "DELETE"),
+        (lambda c: c.download("/api/v1/a", max_bytes=100), "GET"),
+        (lambda c: c.request("HEAD", "/api/v1/a"), "HEAD"),
+    ],
+)
+def test_every_request_carries_connect_and_read_timeouts(rsps, clock, call, method):
+    if method == "HEAD":
+        rsps.add(method, f"{BASE}/api/v1/a")
+    else:
+        rsps.add(method, f"{BASE}/api/v1/a", json={"ok": True})
+    call(make_client(clock, connect_timeout=4, read_timeout=21))
+    kwargs = rsps.calls[0].request.req_kwargs
+    assert kwargs["timeout"] == (4, 21)
+    assert kwargs["verify"] is not False
+
+
+def test_ca_bundle_is_passed_as_verify(rsps, clock, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    rsps.add("GET", f"{BASE}/api/v1/a", json={})
+    make_client(clock, ca_bundle=bundle).get_json("/api/v1/a")
+    assert rsps.calls[0].request.req_kwargs["verify"] == str(bundle)
+
+
+def test_auth_headers_are_sent_and_registered_as_secrets(rsps, clock):
+    token = secrets.token_hex(12)
+    rsps.add("GET", f"{BASE}/api/v1/a", json={})
+    client = make_client(clock, token=token)
+    client.get_json("/api/v1/a")
+    assert rsps.calls[0].request.headers["Authorization"] == f"Token token={token}"
+    assert rsps.calls[0].request.headers["Accept"] == "application/json"
+    assert SECRETS.redact(f"x {token} y") == f"x {MASK} y"
+    assert token not in repr(client)
+    assert token not in repr(client._auth)
+
+
+def test_netrc_cannot_replace_the_token(rsps, clock, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine zammad.example login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    rsps.add("GET", f"{BASE}/api/v1/a", json={})
+    make_client(clock, token="tok-netrc-0001").get_json("/api/v1/a")
+    assert rsps.calls[0].request.headers["Authorization"] == "Token token=tok-netrc-0001"
+
+
+# -- URL rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://zammad.example",
+        "http://10.0.0.5:3000",
+        "ftp://zammad.example",
+        "https://user:pw@zammad.example",
+        "https://zammad.example/?x=1",
+        "zammad.example",
+        "https://",
+    ],
+)
+def test_unsafe_urls_are_refused(clock, url):
+    with pytest.raises(UnsafeURLError) as info:
+        HttpClient(url, {}, HttpPolicy(), clock)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ConfigError)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.9.9.9",
+        "http://[::1]:3000",
+        "http://localhost:3000/",
+        "https://zammad.example/helpdesk/",
+    ],
+)
+def test_loopback_http_and_https_are_accepted(url):
+    assert check_base_url(url) == url.rstrip("/")
+
+
+# -- redirects ------------------------------------------------------------------------------
+
+
+def test_read_follows_a_same_host_redirect(rsps, clock):
+    rsps.add(
+        "GET", f"{BASE}/api/v1/a", status=301, headers={"Location": "/api/v1/b"}
+    )  # relative Location
+    rsps.add("GET", f"{BASE}/api/v1/b", json={"moved": True})
+    assert make_client(clock).get_json("/api/v1/a") == {"moved": True}
+    assert rsps.calls[1].request.req_kwargs["timeout"] == (5.0, 30.0)
+    assert rsps.calls[1].request.headers["Authorization"].startswith("Token token=")
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://evil.example/api/v1/a",
+        "http://zammad.example/api/v1/a",  # scheme downgrade
+        "https://zammad.example:8443/api/v1/a",  # other port
+    ],
+)
+def test_read_refuses_a_redirect_to_another_origin(rsps, clock, location):
+    rsps.add("GET", f"{BASE}/api/v1/a", status=302, headers={"Location": location})
+    with pytest.raises(RedirectError, match="another host") as info:
+        make_client(clock).get_json("/api/v1/a")
+    assert len(rsps.calls) == 1  # the other host was never contacted
+    assert "evil" not in str(info.value)
+
+
+def test_redirect_loop_gives_up(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", status=302, headers={"Location": "/api/v1/a"})
+    with pytest.raises(RedirectError, match="redirects"):
+        make_client(clock).get_json("/api/v1/a")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_writes_never_follow_redirects(rsps, clock, method, status):
+    rsps.add(method, f"{BASE}/api/v1/a", status=status, headers={"Location": "/api/v1/b"})
+    client = make_client(clock)
+    with pytest.raises(RedirectError) as info:
+        client._json_call(method, "/api/v1/a", json={"x": 1})
+    assert info.value.status == status
+    assert len(rsps.calls) == 1
+    assert rsps.calls[0].request.req_kwargs.get("allow_redirects", False) is False
+
+
+# -- one place maps responses to exceptions -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "expected"),
+    [
+        (401, "GET", AuthError),
+        (403, "POST", AuthError),
+        (404, "GET", NotFound),
+        (409, "PUT", Conflict),
+        (400, "POST", Rejected),
+        (422, "POST", Rejected),
+        (413, "POST", Rejected),
+        (429, "POST", RateLimited),
+        (502, "GET", TransientError),
+        (503, "PUT", TransientError),
+        (504, "DELETE", TransientError),
+        (500, "GET", TransientError),
+        (500, "POST", AmbiguousWrite),
+        (502, "POST", AmbiguousWrite),
+        (503, "POST", AmbiguousWrite),
+        (302, "POST", RedirectError),
+    ],
+)
+def test_raise_for_response_maps_statuses(status, method, expected):
+    resp = _response(status, method)
+    with pytest.raises(expected) as info:
+        raise_for_response(resp)
+    assert type(info.value) is expected
+    assert info.value.status == status
+    assert info.value.method == method
+
+
+def test_raise_for_response_passes_2xx():
+    raise_for_response(_response(201, "POST"))
+
+
+def test_exception_carries_context_but_no_header_values_or_query():
+    token = "tok-" + secrets.token_hex(8)
+    SECRETS.add(token)
+    body = f'{{"error":"No lookup value found for group {token}","trace":"{"x" * 5000}"}}'
+    resp = _response(
+        422,
+        "POST",
+        url=f"{BASE}/api/v1/tickets?expand=true&customer=jane@example.com",
+        body=body,
+        headers={"X-Request-Id": "req-42", "Set-Cookie": "session=cookie-value-123"},
+    )
+    with pytest.raises(Rejected) as info:
+        raise_for_response(resp)
+    exc = info.value
+    assert exc.path == "/api/v1/tickets"
+    assert exc.request_id == "req-42"
+    assert exc.body_excerpt is not None
+    assert len(exc.body_excerpt) <= 1024
+    for text in (str(exc), repr(exc), exc.body_excerpt, exc.message):
+        assert token not in text
+        assert "cookie-value-123" not in text
+        assert "jane@example.com" not in text
+    assert MASK in exc.body_excerpt
+    assert "No lookup value found" in str(exc)
+
+
+def test_request_id_with_odd_characters_is_dropped():
+    resp = _response(404, "GET", headers={"X-Request-Id": "abc\r\ninjected: yes"})
+    with pytest.raises(NotFound) as info:
+        raise_for_response(resp)
+    assert info.value.request_id is None
+
+
+def test_rate_limited_carries_clamped_retry_after(clock):
+    resp = _response(429, "GET", headers={"Retry-After": "100000"})
+    with pytest.raises(RateLimited) as info:
+        raise_for_response(resp, clock=clock)
+    assert info.value.retry_after == RETRY_AFTER_MAX
+
+
+# -- Retry-After ----------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 12 ", 12.0),
+        ("0", 0.0),
+        ("1000", 300.0),
+        (format_datetime(NOW + timedelta(seconds=42), usegmt=True), 42.0),
+        (format_datetime(NOW - timedelta(seconds=42), usegmt=True), 0.0),
+        ("Tuesday, 01-Dec-26 09:01:00 GMT", 60.0),  # RFC 850 form
+        ("-5", 0.0),
+        ("1.5", 0.0),
+        ("soon", 0.0),
+        ("", 0.0),
+        (None, 0.0),
+    ],
+)
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value, NOW) == pytest.approx(expected)
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_escapes_its_bounds(value):
+    assert 0.0 <= parse_retry_after(value, NOW, cap=300.0) <= 300.0
+
+
+@given(st.integers(min_value=-(10**6), max_value=10**6))
+def test_parse_retry_after_dates_are_relative_to_now(offset):
+    value = format_datetime(NOW + timedelta(seconds=offset), usegmt=True)
+    assert parse_retry_after(value, NOW, cap=300.0) == min(max(offset, 0), 300)
+
+
+# -- request budget -------------------------------------------------------------------------
+
+
+def test_token_bucket_limits_the_request_rate(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", json={})
+    client = make_client(clock, requests_per_minute=60, burst=10)
+    for _ in range(13):
+        client.get_json("/api/v1/a")
+    assert len(rsps.calls) == 13
+    # ten banked tokens, then one a second
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_token_bucket_refills_with_time(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", json={})
+    client = make_client(clock, requests_per_minute=60, burst=2)
+    client.get_json("/api/v1/a")
+    client.get_json("/api/v1/a")
+    clock.advance(timedelta(seconds=5))
+    client.get_json("/api/v1/a")
+    client.get_json("/api/v1/a")
+    assert clock.sleeps == []
+
+
+# -- bodies ---------------------------------------------------------------------------------
+
+
+def test_download_returns_bytes(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/f", body=b"\x00\x01payload", content_type="image/png")
+    assert make_client(clock).download("/api/v1/f", max_bytes=9) == b"\x00\x01payload"
+    assert rsps.calls[0].request.req_kwargs["stream"] is True
+
+
+def test_download_refuses_a_declared_oversize_body(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/f", body=b"x" * 50, headers={"Content-Length": "50"})
+    with pytest.raises(TooLarge) as info:
+        make_client(clock).download("/api/v1/f", max_bytes=10)
+    assert info.value.size_seen == 50
+
+
+def test_download_counts_bytes_when_the_length_is_not_declared(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/f", body=b"x" * 350_000)
+    with pytest.raises(TooLarge) as info:
+        make_client(clock).download("/api/v1/f", max_bytes=100_000)
+    assert 100_000 < info.value.size_seen <= 140_000
+
+
+def test_non_json_answer_to_a_read_is_transient(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", body="<html>proxy login</html>")
+    with pytest.raises(TransientError, match="not JSON"):
+        make_client(clock, max_attempts=1).get_json("/api/v1/a")
+
+
+def test_non_json_answer_to_a_post_is_ambiguous(rsps, clock):
+    rsps.add("POST", f"{BASE}/api/v1/a", status=201, body="<html>")
+    with pytest.raises(AmbiguousWrite):
+        make_client(clock).post_json("/api/v1/a", {"x": 1})
+    assert len(rsps.calls) == 1
+
+
+def test_empty_answer_is_none(rsps, clock):
+    rsps.add("DELETE", f"{BASE}/api/v1/a", body="")
+    assert make_client(clock).delete_json("/api/v1/a") is None
+
+
+def test_paths_must_not_carry_a_query(clock):
+    with pytest.raises(ValueError, match="query"):
+        make_client(clock).get_json("/api/v1/users/search?query=jane")
+
+
+# -- logging --------------------------------------------------------------------------------
+
+
+def test_retry_is_logged_with_stable_names_and_no_query(rsps, clock, caplog):
+    caplog.set_level(logging.DEBUG, logger="connector")
+    rsps.add("GET", f"{BASE}/api/v1/users/search", status=503)
+    rsps.add("GET", f"{BASE}/api/v1/users/search", json=[])
+    make_client(clock).get_json("/api/v1/users/search", params={"query": "jane@example.com"})
+    retries = [r for r in caplog.records if r.getMessage().startswith("http.retry")]
+    assert len(retries) == 1
+    assert (
+        retries[0]
+        .getMessage()
+        .startswith(
+            "http.retry method=GET path=/api/v1/users/search status=503 reason=status "
+            "attempt=1 wait="
+        )
+    )
+    assert "jane@example.com" not in caplog.text
+
+
+def test_auth_failure_is_logged_once_at_error(rsps, clock, caplog):
+    rsps.add("GET", f"{BASE}/api/v1/a", status=401, json={"error": "Can't find User for Token"})
+    client = make_client(clock)
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            client.get_json("/api/v1/a")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "http.auth_failed method=GET path=/api/v1/a status=401"
+    ]
+    assert len(rsps.calls) == 3  # never retried
+
+
+def test_unreachable_and_recovered_are_logged_once_each(rsps, clock, caplog):
+    caplog.set_level(logging.INFO, logger="connector")
+    client = make_client(clock, max_attempts=2)
+    rsps.add("GET", f"{BASE}/api/v1/a", status=503)
+    for _ in range(2):
+        with pytest.raises(TransientError):
+            client.get_json("/api/v1/a")
+    rsps.replace("GET", f"{BASE}/api/v1/a", json={})
+    client.get_json("/api/v1/a")
+    client.get_json("/api/v1/a")
+    messages = [r.getMessage().split()[0] for r in caplog.records]
+    assert messages.count("http.unreachable") == 1
+    assert messages.count("http.recovered") == 1
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _response(
+    status: int,
+    method: str,
+    *,
+    url: str = f"{BASE}/api/v1/x",
+    body: str = '{"error":"nope"}',
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    request = requests.Request(method, url).prepare()
+    resp = requests.Response()
+    resp.status_code = status
+    resp.url = url
+    resp.request = request
+    resp._content = body.encode()
+    resp.headers.update(headers or {})
+    resp.encoding = "utf-8"
+    return resp
+
+
+def test_helpdesk_error_is_the_common_base():
+    assert all(
+        issubclass(cls, HelpdeskError)
+        for cls in (AmbiguousWrite, AuthError, Conflict, NotFound, RateLimited, Rejected)
+    )
