@@ -31,7 +31,7 @@ from connector.base import (
     TicketChanges,
     TicketDraft,
 )
-from connector.errors import TooLarge
+from connector.errors import AuthError, Rejected, TooLarge
 from escalations import notes, workflow
 from escalations.models import CopiedArticle, Effect
 from escalations.sanitize import body_as_safe_html
@@ -319,7 +319,12 @@ class Subscribe:
     """Payload: ``ticket_id``, ``user_id``."""
 
     def apply(self, adapter: HelpdeskAdapter, effect: Effect) -> str | None:
-        adapter.subscribe(effect.payload["ticket_id"], effect.payload["user_id"])
+        try:
+            adapter.subscribe(effect.payload["ticket_id"], effect.payload["user_id"])
+        except AuthError as exc:
+            # Subscribing someone else needs admin.user; a refusal here is about this one
+            # write, not the token as a whole, so it must not stop the worker.
+            raise Rejected(f"subscribe refused: {exc.message}", status=exc.status) from None
         return None
 
     def find(self, adapter: HelpdeskAdapter, effect: Effect) -> str | None:

@@ -116,14 +116,17 @@ class LevelChanged:
     changed_by: str
     reason_label: str
     from_level: int
-    subscribed: tuple[str, ...] = ()
+    subscribed: tuple[tuple[int, str], ...] = ()
+    """(user id, name) of the people subscribed at this level. Each is written as a mention
+    anchor, which is how Zammad subscribes a user from an agent's note without the worker
+    needing ``admin.user`` (``RELIABILITY.md`` §B6)."""
 
     def html(self, tz: ZoneInfo) -> str:
-        subscribed = (
-            f"<br><b>Subscribed:</b> {escape(', '.join(self.subscribed))}"
-            if self.subscribed
-            else ""
+        mentions = ", ".join(
+            f'<a data-mention-user-id="{int(uid)}">{escape(name)}</a>'
+            for uid, name in self.subscribed
         )
+        subscribed = f"<br><b>Subscribed:</b> {mentions}" if self.subscribed else ""
         return (
             f"<p><b>Level {self.level} – {escape(self.level_name)}:</b> {escape(self.role)} "
             f"{escape(self.owner)}, {local_time(self.changed_at, tz, with_day=False)}, by agent "

@@ -28,14 +28,13 @@ from typing import Any
 
 from connector.base import Article, ArticleKind, Sender, Ticket
 from escalations import notes, workflow
-from escalations.carrier import CarrierRow, parse_carrier_note
+from escalations.carrier import parse_carrier_note
 from escalations.clock import parse_instant
 from escalations.effects import Intent
 from escalations.handlers import (
     COPY_ARTICLE,
     CREATE_ESCALATION,
     NOTE,
-    SUBSCRIBE,
     TAGS,
     UPDATE_TICKET,
     copied_row,
@@ -50,6 +49,7 @@ from escalations.models import (
     LevelChange,
     State,
 )
+from escalations.notes import CarrierRow
 from escalations.people import People
 from escalations.store.base import LAST_SUCCESSFUL_POLL, Transaction
 from jobs.context import JobContext, JobResult
@@ -438,7 +438,7 @@ class SyncPass:
             changed_by=self.people.name(ticket.updated_by_id),
             reason_label=reason,
             from_level=esc.level,
-            subscribed=tuple(u.display_name for u in watchers),
+            subscribed=tuple((u.id, u.display_name) for u in watchers),
         ).html(self.tz)
         all_level_tags = {self.fieldmap.level_tag(n) for n in range(1, self.profile.max_level + 1)}
         ticket_id = ticket.id
@@ -486,16 +486,6 @@ class SyncPass:
                         UPDATE_TICKET,
                         f"level-owner:{prefix}",
                         {"ticket_id": ticket_id, "owner_id": owner},
-                        escalation_id=esc.id,
-                    ),
-                )
-            for user in watchers:
-                request(
-                    tx,
-                    Intent(
-                        SUBSCRIBE,
-                        f"level-subscribe:{prefix}:{user.id}",
-                        {"ticket_id": ticket_id, "user_id": user.id},
                         escalation_id=esc.id,
                     ),
                 )

@@ -1,0 +1,120 @@
+"""``world``: the sandbox, the real Zammad adapter talking to it through ``responses``, a store
+in ``tmp_path`` and the wired job context — a whole installation in a few lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from connector.http import HttpClient, HttpPolicy
+from connector.zammad import ZammadAdapter
+from escalations.clock import FakeClock
+from escalations.mappings import Mappings, load_mappings
+from escalations.runtime import build_context
+from escalations.settings import Settings, shipped_mappings_dir
+from escalations.store.sqlite import SqliteStore
+from jobs import sync
+from jobs.context import JobContext, JobResult
+from sandbox import ZammadSandbox, mount
+
+BASE_URL = "https://zammad.test"
+BOT = "escalation-bot"
+ALICE = "alice.agent@fused.example"
+BOB = "bob.agent@fused.example"
+DUTY_MANAGER = "duty.manager@fused.example"
+SUPERVISOR = "cs.supervisor@fused.example"
+LLOYD = "lloyd.foley@jt.example"
+SARA = "sara.mccarthy@jt.example"
+PLACEHOLDER = "escalations-internal@example.invalid"
+RESIDENTIAL = "sean.walsh@residential.example"
+
+
+@dataclass
+class World:
+    sandbox: ZammadSandbox
+    ctx: JobContext
+    clock: FakeClock
+    rsps: responses.RequestsMock
+    results: list[JobResult] = field(default_factory=list)
+
+    @property
+    def store(self) -> SqliteStore:
+        return self.ctx.store  # type: ignore[return-value]
+
+    def sync(self, *, advance: timedelta = timedelta(seconds=30)) -> JobResult:
+        """One sync pass, after moving the clock on by one poll interval."""
+        self.clock.advance(advance)
+        result = sync.run(self.ctx)
+        self.results.append(result)
+        return result
+
+    def ticket_by_title(self, title: str) -> int:
+        for ticket_id, ticket in self.sandbox.tickets.items():
+            if ticket["title"] == title:
+                return ticket_id
+        raise KeyError(title)
+
+    def flag(self, ticket_id: int, *, by: str = ALICE, **extra: Any) -> None:
+        """What the Escalate macro does on the original ticket."""
+        attrs = {
+            "escalation_requested": True,
+            "escalation_reason": "outage_beyond_sla",
+            "customer_segment": "residential",
+            "escalation_callback_at": "2026-12-01T15:00:00.000Z",
+        }
+        attrs.update(extra)
+        self.sandbox.agent_update(ticket_id, by, **attrs)
+
+    def escalation_tickets(self) -> list[dict[str, Any]]:
+        return [t for t in self.sandbox.tickets.values() if t.get("escalation_key")]
+
+    def the_escalation_ticket(self) -> dict[str, Any]:
+        tickets = self.escalation_tickets()
+        assert len(tickets) == 1, f"expected one escalation ticket, found {len(tickets)}"
+        return tickets[0]
+
+    def copies_in(self, ticket_id: int) -> list[dict[str, Any]]:
+        return [a for a in self.sandbox.articles_of(ticket_id) if "copied from ticket" in a["body"]]
+
+    def http_calls(self) -> list[str]:
+        return [
+            f"{c.request.method} {(c.request.path_url or '').split('?')[0]}"
+            for c in self.rsps.calls
+        ]
+
+
+def make_world(
+    tmp_path: Path, clock: FakeClock, rsps: responses.RequestsMock, mappings: Mappings | None
+) -> World:
+    sandbox = ZammadSandbox.demo(clock=clock)
+    mount(sandbox, rsps, BASE_URL)
+    token = sandbox.token_of(BOT)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, helpdesk_url=BASE_URL, helpdesk_token=token, state_dir=tmp_path
+    )
+    policy = HttpPolicy(requests_per_minute=6000, burst=1000)
+    client = HttpClient(BASE_URL, {"Authorization": f"Token token={token}"}, policy, clock)
+    adapter = ZammadAdapter(client, clock=clock)
+    store = SqliteStore(tmp_path / "escalations.sqlite3", clock)
+    ctx = build_context(
+        settings,
+        clock,
+        adapter=adapter,
+        store=store,
+        mappings=mappings or load_mappings(shipped_mappings_dir()),
+    )
+    return World(sandbox=sandbox, ctx=ctx, clock=clock, rsps=rsps)
+
+
+@pytest.fixture
+def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, clock, rsps, None)
+        yield w
+        w.store.close()

@@ -1,0 +1,349 @@
+"""End-to-end: the sync job against the sandbox, through the real Zammad adapter."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import responses
+
+from escalations.clock import FakeClock
+from escalations.mappings import load_mappings
+from escalations.models import EffectState, State
+from escalations.settings import shipped_mappings_dir
+from escalations.workflow import apply
+from tests.jobs.conftest import (
+    ALICE,
+    BOB,
+    DUTY_MANAGER,
+    LLOYD,
+    PLACEHOLDER,
+    RESIDENTIAL,
+    SUPERVISOR,
+    World,
+    make_world,
+)
+
+MARKER_LINE = re.compile(r"ref hde1-[0-9a-f]{16}")
+TITLE = "Broadband down since Monday"
+
+
+def _customer_messages(world: World, ticket_id: int) -> list[dict]:
+    return [
+        a
+        for a in world.sandbox.articles_of(ticket_id)
+        if a["sender"] == "Customer" and a["type"] in ("email", "web")
+    ]
+
+
+def _flag_and_sync(world: World) -> tuple[int, dict]:
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    world.sync()
+    return original, world.the_escalation_ticket()
+
+
+# -- rule 1 and 2: one linked escalation ticket ------------------------------------------------
+
+
+def test_flag_raises_exactly_one_linked_escalation_ticket(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    sb = world.sandbox
+    assert esc["title"] == f"[ESC L1] {TITLE}"
+    assert esc["group"] == "Escalations"
+    assert esc["customer"] == PLACEHOLDER
+    assert esc["owner"] == ALICE
+    assert esc["escalation_level"] == "1"
+    assert esc["escalation_reason"] == "outage_beyond_sla"
+    assert esc["escalation_original"] == sb.ticket(original)["number"]
+    assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l1"}
+    # the original is the parent: seen from the escalation ticket, the original is its parent
+    assert {"link_type": "parent", "link_object": "Ticket", "link_object_value": original} in (
+        sb.links_of(esc["id"])
+    )
+    first = sb.articles_of(esc["id"])[0]
+    assert (first["type"], first["internal"], first["sender"]) == ("note", True, "Agent")
+    assert MARKER_LINE.search(first["body"])
+    assert "Alice" in first["body"]
+    assert "15:00 Europe/London" in first["body"]  # the agreed callback, local time
+    # the original: tagged, noted with the escalation number, flag consumed
+    assert "escalated" in sb.tags_of(original)
+    assert not sb.ticket(original)["escalation_requested"]
+    notes = [a for a in sb.articles_of(original) if a["sender"] == "Agent"]
+    assert any(f"#{esc['number']}" in a["body"] and a["internal"] for a in notes)
+    stored = world.store.escalation_by_ticket(esc["id"])
+    assert stored is not None
+    assert stored.state is State.OPEN
+    assert stored.level == 1
+
+
+def test_history_is_copied_at_flag_time_in_order(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    sources = _customer_messages(world, original)
+    copies = world.copies_in(esc["id"])
+    assert len(sources) >= 1
+    assert len(copies) == len(sources)
+    for source, copy in zip(sources, copies, strict=True):
+        assert (copy["type"], copy["internal"], copy["sender"]) == ("note", True, "Agent")
+        assert MARKER_LINE.search(copy["body"])
+        assert source["from"].replace("<", "&lt;").replace(">", "&gt;") in copy["body"]
+        assert not copy.get("message_id") or copy["message_id"] != source["message_id"]
+
+
+def test_a_later_email_is_copied_within_one_poll(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    before = len(world.copies_in(esc["id"]))
+    world.sandbox.seed_customer_email(
+        original,
+        "The engineer did not turn up.",
+        subject="Re: broadband down",
+        attachments=[("photo.txt", "text/plain", b"router lights all red")],
+    )
+    world.sync()
+    copies = world.copies_in(esc["id"])
+    assert len(copies) == before + 1
+    assert "The engineer did not turn up." in copies[-1]["body"]
+    assert [a["filename"] for a in copies[-1]["attachments"]] == ["photo.txt"]
+    source = _customer_messages(world, original)[-1]
+    assert source["message_id"]
+    assert all(a.get("message_id") != source["message_id"] for a in copies)
+    attachment = copies[-1]["attachments"][0]
+    assert world.sandbox.attachment_data(copies[-1]["id"], attachment["id"]) == (
+        b"router lights all red"
+    )
+
+
+def test_a_new_ticket_from_the_same_customer_is_copied(world: World) -> None:
+    _, esc = _flag_and_sync(world)
+    before = len(world.copies_in(esc["id"]))
+    world.clock.advance(timedelta(minutes=5))
+    world.sandbox.create_ticket_as_customer(
+        RESIDENTIAL, "Still no broadband", "Day three without internet.", subject="Complaint"
+    )
+    world.sync()
+    copies = world.copies_in(esc["id"])
+    assert len(copies) == before + 1
+    assert "Day three without internet." in copies[-1]["body"]
+
+
+def test_nothing_is_copied_twice_across_three_passes(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    world.sandbox.seed_customer_email(original, "Another one.", subject="Re: x")
+    for _ in range(3):
+        world.sync()
+    copies = world.copies_in(esc["id"])
+    assert len(copies) == len(_customer_messages(world, original))
+    markers = [MARKER_LINE.findall(c["body"])[-1] for c in copies]
+    assert len(set(markers)) == len(markers)
+    assert len(world.escalation_tickets()) == 1
+
+
+def test_a_second_pass_requests_no_new_effects(world: World) -> None:
+    _flag_and_sync(world)
+    world.sync()
+    effects_before = len(world.store.effects(*EffectState))
+    world.sync()
+    assert len(world.store.effects(*EffectState)) == effects_before
+
+
+def test_the_worker_never_makes_zammad_send_mail(world: World) -> None:
+    outbox_before = list(world.sandbox.outbox)
+    original, esc = _flag_and_sync(world)
+    world.sandbox.seed_customer_email(original, "More.", subject="Re: x")
+    world.sync()
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    assert world.sandbox.outbox == outbox_before
+
+
+def test_hostile_html_is_cleaned(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    world.sandbox.seed_customer_email(
+        original,
+        '<p onclick="steal()">Hi <script>alert(1)</script><a data-mention-user-id="7" '
+        'href="javascript:x()">boss</a><img src="https://tracker.example/p.gif"></p>',
+        subject="Re: x",
+        content_type="text/html",
+    )
+    world.sync()
+    body = world.copies_in(esc["id"])[-1]["body"].lower()
+    assert "<script" not in body
+    assert "onclick" not in body
+    assert "javascript:" not in body
+    assert "data-mention-user-id" not in body
+    assert "tracker.example" not in body
+    assert "[image removed]" in body
+    # and nobody was subscribed through the customer's anchor
+    assert 7 not in world.sandbox.subscribers_of(esc["id"])
+
+
+def test_an_oversized_attachment_is_replaced_by_its_note(
+    tmp_path: object, clock: FakeClock
+) -> None:
+    mappings = load_mappings(shipped_mappings_dir())
+    small = mappings.zammad.model_copy(
+        update={"limits": mappings.zammad.limits.model_copy(update={"attachment_max_bytes": 100})}
+    )
+    mappings = type(mappings)(profile=mappings.profile, zammad=small, directory=mappings.directory)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        world = make_world(tmp_path, clock, rsps, mappings)  # type: ignore[arg-type]
+        original, esc = _flag_and_sync(world)
+        big = b"x" * 5000
+        world.sandbox.seed_customer_email(
+            original,
+            "See the logs.",
+            subject="Re: logs",
+            attachments=[
+                ("big.log", "text/plain", big),
+                ("small.txt", "text/plain", b"ok"),
+            ],
+        )
+        world.sync()
+        copy = world.copies_in(esc["id"])[-1]
+        assert [a["filename"] for a in copy["attachments"]] == ["small.txt"]
+        import hashlib
+
+        assert "big.log" in copy["body"]
+        assert "5,000 bytes" in copy["body"]
+        assert hashlib.sha256(big).hexdigest() in copy["body"]
+        world.store.close()
+
+
+# -- flags again, and after close ----------------------------------------------------------------
+
+
+def test_a_second_flag_while_open_is_noted_not_raised(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    world.flag(original, by=BOB)
+    world.sync()
+    world.sync()
+    assert len(world.escalation_tickets()) == 1
+    notes = [a for a in world.sandbox.articles_of(esc["id"]) if "Flagged again" in a["body"]]
+    assert len(notes) == 1
+    assert "Bob" in notes[0]["body"]
+    assert not world.sandbox.ticket(original)["escalation_requested"]
+
+
+def test_a_new_flag_after_the_escalation_closed_raises_a_new_ticket(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    stored = world.store.escalation_by_ticket(esc["id"])
+    assert stored is not None
+    now = world.clock.now()
+    closed = stored
+    for event in ("resolve", "park", "confirm", "close"):
+        closed = apply(closed, event, now)
+    with world.store.transaction() as tx:
+        world.store.update_escalation(tx, closed)
+    world.flag(original)
+    world.sync()
+    tickets = world.escalation_tickets()
+    assert len(tickets) == 2
+    assert {t["escalation_key"] for t in tickets} == {
+        f"zammad:ticket:{original}:1",
+        f"zammad:ticket:{original}:2",
+    }
+
+
+# -- rule 4: levels ------------------------------------------------------------------------------
+
+
+def test_level_2_takes_ownership_and_level_3_subscribes_its_executive(world: World) -> None:
+    _, esc = _flag_and_sync(world)
+    sb = world.sandbox
+    world.clock.advance(timedelta(minutes=10))
+    sb.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    ticket = sb.ticket(esc["id"])
+    assert ticket["owner"] == DUTY_MANAGER
+    assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l2"}
+    note = [a for a in sb.articles_of(esc["id"]) if "Level 2" in a["body"]]
+    assert len(note) == 1
+    assert note[0]["internal"]
+    assert re.search(
+        r"Level 2 – Escalation Owner:.*Jane Doe, \d\d:\d\d Europe/London", note[0]["body"]
+    )
+    assert "by agent Alice" in note[0]["body"]
+
+    sb.agent_update(esc["id"], DUTY_MANAGER, escalation_level="3")
+    world.sync()
+    ticket = sb.ticket(esc["id"])
+    assert ticket["owner"] == DUTY_MANAGER  # level 3 keeps the level-2 owner
+    assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l3"}
+    assert sb.user_id(LLOYD) in sb.subscribers_of(esc["id"])
+    changes = world.store.level_changes(world.store.escalation_by_ticket(esc["id"]).id)  # type: ignore[union-attr]
+    assert [(c.from_level, c.to_level) for c in changes] == [(1, 2), (2, 3)]
+
+
+def test_level_changes_come_only_from_agents(world: World) -> None:
+    _, esc = _flag_and_sync(world)
+    for _ in range(3):
+        world.sync()
+    assert world.sandbox.ticket(esc["id"])["escalation_level"] == "1"
+    assert world.store.level_changes(world.store.escalation_by_ticket(esc["id"]).id) == []  # type: ignore[union-attr]
+
+
+# -- rule 5: carrier contacts ----------------------------------------------------------------------
+
+
+def test_carrier_log_flags_missing_details_and_hands_over_on_failure(world: World) -> None:
+    _, esc = _flag_and_sync(world)
+    sb = world.sandbox
+    sb.agent_article(
+        esc["id"],
+        ALICE,
+        "Carrier contact\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
+        "User ID: BT-4411\nTime of call: 09:40",
+    )
+    sb.agent_article(esc["id"], ALICE, "Carrier contact\nCarrier: BT\nStage: team leader")
+    world.sync()
+    incomplete = [a for a in sb.articles_of(esc["id"]) if "is incomplete" in a["body"]]
+    assert len(incomplete) == 1
+    assert "Forename" in incomplete[0]["body"]
+    assert "Location" in incomplete[0]["body"]
+
+    sb.add_tag(esc["id"], "carrier-route-failed", login=ALICE)
+    world.sync()
+    world.sync()
+    handover = [a for a in sb.articles_of(esc["id"]) if "Carrier route failed" in a["body"]]
+    assert len(handover) == 1
+    assert "Dave" in handover[0]["body"]
+    assert "Glasgow" in handover[0]["body"]
+    assert "BT-4411" in handover[0]["body"]
+    assert sb.ticket(esc["id"])["owner"] == SUPERVISOR
+    stored = world.store.escalation_by_ticket(esc["id"])
+    assert stored is not None
+    assert len(world.store.carrier_contacts(stored.id)) == 2
+
+
+# -- polling cost ------------------------------------------------------------------------------
+
+
+def test_an_idle_poll_is_one_request(world: World) -> None:
+    _flag_and_sync(world)
+    world.sync(advance=timedelta(minutes=10))  # echoes of our own writes settle
+    world.sync(advance=timedelta(minutes=10))
+    calls = len(world.rsps.calls)
+    world.sync(advance=timedelta(minutes=10))
+    assert [c.request.method + " " + c.request.path_url for c in world.rsps.calls[calls:]] == [
+        "POST /api/v1/tickets/search"
+    ]
+
+
+@pytest.mark.parametrize("field_value", [True, "true"])
+def test_flag_values_the_macro_may_set(world: World, field_value: object) -> None:
+    original = world.ticket_by_title(TITLE)
+    world.flag(original, escalation_requested=field_value)
+    world.sync()
+    assert len(world.escalation_tickets()) == 1
+
+
+def test_the_flag_tag_alone_raises_an_escalation(world: World) -> None:
+    original = world.ticket_by_title(TITLE)
+    world.sandbox.add_tag(original, "escalate", login=ALICE)
+    world.sync()
+    world.the_escalation_ticket()
+    world.sync()
+    assert "escalate" not in world.sandbox.tags_of(original)
