@@ -161,3 +161,19 @@ def status(args: argparse.Namespace) -> int:
             when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
             _out(f"  {when} {run.job}: {run.error}")
     return 0
+
+
+# -- sandbox and demo -----------------------------------------------------------------------
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from escalations.demo import serve_sandbox
+
+    configure_logging("INFO")
+    return serve_sandbox(port=args.port, seed=args.seed)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from escalations.demo import run_demo
+
+    return run_demo(state_dir=args.state_dir)

@@ -1,0 +1,310 @@
+"""``escalations sandbox`` and ``escalations demo``.
+
+The demo starts the Zammad-compatible sandbox on a free loopback port and runs the real worker
+(real adapter, real HTTP, real store) against it through a scripted day. Time is accelerated:
+the sandbox and the worker share one ``FakeClock``, so the day takes seconds. The story is told
+from what the sandbox holds afterwards, not from what the worker meant to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from escalations.clock import FakeClock
+from escalations.errors import ConfigError
+from escalations.logs import configure_logging
+from escalations.mappings import load_mappings
+from escalations.settings import Settings, shipped_mappings_dir
+
+log = logging.getLogger(__name__)
+
+BOT = "escalation-bot"
+ALICE = "alice.agent@fused.example"
+DUTY_MANAGER = "duty.manager@fused.example"
+DEMO_TICKET = "Broadband down since Monday"
+DEMO_DAY = "2026-12-01"
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)  # noqa: T201
+
+
+# -- escalations sandbox ----------------------------------------------------------------------
+
+
+def serve_sandbox(*, port: int, seed: Path | None) -> int:
+    from sandbox import ZammadSandbox, serve
+
+    if seed is not None and not seed.is_file():
+        raise ConfigError(f"{seed}: seed file not found")
+    sandbox = ZammadSandbox.from_seed(seed) if seed else ZammadSandbox.demo()
+    try:
+        server = serve(sandbox, host="127.0.0.1", port=port)
+    except OSError as exc:
+        raise ConfigError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror})") from None
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    with server:
+        _say(f"sandbox: Zammad-compatible API at {server.url}")
+        _say(f"token (escalation-bot, ticket.agent): {sandbox.token_of(BOT)}")
+        _say("run the worker against it in another shell:")
+        _say(f"  export ESCALATIONS_HELPDESK_URL={server.url}")
+        _say(f"  export ESCALATIONS_HELPDESK_TOKEN={sandbox.token_of(BOT)}")
+        _say("  escalations check --live && escalations run")
+        _say("Ctrl-C stops the sandbox (its data lives in memory only).")
+        stop.wait()
+    return 0
+
+
+# -- escalations demo --------------------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    articles: int
+    tags: frozenset[str]
+    owner: str | None
+
+
+class _Demo:
+    def __init__(self, state_dir: Path) -> None:
+        from sandbox import ZammadSandbox, serve
+
+        self.tz = ZoneInfo("Europe/London")
+        start = datetime.fromisoformat(f"{DEMO_DAY}T08:55:00").replace(tzinfo=self.tz)
+        self.clock = FakeClock(start)
+        self.sandbox = ZammadSandbox.demo(clock=self.clock)
+        self.server = serve(self.sandbox, host="127.0.0.1", port=0)
+        self.state_dir = state_dir
+        self.settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            helpdesk_url=self.server.url,
+            helpdesk_token=self.sandbox.token_of(BOT),
+            state_dir=state_dir,
+        )
+        self.mappings = load_mappings(shipped_mappings_dir())
+        self._build_worker()
+        self.escalation_id: int | None = None
+        self._seen: dict[int, _Snapshot] = {}
+        self.outbox_before = len(self.sandbox.outbox)
+
+    def _build_worker(self) -> None:
+        from escalations.runtime import build_adapter, build_context, open_store
+        from jobs.worker import Worker
+
+        adapter = build_adapter(self.settings, self.clock)
+        self.store = open_store(self.settings, self.clock)
+        self.store.acquire_lock()
+        self.ctx = build_context(
+            self.settings, self.clock, adapter=adapter, store=self.store, mappings=self.mappings
+        )
+        self.worker = Worker(self.ctx)
+
+    def close(self) -> None:
+        self.store.release_lock()
+        self.store.close()
+        self.server.shutdown()
+
+    # -- the story ---------------------------------------------------------------------------
+    def at(self, hhmm: str) -> None:
+        target = datetime.fromisoformat(f"{DEMO_DAY}T{hhmm}:00").replace(tzinfo=self.tz)
+        if target > self.clock.now():
+            self.clock.set(target)
+
+    def local(self) -> str:
+        return self.clock.now().astimezone(self.tz).strftime("%H:%M")
+
+    def agent(self, text: str, action: Callable[[], Any]) -> None:
+        action()
+        _say(f"{self.local()}  agent   {text}")
+
+    def tick(self) -> None:
+        """One worker pass, then what changed on the escalation ticket, as the sandbox shows."""
+        results = self.worker.run_once()
+        if any(r is None for r in results):
+            _say(f"{self.local()}  worker  a pass failed; see the log above")
+        if self.escalation_id is None:
+            found = [t for t in self.sandbox.tickets.values() if t.get("escalation_key")]
+            if not found:
+                _say(f"{self.local()}  worker  nothing to do")
+                return
+            self.escalation_id = found[0]["id"]
+            ticket = found[0]
+            _say(
+                f"{self.local()}  worker  raised escalation ticket #{ticket['number']} "
+                f'"{ticket["title"]}" in group {ticket["group"]} for the internal placeholder '
+                f"customer, linked to #{ticket['escalation_original']}"
+            )
+        self._report(self.escalation_id)
+
+    def _report(self, ticket_id: int) -> None:
+        ticket = self.sandbox.ticket(ticket_id)
+        articles = self.sandbox.articles_of(ticket_id)
+        tags = frozenset(self.sandbox.tags_of(ticket_id))
+        before = self._seen.get(ticket_id, _Snapshot(0, frozenset(), None))
+        for article in articles[before.articles :]:
+            if article["sender"] != "Agent" or "ref hde1-" not in article["body"]:
+                continue
+            subject = article.get("subject") or "(note)"
+            files = [a["filename"] for a in article.get("attachments", [])]
+            extra = f" with {', '.join(files)}" if files else ""
+            _say(f"{self.local()}  worker  internal note: {subject}{extra}")
+        if tags != before.tags:
+            _say(f"{self.local()}  worker  tags now: {', '.join(sorted(tags))}")
+        if ticket.get("owner") != before.owner:
+            _say(f"{self.local()}  worker  owner now: {ticket.get('owner') or 'unassigned'}")
+        self._seen[ticket_id] = _Snapshot(len(articles), tags, ticket.get("owner"))
+
+    def script(self) -> None:
+        sb = self.sandbox
+        original = next(t for t in sb.tickets.values() if t["title"] == DEMO_TICKET)
+        oid = original["id"]
+        _say(
+            f'A residential customer, Sean Walsh, has ticket #{original["number"]} "{DEMO_TICKET}".'
+        )
+        _say("")
+        self.at("09:00")
+        self.agent(
+            "Alice takes Sean's call and runs the Escalate macro (reason: outage beyond SLA, "
+            "callback 11:00)",
+            lambda: sb.agent_update(
+                oid,
+                ALICE,
+                escalation_requested=True,
+                escalation_reason="outage_beyond_sla",
+                customer_segment="residential",
+                escalation_callback_at=f"{DEMO_DAY}T11:00:00.000Z",
+            ),
+        )
+        self.tick()
+        self.at("10:15")
+        self.agent(
+            'Sean emails again: "Still nothing, I am losing business"',
+            lambda: sb.seed_customer_email(
+                oid, "Still nothing, I am losing business.", subject="Re: broadband down"
+            ),
+        )
+        self.at("10:40")
+        self.agent(
+            "Sean emails a photo of his router lights (router.jpg)",
+            lambda: sb.seed_customer_email(
+                oid,
+                "<p>Photo attached. <b>All red.</b><script>alert(1)</script></p>",
+                subject="Re: broadband down - photo",
+                content_type="text/html",
+                attachments=[("router.jpg", "image/jpeg", b"\xff\xd8\xff\xe0demo-jpeg")],
+            ),
+        )
+        self.tick()
+        esc = self.escalation_id
+        assert esc is not None
+        self.at("11:30")
+        self.agent(
+            "Sean calls: no progress; Alice moves the escalation to level 2",
+            lambda: sb.agent_update(esc, ALICE, escalation_level="2"),
+        )
+        self.tick()
+        self.at("12:10")
+        self.agent(
+            "Alice logs a call with BT's SMC agent (Carrier contact text module)",
+            lambda: sb.agent_article(
+                esc,
+                ALICE,
+                "Carrier contact\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
+                "User ID: BT-4411\nTime of call: 12:05",
+            ),
+        )
+        self.at("13:05")
+        self.agent(
+            "Alice logs a call with BT's team leader, forgetting the location",
+            lambda: sb.agent_article(
+                esc,
+                ALICE,
+                "Carrier contact\nCarrier: BT\nStage: team leader\nForename: Priya\n"
+                "Time of call: 13:00",
+            ),
+        )
+        self.tick()
+        self.at("14:00")
+        self.agent(
+            "Jane Doe (duty manager) moves the escalation to level 3",
+            lambda: sb.agent_update(esc, DUTY_MANAGER, escalation_level="3"),
+        )
+        self.tick()
+        self.at("15:00")
+        self.agent(
+            "BT's team leader still has no answer: Alice marks the carrier route as failed",
+            lambda: sb.add_tag(esc, "carrier-route-failed", login=ALICE),
+        )
+        self.tick()
+        self.at("15:30")
+        self.tick()
+
+    def summary(self) -> None:
+        sb = self.sandbox
+        esc = self.escalation_id
+        assert esc is not None
+        ticket = sb.ticket(esc)
+        copies = [a for a in sb.articles_of(esc) if "copied from ticket" in a["body"]]
+        watchers = sb.subscribers_of(esc)
+        _say("")
+        _say(
+            f"Escalation ticket #{ticket['number']}: level {ticket['escalation_level']}, "
+            f"owner {ticket['owner']}, {len(copies)} customer emails copied, "
+            f"{len(watchers)} subscribed, tags {', '.join(sorted(sb.tags_of(esc)))}."
+        )
+        worker_mail = len(sb.outbox) - self.outbox_before
+        _say(f"Mail Zammad sent because of the worker: {worker_mail}.")
+        state_file = self.state_dir / "sandbox-state.json"
+        state_file.write_text(
+            json.dumps(
+                {
+                    "tickets": sb.tickets,
+                    "articles": {tid: sb.articles_of(tid) for tid in sb.tickets},
+                    "outbox": sb.outbox,
+                },
+                indent=2,
+                default=str,
+            ),
+            encoding="utf-8",
+        )
+        _say("")
+        _say("Where to look:")
+        _say(f"  ESCALATIONS_STATE_DIR={self.state_dir} escalations status")
+        _say(f"  the sandbox's tickets, articles and outbox: {state_file}")
+        _say("  a live sandbox to try the worker yourself: escalations sandbox")
+
+
+def run_demo(*, state_dir: Path | None) -> int:
+    configure_logging("WARNING")
+    directory = state_dir or Path(tempfile.mkdtemp(prefix="escalations-demo-"))
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if (directory / "escalations.sqlite3").exists():
+        raise ConfigError(f"{directory}: already holds a store; give the demo an empty directory")
+    demo = _Demo(directory)
+    try:
+        _say(
+            f"Demo: the escalation worker against a Zammad-compatible sandbox at {demo.server.url}"
+        )
+        _say(f"(accelerated time: the scripted day of {DEMO_DAY}, Europe/London)")
+        _say("")
+        demo.script()
+        demo.summary()
+    finally:
+        demo.close()
+    return 0
