@@ -1,0 +1,94 @@
+"""The demo and the sandbox command, as a newcomer runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from escalations.cli import main
+
+
+def test_demo_tells_the_day_and_leaves_a_store_to_inspect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "demo"
+    assert main(["demo", "--state-dir", str(state)]) == 0
+    out = capsys.readouterr().out
+    for line in (
+        r"raised escalation ticket #\d+ \"\[ESC L1\] Broadband down since Monday\"",
+        r"internal note: Customer email: Re: broadband down - photo with router\.jpg",
+        r"owner now: duty\.manager@fused\.example",
+        r"internal note: Level 3",
+        r"internal note: Carrier contact incomplete",
+        r"internal note: Carrier route failed",
+        r"owner now: cs\.supervisor@fused\.example",
+        r"3 customer emails copied",
+        r"Mail Zammad sent because of the worker: 0\.",
+        r"escalations status",
+    ):
+        assert re.search(line, out), f"missing from the story: {line}"
+    dump = json.loads((state / "sandbox-state.json").read_text())
+    escalation = [t for t in dump["tickets"].values() if t.get("escalation_key")]
+    assert len(escalation) == 1
+    assert (state / "escalations.sqlite3").exists()
+
+
+def test_demo_refuses_a_directory_with_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "escalations.sqlite3").write_bytes(b"")
+    assert main(["demo", "--state-dir", str(tmp_path)]) == 78
+    assert "already holds a store" in capsys.readouterr().err
+
+
+def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "escalations.cli", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = token = None
+        for _ in range(20):
+            line = proc.stdout.readline()
+            if m := re.search(r"API at (http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+            if m := re.search(r"token \(escalation-bot, ticket\.agent\): (\S+)", line):
+                token = m.group(1)
+            if url and token:
+                break
+        assert url
+        assert token
+        me = requests.get(
+            f"{url}/api/v1/users/me",
+            headers={"Authorization": f"Token token={token}"},
+            timeout=(2, 5),
+        )
+        assert me.status_code == 200
+        assert me.json()["login"] == "escalation-bot"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=5)
+
+
+def test_sandbox_command_with_a_missing_seed_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", "--seed", str(tmp_path / "nope.json")]) == 78
+    err = capsys.readouterr().err
+    assert err.strip() == f"escalations: {tmp_path / 'nope.json'}: seed file not found"
