@@ -1,0 +1,71 @@
+"""Talks to a helpdesk and nothing else: the neutral ``HelpdeskAdapter`` protocol and its
+types (``base``), the error tree (``errors``), the HTTP policy (``http``) and one adapter per
+helpdesk (``zammad``)."""
+
+from __future__ import annotations
+
+from connector.base import (
+    Article,
+    ArticleDraft,
+    ArticleKind,
+    AttachmentRef,
+    AttachmentUpload,
+    Capability,
+    CreatedTicket,
+    FieldInfo,
+    Group,
+    HelpdeskAdapter,
+    Link,
+    LinkKind,
+    Marker,
+    Sender,
+    Ticket,
+    TicketChanges,
+    TicketDraft,
+    TicketState,
+    User,
+)
+from connector.errors import (
+    AmbiguousWrite,
+    AuthError,
+    Conflict,
+    HelpdeskError,
+    NotFound,
+    RateLimited,
+    RedirectError,
+    Rejected,
+    TooLarge,
+    TransientError,
+)
+
+__all__ = [
+    "AmbiguousWrite",
+    "Article",
+    "ArticleDraft",
+    "ArticleKind",
+    "AttachmentRef",
+    "AttachmentUpload",
+    "AuthError",
+    "Capability",
+    "Conflict",
+    "CreatedTicket",
+    "FieldInfo",
+    "Group",
+    "HelpdeskAdapter",
+    "HelpdeskError",
+    "Link",
+    "LinkKind",
+    "Marker",
+    "NotFound",
+    "RateLimited",
+    "RedirectError",
+    "Rejected",
+    "Sender",
+    "Ticket",
+    "TicketChanges",
+    "TicketDraft",
+    "TicketState",
+    "TooLarge",
+    "TransientError",
+    "User",
+]

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
+
 from escalations.clock import FakeClock
 from escalations.errors import ConfigError
 from escalations.logs import configure_logging
@@ -94,7 +96,7 @@ class _Demo:
         self.settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
             helpdesk_url=self.server.url,
-            helpdesk_token=self.sandbox.token_of(BOT),
+            helpdesk_token=SecretStr(self.sandbox.token_of(BOT)),
             state_dir=state_dir,
         )
         self.mappings = load_mappings(shipped_mappings_dir())
