@@ -141,6 +141,8 @@ INDEX_PAGE_SIZE = 500
 BODY_MAX_CHARS = 1_500_000
 """Zammad rejects article bodies longer than this with 422 (reference §5.3)."""
 UNASSIGNED_USER_ID = 1
+TAG_SEARCH_LIMIT = 200
+"""Rows asked of ``tag_search`` (a substring match, 10 rows unless told)."""
 ARTICLE_CONTENT_TYPES = frozenset({"text/html", "text/plain"})
 
 # Ticket keys that are Zammad columns or response decorations, not custom attributes.
@@ -523,13 +525,19 @@ class ZammadAdapter:
         return states
 
     def list_fields(self) -> list[FieldInfo] | None:
-        """Custom ticket attributes whose migration has run, or ``None`` when the token may
-        not read the object manager (403; it needs ``admin.object``)."""
+        """Custom ticket attributes whose migration has run.
+
+        The object manager needs ``admin.object``, which the worker's agent token does not
+        have (403). Then the names are learnt from one readable ticket instead: Zammad
+        answers every column of the tickets table, custom attributes included, so the
+        attributes are known by name (``data_type`` "unknown", no options). ``None`` when
+        neither works (no readable ticket yet).
+        """
         try:
             data = self._client.get_json("/api/v1/object_manager_attributes")
         except AuthError as exc:
             if exc.status == 403:
-                return None
+                return self._fields_from_a_ticket()
             raise
         fields = []
         for raw in data or []:
@@ -548,6 +556,33 @@ class ZammadAdapter:
                 )
             )
         return fields
+
+    def _fields_from_a_ticket(self) -> list[FieldInfo] | None:
+        try:
+            data = self._client.get_json(
+                "/api/v1/tickets", params={"per_page": 1, "page": 1, "expand": "true"}
+            )
+        except AuthError as exc:
+            if exc.status == 403:
+                return None
+            raise
+        rows = [r for r in data or [] if isinstance(r, Mapping)] if isinstance(data, list) else []
+        if not rows:
+            return None
+        return [
+            FieldInfo(name=str(key), data_type="unknown")
+            for key in rows[0]
+            if key not in STANDARD_TICKET_KEYS and not str(key).endswith(("_id", "_ids"))
+        ]
+
+    def tag_exists(self, name: str) -> bool:
+        """Whether ``name`` is in the tag catalogue (exact match; the search is a substring
+        pre-filter, ``limit`` raised from Zammad's default of 10)."""
+        data = self._client.get_json(
+            "/api/v1/tag_search", params={"term": name, "limit": TAG_SEARCH_LIMIT}
+        )
+        rows = data if isinstance(data, list) else []
+        return any(isinstance(r, Mapping) and r.get("value") == name for r in rows)
 
     def _get_all(
         self, path: str, params: Mapping[str, Any] | None = None

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC
+from datetime import UTC, tzinfo
 from pathlib import Path
 from types import FrameType
 
@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     if args.at:
         try:
             clock = FixedStartClock(parse_instant(args.at))
-        except ValueError as exc:
-            raise ConfigError(f"--at: {exc}") from None
+        except ValueError:
+            raise ConfigError(
+                f"--at: '{args.at}' is not an instant with a time zone "
+                "(ISO-8601, e.g. 2026-12-01T09:30:00Z)"
+            ) from None
     mappings = _mappings(settings)
     adapter = build_adapter(settings, clock)
     store = open_store(settings, clock)
@@ -136,7 +139,7 @@ def status(args: argparse.Namespace) -> int:
         summary = store.status(clock.now())
     finally:
         store.close()
-    tz = None
+    tz: tzinfo
     try:
         tz = _mappings(settings).profile.tz
     except ConfigError:

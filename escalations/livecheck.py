@@ -100,9 +100,10 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
                 problems.append(f"{where}: {key}: tag '{tag}' not found (create it in Zammad)")
 
     # people: owners need full access, watchers read access, to the escalation group
-    owner_roles = {profile.owner_role(n) for n in range(1, profile.max_level + 1)} - {None}
+    levels = range(1, profile.max_level + 1)
+    owner_roles = {r for n in levels if (r := profile.owner_role(n)) is not None}
     owner_roles.add(profile.carrier.handover_role)
-    watch_roles = {r for n in range(1, profile.max_level + 1) for r in profile.roles_for_level(n)}
+    watch_roles = {r for n in levels for r in profile.roles_for_level(n)}
     for role in sorted(owner_roles | watch_roles):
         ref = fieldmap.people.get(role)
         if not ref:

@@ -14,7 +14,7 @@ from sandbox.actor import Actor
 from sandbox.records import ApiError, forbidden, not_found
 from sandbox.rules import Rules
 from sandbox.search import page_window, search_tickets
-from sandbox.state import SandboxState, as_int, grants
+from sandbox.state import SandboxState, as_int, grants, ruby_to_i
 from sandbox.views import (
     article_json,
     attribute_json,
@@ -113,6 +113,7 @@ class Api:
                 ("POST", "/ticket_articles", self.articles_create),
                 ("GET", r"/ticket_attachment/(\d+)/(\d+)/(\d+)", self.attachment),
                 ("GET", "/tags", self.tags_index),
+                ("GET", "/tag_search", self.tags_search),
                 ("POST", "/tags/add", self.tags_add),
                 ("DELETE", "/tags/remove", self.tags_remove),
                 ("GET", "/links", self.links_index),
@@ -438,6 +439,24 @@ class Api:
     def tags_index(self, actor: Actor, req: Request) -> Response:
         ticket = self._tag_ticket(actor, req.params, "read")
         return _json(200, {"tags": list(self.state.tags_of(ticket.id))})
+
+    def tags_search(self, actor: Actor, req: Request) -> Response:
+        """The tag catalogue (``Tag::Item``): any signed-in user; a case-insensitive
+        substring match ordered by name, ``limit`` rows (10 unless told). A blank term
+        answers the most used tags."""
+        st = self.state
+        limit = max(ruby_to_i(req.params.get("limit"), 10), 0)
+        term = str(req.params.get("term") or "").strip().lower()
+        if term:
+            names = sorted(n for n in st.db.tag_items if term in n.lower())
+        else:
+            used: dict[str, int] = dict.fromkeys(st.db.tag_items, 0)
+            for tags in st.db.ticket_tags.values():
+                for name in tags:
+                    used[name] = used.get(name, 0) + 1
+            names = sorted(used, key=lambda n: (-used[n], n))
+        items = st.db.tag_items
+        return _json(200, [{"id": items.get(n), "value": n} for n in names[:limit]])
 
     def tags_add(self, actor: Actor, req: Request) -> Response:
         ticket = self._tag_ticket(actor, req.params, "read")

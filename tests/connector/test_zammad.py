@@ -18,6 +18,7 @@ from connector.base import (
     AttachmentRef,
     AttachmentUpload,
     Capability,
+    FieldInfo,
     Link,
     LinkKind,
     Marker,
@@ -448,10 +449,41 @@ def test_list_fields(rsps, adapter):
     )
 
 
-def test_list_fields_without_permission_is_none(rsps, adapter):
+def test_list_fields_without_admin_object_reads_one_ticket(rsps, adapter):
+    """An agent token may not list object attributes; the columns of one readable ticket
+    name the attributes instead (custom attributes are columns of the tickets table)."""
     rsps.add(
         "GET", f"{API}/object_manager_attributes", status=403, json={"error": "Not authorized"}
     )
+    ticket = {
+        **load_fixture("zammad/ticket_3_expand.json"),
+        "escalation_level": "2",
+        "escalation_key": None,
+    }
+    rsps.add(
+        "GET",
+        f"{API}/tickets",
+        match=q(per_page=1, page=1, expand="true"),
+        json=[ticket],
+    )
+    fields = adapter.list_fields()
+    assert fields == [
+        FieldInfo(name="escalation_level", data_type="unknown"),
+        FieldInfo(name="escalation_key", data_type="unknown"),
+    ]
+
+
+def test_list_fields_without_admin_object_or_a_readable_ticket_is_none(rsps, adapter):
+    rsps.add(
+        "GET", f"{API}/object_manager_attributes", status=403, json={"error": "Not authorized"}
+    )
+    rsps.add("GET", f"{API}/tickets", json=[])
+    assert adapter.list_fields() is None
+
+
+def test_list_fields_for_a_token_without_ticket_agent_is_none(rsps, adapter):
+    for path in ("object_manager_attributes", "tickets"):
+        rsps.add("GET", f"{API}/{path}", status=403, json={"error": "Not authorized"})
     assert adapter.list_fields() is None
 
 
@@ -464,6 +496,23 @@ def test_list_fields_with_a_bad_token_raises(rsps, adapter):
     )
     with pytest.raises(AuthError):
         adapter.list_fields()
+
+
+def test_tag_exists_is_an_exact_match(rsps, adapter):
+    rsps.add(
+        "GET",
+        f"{API}/tag_search",
+        match=q(term="escalation", limit=200),
+        json=[{"id": 4, "value": "de-escalation"}, {"id": 2, "value": "escalation"}],
+    )
+    rsps.add(
+        "GET",
+        f"{API}/tag_search",
+        match=q(term="escalation-l", limit=200),
+        json=[{"id": 5, "value": "escalation-l1"}],
+    )
+    assert adapter.tag_exists("escalation") is True
+    assert adapter.tag_exists("escalation-l") is False
 
 
 # -- create_ticket --------------------------------------------------------------------------

@@ -43,6 +43,22 @@ def test_tag_remove_always_bumps(api: Client, sandbox: ZammadSandbox, clock: Fak
     assert sandbox.tags_of(1) == []
 
 
+def test_tag_search_is_a_substring_match_on_the_catalogue(
+    api: Client, sandbox: ZammadSandbox
+) -> None:
+    sandbox.create_tag_item("De-Escalation")
+    sandbox.create_tag_item("escalation-extra")
+    found = api("GET", "/tag_search", params={"term": "ESCALATION-L"}).json()
+    assert [t["value"] for t in found] == [f"escalation-l{n}" for n in range(1, 5)]
+    assert all(isinstance(t["id"], int) for t in found)
+    ten = api("GET", "/tag_search", params={"term": "escalat"}).json()
+    assert len(ten) == 10  # Zammad's default limit
+    assert ten[0]["value"] == "De-Escalation"  # ordered by name
+    more = api("GET", "/tag_search", params={"term": "escalat", "limit": 50}).json()
+    assert len(more) == 11  # the demo's nine, plus two
+    assert api("GET", "/tag_search", params={"term": "no-such-tag"}).json() == []
+
+
 def test_tags_case_sensitive_and_new_tag_policy(api: Client, sandbox: ZammadSandbox) -> None:
     api("POST", "/tags/add", json={**TAG, "item": "Escalation"})
     assert sandbox.tags_of(1) == ["Escalation"]

@@ -1,0 +1,435 @@
+"""The ``escalations`` command (escalations/cli.py, escalations/commands.py): exit codes, one
+clear line per user error and no traceback, ``--help`` everywhere, and README.md kept honest
+about the commands and the test command (docs as tests, STYLE.md rule 38).
+
+Most tests call ``main([...])`` in this process with a clean environment; a few start the real
+module (``python -m escalations.cli``) in a subprocess, as systemd would."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from escalations.cli import build_parser, main
+from escalations.errors import EX_CONFIG
+from escalations.settings import ENV_PREFIX, shipped_mappings_dir
+from sandbox import SandboxServer, ZammadSandbox, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+BOT = "escalation-bot"
+ALICE = "alice.agent@fused.example"
+NOT_CONFIGURED = "no helpdesk connector is configured yet"
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No ``ESCALATIONS_*`` from the caller; state in ``tmp_path/state``. Afterwards the
+    logging handlers and signal handlers that ``main`` installs are put back."""
+    for key in list(os.environ):
+        if key.upper().startswith(ENV_PREFIX) or key in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"):
+            monkeypatch.delenv(key)
+    state = tmp_path / "state"
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield state
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for signum, handler in signals.items():
+        signal.signal(signum, handler)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    """The ``escalations: ...`` lines on stderr (log lines start with a level name)."""
+    return [line for line in err.splitlines() if line.startswith("escalations: ")]
+
+
+def run_subprocess(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "escalations.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        check=False,
+    )
+
+
+def broken_mappings(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the shipped mappings with one edit in process.toml."""
+    directory = tmp_path / "mappings"
+    shutil.copytree(shipped_mappings_dir(), directory)
+    path = directory / "process.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return directory
+
+
+def line_of(path: Path, needle: str) -> int:
+    (line,) = [n for n, text in enumerate(path.read_text().splitlines(), 1) if needle in text]
+    return line
+
+
+# -- help and version -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_help_works_for_every_subcommand(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: escalations {command}")
+
+
+def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in subcommands():
+        assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    code, out, err = run_cli(capsys, "version")
+    assert (code, out, err) == (0, f"helpdesk-escalations {project['version']}\n", "")
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def test_check_passes_on_the_shipped_mappings(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "settings: ok (no helpdesk configured)",
+        f"mappings: ok ({shipped_mappings_dir()}: 4 levels, 6 reasons, 4 segments, "
+        "time zone Europe/London)",
+    ]
+    assert error_lines(err) == []
+
+
+def test_check_names_file_line_and_key_of_a_bad_mapping(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory = broken_mappings(
+        tmp_path, 'time_zone = "Europe/London"', 'time_zone = "Mars/Olympus"'
+    )
+    monkeypatch.setenv("ESCALATIONS_MAPPINGS_DIR", str(directory))
+    code, out, err = run_cli(capsys, "check")
+    path = directory / "process.toml"
+    assert code == EX_CONFIG
+    assert error_lines(err) == [
+        f"escalations: {path}:{line_of(path, 'Mars/Olympus')}: process.time_zone: unknown time "
+        "zone 'Mars/Olympus' (expected an IANA name such as 'Europe/London')"
+    ]
+    assert "Traceback" not in err
+    assert "mappings: ok" not in out
+
+
+def test_check_reports_every_problem_one_line_each(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory = broken_mappings(
+        tmp_path,
+        'time_zone = "Europe/London"',
+        'time_zone = "Mars/Olympus"\nno_such_key = 1',
+    )
+    monkeypatch.setenv("ESCALATIONS_MAPPINGS_DIR", str(directory))
+    code, _, err = run_cli(capsys, "check")
+    assert code == EX_CONFIG
+    lines = error_lines(err)
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert re.match(
+            rf"^escalations: {re.escape(str(directory))}/process\.toml:\d+: \S+: ", line
+        )
+    assert any(": process.no_such_key: " in line for line in lines)
+    assert err.count("\n") == 2
+
+
+def test_malformed_mapping_in_a_real_process_exits_78_without_traceback(tmp_path: Path) -> None:
+    directory = broken_mappings(
+        tmp_path, "rfo_required_from_level = 2", "rfo_required_from_level ="
+    )
+    path = directory / "process.toml"
+    done = run_subprocess("check", env={"ESCALATIONS_MAPPINGS_DIR": str(directory)})
+    assert done.returncode == EX_CONFIG
+    line = line_of(path, "rfo_required_from_level =")
+    assert (
+        done.stderr == f"escalations: {path}:{line}: TOML syntax error: Invalid value (column 26)\n"
+    )
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "ESCALATIONS_POLL_INTERVAL_SECONDS",
+            "soon",
+            "escalations: ESCALATIONS_POLL_INTERVAL_SECONDS: Input should be a valid integer",
+        ),
+        (
+            "ESCALATIONS_HTTP_READ_TIMEOUT",
+            "0",
+            "escalations: ESCALATIONS_HTTP_READ_TIMEOUT: Input should be greater than 0",
+        ),
+        (
+            "ESCALATIONS_POLL_INTERVAL",
+            "30",
+            "escalations: unknown setting ESCALATIONS_POLL_INTERVAL in the environment (typo?)",
+        ),
+        (
+            "ESCALATIONS_HELPDESK_URL",
+            "zammad.example.com",
+            "escalations: ESCALATIONS_HELPDESK_URL: Value error, must start with https://",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = run_cli(capsys, "check")
+    assert code == EX_CONFIG
+    (line,) = err.splitlines()
+    assert line.startswith(expected)
+    assert out == ""
+
+
+def test_missing_env_file_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_cli(capsys, "--env-file", str(tmp_path / "nope.env"), "check")
+    assert code == EX_CONFIG
+    assert err == f"escalations: {tmp_path / 'nope.env'}: env file not found\n"
+
+
+# -- run: refusals before any work ------------------------------------------------------------
+
+
+def test_run_once_without_a_helpdesk_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], env: Path
+) -> None:
+    code, out, err = run_cli(capsys, "run", "--once")
+    assert code == EX_CONFIG
+    (line,) = err.splitlines()
+    assert line.startswith(f"escalations: {NOT_CONFIGURED}: set ESCALATIONS_HELPDESK_URL")
+    assert out == ""
+    assert not (env / "escalations.sqlite3").exists()
+
+
+def test_run_at_needs_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "run", "--at", "2026-12-01T09:30:00Z")
+    assert code == EX_CONFIG
+    assert err == "escalations: --at needs --once (a single pass as of that instant)\n"
+
+
+@pytest.mark.parametrize("value", ["not-a-time", "2026-12-01T09:30:00"])
+def test_run_at_an_unreadable_instant(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    code, _, err = run_cli(capsys, "run", "--once", "--at", value)
+    assert code == EX_CONFIG
+    assert err == (
+        f"escalations: --at: '{value}' is not an instant with a time zone "
+        "(ISO-8601, e.g. 2026-12-01T09:30:00Z)\n"
+    )
+
+
+def test_run_once_in_a_real_process_without_a_helpdesk() -> None:
+    done = run_subprocess("run", "--once")
+    assert done.returncode == EX_CONFIG
+    assert done.stderr.startswith(f"escalations: {NOT_CONFIGURED}: ")
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+# -- against a loopback sandbox: check --live, run --once, status -----------------------------
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    """The demo sandbox on a loopback port, and the environment pointing the CLI at it."""
+    sandbox = ZammadSandbox.demo()
+    with serve(sandbox, host="127.0.0.1", port=0) as running:
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", sandbox.token_of(BOT))
+        monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")
+        monkeypatch.setenv("ESCALATIONS_HTTP_MAX_ATTEMPTS", "1")
+        yield running
+
+
+def test_check_live_passes_against_the_demo_sandbox(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer
+) -> None:
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        f"helpdesk: ok ({server.url}: every field, tag, group, state and person found)"
+    )
+    assert error_lines(err) == []
+
+
+def test_check_live_reports_a_missing_field(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer
+) -> None:
+    sandbox = server.sandbox
+    with sandbox.lock:
+        attributes = sandbox.state.db.attributes
+        (attr_id,) = [i for i, a in attributes.items() if a.name == "escalation_rfo"]
+        del attributes[attr_id]
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    assert error_lines(err) == [
+        f"escalations: live: {shipped_mappings_dir() / 'zammad.toml'}: fields.rfo: "
+        "ticket attribute 'escalation_rfo' not found"
+    ]
+    assert "helpdesk: ok" not in out
+    assert "Traceback" not in err
+
+
+def test_check_live_with_a_wrong_token(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "not-the-token")
+    code, _, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    assert error_lines(err) == [
+        "escalations: live: the token was refused (401): check ESCALATIONS_HELPDESK_TOKEN"
+    ]
+    assert "Traceback" not in err
+
+
+def test_check_live_without_a_helpdesk(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    (line,) = error_lines(err)
+    assert line.startswith(f"escalations: {NOT_CONFIGURED}: ")
+    assert out.startswith("settings: ok (no helpdesk configured)\n")
+
+
+def test_check_live_when_the_helpdesk_is_down(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve(ZammadSandbox.demo()) as gone:
+        url = gone.url  # a loopback port nobody listens on any more
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", url)
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "some-token")
+    monkeypatch.setenv("ESCALATIONS_HTTP_MAX_ATTEMPTS", "1")
+    code, _, err = run_cli(capsys, "check", "--live")
+    assert code == 1
+    (line,) = error_lines(err)
+    assert line.startswith("escalations: helpdesk error: ")
+    assert "GET /api/v1/users/me" in line
+    assert "some-token" not in err
+    assert "Traceback" not in err
+
+
+def test_status_before_the_worker_has_run(capsys: pytest.CaptureFixture[str], env: Path) -> None:
+    code, out, err = run_cli(capsys, "status")
+    assert code == 0, err
+    assert out == (
+        f"store: {env / 'escalations.sqlite3'} does not exist yet (the worker has not run)\n"
+    )
+    assert not (env / "escalations.sqlite3").exists()
+
+
+def test_status_after_a_pass(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, env: Path
+) -> None:
+    sandbox = server.sandbox
+    (ticket_id,) = [
+        i for i, t in sandbox.tickets.items() if t["title"] == "Broadband down since Monday"
+    ]
+    sandbox.agent_update(
+        ticket_id,
+        ALICE,
+        escalation_requested=True,
+        escalation_reason="outage_beyond_sla",
+        customer_segment="residential",
+    )
+
+    code, _, err = run_cli(capsys, "run", "--once")
+    assert code == 0, err
+    assert [t for t in sandbox.tickets.values() if t.get("escalation_key")], "no escalation"
+
+    code, out, err = run_cli(capsys, "status")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"store: {env / 'escalations.sqlite3'} (schema 2)"
+    assert lines[1] == "open escalations:"
+    assert re.fullmatch(r"  level 1  open\s+1", lines[2]), lines[2]
+    assert lines[3] == "duties due: 0"
+    effects = dict(part.rsplit(" ", 1) for part in lines[4].removeprefix("effects: ").split(", "))
+    assert int(effects["done"]) >= 4
+    assert effects["failed"] == "0"
+    assert effects["pending"] == "0"
+    assert re.fullmatch(
+        r"last successful poll: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", lines[5]
+    ), lines[5]
+    assert len(lines) == 6  # no "last errors"
+
+
+# -- docs as tests ----------------------------------------------------------------------------
+
+
+def _section(text: str, heading: str) -> str:
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {heading}' section"
+    return match.group(1)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    quick_start = _section(README.read_text(), "Quick start")
+    blocks = re.findall(r"^```sh\n(.*?)^```", quick_start, re.MULTILINE | re.DOTALL)
+    assert len(blocks) >= 2, "Quick start needs the demo block and the test block"
+    command = blocks[1].strip().split(" && ")[-1]
+    assert command == ".venv/bin/python -m pytest -q"
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert command.removeprefix(".venv/bin/") in ci_lines
+    assert "python -m pip install --quiet -e '.[test]'" in ci_lines
+    assert ".venv/bin/pip install -q -e '.[test]'" in blocks[1]
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_every_subcommand_is_in_the_readme_command_table(command: str) -> None:
+    table = _section(README.read_text(), "Commands")
+    assert re.search(rf"^\| `escalations {command}\b", table, re.MULTILINE), (
+        f"`escalations {command}` is missing from README.md's command table"
+    )
