@@ -279,7 +279,9 @@ class Effects:
             log.exception("effect.handler_error kind=%s id=%s", effect.kind, effect.id)
             return self._retry(effect, exc, EffectState.IN_FLIGHT, "ambiguous")
         try:
-            with self.store.transaction() as tx:
+            # self.transaction(): intents on_commit requests (the follow-ups) pass the
+            # "intent.committed" point after this commit, like any other intent.
+            with self.transaction() as tx:
                 self.store.finish_effect(tx, effect.id, EffectState.DONE, remote_id=remote_id)
                 on_commit = getattr(handler, "on_commit", None)
                 if on_commit is not None:

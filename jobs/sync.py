@@ -120,6 +120,10 @@ def _consume_flag(esc: Escalation, field: str, occurrence: str) -> Intent:
     )
 
 
+def _before(position: datetime, held: datetime | None) -> datetime:
+    return position if held is None else min(position, held)
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "yes", "1", "on"}
@@ -157,9 +161,11 @@ class SyncPass:
         now = self.ctx.clock.now()
         signpost = now - SIGNPOST_SKEW
         cursor = self.store.get_cursor(self.stream)
-        position = cursor.value if cursor else now - INITIAL_LOOKBACK
+        # min: after the clock stepped back the stored cursor may be past the new signpost
+        position = min(cursor.value, signpost) if cursor else now - INITIAL_LOOKBACK
         since = position - timedelta(seconds=self.ctx.settings.poll_overlap_seconds)
         log.debug("sync.poll since=%s signpost=%s", since.isoformat(), signpost.isoformat())
+        held: datetime | None = None  # the oldest deferred version: the cursor stays before it
         for ticket in self.adapter.changed_tickets(since):
             if self.ctx.stop.is_set():
                 log.info("sync.stopping during poll: cursor stays at %s", position.isoformat())
@@ -167,18 +173,34 @@ class SyncPass:
             if self.store.ticket_seen(ticket.id, ticket.updated_at):
                 self.result.add("tickets_unchanged")
                 continue
+            if self._awaiting_link(ticket):
+                # Our escalation ticket, created but not yet committed as such (a crash or a
+                # lost answer after the POST): an agent's change to it must not be marked
+                # seen unhandled. Leave it unseen, and the cursor before it, until it is.
+                held = ticket.updated_at if held is None else min(held, ticket.updated_at)
+                self.result.add("tickets_deferred")
+                continue
             plans = self._plan(ticket)
             position = max(position, min(ticket.updated_at, signpost))
             with self.effects.transaction() as tx:
                 for plan in plans:
                     plan(tx)
                 self.store.note_ticket_seen(tx, ticket.id, ticket.updated_at)
-                self.store.set_cursor(tx, self.stream, position, signpost)
+                self.store.set_cursor(tx, self.stream, _before(position, held), signpost)
             self.result.add("tickets_changed")
         with self.store.transaction() as tx:
-            self.store.set_cursor(tx, self.stream, max(position, signpost), signpost)
+            self.store.set_cursor(tx, self.stream, _before(max(position, signpost), held), signpost)
             self.store.set_meta(tx, LAST_SUCCESSFUL_POLL, now.isoformat())
             self.store.forget_seen_before(tx, since - timedelta(hours=1))
+
+    def _awaiting_link(self, ticket: Ticket) -> bool:
+        """An escalation ticket whose escalation's create effect is still pending or in
+        flight, so the store does not know it as that escalation's ticket yet."""
+        key = ticket.fields.get(self.fieldmap.fields.escalation_key)
+        if not key or self.store.escalation_by_ticket(ticket.id) is not None:
+            return False
+        create = self.store.effect_by_key(CREATE_ESCALATION, str(key))
+        return create is not None and create.state in (EffectState.PENDING, EffectState.IN_FLIGHT)
 
     def _plan(self, ticket: Ticket) -> list[Plan]:
         """Reads what is needed about a changed ticket and returns what to record."""

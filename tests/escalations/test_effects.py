@@ -140,6 +140,36 @@ def test_intent_committed_point_fires_once_per_new_intent(
     assert hits == [("intent.committed", KIND)]
 
 
+def test_intents_requested_on_commit_pass_the_intent_committed_point(
+    store: SqliteStore, remote: FakeRemote, clock: FakeClock
+) -> None:
+    """Follow-ups requested in an effect's commit (the writes on the original ticket after the
+    escalation ticket is created) are intents like any other: a crash test must be able to
+    stop right after they commit."""
+    hits: list[tuple[str, str | None]] = []
+
+    class Recorder:
+        def point(self, name: str, *, kind: str | None = None) -> None:
+            hits.append((name, kind))
+
+    class WithFollowUp(CreateHandler):
+        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
+            if effect.kind == KIND:
+                fx.request(tx, Intent("follow", f"after:{effect.key}", {}))
+
+    handler = WithFollowUp()
+    fx = Effects(store, remote, {KIND: handler, "follow": handler}, clock, Recorder())  # type: ignore[arg-type]
+    request(fx, intent())
+    hits.clear()
+    fx.run_pending()
+    assert hits == [
+        ("effect.claimed", KIND),
+        ("effect.sent", KIND),
+        ("intent.committed", "follow"),
+        ("effect.committed", KIND),
+    ]
+
+
 # -- the happy path ------------------------------------------------------------------------
 def test_run_pending_writes_once_and_commits(
     fx: Effects, store: SqliteStore, remote: FakeRemote, handler: CreateHandler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -145,6 +146,70 @@ def test_a_second_pass_requests_no_new_effects(world: World) -> None:
     effects_before = len(world.store.effects(*EffectState))
     world.sync()
     assert len(world.store.effects(*EffectState)) == effects_before
+
+
+def test_every_kind_of_write_is_re_entrant(world: World) -> None:
+    """STYLE.md rule 23 for each thing the sync job writes: right after the pass that does
+    a step's writes, another pass requests no effect and writes nothing to the helpdesk
+    (the echoes of our own writes included)."""
+    sb = world.sandbox
+    original = world.ticket_by_title(TITLE)
+    esc: dict = {}
+
+    def flag() -> None:
+        world.flag(original)
+
+    def customer_email() -> None:
+        sb.seed_customer_email(original, "Still nothing.", subject="Re: broadband down")
+
+    def new_ticket_from_the_customer() -> None:
+        sb.create_ticket_as_customer(RESIDENTIAL, "Phone line too", "And the phone is dead.")
+
+    def level(n: int, by: str) -> Callable[[], None]:
+        return lambda: sb.agent_update(esc["id"], by, escalation_level=str(n)) and None
+
+    def carrier_note() -> None:
+        sb.agent_article(esc["id"], ALICE, "Carrier contact\nCarrier: BT\nStage: agent")
+
+    def carrier_route_failed() -> None:
+        sb.add_tag(esc["id"], "carrier-route-failed", login=ALICE)
+
+    def flag_again() -> None:
+        world.flag(original, by=BOB)
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("flag", flag),
+        ("customer email", customer_email),
+        ("new ticket from the customer", new_ticket_from_the_customer),
+        ("level 2", level(2, ALICE)),
+        ("level 3", level(3, DUTY_MANAGER)),
+        ("carrier note", carrier_note),
+        ("carrier route failed", carrier_route_failed),
+        ("flagged again", flag_again),
+    ]
+
+    def writes_since(calls: int) -> list[str]:
+        return [
+            call
+            for call in world.http_calls()[calls:]
+            if not call.startswith("GET ") and call != "POST /api/v1/tickets/search"
+        ]
+
+    for name, step in steps:
+        step()
+        calls = len(world.rsps.calls)
+        world.sync()
+        assert writes_since(calls), f"{name}: the first pass wrote nothing"
+        if not esc:
+            esc.update(world.the_escalation_ticket())
+        effects = len(world.store.effects(*EffectState))
+        calls = len(world.rsps.calls)
+        second = world.sync()
+        assert len(world.store.effects(*EffectState)) == effects, name
+        assert writes_since(calls) == [], name
+        assert not {k for k, v in second.counts.items() if v and k.startswith("effects_")}, name
+    assert len(world.escalation_tickets()) == 1
+    assert not world.store.effects(EffectState.PENDING, EffectState.FAILED)
 
 
 def test_the_worker_never_makes_zammad_send_mail(world: World) -> None:
@@ -347,3 +412,22 @@ def test_the_flag_tag_alone_raises_an_escalation(world: World) -> None:
     world.the_escalation_ticket()
     world.sync()
     assert "escalate" not in world.sandbox.tags_of(original)
+
+
+def test_polling_survives_the_clock_stepping_back(world: World) -> None:
+    """An NTP step back (or a pass run with ``--at`` in the future) leaves the stored cursor
+    ahead of the new signpost: the poll starts from the signpost instead (re-reading is
+    absorbed) rather than failing every pass until the clock catches up."""
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    before = world.clock.now()
+    world.clock.set(before - timedelta(minutes=10))
+    result = world.sync()
+    assert "effects_failed" not in {k for k, v in result.counts.items() if v}
+    cursor = world.store.get_cursor("zammad.tickets")
+    assert cursor is not None
+    assert cursor.value <= world.clock.now()
+    world.clock.set(before + timedelta(minutes=1))
+    world.sandbox.seed_customer_email(original, "Sent after the step back.", subject="Re: x")
+    world.sync()
+    assert "Sent after the step back." in world.copies_in(esc["id"])[-1]["body"]
