@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.base import Article, ArticleKind, Sender, Ticket
+from connector.base import Article, ArticleKind, Sender, Ticket, User
 from escalations import notes, workflow
 from escalations.carrier import parse_carrier_note
 from escalations.clock import parse_instant
@@ -229,6 +229,24 @@ class SyncPass:
             return True
         return bool(flag.tag and flag.tag in self.adapter.get_tags(ticket.id))
 
+    def _flagging_agent(self, ticket: Ticket) -> tuple[int | None, User | None]:
+        """Who flagged: the ticket's last editor, who ran the Escalate macro — unless someone
+        who is not an agent (the customer's next email) changed the ticket before this poll;
+        then the ticket's owner, the agent handling the customer, is taken instead."""
+        editor = self.people.user(ticket.updated_by_id)
+        if editor is not None and editor.is_agent:
+            return editor.id, editor
+        owner = self.people.user(ticket.owner_id)
+        if owner is not None and owner.is_agent:
+            log.info(
+                "escalation.flagger_from_owner ticket=%s last_editor=%s owner=%s",
+                ticket.id,
+                ticket.updated_by_id,
+                owner.id,
+            )
+            return owner.id, owner
+        return None, None
+
     def _scan_later(self, esc: Escalation, ticket: Ticket) -> Plan:
         def plan(tx: Transaction) -> None:
             if self.store.request_scan(tx, esc.id, ticket.id, ticket.number, self.ctx.clock.now()):
@@ -251,8 +269,7 @@ class SyncPass:
         if segment not in profile.segments:
             segment = profile.process.default_segment
         callback_at = self._instant(ticket.fields.get(fields.callback_at))
-        flagged_by = ticket.updated_by_id
-        flagger = self.people.user(flagged_by)
+        flagged_by, flagger = self._flagging_agent(ticket)
         owner = self._owner_for_level(1, flagged_by=flagged_by, current=None, history=())
         mentions = [
             u.id
@@ -683,9 +700,7 @@ class SyncPass:
             ]
             copied = self.store.copied_articles(esc.id)
             done = {c.source_article_id for c in copied}
-            after = (
-                (COPY_ARTICLE, f"copy:{esc.key}:{copied[-1].source_article_id}") if copied else None
-            )
+            after = self._last_copy(esc, copied[-1].source_article_id) if copied else None
             now = self.ctx.clock.now()
             with self.effects.transaction() as tx:
                 for article in articles:
@@ -708,6 +723,15 @@ class SyncPass:
                     after = (COPY_ARTICLE, key)
                     self.result.add("copies_requested")
                 self.store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+    def _last_copy(self, esc: Escalation, source_article_id: int) -> tuple[str, str] | None:
+        """The copy new copies must follow, to keep the original order; none if it failed
+        for good, so one email the helpdesk refused does not hold back every later one."""
+        key = f"copy:{esc.key}:{source_article_id}"
+        last = self.store.effect_by_key(COPY_ARTICLE, key)
+        if last is None or last.state is EffectState.FAILED:
+            return None
+        return (COPY_ARTICLE, key)
 
     def _instant(self, value: Any) -> datetime | None:
         if not value:

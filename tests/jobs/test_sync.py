@@ -431,3 +431,32 @@ def test_polling_survives_the_clock_stepping_back(world: World) -> None:
     world.sandbox.seed_customer_email(original, "Sent after the step back.", subject="Re: x")
     world.sync()
     assert "Sent after the step back." in world.copies_in(esc["id"])[-1]["body"]
+
+
+def test_a_copy_refused_for_good_does_not_hold_back_later_ones(world: World) -> None:
+    from sandbox import ServerError
+
+    original, esc = _flag_and_sync(world)
+    world.sandbox.faults.add(
+        ServerError(method="POST", path="/api/v1/ticket_articles", times=1, status=422)
+    )
+    world.sandbox.seed_customer_email(original, "This one is refused.", subject="Re: 1")
+    world.sync()
+    failed = world.store.effects(EffectState.FAILED)
+    assert [e.kind for e in failed] == ["copy_article"]
+    world.sandbox.seed_customer_email(original, "This one must still arrive.", subject="Re: 2")
+    world.sync()
+    assert "This one must still arrive." in world.copies_in(esc["id"])[-1]["body"]
+
+
+def test_a_customer_email_before_the_poll_does_not_make_the_customer_the_flagger(
+    world: World,
+) -> None:
+    original = world.ticket_by_title(TITLE)
+    world.flag(original, by=BOB)
+    world.sandbox.seed_customer_email(original, "Are you escalating?", subject="Re: x")
+    world.sync()
+    first = world.sandbox.articles_of(world.the_escalation_ticket()["id"])[0]["body"]
+    assert "Sean" not in first.split("Flagged by:")[1].split("<br>")[0]
+    # the ticket's owner (Alice), the agent handling the customer, is credited instead
+    assert "Alice" in first.split("Flagged by:")[1].split("<br>")[0]
