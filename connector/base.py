@@ -164,6 +164,7 @@ class TicketChanges:
     group: str | None = None
     state: str | None = None
     pending_until: datetime | None = None
+    title: str | None = None
     fields: Mapping[str, FieldValue] = field(default_factory=dict)
 
 

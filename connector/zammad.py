@@ -718,6 +718,8 @@ class ZammadAdapter:
             body["state"] = changes.state
         if changes.pending_until is not None:
             body["pending_time"] = utc_ms(changes.pending_until)
+        if changes.title is not None:
+            body["title"] = changes.title
         body.update(changes.fields)
         if not body:
             return self.get_ticket(ticket_id)

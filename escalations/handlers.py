@@ -297,7 +297,8 @@ class SetTags:
 
 
 class UpdateTicket:
-    """Payload: ``ticket_id`` and any of ``owner_id``, ``state``, ``group``, ``fields``."""
+    """Payload: ``ticket_id`` and any of ``owner_id``, ``state``, ``group``, ``title``,
+    ``fields``."""
 
     def apply(self, adapter: HelpdeskAdapter, effect: Effect) -> str | None:
         p = effect.payload
@@ -305,6 +306,7 @@ class UpdateTicket:
             owner_id=p.get("owner_id"),
             state=p.get("state"),
             group=p.get("group"),
+            title=p.get("title"),
             pending_until=_when(p.get("pending_until")),
             fields=dict(p.get("fields", {})),
         )

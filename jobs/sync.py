@@ -21,6 +21,7 @@ now; running it twice in a row makes no new writes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,6 +66,7 @@ MAX_EFFECT_ROUNDS = 6
 """Rounds of the executor per phase: a commit may request follow-up writes."""
 
 Plan = Callable[[Transaction], None]
+TITLE_PREFIX_RE = re.compile(r"^\[ESC L\d+\]\s*")
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -481,6 +483,7 @@ class SyncPass:
         ).html(self.tz)
         all_level_tags = {self.fieldmap.level_tag(n) for n in range(1, self.profile.max_level + 1)}
         ticket_id = ticket.id
+        title = f"[ESC L{level}] {TITLE_PREFIX_RE.sub('', ticket.title)}"[:250]
 
         def plan(tx: Transaction) -> None:
             self.store.record_level_change(
@@ -518,16 +521,13 @@ class SyncPass:
                     escalation_id=esc.id,
                 ),
             )
+            changes: dict[str, Any] = {"ticket_id": ticket_id, "title": title}
             if owner is not None and owner != esc.owner_id:
-                request(
-                    tx,
-                    Intent(
-                        UPDATE_TICKET,
-                        f"level-owner:{prefix}",
-                        {"ticket_id": ticket_id, "owner_id": owner},
-                        escalation_id=esc.id,
-                    ),
-                )
+                changes["owner_id"] = owner
+            request(
+                tx,
+                Intent(UPDATE_TICKET, f"level-ticket:{prefix}", changes, escalation_id=esc.id),
+            )
             request(
                 tx,
                 Intent(

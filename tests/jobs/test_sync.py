@@ -323,6 +323,7 @@ def test_level_2_takes_ownership_and_level_3_subscribes_its_executive(world: Wor
     world.sync()
     ticket = sb.ticket(esc["id"])
     assert ticket["owner"] == DUTY_MANAGER
+    assert ticket["title"] == f"[ESC L2] {TITLE}"
     assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l2"}
     note = [a for a in sb.articles_of(esc["id"]) if "Level 2" in a["body"]]
     assert len(note) == 1
@@ -336,6 +337,7 @@ def test_level_2_takes_ownership_and_level_3_subscribes_its_executive(world: Wor
     world.sync()
     ticket = sb.ticket(esc["id"])
     assert ticket["owner"] == DUTY_MANAGER  # level 3 keeps the level-2 owner
+    assert ticket["title"] == f"[ESC L3] {TITLE}"
     assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l3"}
     assert sb.user_id(LLOYD) in sb.subscribers_of(esc["id"])
     changes = world.store.level_changes(world.store.escalation_by_ticket(esc["id"]).id)  # type: ignore[union-attr]
