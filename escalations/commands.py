@@ -22,6 +22,9 @@ from escalations.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
+FAILED_SHOWN = 10
+"""How many failed effects ``escalations status`` lists, newest last."""
+
 
 def _out(line: str = "") -> None:
     print(line)  # noqa: T201
@@ -137,6 +140,7 @@ def status(args: argparse.Namespace) -> int:
     store = open_store(settings, clock)
     try:
         summary = store.status(clock.now())
+        failed = store.effects(EffectState.FAILED)
     finally:
         store.close()
     tz: tzinfo
@@ -155,6 +159,11 @@ def status(args: argparse.Namespace) -> int:
     _out(f"duties due: {summary.duties_due}")
     effects = summary.effects
     _out("effects: " + ", ".join(f"{s.value} {effects.get(s, 0)}" for s in EffectState))
+    for effect in failed[-FAILED_SHOWN:]:
+        ticket = effect.payload.get("ticket_id") or effect.payload.get("parent_id")
+        _out(f"  failed {effect.kind} {effect.key} (ticket {ticket}): {effect.last_error}")
+    if len(failed) > FAILED_SHOWN:
+        _out(f"  … and {len(failed) - FAILED_SHOWN} more failed effects")
     last = summary.last_successful_poll
     shown = last.astimezone(tz).isoformat(timespec="seconds") if last else "never"
     _out(f"last successful poll: {shown}")

@@ -406,6 +406,29 @@ def test_status_after_a_pass(
     assert len(lines) == 6  # no "last errors"
 
 
+def test_status_lists_what_failed_and_why(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, env: Path
+) -> None:
+    from sandbox import ServerError
+
+    sandbox = server.sandbox
+    (ticket_id,) = [
+        i for i, t in sandbox.tickets.items() if t["title"] == "Broadband down since Monday"
+    ]
+    sandbox.agent_update(ticket_id, ALICE, escalation_requested=True)
+    sandbox.faults.add(ServerError(method="POST", path="/api/v1/tickets$", times=1, status=422))
+    code, _, err = run_cli(capsys, "run", "--once")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "status")
+    assert code == 0, err
+    assert re.search(r"effects: .*failed 1", out), out
+    assert re.search(
+        rf"  failed create_escalation zammad:ticket:{ticket_id}:1 \(ticket {ticket_id}\): "
+        r"Rejected: .*422",
+        out,
+    ), out
+
+
 # -- docs as tests ----------------------------------------------------------------------------
 
 
