@@ -141,7 +141,8 @@ class _Demo:
         if any(r is None for r in results):
             _say(f"{self.local()}  worker  a pass failed; see the log above")
         if self.escalation_id is None:
-            found = [t for t in self.sandbox.tickets.values() if t.get("escalation_key")]
+            key_field = self.mappings.zammad.fields.escalation_key
+            found = [t for t in self.sandbox.tickets.values() if t.get(key_field)]
             if not found:
                 _say(f"{self.local()}  worker  nothing to do")
                 return
@@ -150,7 +151,7 @@ class _Demo:
             _say(
                 f"{self.local()}  worker  raised escalation ticket #{ticket['number']} "
                 f'"{ticket["title"]}" in group {ticket["group"]} for the internal placeholder '
-                f"customer, linked to #{ticket['escalation_original']}"
+                f"customer, linked to #{ticket[self.mappings.zammad.fields.original_ticket]}"
             )
         self._report(self.escalation_id)
 
@@ -174,6 +175,9 @@ class _Demo:
 
     def script(self) -> None:
         sb = self.sandbox
+        fieldmap = self.mappings.zammad
+        fields = fieldmap.fields
+        heading = fieldmap.carrier.note_heading
         original = next(t for t in sb.tickets.values() if t["title"] == DEMO_TICKET)
         oid = original["id"]
         _say(
@@ -187,10 +191,12 @@ class _Demo:
             lambda: sb.agent_update(
                 oid,
                 ALICE,
-                escalation_requested=True,
-                escalation_reason="outage_beyond_sla",
-                customer_segment="residential",
-                escalation_callback_at=f"{DEMO_DAY}T11:00:00.000Z",
+                **{
+                    str(fieldmap.flag.field): True,
+                    fields.reason: "outage_beyond_sla",
+                    fields.segment: "residential",
+                    fields.callback_at: f"{DEMO_DAY}T11:00:00.000Z",
+                },
             ),
         )
         self.tick()
@@ -218,7 +224,7 @@ class _Demo:
         self.at("11:30")
         self.agent(
             "Sean calls: no progress; Alice moves the escalation to level 2",
-            lambda: sb.agent_update(esc, ALICE, escalation_level="2"),
+            lambda: sb.agent_update(esc, ALICE, **{fields.level: "2"}),
         )
         self.tick()
         self.at("12:10")
@@ -227,7 +233,7 @@ class _Demo:
             lambda: sb.agent_article(
                 esc,
                 ALICE,
-                "Carrier contact\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
+                f"{heading}\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
                 "User ID: BT-4411\nTime of call: 12:05",
             ),
         )
@@ -237,21 +243,20 @@ class _Demo:
             lambda: sb.agent_article(
                 esc,
                 ALICE,
-                "Carrier contact\nCarrier: BT\nStage: team leader\nForename: Priya\n"
-                "Time of call: 13:00",
+                f"{heading}\nCarrier: BT\nStage: team leader\nForename: Priya\nTime of call: 13:00",
             ),
         )
         self.tick()
         self.at("14:00")
         self.agent(
             "Jane Doe (duty manager) moves the escalation to level 3",
-            lambda: sb.agent_update(esc, DUTY_MANAGER, escalation_level="3"),
+            lambda: sb.agent_update(esc, DUTY_MANAGER, **{fields.level: "3"}),
         )
         self.tick()
         self.at("15:00")
         self.agent(
             "BT's team leader still has no answer: Alice marks the carrier route as failed",
-            lambda: sb.add_tag(esc, "carrier-route-failed", login=ALICE),
+            lambda: sb.add_tag(esc, fieldmap.tags.carrier_route_failed, login=ALICE),
         )
         self.tick()
         self.at("15:30")
@@ -266,7 +271,8 @@ class _Demo:
         watchers = sb.subscribers_of(esc)
         _say("")
         _say(
-            f"Escalation ticket #{ticket['number']}: level {ticket['escalation_level']}, "
+            f"Escalation ticket #{ticket['number']}: "
+            f"level {ticket[self.mappings.zammad.fields.level]}, "
             f"owner {ticket['owner']}, {len(copies)} customer emails copied, "
             f"{len(watchers)} subscribed, tags {', '.join(sorted(sb.tags_of(esc)))}."
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,7 @@ COPY_ARTICLE = "copy_article"
 TAGS = "tags"
 UPDATE_TICKET = "update_ticket"
 SUBSCRIBE = "subscribe"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -235,7 +236,7 @@ def render_copy(adapter: HelpdeskAdapter, payload: Mapping[str, Any]) -> Article
         from_=source["from"],
         to=source["to"],
         cc=source["cc"],
-        sent_at=_when(source["created_at"]) or datetime.fromtimestamp(0).astimezone(),
+        sent_at=_when(source["created_at"]) or EPOCH,
         subject=source["subject"],
         kind=source["kind"],
     ).header_html(tz)
