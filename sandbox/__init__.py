@@ -6,6 +6,8 @@ auto-reply. It mounts into ``responses`` (``mount``) and serves on a loopback so
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sandbox.core import AttachmentSpec, Exchange, ZammadSandbox
 from sandbox.faults import (
     Fault,
@@ -17,9 +19,22 @@ from sandbox.faults import (
     Slow,
     Truncate,
 )
-from sandbox.mount import mount
 from sandbox.records import ApiError
 from sandbox.server import SandboxServer, serve
+
+if TYPE_CHECKING:
+    import responses
+
+
+def mount(sandbox: ZammadSandbox, rsps: responses.RequestsMock, base_url: str) -> None:
+    """Answer every request under ``base_url`` from ``sandbox`` (``sandbox/_responses.py``).
+
+    Imported on use: ``responses`` is a test dependency, and the demo and the ``sandbox``
+    command must run without it."""
+    from sandbox._responses import mount as mount_into_responses
+
+    mount_into_responses(sandbox, rsps, base_url)
+
 
 __all__ = [
     "ApiError",

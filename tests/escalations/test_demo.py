@@ -92,3 +92,21 @@ def test_sandbox_command_with_a_missing_seed_is_one_line(
     assert main(["sandbox", "--seed", str(tmp_path / "nope.json")]) == 78
     err = capsys.readouterr().err
     assert err.strip() == f"escalations: {tmp_path / 'nope.json'}: seed file not found"
+
+
+def test_demo_and_sandbox_need_no_test_dependency(tmp_path: Path) -> None:
+    """The README's first command installs without the test extras: the demo must not
+    import responses, pytest or hypothesis (a fresh-clone run once failed on this)."""
+    code = (
+        "import sys\n"
+        "for name in ('responses', 'pytest', 'hypothesis', 'time_machine'):\n"
+        "    sys.modules[name] = None  # any import of them now fails\n"
+        "from escalations.cli import main\n"
+        f"sys.exit(main(['demo', '--state-dir', {str(tmp_path / 'demo')!r}]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Mail Zammad sent because of the worker: 0." in done.stdout
