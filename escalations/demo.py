@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -293,9 +294,15 @@ class _Demo:
         )
         _say("")
         _say("Where to look:")
-        _say(f"  ESCALATIONS_STATE_DIR={self.state_dir} escalations status")
+        _say(f"  ESCALATIONS_STATE_DIR={self.state_dir} {_program()} status")
         _say(f"  the sandbox's tickets, articles and outbox: {state_file}")
         _say("  a live sandbox to try the worker yourself: escalations sandbox")
+
+
+def _program() -> str:
+    """How the user ran us, so the hint can be pasted as it is (``.venv/bin/escalations``)."""
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    return str(invoked) if invoked is not None and invoked.name == "escalations" else "escalations"
 
 
 def run_demo(*, state_dir: Path | None) -> int:
