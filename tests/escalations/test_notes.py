@@ -1,0 +1,96 @@
+"""The text agents read in the worker's internal notes, pinned exactly (STYLE rule 35): a
+change to a note is a change agents notice, so it shows up here first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from escalations import notes
+
+LONDON = ZoneInfo("Europe/London")
+AT = datetime(2026, 7, 1, 13, 5, tzinfo=UTC)  # 14:05 BST
+
+
+def test_level_change_note_reads_as_the_process_says() -> None:
+    html = notes.LevelChanged(
+        level=2,
+        level_name="Escalation Owner",
+        role="SMC Manager or Duty Manager",
+        owner="Jane Doe",
+        changed_at=AT,
+        changed_by="Alice Agent",
+        reason_label="Service outage that exceeds the SLA",
+        from_level=1,
+        subscribed=((23, "Jane Doe"),),
+    ).html(LONDON)
+    assert html == (
+        "<p><b>Level 2 – Escalation Owner:</b> SMC Manager or Duty Manager Jane Doe, "
+        "14:05 Europe/London, by agent Alice Agent, reason Service outage that exceeds the SLA "
+        '(from level 1).<br><b>Subscribed:</b> <a data-mention-user-id="23">Jane Doe</a></p>'
+    )
+
+
+def test_escalation_opened_note_names_who_why_and_when() -> None:
+    html = notes.EscalationOpened(
+        original_number="31001",
+        original_title="Broadband <down>",
+        level_name="Escalation Recipient",
+        reason_label="Crisis",
+        segment="Residential",
+        flagged_by="Alice Agent",
+        flagged_at=AT,
+        callback_at=None,
+        owner="Alice Agent",
+    ).html(LONDON)
+    assert html == (
+        "<p><b>Escalation raised.</b> Every customer email on the original ticket is copied "
+        "here as an internal note.</p><p><b>Original ticket:</b> #31001 Broadband &lt;down&gt;"
+        "<br><b>Level:</b> 1 – Escalation Recipient<br><b>Reason:</b> Crisis<br>"
+        "<b>Customer segment:</b> Residential<br><b>Flagged by:</b> Alice Agent, 14:05 "
+        "Europe/London (Wed 01 Jul 2026)<br><b>Agreed callback:</b> not agreed<br>"
+        "<b>Owner:</b> Alice Agent</p>"
+    )
+
+
+def test_copied_email_header_block() -> None:
+    html = notes.CopiedEmail(
+        source_number="31001",
+        from_="Sean <sean@x.example>",
+        to="support@fused.example",
+        cc=None,
+        sent_at=AT,
+        subject=None,
+        kind="email",
+    ).header_html(LONDON)
+    assert html == (
+        "<p><b>Customer email copied from ticket #31001</b></p><p><b>From:</b> Sean "
+        "&lt;sean@x.example&gt;<br><b>To:</b> support@fused.example<br><b>Date:</b> 14:05 "
+        "Europe/London (Wed 01 Jul 2026)<br><b>Subject:</b> (no subject)</p><hr>"
+    )
+
+
+def test_carrier_handover_lists_every_contact() -> None:
+    rows = [
+        notes.CarrierRow(AT, "BT", "team_leader", "Dave", None, None, complete=False),
+    ]
+    html = notes.carrier_handover_note("Chris Lee", rows, "Alice Agent", AT, LONDON)
+    assert html == (
+        "<p><b>Carrier route failed</b> (marked by Alice Agent at 14:05 Europe/London "
+        "(Wed 01 Jul 2026)). Handed over to the customer-support supervisor Chris Lee with "
+        "every carrier contact logged:</p><table><tr><th>Time of call</th><th>Carrier</th>"
+        "<th>Stage</th><th>Forename</th><th>Location</th><th>User ID</th><th>Complete</th></tr>"
+        "<tr><td>14:05 Europe/London (Wed 01 Jul 2026)</td><td>BT</td><td>team leader</td>"
+        "<td>Dave</td><td>—</td><td>—</td><td>no</td></tr></table>"
+    )
+    assert "No carrier contact was logged." in notes.carrier_handover_note(
+        "Chris Lee", [], "Alice Agent", AT, LONDON
+    )
+
+
+def test_withheld_attachment_line_has_name_size_and_digest() -> None:
+    line = notes.attachment_withheld_line("big<1>.log", 5000, "ab" * 32, 100)
+    assert line == (
+        f"<li>big&lt;1&gt;.log – 5,000 bytes, sha256 {'ab' * 32} – not copied: larger than the "
+        "100-byte limit; open it on the original ticket</li>"
+    )
