@@ -30,7 +30,8 @@
     errors in 3-4   AmbiguousWrite            stays in_flight; the next pass looks first
                     TransientError, RateLimited   back to pending, not_before = now + wait
                     Rejected, NotFound, Conflict  failed, with last_error
-                    AuthError                 propagates (the worker stops); row in_flight
+                    AuthError 403             failed (about this write: group access, tags)
+                    AuthError 401             propagates (the worker stops); row in_flight
                     any error at max_attempts failed
 
 A crash anywhere leaves the row pending or in flight; the next pass finishes it without a
@@ -240,11 +241,10 @@ class Effects:
         """``None`` if ``effect`` may run now, else the outcome to count for it."""
         assert effect.after is not None
         before = self.store.effect_by_key(*effect.after)
-        if before is not None and before.state is EffectState.DONE:
+        if before is not None and before.state in (EffectState.DONE, EffectState.FAILED):
+            # ``after`` orders writes; it does not make them depend on each other: one copy
+            # the helpdesk refused for good must not hold back every later one.
             return None
-        if before is not None and before.state is EffectState.FAILED:
-            self._fail(effect, f"prerequisite {before.kind} {before.key} failed")
-            return "failed"
         return "deferred"
 
     def _run_one(self, effect: Effect, handler: EffectHandler) -> str:
@@ -263,8 +263,13 @@ class Effects:
             if remote_id is None:
                 remote_id = handler.apply(self.adapter, effect)
                 self.faults.point("effect.sent", kind=effect.kind)
-        except AuthError:
-            raise
+        except AuthError as exc:
+            if exc.status != 403:
+                raise  # the token itself was refused: nothing else can work either
+            # 403 is about this write (the bot lacks access to this ticket's group, or may
+            # not create that tag): fail this effect, keep the worker and the others going.
+            self._fail(effect, _describe(exc))
+            return "failed"
         except AmbiguousWrite as exc:
             return self._retry(effect, exc, EffectState.IN_FLIGHT, "ambiguous")
         except RateLimited as exc:

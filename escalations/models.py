@@ -91,8 +91,8 @@ class CarrierContact:
 
     escalation_id: int
     source_article_id: int
-    carrier: str
-    stage: str
+    carrier: str | None = None
+    stage: str | None = None
     forename: str | None = None
     location: str | None = None
     user_id: str | None = None

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.base import Article, ArticleKind, Sender, Ticket, User
+from connector.errors import AuthError, HelpdeskError, TransientError
 from escalations import notes, workflow
 from escalations.carrier import parse_carrier_note
 from escalations.clock import parse_instant
@@ -62,6 +63,8 @@ INITIAL_LOOKBACK = timedelta(days=30)
 """How far back the very first poll looks for flagged tickets."""
 SIGNPOST_SKEW = timedelta(seconds=2)
 """The cursor never passes the poll's start time minus this allowance for clock skew."""
+FAILED_TICKETS = "sync.failed_tickets"
+"""Meta key: ticket id → the version that could not be handled (logged once per version)."""
 MAX_EFFECT_ROUNDS = 6
 """Rounds of the executor per phase: a commit may request follow-up writes."""
 
@@ -182,18 +185,48 @@ class SyncPass:
                 held = ticket.updated_at if held is None else min(held, ticket.updated_at)
                 self.result.add("tickets_deferred")
                 continue
-            plans = self._plan(ticket)
-            position = max(position, min(ticket.updated_at, signpost))
-            with self.effects.transaction() as tx:
-                for plan in plans:
-                    plan(tx)
-                self.store.note_ticket_seen(tx, ticket.id, ticket.updated_at)
-                self.store.set_cursor(tx, self.stream, _before(position, held), signpost)
+            try:
+                plans = self._plan(ticket)
+                next_position = max(position, min(ticket.updated_at, signpost))
+                with self.effects.transaction() as tx:
+                    for plan in plans:
+                        plan(tx)
+                    self.store.note_ticket_seen(tx, ticket.id, ticket.updated_at)
+                    self.store.set_cursor(tx, self.stream, _before(next_position, held), signpost)
+            except (TransientError, AuthError) as exc:
+                if isinstance(exc, AuthError) and exc.status == 403:
+                    held = self._ticket_failed(ticket, exc, held)
+                    continue
+                raise  # the helpdesk is down or the token refused: the whole pass stops
+            except Exception as exc:  # noqa: BLE001 - this ticket only: hold it, go on
+                held = self._ticket_failed(ticket, exc, held)
+                continue
+            position = next_position
             self.result.add("tickets_changed")
         with self.store.transaction() as tx:
             self.store.set_cursor(tx, self.stream, _before(max(position, signpost), held), signpost)
             self.store.set_meta(tx, LAST_SUCCESSFUL_POLL, now.isoformat())
             self.store.forget_seen_before(tx, since - timedelta(hours=1))
+
+    def _ticket_failed(self, ticket: Ticket, exc: Exception, held: datetime | None) -> datetime:
+        """Keep a ticket that could not be handled unseen, and the cursor before it, so the
+        next pass tries it again; say so once per version of the ticket, not every pass."""
+        self.result.add("tickets_failed")
+        failed = dict(self.store.get_meta(FAILED_TICKETS) or {})
+        version = ticket.updated_at.isoformat()
+        if failed.get(str(ticket.id)) != version:
+            log.error(
+                "sync.ticket_failed ticket=%s updated_at=%s error=%s: %s",
+                ticket.id,
+                version,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, HelpdeskError),
+            )
+            failed[str(ticket.id)] = version
+            with self.store.transaction() as tx:
+                self.store.set_meta(tx, FAILED_TICKETS, failed)
+        return ticket.updated_at if held is None else min(held, ticket.updated_at)
 
     def _awaiting_link(self, ticket: Ticket) -> bool:
         """An escalation ticket whose escalation's create effect is still pending or in
@@ -519,6 +552,7 @@ class SyncPass:
                         "absent": sorted(all_level_tags - {self.fieldmap.level_tag(level)}),
                     },
                     escalation_id=esc.id,
+                    after=self._previous(TAGS, f"level-tags:{esc.key}:{sequence - 1}"),
                 ),
             )
             changes: dict[str, Any] = {"ticket_id": ticket_id, "title": title}
@@ -526,7 +560,13 @@ class SyncPass:
                 changes["owner_id"] = owner
             request(
                 tx,
-                Intent(UPDATE_TICKET, f"level-ticket:{prefix}", changes, escalation_id=esc.id),
+                Intent(
+                    UPDATE_TICKET,
+                    f"level-ticket:{prefix}",
+                    changes,
+                    escalation_id=esc.id,
+                    after=self._previous(UPDATE_TICKET, f"level-ticket:{esc.key}:{sequence - 1}"),
+                ),
             )
             request(
                 tx,
@@ -695,9 +735,18 @@ class SyncPass:
                 continue
             if esc.escalation_ticket_id is None:
                 continue  # the escalation ticket is not created yet; scanned after it is
-            articles = [
-                a for a in self.adapter.list_articles(request.ticket_id) if a.is_customer_message
-            ]
+            try:
+                listed = self.adapter.list_articles(request.ticket_id)
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                # the bot may not read this ticket (yet): the request stays for the next pass
+                self.result.add("scans_refused")
+                log.warning(
+                    "sync.scan_refused esc=%s ticket=%s error=%s", esc.key, request.ticket_id, exc
+                )
+                continue
+            articles = [a for a in listed if a.is_customer_message]
             copied = self.store.copied_articles(esc.id)
             done = {c.source_article_id for c in copied}
             after = self._last_copy(esc, copied[-1].source_article_id) if copied else None
@@ -723,6 +772,11 @@ class SyncPass:
                     after = (COPY_ARTICLE, key)
                     self.result.add("copies_requested")
                 self.store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+    def _previous(self, kind: str, key: str) -> tuple[str, str] | None:
+        """Order after an earlier write of the same kind, if there is one: the tags, title and
+        owner of a later level change must not be overwritten by a retried earlier one."""
+        return (kind, key) if self.store.effect_by_key(kind, key) is not None else None
 
     def _last_copy(self, esc: Escalation, source_article_id: int) -> tuple[str, str] | None:
         """The copy new copies must follow, to keep the original order; none if it failed

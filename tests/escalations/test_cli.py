@@ -24,6 +24,7 @@ import pytest
 from escalations.cli import build_parser, main
 from escalations.errors import EX_CONFIG
 from escalations.settings import ENV_PREFIX, shipped_mappings_dir
+from escalations.store.sqlite import load_migrations
 from sandbox import SandboxServer, ZammadSandbox, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -392,7 +393,7 @@ def test_status_after_a_pass(
     code, out, err = run_cli(capsys, "status")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"store: {env / 'escalations.sqlite3'} (schema 2)"
+    assert lines[0] == f"store: {env / 'escalations.sqlite3'} (schema {len(load_migrations())})"
     assert lines[1] == "open escalations:"
     assert re.fullmatch(r"  level 1  open\s+1", lines[2]), lines[2]
     assert lines[3] == "duties due: 0"

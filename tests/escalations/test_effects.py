@@ -468,17 +468,30 @@ def test_an_effect_waits_for_its_prerequisite(
     assert [e.state for e in store.effects()] == [EffectState.DONE] * 2
 
 
-def test_an_effect_whose_prerequisite_failed_fails(
+def test_an_effect_runs_after_its_prerequisite_failed_for_good(
     fx: Effects, store: SqliteStore, remote: FakeRemote
 ) -> None:
+    """``after`` orders writes; a refused write must not hold back the ones behind it (a
+    refused email copy once blocked every later copy). An unknown prerequisite still waits."""
     first = intent(1)
     remote.planned = [Rejected("no")]
     request(fx, first, intent(2, after=first.ref), intent(3, after=(KIND, "never-requested")))
     result = fx.run_pending()
-    assert (result.failed, result.deferred) == (2, 1)
+    assert (result.failed, result.done, result.deferred) == (1, 1, 1)
     second = store.effect_by_key(KIND, "create:esc:2")
     assert second is not None
-    assert second.last_error == f"prerequisite {KIND} create:esc:1 failed"
+    assert second.state is EffectState.DONE
+
+
+def test_a_403_fails_that_effect_only(fx: Effects, store: SqliteStore, remote: FakeRemote) -> None:
+    remote.planned = [AuthError("Not authorized", status=403)]
+    request(fx, intent(1), intent(2))
+    result = fx.run_pending()
+    assert (result.failed, result.done) == (1, 1)
+    first = store.effect_by_key(KIND, "create:esc:1")
+    assert first is not None
+    assert first.state is EffectState.FAILED
+    assert "403" in (first.last_error or "") or "Not authorized" in (first.last_error or "")
 
 
 def test_the_module_docstring_draws_the_steps() -> None:

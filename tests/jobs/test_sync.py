@@ -462,3 +462,70 @@ def test_a_customer_email_before_the_poll_does_not_make_the_customer_the_flagger
     assert "Sean" not in first.split("Flagged by:")[1].split("<br>")[0]
     # the ticket's owner (Alice), the agent handling the customer, is credited instead
     assert "Alice" in first.split("Flagged by:")[1].split("<br>")[0]
+
+
+# -- one bad thing must not stop everything (found in review) ------------------------------------
+
+
+def test_a_carrier_note_without_carrier_or_stage_does_not_stop_the_job(world: World) -> None:
+    original, esc = _flag_and_sync(world)
+    world.sandbox.agent_article(esc["id"], ALICE, "Carrier contact\nForename: Dave")
+    world.sync()
+    world.sandbox.seed_customer_email(original, "Is anyone there?", subject="Re: x")
+    result = world.sync()
+    assert "tickets_failed" not in result.counts
+    assert "Is anyone there?" in world.copies_in(esc["id"])[-1]["body"]
+    incomplete = [a for a in world.sandbox.articles_of(esc["id"]) if "is incomplete" in a["body"]]
+    assert len(incomplete) == 1
+    assert "Carrier" in incomplete[0]["body"]
+
+
+def test_a_403_on_one_write_fails_that_write_and_the_worker_goes_on(world: World) -> None:
+    from sandbox import ServerError
+
+    original, esc = _flag_and_sync(world)
+    world.sandbox.faults.add(
+        ServerError(method="POST", path="/api/v1/ticket_articles", times=1, status=403)
+    )
+    world.sandbox.seed_customer_email(original, "First.", subject="Re: 1")
+    world.sync()
+    world.sandbox.seed_customer_email(original, "Second.", subject="Re: 2")
+    world.sync()
+    assert "Second." in world.copies_in(esc["id"])[-1]["body"]
+    assert [e.kind for e in world.store.effects(EffectState.FAILED)] == ["copy_article"]
+
+
+def test_a_ticket_that_cannot_be_read_is_held_and_retried(world: World) -> None:
+    from sandbox import ServerError
+
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    world.sandbox.seed_customer_email(original, "Held back.", subject="Re: held")
+    world.sandbox.faults.add(
+        ServerError(
+            method="GET", path=f"/ticket_articles/by_ticket/{original}$", times=1, status=403
+        )
+    )
+    other = world.ticket_by_title("HQ VPN outage")
+    world.flag(other)
+    first = world.sync()
+    assert first.counts.get("escalations_flagged") == 1  # the other ticket went on
+    second = world.sync()
+    assert "Held back." in world.copies_in(esc["id"])[-1]["body"]
+    assert "tickets_failed" not in second.counts
+
+
+def test_a_retried_level_change_never_overwrites_a_later_one(world: World) -> None:
+    from sandbox import ServerError
+
+    _, esc = _flag_and_sync(world)
+    sb = world.sandbox
+    sb.agent_update(esc["id"], ALICE, escalation_level="2")
+    sb.faults.add(ServerError(method="POST", path="/api/v1/tags/add", times=5, status=503))
+    world.sync()  # the level-2 tag write fails for now and backs off
+    sb.agent_update(esc["id"], DUTY_MANAGER, escalation_level="3")
+    world.sync(advance=timedelta(seconds=1))  # level 3 arrives while level 2 is backing off
+    for _ in range(3):
+        world.sync(advance=timedelta(minutes=20))
+    assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l3"}
+    assert sb.ticket(esc["id"])["title"] == f"[ESC L3] {TITLE}"
