@@ -144,6 +144,7 @@ class Effects:
         max_attempts: int = 10,
         backoff_base: timedelta = timedelta(seconds=5),
         backoff_max: timedelta = timedelta(minutes=15),
+        settle: timedelta = timedelta(0),
     ) -> None:
         self.store = store
         self.adapter = adapter
@@ -154,6 +155,9 @@ class Effects:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.settle = settle
+        """How long a write of unknown outcome may still be running in the helpdesk: an
+        in-flight row is not looked for (and so not sent again) before that."""
         self._requested: list[tuple[Transaction, str]] = []
 
     # -- step 1: intent ----------------------------------------------------------------
@@ -217,12 +221,16 @@ class Effects:
         ones once ``stop_event`` is set. ``AuthError`` propagates."""
         result = ExecutorResult()
         started = 0
-        for effect in self.store.runnable_effects(self.clock.now()):
+        now = self.clock.now()
+        for effect in self.store.runnable_effects(now):
             if self.stop_event is not None and self.stop_event.is_set():
                 log.info("effect.stopping started=%s", started)
                 break
             if limit is not None and started >= limit:
                 break
+            if effect.state is EffectState.IN_FLIGHT and effect.updated_at + self.settle > now:
+                result.deferred += 1  # its last attempt may still be running in the helpdesk
+                continue
             handler = self.handlers.get(effect.kind)
             if handler is None:
                 self._fail(effect, f"no handler for effect kind '{effect.kind}'")

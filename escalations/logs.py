@@ -6,9 +6,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from escalations.redaction import RedactingFilter
+from escalations.redaction import SECRETS, RedactingFilter
 
 FORMAT = "%(levelname)s %(name)s %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks secrets in the whole formatted record, tracebacks included: an exception's
+    text can carry what the message filter never sees."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return SECRETS.redact(super().format(record))
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -17,7 +25,7 @@ def configure_logging(level: str = "INFO") -> None:
         if getattr(handler, "_escalations", False):
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(RedactingFilter())
     handler._escalations = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,13 @@ def build_context(
     )
     followups = Followups(followups_after_create(ctx))
     effects = Effects(
-        store, adapter, build_handlers(store, followups), clock, faults=faults, stop_event=stop
+        store,
+        adapter,
+        build_handlers(store, followups),
+        clock,
+        faults=faults,
+        stop_event=stop,
+        settle=timedelta(seconds=settings.write_settle_seconds),
     )
     followups.effects = effects
     ctx.effects = effects

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     http_read_timeout: float = Field(default=30.0, gt=0, le=600)
     http_requests_per_minute: int = Field(default=60, ge=1, le=6000)
     http_max_attempts: int = Field(default=5, ge=1, le=20)
+    write_settle_seconds: int = Field(default=300, ge=0, le=3600)
     ca_bundle: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -63,6 +64,18 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("helpdesk_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if any(ch.isspace() or not ch.isprintable() for ch in token):
+            # e.g. a Windows line ending inside an env file: it would end up in an error
+            # message from the HTTP library, with the token around it
+            raise ValueError("contains whitespace or control characters")
+        return SecretStr(token)
 
     @field_validator("helpdesk_url")
     @classmethod

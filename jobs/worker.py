@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import schedule
 
 from connector.errors import AuthError, HelpdeskError, TransientError
+from escalations.redaction import SECRETS
 from jobs import sync
 from jobs.context import JobContext, JobResult
 
@@ -90,6 +91,7 @@ class Worker:
     def _record(
         self, run_id: int, *, ok: bool, counts: dict[str, int], error: str | None = None
     ) -> None:
+        error = SECRETS.redact(error) if error else error
         with self.ctx.store.transaction() as tx:
             self.ctx.store.finish_job_run(
                 tx, run_id, finished_at=self.ctx.clock.now(), ok=ok, counts=counts, error=error

@@ -498,3 +498,21 @@ def test_the_module_docstring_draws_the_steps() -> None:
     doc = effects_module.__doc__ or ""
     for word in ("INTENT", "CLAIM", "LOOK", "EFFECT", "COMMIT", *POINTS):
         assert word in doc
+
+
+def test_a_write_of_unknown_outcome_is_not_looked_for_before_it_settles(
+    store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
+) -> None:
+    """Zammad may still be running a request our read timeout gave up on: looking too early
+    finds nothing and sends it twice (zammad/zammad#5628)."""
+    fx = executor(store, remote, handler, clock, settle=timedelta(minutes=5))
+    remote.planned = [AMBIGUOUS_APPLIED]
+    request(fx, intent())
+    assert fx.run_pending().ambiguous == 1
+    clock.advance(timedelta(minutes=1))  # past the back-off, not past the settle window
+    assert fx.run_pending().deferred == 1
+    assert remote.finds == 0
+    clock.advance(timedelta(minutes=5))
+    assert fx.run_pending().done == 1
+    assert remote.finds == 1
+    assert remote.write_attempts == 1

@@ -69,6 +69,8 @@ class Installation:
             ESCALATIONS_HELPDESK_TOKEN=self.sandbox.token_of(BOT),
             ESCALATIONS_STATE_DIR=str(self.state_dir),
             ESCALATIONS_HTTP_REQUESTS_PER_MINUTE="6000",
+            # a killed worker's request is not still running here: recover at once
+            ESCALATIONS_WRITE_SETTLE_SECONDS="0",
         )
         env.update(extra)
         return env
