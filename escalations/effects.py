@@ -338,10 +338,23 @@ class Effects:
         return outcome
 
     def _fail(self, effect: Effect, error: str) -> None:
-        with self.store.transaction() as tx:
-            self.store.finish_effect(
-                tx, effect.id, EffectState.FAILED, last_error=error[:ERROR_TEXT_LIMIT]
-            )
+        """Mark ``effect`` failed for good; the handler's optional
+        ``on_fail(tx, effect, error)`` runs in the same transaction (it may record the
+        consequence and request follow-up writes, e.g. telling the agent)."""
+        on_fail = getattr(self.handlers.get(effect.kind), "on_fail", None)
+        try:
+            with self.transaction() as tx:
+                self.store.finish_effect(
+                    tx, effect.id, EffectState.FAILED, last_error=error[:ERROR_TEXT_LIMIT]
+                )
+                if on_fail is not None:
+                    on_fail(tx, effect, error)
+        except Exception:  # an on_fail bug must not leave the effect retrying forever
+            log.exception("effect.fail_hook_error kind=%s id=%s", effect.kind, effect.id)
+            with self.store.transaction() as tx:
+                self.store.finish_effect(
+                    tx, effect.id, EffectState.FAILED, last_error=error[:ERROR_TEXT_LIMIT]
+                )
         log.error("effect.failed kind=%s id=%s error=%s", effect.kind, effect.id, error)
 
     def _backoff(self, attempts: int) -> timedelta:

@@ -33,7 +33,7 @@ from connector.base import (
 )
 from connector.errors import AuthError, Rejected, TooLarge
 from escalations import notes, workflow
-from escalations.models import CopiedArticle, Effect
+from escalations.models import CopiedArticle, Effect, State
 from escalations.sanitize import body_as_safe_html
 
 if TYPE_CHECKING:
@@ -97,6 +97,23 @@ class CreateEscalation:
             return None
         return f"{ticket_id}#{adapter.get_ticket(ticket_id).number}"
 
+    def on_fail(self, tx: Transaction, effect: Effect, error: str) -> None:
+        """The helpdesk refused the escalation ticket for good: the escalation ends before it
+        began (so a new flag raises a new one), and the agent is told on the original."""
+        assert effect.escalation_id is not None
+        esc = self.store.get_escalation(effect.escalation_id)
+        if esc is None or esc.state is not State.FLAGGED:
+            return
+        abandoned = workflow.apply(esc, "abandon", esc.updated_at)
+        self.store.update_escalation(tx, abandoned)
+        self.followups.after_failure(tx, abandoned, error)
+        log.error(
+            "escalation.not_created esc=%s original=%s error=%s",
+            esc.key,
+            esc.original_ticket_id,
+            error,
+        )
+
     def on_commit(self, tx: Transaction, effect: Effect, remote_id: str | None) -> None:
         assert remote_id is not None
         assert effect.escalation_id is not None
@@ -130,16 +147,23 @@ class CreateEscalation:
 
 
 class Followups:
-    """Requests the writes that follow the creation of an escalation ticket. Bound to the
-    ``Effects`` executor after both exist (they need each other)."""
+    """Requests the writes that follow the creation of an escalation ticket — or its failure.
+    Bound to the ``Effects`` executor after both exist (they need each other)."""
 
-    def __init__(self, build: Any) -> None:
+    def __init__(self, build: Any, build_failure: Any = None) -> None:
         self._build = build  # callable(esc) -> list[Intent]
+        self._build_failure = build_failure  # callable(esc, error) -> list[Intent]
         self.effects: Effects | None = None
 
     def after_create(self, tx: Transaction, esc: Any) -> None:
+        self._request(tx, self._build(esc))
+
+    def after_failure(self, tx: Transaction, esc: Any, error: str) -> None:
+        if self._build_failure is not None:
+            self._request(tx, self._build_failure(esc, error))
+
+    def _request(self, tx: Transaction, intents: list[Intent]) -> None:
         assert self.effects is not None, "Followups not bound to an executor"
-        intents: list[Intent] = self._build(esc)
         for intent in intents:
             self.effects.request(tx, intent)
 

@@ -60,6 +60,15 @@ def original_ticket_note(escalation_number: str, level_name: str) -> str:
     )
 
 
+def escalation_failed_note(error: str) -> str:
+    return (
+        "<p><b>The escalation could not be raised.</b> The helpdesk refused the escalation "
+        f"ticket: {escape(error)}</p><p>Nothing was created and the flag was cleared. Ask your "
+        "helpdesk administrator (<i>escalations status</i> shows the details), then run the "
+        "Escalate macro again.</p>"
+    )
+
+
 def flagged_again_note(escalation_number: str, by: str, at: datetime, tz: ZoneInfo) -> str:
     return (
         f"<p><b>Flagged again</b> by {escape(by)} at {local_time(at, tz)} while escalation "

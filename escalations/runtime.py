@@ -17,7 +17,7 @@ from escalations.mappings import Mappings, load_mappings
 from escalations.settings import Settings
 from escalations.store.sqlite import SqliteStore
 from jobs.context import JobContext
-from jobs.sync import followups_after_create
+from jobs.sync import followups_after_create, followups_after_failure
 
 if TYPE_CHECKING:
     import requests
@@ -70,7 +70,7 @@ def build_context(
         faults=faults,
         stop=stop,
     )
-    followups = Followups(followups_after_create(ctx))
+    followups = Followups(followups_after_create(ctx), followups_after_failure(ctx))
     effects = Effects(
         store,
         adapter,

@@ -6,10 +6,11 @@
                       ┌──┐
                       ▼  │
     flagged ──open──► open ──resolve──► resolved ──park──► parked ──confirm──► confirmed
-                      ▲ ▲                  │                  │                    │
-                      │ └──open (reopen)───┘                  │                  close
-                      └────────────────unpark─────────────────┘                    ▼
-           purged ◄──purge── archived ◄──archive────────────────────────────── closed
+       │              ▲ ▲                  │                  │                    │
+       │              │ └──open (reopen)───┘                  │                  close
+       │              └────────────────unpark─────────────────┘                    ▼
+       │   purged ◄──purge── archived ◄──archive────────────────────────────── closed
+       └──abandon (the escalation ticket could not be created)──────────────────────▲
 
 ``apply(esc, event, at, **data)`` returns a new ``Escalation`` with the new state, the matching
 timestamp and ``updated_at`` set; an event the table does not allow raises ``WorkflowError``.
@@ -41,10 +42,13 @@ class Event(enum.StrEnum):
     CLOSE = "close"
     ARCHIVE = "archive"
     PURGE = "purge"
+    ABANDON = "abandon"
+    """The escalation ticket could not be created: the escalation ends before it began."""
 
 
 TRANSITIONS: Mapping[tuple[State, Event], State] = {
     (State.FLAGGED, Event.OPEN): State.OPEN,
+    (State.FLAGGED, Event.ABANDON): State.CLOSED,
     (State.OPEN, Event.CHANGE_LEVEL): State.OPEN,
     (State.OPEN, Event.RESOLVE): State.RESOLVED,
     (State.RESOLVED, Event.OPEN): State.OPEN,  # reopen

@@ -116,6 +116,40 @@ def followups_after_create(ctx: JobContext) -> Callable[[Escalation], list[Inten
     return build
 
 
+def followups_after_failure(ctx: JobContext) -> Callable[[Escalation, str], list[Intent]]:
+    """When the escalation ticket cannot be created: tell the agent on the original ticket and
+    consume the flag, so the escalation is raised again only when an agent flags it again."""
+    fieldmap = ctx.mappings.zammad
+
+    def build(esc: Escalation, error: str) -> list[Intent]:
+        intents = [
+            Intent(
+                NOTE,
+                f"not-created-note:{esc.key}",
+                {
+                    "ticket_id": esc.original_ticket_id,
+                    "html": notes.escalation_failed_note(error),
+                    "subject": "Escalation not raised",
+                },
+                escalation_id=esc.id,
+            )
+        ]
+        if fieldmap.flag.field:
+            intents.append(_consume_flag(esc, fieldmap.flag.field, "not-created"))
+        if fieldmap.flag.tag:
+            intents.append(
+                Intent(
+                    TAGS,
+                    f"consume-flag-tag:{esc.key}:not-created",
+                    {"ticket_id": esc.original_ticket_id, "absent": [fieldmap.flag.tag]},
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    return build
+
+
 def _consume_flag(esc: Escalation, field: str, occurrence: str) -> Intent:
     return Intent(
         UPDATE_TICKET,
@@ -719,8 +753,8 @@ class SyncPass:
             outcome = self.effects.run_pending()
             for name in ("done", "failed", "ambiguous", "deferred"):
                 self.result.add(f"effects_{name}", getattr(outcome, name))
-            if outcome.done == 0:
-                return
+            if outcome.done == 0 and outcome.failed == 0:
+                return  # nothing finished, so nothing new was requested by a commit or failure
 
     # -- 3. scan -------------------------------------------------------------------------------
     def scan(self) -> None:

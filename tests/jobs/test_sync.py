@@ -529,3 +529,29 @@ def test_a_retried_level_change_never_overwrites_a_later_one(world: World) -> No
         world.sync(advance=timedelta(minutes=20))
     assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l3"}
     assert sb.ticket(esc["id"])["title"] == f"[ESC L3] {TITLE}"
+
+
+def test_a_refused_escalation_ticket_tells_the_agent_and_a_new_flag_tries_again(
+    world: World,
+) -> None:
+    from sandbox import ServerError
+
+    original = world.ticket_by_title(TITLE)
+    world.sandbox.faults.add(
+        ServerError(method="POST", path="/api/v1/tickets$", times=1, status=422)
+    )
+    world.flag(original)
+    world.sync()
+    assert world.escalation_tickets() == []
+    note = [a for a in world.sandbox.articles_of(original) if "could not be raised" in a["body"]]
+    assert len(note) == 1
+    assert note[0]["internal"]
+    assert not world.sandbox.ticket(original)["escalation_requested"]
+    (abandoned,) = world.store.escalations_for_ticket(original)
+    assert abandoned.state is State.CLOSED
+    assert abandoned.opened_at is None
+
+    world.flag(original)  # the admin fixed the cause; the agent runs the macro again
+    world.sync()
+    (ticket,) = world.escalation_tickets()
+    assert ticket["escalation_key"] == f"zammad:ticket:{original}:2"
