@@ -47,6 +47,7 @@ client is built; exceptions and log lines never carry header values or bodies.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import http.client
 import ipaddress
 import json as jsonlib
@@ -662,6 +663,20 @@ class HttpClient:
             return bytes(buffer)
 
         return self._call("GET", path, stream=True, consume=consume, close=True)
+
+    def digest(self, path: str) -> tuple[int, str]:
+        """GET a binary body, streamed, and return its size and sha256 without keeping it."""
+
+        def consume(resp: requests.Response) -> tuple[int, str]:
+            digest = hashlib.sha256()
+            size = 0
+            for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            return size, digest.hexdigest()
+
+        result: tuple[int, str] = self._call("GET", path, stream=True, consume=consume, close=True)
+        return result
 
     # -- internals --------------------------------------------------------------------------
 

@@ -444,6 +444,11 @@ class ZammadAdapter:
             max_bytes=max_bytes,
         )
 
+    def digest_attachment(self, ref: AttachmentRef) -> tuple[int, str]:
+        return self._client.digest(
+            f"/api/v1/ticket_attachment/{int(ref.ticket_id)}/{int(ref.article_id)}/{int(ref.id)}"
+        )
+
     def find_article_by_marker(self, ticket_id: TicketId, marker: Marker) -> ArticleId | None:
         for article in self.list_articles(ticket_id):
             if self._carries(article, marker):

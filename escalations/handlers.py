@@ -16,7 +16,6 @@ subscribe              subscribe (read first)             none: idempotent
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -294,12 +293,7 @@ def render_copy(adapter: HelpdeskAdapter, payload: Mapping[str, Any]) -> Article
 
 def _digest(adapter: HelpdeskAdapter, ref: AttachmentRef) -> tuple[int, str]:
     """Size and sha256 of an attachment too large to copy, streamed without keeping it."""
-    digest_of = getattr(adapter, "attachment_digest", None)
-    if digest_of is not None:
-        size, sha = digest_of(ref)
-        return int(size), str(sha)
-    data = adapter.fetch_attachment(ref, max_bytes=2**62)
-    return len(data), hashlib.sha256(data).hexdigest()
+    return adapter.digest_attachment(ref)
 
 
 # -- idempotent writes --------------------------------------------------------------------------

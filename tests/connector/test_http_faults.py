@@ -444,6 +444,9 @@ ADAPTER_CALLS: dict[str, Callable[[ZammadAdapter], Any]] = {
     "fetch_attachment": lambda a: a.fetch_attachment(
         AttachmentRef(5, 35, 17, "portal.txt", 19, "text/plain"), max_bytes=1000
     ),
+    "digest_attachment": lambda a: a.digest_attachment(
+        AttachmentRef(5, 35, 17, "portal.txt", 19, "text/plain")
+    ),
     "list_links": lambda a: a.list_links(3),
     "list_subscribers": lambda a: a.list_subscribers(3),
     "find_ticket_by_marker": lambda a: a.find_ticket_by_marker(MARKER, linked_to=3),
