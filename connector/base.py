@@ -234,8 +234,9 @@ class HelpdeskAdapter(Protocol):
     capabilities: frozenset[Capability]
 
     # -- reading -----------------------------------------------------------------------
-    def changed_tickets(self, since: datetime) -> Iterator[Ticket]:
-        """Tickets with ``updated_at >= since``, oldest first (``updated_at``, then id)."""
+    def changed_tickets(self, since: datetime, *, tagged: str | None = None) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since`` (and carrying the tag ``tagged``, if given),
+        oldest first (``updated_at``, then id)."""
         ...
 
     def get_ticket(self, ticket_id: TicketId) -> Ticket: ...

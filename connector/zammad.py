@@ -312,8 +312,9 @@ class ZammadAdapter:
 
     # -- reading: tickets -------------------------------------------------------------------
 
-    def changed_tickets(self, since: datetime) -> Iterator[Ticket]:
-        """Tickets with ``updated_at >= since``, oldest first (``updated_at``, then id).
+    def changed_tickets(self, since: datetime, *, tagged: str | None = None) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since`` (and the tag ``tagged``, if given), oldest
+        first (``updated_at``, then id).
 
         One condition-only ``POST /api/v1/tickets/search`` per page; an idle poll is one
         request. Full pages are followed keyset-style (see the module docstring, §0.8).
@@ -329,10 +330,13 @@ class ZammadAdapter:
         page = 1
         seen: set[tuple[int, datetime]] = set()
         while True:
+            condition: dict[str, Any] = {
+                "ticket.updated_at": {"operator": "after (absolute)", "value": cursor}
+            }
+            if tagged is not None:
+                condition["ticket.tags"] = {"operator": "contains one", "value": tagged}
             body = {
-                "condition": {
-                    "ticket.updated_at": {"operator": "after (absolute)", "value": cursor}
-                },
+                "condition": condition,
                 "sort_by": ["updated_at", "id"],
                 "order_by": ["asc", "asc"],
                 "per_page": cap,

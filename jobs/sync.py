@@ -194,6 +194,8 @@ class SyncPass:
         self.people = People(ctx.adapter, ctx.mappings.zammad)
         self.result = JobResult(NAME)
         self.stream = f"{ctx.adapter.name}.tickets"
+        self._since = ctx.clock.now() - INITIAL_LOOKBACK
+        self._tag_flagged: set[int] | None = None
 
     # -- 1. poll ---------------------------------------------------------------------------
     def poll(self) -> None:
@@ -203,6 +205,7 @@ class SyncPass:
         # min: after the clock stepped back the stored cursor may be past the new signpost
         position = min(cursor.value, signpost) if cursor else now - INITIAL_LOOKBACK
         since = position - timedelta(seconds=self.ctx.settings.poll_overlap_seconds)
+        self._since = since
         log.debug("sync.poll since=%s signpost=%s", since.isoformat(), signpost.isoformat())
         held: datetime | None = None  # the oldest deferred version: the cursor stays before it
         for ticket in self.adapter.changed_tickets(since):
@@ -296,7 +299,16 @@ class SyncPass:
         flag = self.fieldmap.flag
         if flag.field and _truthy(ticket.fields.get(flag.field)):
             return True
-        return bool(flag.tag and flag.tag in self.adapter.get_tags(ticket.id))
+        if not flag.tag:
+            return False
+        if self._tag_flagged is None:
+            # one search for every ticket changed since the poll's start that carries the flag
+            # tag, instead of reading the tags of each changed ticket; asked only when a ticket
+            # changed, so an idle poll stays one request
+            self._tag_flagged = {
+                t.id for t in self.adapter.changed_tickets(self._since, tagged=flag.tag)
+            }
+        return ticket.id in self._tag_flagged
 
     def _flagging_agent(self, ticket: Ticket) -> tuple[int | None, User | None]:
         """Who flagged: the ticket's last editor, who ran the Escalate macro — unless someone

@@ -555,3 +555,19 @@ def test_a_refused_escalation_ticket_tells_the_agent_and_a_new_flag_tries_again(
     world.sync()
     (ticket,) = world.escalation_tickets()
     assert ticket["escalation_key"] == f"zammad:ticket:{original}:2"
+
+
+def test_unrelated_changes_cost_no_request_per_ticket(world: World) -> None:
+    world.sync()  # the first pass sees the demo tickets
+    for n in range(5):
+        world.sandbox.create_ticket_as_customer(
+            f"customer{n}@elsewhere.example", f"Unrelated {n}", "hello"
+        )
+    calls = len(world.rsps.calls)
+    world.sync()
+    made = [
+        f"{c.request.method} {(c.request.path_url or '').split('?')[0]}"
+        for c in world.rsps.calls[calls:]
+    ]
+    # the poll, and one search for tickets carrying the flag tag: not one read per ticket
+    assert made == ["POST /api/v1/tickets/search", "POST /api/v1/tickets/search"]
