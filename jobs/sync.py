@@ -296,9 +296,14 @@ class SyncPass:
         return plans
 
     def _is_flagged(self, ticket: Ticket) -> bool:
+        return self._field_flagged(ticket) or self._tag_flagged_on(ticket)
+
+    def _field_flagged(self, ticket: Ticket) -> bool:
+        field = self.fieldmap.flag.field
+        return bool(field and _truthy(ticket.fields.get(field)))
+
+    def _tag_flagged_on(self, ticket: Ticket) -> bool:
         flag = self.fieldmap.flag
-        if flag.field and _truthy(ticket.fields.get(flag.field)):
-            return True
         if not flag.tag:
             return False
         if self._tag_flagged is None:
@@ -434,15 +439,31 @@ class SyncPass:
         plans: list[Plan] = []
         if esc.escalation_ticket_id is not None:
             plans.append(self._scan_later(esc, ticket))
-        if flagged and esc.state is not State.FLAGGED and not self._flag_consumption_pending(esc):
+        if (
+            flagged
+            and esc.state is not State.FLAGGED
+            and not self._flag_consumption_pending(esc, ticket)
+        ):
             plans.append(self._flagged_again(ticket, esc))
         return plans
 
-    def _flag_consumption_pending(self, esc: Escalation) -> bool:
-        pending = self.store.effects(
-            EffectState.PENDING, EffectState.IN_FLIGHT, escalation_id=esc.id
+    def _flag_consumption_pending(self, esc: Escalation, ticket: Ticket) -> bool:
+        """Will writes already pending clear every flag this version shows? Then it is the
+        flag being consumed, not a new one. The field and the tag each count only the writes
+        that clear them (``consume-flag``; ``original-tags`` and ``consume-flag-tag``): a
+        field set again after its write is done is a new flag even while the tag write is
+        still being retried, and a tag still showing while its removal is retried is not."""
+        pending = [
+            e.key
+            for e in self.store.effects(
+                EffectState.PENDING, EffectState.IN_FLIGHT, escalation_id=esc.id
+            )
+        ]
+        if self._field_flagged(ticket) and not any(k.startswith("consume-flag:") for k in pending):
+            return False
+        return not self._tag_flagged_on(ticket) or any(
+            k.startswith(("original-tags:", "consume-flag-tag:")) for k in pending
         )
-        return any(e.key.startswith(("consume-flag:", "original-tags:")) for e in pending)
 
     def _flagged_again(self, ticket: Ticket, esc: Escalation) -> Plan:
         occurrence = ticket.updated_at.isoformat()

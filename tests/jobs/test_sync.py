@@ -291,6 +291,57 @@ def test_a_second_flag_while_open_is_noted_not_raised(world: World) -> None:
     assert not world.sandbox.ticket(original)["escalation_requested"]
 
 
+def test_a_flag_raised_again_while_the_tag_write_is_retried_is_not_swallowed(
+    world: World,
+) -> None:
+    """Found by the model test: the first flag's field is consumed, but its tag write got a 500
+    after Zammad applied it (so its retry finds nothing to change and bumps nothing). Bob
+    flags again meanwhile: a flag the pending tag write will not clear is a new flag."""
+    from sandbox import ServerError
+
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    world.sandbox.faults.add(
+        ServerError(method="POST", path="^/api/v1/tags/add$", status=500, apply=True)
+    )
+    world.sync()
+    esc = world.the_escalation_ticket()
+    assert not world.sandbox.ticket(original)["escalation_requested"]
+    assert [e.key for e in world.store.effects(EffectState.PENDING)] == [
+        "original-tags:zammad:ticket:1:1"
+    ]
+    world.clock.advance(timedelta(seconds=1))
+    world.flag(original, by=BOB)
+    for _ in range(3):
+        world.sync()
+    notes = [a for a in world.sandbox.articles_of(esc["id"]) if "Flagged again" in a["body"]]
+    assert len(notes) == 1
+    assert "Bob" in notes[0]["body"]
+    assert not world.sandbox.ticket(original)["escalation_requested"]
+    assert not world.store.effects(EffectState.PENDING, EffectState.FAILED)
+
+
+def test_a_flag_tag_seen_again_while_its_removal_is_retried_is_noted_once(world: World) -> None:
+    """The other way round: the tag flagged again, its removal is being retried when the
+    customer's next email changes the ticket; the tag still showing is the same flag."""
+    from sandbox import ServerError
+
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    world.sandbox.add_tag(original, "escalate", login=BOB)
+    world.sandbox.faults.add(ServerError(method="DELETE", path="^/api/v1/tags/remove$", status=500))
+    world.sync()
+    assert [e.key.split(":")[0] for e in world.store.effects(EffectState.PENDING)] == [
+        "consume-flag-tag"
+    ]
+    world.sandbox.seed_customer_email(original, "Any news?", subject="Re: x")
+    for _ in range(3):
+        world.sync()
+    notes = [a for a in world.sandbox.articles_of(esc["id"]) if "Flagged again" in a["body"]]
+    assert len(notes) == 1
+    assert "escalate" not in world.sandbox.tags_of(original)
+
+
 def test_a_new_flag_after_the_escalation_closed_raises_a_new_ticket(world: World) -> None:
     original, esc = _flag_and_sync(world)
     world.sync()
