@@ -17,8 +17,10 @@ from escalations.errors import ConfigError
 
 ENV_PREFIX = "ESCALATIONS_"
 CREDENTIAL_NAME = "helpdesk-token"
-# Variables with our prefix that are not settings: test-only hooks.
-NON_SETTING_VARIABLES = frozenset({"ESCALATIONS_TEST_CRASH_AT"})
+# Variables with our prefix that are not settings: test-only hooks and knobs.
+NON_SETTING_VARIABLES = frozenset(
+    {"ESCALATIONS_TEST_CRASH_AT", "ESCALATIONS_MODEL_EXAMPLES", "ESCALATIONS_MODEL_STEPS"}
+)
 
 
 def default_state_dir() -> Path:
