@@ -466,17 +466,7 @@ def consistency_issues(
             )
 
     if reasons is not None:
-        first: dict[str, int] = {}
-        for i, reason in enumerate(reasons):
-            if reason.key in first:
-                issues.append(
-                    (
-                        ("reasons", i, "key"),
-                        f"duplicate reason {reason.key!r} (first at reasons[{first[reason.key]}])",
-                    )
-                )
-            else:
-                first[reason.key] = i
+        _duplicates(issues, "reasons", "key", [r.key for r in reasons], "reason {!r}")
 
     if carrier is not None and role_keys is not None and carrier.handover_role not in role_keys:
         role = carrier.handover_role
@@ -486,19 +476,27 @@ def consistency_issues(
     return issues
 
 
-def _level_issues(levels: Sequence[Level], role_keys: list[str] | None) -> list[Issue]:
-    issues: list[Issue] = []
-    first: dict[int, int] = {}
-    for i, level in enumerate(levels):
-        if level.number in first:
+def _duplicates(
+    issues: list[Issue], section: str, field: str, values: Sequence[Any], what: str
+) -> dict[Any, int]:
+    """Report every value met before in ``section``; return value → first index."""
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
             issues.append(
                 (
-                    ("levels", i, "number"),
-                    f"duplicate level {level.number} (first at levels[{first[level.number]}])",
+                    (section, i, field),
+                    f"duplicate {what.format(value)} (first at {section}[{first[value]}])",
                 )
             )
         else:
-            first[level.number] = i
+            first[value] = i
+    return first
+
+
+def _level_issues(levels: Sequence[Level], role_keys: list[str] | None) -> list[Issue]:
+    issues: list[Issue] = []
+    first = _duplicates(issues, "levels", "number", [lv.number for lv in levels], "level {}")
     expected = range(1, len(levels) + 1)
     missing = [n for n in expected if n not in first]
     extra = [n for n in first if n not in expected]
