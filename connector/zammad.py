@@ -279,6 +279,7 @@ class ZammadAdapter:
         self._groups: dict[int, Group] | None = None
         self._states: dict[int, TicketState] | None = None
         self._me_id: UserId | None = None
+        self._role_groups: dict[int, Mapping[str, Any]] | None = None
 
     @classmethod
     def from_settings(
@@ -971,12 +972,20 @@ class ZammadAdapter:
         if not isinstance(raw, Mapping) or "id" not in raw:
             raise TransientError("unexpected response from Zammad: not a user")
         access: dict[str, frozenset[str]] = {}
-        group_ids = raw.get("group_ids") or {}
-        if isinstance(group_ids, Mapping):
-            for gid, levels in group_ids.items():
-                name = self._group_name(int(gid))
-                if name is not None:
-                    access[name] = frozenset(str(level) for level in levels or ())
+        # Group access is granted on the user and through the user's roles (reference §3.5):
+        # the owner check and the subscription check need both.
+        grants: list[Any] = [raw.get("group_ids") or {}]
+        for role_id in raw.get("role_ids") or ():
+            grants.append(self._role_group_ids().get(int(role_id), {}))
+        group_ids: dict[Any, Any] = {}
+        for grant in grants:
+            if isinstance(grant, Mapping):
+                for gid, levels in grant.items():
+                    group_ids.setdefault(gid, set()).update(str(lv) for lv in levels or ())
+        for gid, levels in group_ids.items():
+            name = self._group_name(int(gid))
+            if name is not None:
+                access[name] = access.get(name, frozenset()) | frozenset(levels)
         return User(
             id=int(raw["id"]),
             login=str(raw.get("login") or ""),
@@ -988,6 +997,21 @@ class ZammadAdapter:
             is_agent=bool(group_ids),
             group_access=access,
         )
+
+    def _role_group_ids(self) -> dict[int, Mapping[str, Any]]:
+        """Each role's group access (``GET /api/v1/roles``, read once). Empty when the token
+        may not list roles: then only access granted on the user itself is seen."""
+        if self._role_groups is None:
+            try:
+                data = self._client.get_json("/api/v1/roles")
+            except (AuthError, NotFound):
+                data = []
+            self._role_groups = {
+                int(r["id"]): r.get("group_ids") or {}
+                for r in data or []
+                if isinstance(r, Mapping) and "id" in r and r.get("active", True)
+            }
+        return self._role_groups
 
     def _group_name(self, group_id: int | None) -> str | None:
         """A group's name from the cached group list (read once, re-read on a miss)."""

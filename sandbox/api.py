@@ -96,6 +96,7 @@ class Api:
                 ("GET", "/users/me", self.users_me),
                 ("GET", "/users/search", self.users_search),
                 ("GET", r"/users/(\d+)", self.users_show),
+                ("GET", "/roles", self.roles_index),
                 ("GET", "/groups", self.groups_index),
                 ("GET", r"/groups/(\d+)", self.groups_show),
                 ("GET", "/ticket_states", self.states_index),
@@ -277,6 +278,23 @@ class Api:
         expand = truthy(params.get("expand"))
         page = found[offset : offset + limit]
         return _json(200, [user_json(st, u, expand=expand) for u in page])
+
+    def roles_index(self, actor: Actor, req: Request) -> Response:
+        """Agents may read roles (reference §8); each carries its group access like a user."""
+        self._need(actor, "ticket.agent", "admin.role")
+        roles = sorted(self.state.db.roles.values(), key=lambda r: r.id)
+        return _json(
+            200,
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "active": True,
+                    "group_ids": {str(g): list(levels) for g, levels in r.group_access.items()},
+                }
+                for r in roles
+            ],
+        )
 
     def groups_index(self, actor: Actor, req: Request) -> Response:
         offset, limit = page_window(req.params, default=500, maximum=1000)

@@ -18,7 +18,15 @@ from escalations.clock import SystemClock
 from sandbox.actor import Actor
 from sandbox.api import Api, Response
 from sandbox.faults import Fault, FaultQueue, RateLimited, Refuse, ServerError, error_page
-from sandbox.records import AccessToken, ApiError, Group, ObjectAttribute, Organization, User
+from sandbox.records import (
+    AccessToken,
+    ApiError,
+    Group,
+    ObjectAttribute,
+    Organization,
+    Role,
+    User,
+)
 from sandbox.rules import Rules
 from sandbox.state import ACCESS_LEVELS, Clock, SandboxState
 from sandbox.views import article_json, ticket_json
@@ -200,6 +208,25 @@ class ZammadSandbox:
             )
             st.db.users[user.id] = user
             return user.id
+
+    def add_role(
+        self,
+        name: str,
+        permissions: Sequence[str] = ("ticket.agent",),
+        *,
+        groups: Mapping[str, Sequence[str]] | None = None,
+        members: Sequence[str] = (),
+    ) -> int:
+        """A role, optionally granting group access (``{"Escalations": ["full"]}``) to the
+        users (logins) given as ``members``."""
+        with self.lock:
+            st = self.state
+            rid = st.next_id("roles")
+            access = {self.group_id(g): list(levels) for g, levels in (groups or {}).items()}
+            st.db.roles[rid] = Role(rid, name, list(permissions), access)
+            for login in members:
+                self.user_record(login).role_ids.append(rid)
+            return rid
 
     def issue_token(
         self,

@@ -84,6 +84,8 @@ class Role:
     id: int
     name: str
     permissions: list[str]
+    group_access: dict[int, list[str]] = field(default_factory=dict)
+    """Group id → access levels every user with this role has (Zammad's role groups)."""
 
 
 @dataclass

@@ -298,7 +298,9 @@ class SandboxState:
         """Agent access: the user holds ``ticket.agent`` and the group grants ``access``."""
         if not user.active or not self.user_has(user, "ticket.agent"):
             return False
-        levels = user.group_access.get(group_id, [])
+        levels = list(user.group_access.get(group_id, []))
+        for role_id in user.role_ids:  # access granted through a role counts the same
+            levels += self.db.roles[role_id].group_access.get(group_id, [])
         return access in levels or "full" in levels
 
     def owner_eligible(self, user_id: int, group_id: int) -> bool:

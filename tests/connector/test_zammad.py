@@ -78,6 +78,21 @@ def resp_groups(rsps):
     )
 
 
+# Roles as GET /api/v1/roles answers them (constructed, not from the docs: the shape follows
+# Role's HasGroups concern, the same ``group_ids`` map a user has). Admin (1) and Agent (2)
+# grant no group access of their own here; 7 grants full access to "2nd Level" (id 2).
+ROLES = [
+    {"id": 1, "name": "Admin", "active": True, "group_ids": {}},
+    {"id": 2, "name": "Agent", "active": True, "group_ids": {}},
+    {"id": 7, "name": "Escalation owners", "active": True, "group_ids": {"2": ["full"]}},
+]
+
+
+@pytest.fixture
+def resp_roles(rsps):
+    rsps.add("GET", f"{API}/roles", json=ROLES)
+
+
 @pytest.fixture
 def resp_states(rsps):
     rsps.add(
@@ -385,7 +400,7 @@ def test_fetch_attachment_never_asks_for_a_view(rsps, adapter):
     assert rsps.calls[0].request.req_kwargs["stream"] is True
 
 
-def test_me_get_user_and_group_access(rsps, adapter, resp_groups):
+def test_me_get_user_and_group_access(rsps, adapter, resp_groups, resp_roles):
     rsps.add("GET", f"{API}/users/me", json=load_fixture("zammad/user_me.json"))
     rsps.add("GET", f"{API}/users/11", json=load_fixture("zammad/user_11.json"))
     me = adapter.me()
@@ -409,7 +424,7 @@ def test_me_get_user_and_group_access(rsps, adapter, resp_groups):
     )  # cached
 
 
-def test_find_user_matches_exactly(rsps, adapter):
+def test_find_user_matches_exactly(rsps, adapter, resp_roles):
     rows = load_fixture("zammad/users_search.json")
     rsps.add("GET", f"{API}/users/search", json=rows, match=q(query="emily@example.com", limit=200))
     rsps.add("GET", f"{API}/users/search", json=rows, match=q(query="mily", limit=200))
@@ -417,6 +432,22 @@ def test_find_user_matches_exactly(rsps, adapter):
     assert user is not None
     assert user.id == 8
     assert adapter.find_user("mily") is None  # substring hits are not matches
+
+
+def test_group_access_granted_through_a_role_counts(rsps, adapter, resp_groups, resp_roles):
+    """Zammad grants group access on the user and through roles (reference §3.5): an owner
+    whose full access comes from a role must not be judged unable to own."""
+    raw = {**load_fixture("zammad/user_11.json"), "role_ids": [2, 7], "group_ids": {}}
+    rsps.add("GET", f"{API}/users/11", json=raw)
+    user = adapter.get_user(11)
+    assert user.is_agent
+    assert user.group_access == {"2nd Level": frozenset({"full"})}
+
+
+def test_roles_the_token_may_not_list_leave_user_access_as_it_is(rsps, adapter, resp_groups):
+    rsps.add("GET", f"{API}/roles", json={"error": "Not authorized"}, status=403)
+    rsps.add("GET", f"{API}/users/me", json=load_fixture("zammad/user_me.json"))
+    assert adapter.me().group_access["Sales"] == frozenset({"full"})
 
 
 def test_list_groups_and_states(rsps, adapter, resp_groups, resp_states):

@@ -622,3 +622,15 @@ def test_unrelated_changes_cost_no_request_per_ticket(world: World) -> None:
     ]
     # the poll, and one search for tickets carrying the flag tag: not one read per ticket
     assert made == ["POST /api/v1/tickets/search", "POST /api/v1/tickets/search"]
+
+
+def test_an_owner_with_group_access_through_a_role_is_assigned(world: World) -> None:
+    sb = world.sandbox
+    jane = sb.user_record(DUTY_MANAGER)
+    with sb.lock:
+        jane.group_access.pop(sb.group_id("Escalations"))
+    sb.add_role("Escalation owners", groups={"Escalations": ["full"]}, members=[DUTY_MANAGER])
+    _, esc = _flag_and_sync(world)
+    sb.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    assert sb.ticket(esc["id"])["owner"] == DUTY_MANAGER
