@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -174,12 +173,6 @@ def _as_level(value: Any) -> int | None:
         return int(str(value).strip().lower().removeprefix("l").removeprefix("level"))
     except (TypeError, ValueError):
         return None
-
-
-@dataclass
-class _Seen:
-    fresh: int = 0
-    repeats: int = 0
 
 
 class SyncPass:
