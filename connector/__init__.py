@@ -1,6 +1,7 @@
 """Talks to a helpdesk and nothing else: the neutral ``HelpdeskAdapter`` protocol and its
 types (``base``), the error tree (``errors``), the HTTP policy (``http``) and one adapter per
-helpdesk (``zammad``)."""
+helpdesk (``zammad``). It imports nothing of the project but the kernel every layer shares:
+the clock protocol (``clock``) and secret redaction (``redaction``)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,17 @@ from connector.errors import (
     AmbiguousWrite,
     AuthError,
     Conflict,
+    Forbidden,
     HelpdeskError,
+    Maintenance,
     NotFound,
     RateLimited,
     RedirectError,
     Rejected,
+    SetupError,
     TooLarge,
     TransientError,
+    Unauthorized,
 )
 
 __all__ = [
@@ -48,12 +53,14 @@ __all__ = [
     "AuthError",
     "Capability",
     "Conflict",
+    "Forbidden",
     "CreatedTicket",
     "FieldInfo",
     "Group",
     "HelpdeskAdapter",
     "HelpdeskError",
     "Link",
+    "Maintenance",
     "LinkKind",
     "Marker",
     "NotFound",
@@ -61,11 +68,13 @@ __all__ = [
     "RedirectError",
     "Rejected",
     "Sender",
+    "SetupError",
     "Ticket",
     "TicketChanges",
     "TicketDraft",
     "TicketState",
     "TooLarge",
     "TransientError",
+    "Unauthorized",
     "User",
 ]

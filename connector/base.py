@@ -102,6 +102,7 @@ class Article:
     to: str | None = None
     cc: str | None = None
     created_by_id: UserId | None = None
+    """Who wrote it; ``None`` for the helpdesk itself (the system user) or unknown."""
     attachments: tuple[AttachmentRef, ...] = ()
 
     @property
@@ -123,6 +124,7 @@ class Ticket:
     organization_id: int | None = None
     owner_id: UserId | None = None  # None means unassigned
     updated_by_id: UserId | None = None
+    """Who changed it last; ``None`` for the helpdesk itself (the system user) or unknown."""
     customer_login: str | None = None
     owner_login: str | None = None
     pending_until: datetime | None = None

@@ -4,14 +4,21 @@
 
     HelpdeskError
     ├─ TransientError          timeouts before send, 502/503/504 → retry later
-    │  └─ RateLimited          .retry_after: float
+    │  ├─ RateLimited          .retry_after: float
+    │  └─ Maintenance          403 "Maintenance mode enabled!" → wait, retry later
     ├─ AmbiguousWrite          the write may have been applied → reconcile by marker
-    ├─ AuthError               401/403 → stop, alert once, no retry
+    ├─ AuthError               never retried
+    │  ├─ Unauthorized         401: the token is wrong, expired or its user inactive → stop
+    │  └─ Forbidden            403: this token may not do this one thing → fail that write
     ├─ NotFound                404
     ├─ Conflict                409
     ├─ Rejected                400/422 (and other permanent 4xx/5xx) → effect marked failed
     ├─ RedirectError           a 3xx on a write, or a redirect to another host
     └─ TooLarge                a download exceeded its byte cap
+
+``SetupError`` (a ``ValueError``, not a ``HelpdeskError``) says an adapter cannot be built as
+configured: a refused URL, a CA bundle that is not there. The application layer reports it as
+a configuration error (exit 78).
 
 Exceptions carry ``status``, ``method``, the ``path`` without its query string and the
 request id. They never carry header values; any body excerpt is redacted and cut to 1 KiB.
@@ -70,12 +77,25 @@ class RateLimited(TransientError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
+class Maintenance(TransientError):
+    """The helpdesk is in maintenance mode (Zammad answers 403 "Maintenance mode enabled!" to
+    everyone without ``admin.maintenance``): nothing is wrong with the token; try later."""
+
+
 class AmbiguousWrite(HelpdeskError):
     """A non-idempotent write may or may not have been applied; reconcile by marker."""
 
 
 class AuthError(HelpdeskError):
     """401/403: the token is wrong, expired or lacks a permission. Never retried."""
+
+
+class Unauthorized(AuthError):
+    """401: the helpdesk does not accept the token at all; nothing else can work either."""
+
+
+class Forbidden(AuthError):
+    """403: the token is accepted but may not do this (group access, a permission it lacks)."""
 
 
 class NotFound(HelpdeskError):
@@ -100,3 +120,8 @@ class TooLarge(HelpdeskError):
     def __init__(self, message: str, *, size_seen: int = 0, **kw: object) -> None:
         self.size_seen = size_seen
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class SetupError(ValueError):
+    """An adapter or HTTP client cannot be built as configured (refused URL, missing CA bundle).
+    Not a helpdesk failure: nothing was sent."""

@@ -7,10 +7,13 @@ Exceptions raised here (defined in ``connector/errors.py``)::
     ├─ TransientError          could not connect, read timeout or truncated body on an
     │  │                       idempotent call, 502/503/504 (retried), other 5xx on an
     │  │                       idempotent call (not retried)
-    │  └─ RateLimited          429 on any verb (retried); .retry_after: float
+    │  ├─ RateLimited          429 on any verb (retried); .retry_after: float
+    │  └─ Maintenance          403 "Maintenance mode enabled!" (not retried within a call)
     ├─ AmbiguousWrite          POST: read timeout, reset after send, truncated or unreadable
     │                          2xx body, any 5xx → never retried, reconcile by marker
-    ├─ AuthError               401/403 → never retried
+    ├─ AuthError               never retried
+    │  ├─ Unauthorized         401
+    │  └─ Forbidden            403 (but maintenance mode)
     ├─ NotFound                404
     ├─ Conflict                409
     ├─ Rejected                400/422 and every other 4xx → permanent for this payload
@@ -40,8 +43,11 @@ Retry policy (tenacity, one ``Retrying`` per call):
 
 Every attempt (and every redirect hop) takes a token from a client-side bucket
 (``requests_per_minute``) and carries ``timeout=(connect, read)``. ``http://`` is refused unless
-the host is loopback. The token is registered with ``escalations.redaction.SECRETS`` when the
+the host is loopback. The token is registered with ``connector.redaction.SECRETS`` when the
 client is built; exceptions and log lines never carry header values or bodies.
+
+This module imports nothing of the project but the kernel (``connector.clock``,
+``connector.redaction``): settings are turned into an ``HttpPolicy`` by the application layer.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -69,25 +75,24 @@ import requests.auth
 import tenacity
 import urllib3.exceptions
 
+from connector.clock import Clock, SystemClock
 from connector.errors import (
     BODY_EXCERPT_LIMIT,
     AmbiguousWrite,
-    AuthError,
     Conflict,
+    Forbidden,
     HelpdeskError,
+    Maintenance,
     NotFound,
     RateLimited,
     RedirectError,
     Rejected,
+    SetupError,
     TooLarge,
     TransientError,
+    Unauthorized,
 )
-from escalations.clock import Clock, SystemClock
-from escalations.errors import ConfigError
-from escalations.redaction import SECRETS
-
-if TYPE_CHECKING:
-    from escalations.settings import Settings
+from connector.redaction import SECRETS
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,8 @@ MESSAGE_LIMIT = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DELTA_SECONDS_RE = re.compile(r"\s*[0-9]+\s*")
+MAINTENANCE_RE = re.compile(r"maintenance mode", re.IGNORECASE)
+"""Zammad's 403 body in maintenance mode: "Maintenance mode enabled!" (reference §2.1)."""
 
 # Errors raised while the body is read: the response began but did not arrive whole.
 _TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (
@@ -132,9 +139,9 @@ _BEFORE_SEND_CAUSES: tuple[type[BaseException], ...] = (
 )
 
 
-class UnsafeURLError(ConfigError, ValueError):
+class UnsafeURLError(SetupError):
     """The helpdesk URL is not acceptable (``http://`` to a non-loopback host, credentials in
-    the URL, no host). A configuration error: the CLI exits 78."""
+    the URL, no host). A configuration problem: the CLI exits 78."""
 
 
 # -- policy ---------------------------------------------------------------------------------
@@ -142,8 +149,8 @@ class UnsafeURLError(ConfigError, ValueError):
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    """Timeouts, retry and rate settings for one client. Built from ``Settings`` in production;
-    tests construct it directly."""
+    """Timeouts, retry and rate settings for one client. The application layer builds it from
+    the settings; tests construct it directly."""
 
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
@@ -162,7 +169,7 @@ class HttpPolicy:
         if self.requests_per_minute < 1 or self.burst < 1 or self.max_attempts < 1:
             raise ValueError("requests_per_minute, burst and max_attempts must be at least 1")
         if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
-            raise ConfigError(f"ESCALATIONS_CA_BUNDLE: {self.ca_bundle} is not a file")
+            raise SetupError(f"CA bundle {self.ca_bundle} is not a file")
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -173,18 +180,6 @@ class HttpPolicy:
     def verify(self) -> str | bool:
         """``requests``' ``verify``: the CA bundle path, else ``True``. Never ``False``."""
         return str(self.ca_bundle) if self.ca_bundle is not None else True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HttpPolicy:
-        """The policy configured by ``ESCALATIONS_HTTP_*`` and ``ESCALATIONS_CA_BUNDLE``."""
-        return cls(
-            connect_timeout=settings.http_connect_timeout,
-            read_timeout=settings.http_read_timeout,
-            requests_per_minute=settings.http_requests_per_minute,
-            burst=min(cls.burst, settings.http_requests_per_minute),
-            max_attempts=settings.http_max_attempts,
-            ca_bundle=settings.ca_bundle,
-        )
 
 
 def build_session(policy: HttpPolicy) -> requests.Session:
@@ -435,8 +430,12 @@ def raise_for_response(
     }
     if 300 <= status < 400:
         raise RedirectError(f"HTTP {status} redirect refused", **kw)
-    if status in (401, 403):
-        raise AuthError(f"HTTP {status} not authorised{detail}", **kw)
+    if status == 401:
+        raise Unauthorized(f"HTTP 401 not authorised{detail}", **kw)
+    if status == 403 and server is not None and MAINTENANCE_RE.search(server):
+        raise Maintenance(f"HTTP 403 the helpdesk is in maintenance mode{detail}", **kw)
+    if status == 403:
+        raise Forbidden(f"HTTP 403 forbidden{detail}", **kw)
     if status == 404:
         raise NotFound(f"HTTP 404 not found{detail}", **kw)
     if status == 409:
@@ -568,7 +567,6 @@ class HttpClient:
         self._session = session if session is not None else build_session(policy)
         self._bucket = TokenBucket(policy.requests_per_minute, policy.burst, clock)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._unreachable = False
         self._auth_failed = False
         self._forbidden: set[str] = set()
 
@@ -751,9 +749,6 @@ class HttpClient:
         except HelpdeskError as exc:
             self._note_failure(exc, method, path)
             raise
-        if self._unreachable:
-            self._unreachable = False
-            log.info("http.recovered method=%s path=%s", method, path)
         return result
 
     def _send(
@@ -844,28 +839,30 @@ class HttpClient:
         )  # fmt: skip
 
     def _note_failure(self, exc: HelpdeskError, method: str, path: str) -> None:
-        if isinstance(exc, AuthError):
-            # 401: the token is wrong or expired, everything will fail: ERROR, once.
-            # 403: this token lacks one permission; the caller may expect that (optional
-            # endpoints): WARNING, once per path.
-            if exc.status == 401 and not self._auth_failed:
+        """Log a call that failed for good. Whether the helpdesk as a whole is down (or in
+        maintenance) is said once by the worker loop, which sees every adapter's errors; here
+        a give-up is only a DEBUG line, so an outage does not repeat a WARNING every pass."""
+        if isinstance(exc, Unauthorized):
+            # the token is wrong or expired, everything will fail: ERROR, once
+            if not self._auth_failed:
                 self._auth_failed = True
                 log.error("http.auth_failed method=%s path=%s status=401", method, path)
-            elif exc.status != 401 and path not in self._forbidden:
+            return
+        if isinstance(exc, Forbidden):
+            # this token lacks one permission; the caller may expect that (optional
+            # endpoints): WARNING, once per path
+            if path not in self._forbidden:
                 self._forbidden.add(path)
                 log.warning("http.forbidden method=%s path=%s status=%s", method, path, exc.status)
             return
         if isinstance(exc, RateLimited):
-            log.warning(
+            log.debug(
                 "http.giveup method=%s path=%s status=429 retry_after=%.1f",
                 method, path, exc.retry_after,
             )  # fmt: skip
             return
         if isinstance(exc, TransientError):
-            log.warning("http.giveup method=%s path=%s status=%s", method, path, exc.status)
-            if not self._unreachable and (exc.status is None or exc.status in RETRY_STATUSES):
-                self._unreachable = True
-                log.warning("http.unreachable method=%s path=%s", method, path)
+            log.debug("http.giveup method=%s path=%s status=%s", method, path, exc.status)
             return
         if isinstance(exc, AmbiguousWrite):
             log.warning(

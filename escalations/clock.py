@@ -1,34 +1,14 @@
-"""The one time source. Jobs, retries and the worker loop take a ``Clock``; nothing else reads
-the system time."""
+"""The one time source. Jobs, retries and the worker loop take a ``Clock`` (the protocol and the
+system clock live in the kernel, ``connector.clock``); this module adds the clocks tests and
+``run --once --at`` use, and instant parsing."""
 
 from __future__ import annotations
 
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current instant, timezone-aware, in UTC."""
-        ...
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+from connector.clock import Clock, SystemClock
 
 
 class FakeClock:
@@ -93,3 +73,6 @@ def parse_instant(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"'{text}' has no time zone; write it as 2026-12-01T09:30:00Z")
     return value.astimezone(UTC)
+
+
+__all__ = ["Clock", "FakeClock", "FixedStartClock", "SystemClock", "parse_instant"]

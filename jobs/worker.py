@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import schedule
 
 from connector.errors import AuthError, HelpdeskError, TransientError
-from escalations.redaction import SECRETS
+from connector.redaction import SECRETS
 from jobs import sync
 from jobs.context import JobContext, JobResult
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from escalations.clock import SystemClock
+from connector.clock import SystemClock
 from sandbox.actor import Actor
 from sandbox.api import Api, Response
 from sandbox.faults import Fault, FaultQueue, RateLimited, Refuse, ServerError, error_page

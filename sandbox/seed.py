@@ -29,16 +29,79 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sandbox.actor import Actor
+from sandbox.records import User
+from sandbox.rules import Rules
+from sandbox.state import Clock, SandboxState
 
-if TYPE_CHECKING:
-    from sandbox.core import ZammadSandbox
+
+class ZammadSandbox(Protocol):
+    """What loading a seed needs of the sandbox (``sandbox.core.ZammadSandbox`` has it); a
+    protocol, so this module does not import the one that calls it."""
+
+    lock: Any
+    state: SandboxState
+    rules: Rules
+    clock: Clock
+
+    def set_setting(self, name: str, value: Any) -> None: ...
+
+    def add_group(self, name: str, *, email_address: str = "", email_name: str = "") -> int: ...
+
+    def add_state(
+        self,
+        name: str,
+        state_type: str,
+        *,
+        next_state: str | None = None,
+        ignore_escalation: bool = False,
+    ) -> int: ...
+
+    def add_organization(self, name: str, *, note: str = "", vip: bool = False) -> int: ...
+
+    def add_attribute(
+        self,
+        name: str,
+        data_type: str,
+        *,
+        display: str | None = None,
+        data_option: Mapping[str, Any] | None = None,
+        active: bool = True,
+    ) -> int: ...
+
+    def create_tag_item(self, name: str) -> None: ...
+
+    def add_user(
+        self,
+        login: str,
+        *,
+        firstname: str = "",
+        lastname: str = "",
+        email: str | None = None,
+        roles: Sequence[str] = ("Agent",),
+        groups: Mapping[str, Sequence[str]] | None = None,
+        organization: str | None = None,
+        active: bool = True,
+        phone: str = "",
+    ) -> int: ...
+
+    def issue_token(
+        self,
+        login: str,
+        permissions: Iterable[str] = ("ticket.agent",),
+        *,
+        value: str | None = None,
+        name: str = "api",
+        expires_at: datetime | None = None,
+    ) -> str: ...
+
+    def user_record(self, login_or_email: str) -> User: ...
 
 
 class _FixedClock:

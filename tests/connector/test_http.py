@@ -20,13 +20,17 @@ from connector.errors import (
     AmbiguousWrite,
     AuthError,
     Conflict,
+    Forbidden,
     HelpdeskError,
+    Maintenance,
     NotFound,
     RateLimited,
     RedirectError,
     Rejected,
+    SetupError,
     TooLarge,
     TransientError,
+    Unauthorized,
 )
 from connector.http import (
     RETRY_AFTER_MAX,
@@ -38,10 +42,8 @@ from connector.http import (
     parse_retry_after,
     raise_for_response,
 )
+from connector.redaction import MASK, SECRETS
 from escalations.clock import FakeClock
-from escalations.errors import ConfigError
-from escalations.redaction import MASK, SECRETS
-from escalations.settings import Settings
 
 BASE = "https://zammad.example"
 
@@ -68,27 +70,8 @@ def rsps():
 # -- policy and session ---------------------------------------------------------------------
 
 
-def test_policy_from_settings(tmp_path):
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    settings = Settings(
-        helpdesk_url=BASE,
-        http_connect_timeout=3,
-        http_read_timeout=12,
-        http_requests_per_minute=30,
-        http_max_attempts=4,
-        ca_bundle=bundle,
-    )
-    policy = HttpPolicy.from_settings(settings)
-    assert policy.timeout == (3, 12)
-    assert policy.requests_per_minute == 30
-    assert policy.max_attempts == 4
-    assert policy.retry_after_max == RETRY_AFTER_MAX == 300
-    assert policy.verify == str(bundle)
-
-
-def test_missing_ca_bundle_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="CA_BUNDLE"):
+def test_missing_ca_bundle_is_a_setup_error(tmp_path):
+    with pytest.raises(SetupError, match="CA bundle"):
         HttpPolicy(ca_bundle=tmp_path / "nope.pem")
 
 
@@ -167,7 +150,7 @@ def test_unsafe_urls_are_refused(clock, url):
     with pytest.raises(UnsafeURLError) as info:
         HttpClient(url, {}, HttpPolicy(), clock)
     assert isinstance(info.value, ValueError)
-    assert isinstance(info.value, ConfigError)
+    assert isinstance(info.value, SetupError)
 
 
 @pytest.mark.parametrize(
@@ -237,8 +220,8 @@ def test_writes_never_follow_redirects(rsps, clock, method, status):
 @pytest.mark.parametrize(
     ("status", "method", "expected"),
     [
-        (401, "GET", AuthError),
-        (403, "POST", AuthError),
+        (401, "GET", Unauthorized),
+        (403, "POST", Forbidden),
         (404, "GET", NotFound),
         (409, "PUT", Conflict),
         (400, "POST", Rejected),
@@ -449,19 +432,20 @@ def test_auth_failure_is_logged_once_at_error(rsps, clock, caplog):
     assert len(rsps.calls) == 3  # never retried
 
 
-def test_unreachable_and_recovered_are_logged_once_each(rsps, clock, caplog):
-    caplog.set_level(logging.INFO, logger="connector")
+def test_an_outage_leaves_reachability_to_the_worker(rsps, clock, caplog):
+    """Whether the helpdesk is down is said once by the worker loop (which sees every
+    adapter's errors); the client only notes each give-up at DEBUG, so an outage does not
+    repeat a WARNING on every pass (issue 10, item 15)."""
+    caplog.set_level(logging.DEBUG, logger="connector")
     client = make_client(clock, max_attempts=2)
     rsps.add("GET", f"{BASE}/api/v1/a", status=503)
-    for _ in range(2):
+    for _ in range(3):
         with pytest.raises(TransientError):
             client.get_json("/api/v1/a")
-    rsps.replace("GET", f"{BASE}/api/v1/a", json={})
-    client.get_json("/api/v1/a")
-    client.get_json("/api/v1/a")
-    messages = [r.getMessage().split()[0] for r in caplog.records]
-    assert messages.count("http.unreachable") == 1
-    assert messages.count("http.recovered") == 1
+    giveups = [r for r in caplog.records if r.getMessage().startswith("http.giveup")]
+    assert len(giveups) == 3
+    assert {r.levelno for r in giveups} == {logging.DEBUG}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -484,6 +468,26 @@ def _response(
     resp.headers.update(headers or {})
     resp.encoding = "utf-8"
     return resp
+
+
+def test_403_in_maintenance_mode_is_transient_not_a_refused_token():
+    """Zammad answers 403 "Maintenance mode enabled!" to every user without
+    admin.maintenance (reference §2.1): it is over when maintenance ends."""
+    resp = _response(403, "GET", body='{"error":"Maintenance mode enabled!"}')
+    with pytest.raises(Maintenance) as info:
+        raise_for_response(resp)
+    assert isinstance(info.value, TransientError)
+    assert not isinstance(info.value, AuthError)
+    plain = _response(403, "GET", body='{"error":"Not authorized"}')
+    with pytest.raises(Forbidden):
+        raise_for_response(plain)
+
+
+def test_maintenance_is_not_retried_within_one_call(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", status=403, json={"error": "Maintenance mode enabled!"})
+    with pytest.raises(Maintenance):
+        make_client(clock).get_json("/api/v1/a")
+    assert len(rsps.calls) == 1
 
 
 def test_helpdesk_error_is_the_common_base():

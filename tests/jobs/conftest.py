@@ -14,9 +14,9 @@ import responses
 
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter
+from escalations.app.wiring import build_context
 from escalations.clock import FakeClock
 from escalations.mappings import Mappings, load_mappings
-from escalations.runtime import build_context
 from escalations.settings import Settings, shipped_mappings_dir
 from escalations.store.sqlite import SqliteStore
 from jobs import sync

@@ -277,7 +277,7 @@ def test_sigterm_stops_a_real_worker_cleanly(tmp_path: Path) -> None:
         env.pop("NOTIFY_SOCKET", None)
         with log_path.open("w") as log:
             proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                [sys.executable, "-m", "escalations.cli", "run"],
+                [sys.executable, "-m", "escalations", "run"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

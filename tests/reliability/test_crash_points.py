@@ -82,7 +82,7 @@ class Installation:
         without it it must exit 0."""
         if crash_at is not None:
             extra["ESCALATIONS_TEST_CRASH_AT"] = crash_at
-        argv = [sys.executable, "-m", "escalations.cli", "run", "--once"]
+        argv = [sys.executable, "-m", "escalations", "run", "--once"]
         if at is not None:
             argv += ["--at", at.isoformat()]
         proc = subprocess.run(

@@ -50,12 +50,12 @@ from pydantic import SecretStr
 from connector.errors import HelpdeskError
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter
+from escalations.app.wiring import build_context
 from escalations.clock import FakeClock
 from escalations.faults import POINTS, FaultPoints, RaiseAt, SimulatedCrash
 from escalations.handlers import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
 from escalations.mappings import load_mappings
 from escalations.models import EffectState, State
-from escalations.runtime import build_context
 from escalations.settings import Settings, shipped_mappings_dir
 from escalations.store.sqlite import SqliteStore
 from jobs import sync

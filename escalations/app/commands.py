@@ -12,10 +12,10 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from types import FrameType
 
+from escalations.app.logs import configure_logging
 from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError
 from escalations.faults import faults_from_env
-from escalations.logs import configure_logging
 from escalations.mappings import Mappings, load_mappings
 from escalations.models import EffectState
 from escalations.settings import Settings, load_settings
@@ -56,8 +56,8 @@ def check(args: argparse.Namespace) -> int:
     )
     if not args.live:
         return 0
+    from escalations.app.wiring import build_adapter
     from escalations.livecheck import live_check
-    from escalations.runtime import build_adapter
 
     clock = SystemClock()
     adapter = build_adapter(settings, clock)
@@ -74,7 +74,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from escalations.runtime import build_adapter, build_context, open_store
+    from escalations.app.wiring import build_adapter, build_context, open_store
     from jobs.worker import Worker
 
     settings = _settings(args)
@@ -130,7 +130,7 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from escalations.runtime import open_store
+    from escalations.app.wiring import open_store
 
     settings = _settings(args)
     clock = SystemClock()
@@ -179,13 +179,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from escalations.demo import serve_sandbox
+    from escalations.app.demo import serve_sandbox
 
     configure_logging("INFO")
     return serve_sandbox(port=args.port, seed=args.seed)
 
 
 def demo(args: argparse.Namespace) -> int:
-    from escalations.demo import run_demo
+    from escalations.app.demo import run_demo
 
     return run_demo(state_dir=args.state_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from escalations.redaction import SECRETS, RedactingFilter
+from connector.redaction import SECRETS, RedactingFilter
 
 FORMAT = "%(levelname)s %(name)s %(message)s"
 

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from escalations.app.logs import configure_logging
 from escalations.clock import FakeClock
 from escalations.errors import ConfigError
-from escalations.logs import configure_logging
 from escalations.mappings import load_mappings
 from escalations.settings import Settings, shipped_mappings_dir
 
@@ -107,7 +107,7 @@ class _Demo:
         self.outbox_before = len(self.sandbox.outbox)
 
     def _build_worker(self) -> None:
-        from escalations.runtime import build_adapter, build_context, open_store
+        from escalations.app.wiring import build_adapter, build_context, open_store
         from jobs.worker import Worker
 
         adapter = build_adapter(self.settings, self.clock)

@@ -8,6 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connector.errors import SetupError
+from connector.http import HttpClient, HttpPolicy
+from connector.redaction import SECRETS
+from connector.zammad import ZammadAdapter
 from escalations.clock import Clock
 from escalations.effects import Effects
 from escalations.errors import ConfigError
@@ -31,9 +35,33 @@ def open_store(settings: Settings, clock: Clock) -> SqliteStore:
     return SqliteStore(path, clock)
 
 
+def http_policy(settings: Settings) -> HttpPolicy:
+    """The HTTP policy configured by ``ESCALATIONS_HTTP_*`` and ``ESCALATIONS_CA_BUNDLE``.
+
+    Raises:
+        ConfigError: the CA bundle is not a file.
+    """
+    try:
+        return HttpPolicy(
+            connect_timeout=settings.http_connect_timeout,
+            read_timeout=settings.http_read_timeout,
+            requests_per_minute=settings.http_requests_per_minute,
+            burst=min(HttpPolicy.burst, settings.http_requests_per_minute),
+            max_attempts=settings.http_max_attempts,
+            ca_bundle=settings.ca_bundle,
+        )
+    except SetupError as exc:
+        raise ConfigError(f"ESCALATIONS_CA_BUNDLE: {exc}") from None
+
+
 def build_adapter(
     settings: Settings, clock: Clock, session: requests.Session | None = None
 ) -> HelpdeskAdapter:
+    """The adapter for ``ESCALATIONS_HELPDESK``, built from its URL, token and HTTP policy.
+
+    Raises:
+        ConfigError: no URL or no token configured, or the URL is refused.
+    """
     if not settings.helpdesk_configured:
         raise ConfigError(
             "no helpdesk connector is configured yet: set ESCALATIONS_HELPDESK_URL and the "
@@ -42,9 +70,19 @@ def build_adapter(
         )
     if settings.helpdesk_token is None or not settings.helpdesk_token.get_secret_value():
         raise ConfigError("ESCALATIONS_HELPDESK_TOKEN: missing (the helpdesk URL is set)")
-    from connector.zammad import ZammadAdapter
-
-    return ZammadAdapter.from_settings(settings, clock, session=session)
+    token = settings.helpdesk_token.get_secret_value()
+    SECRETS.add(token)
+    try:
+        client = HttpClient(
+            settings.helpdesk_url,
+            {"Authorization": f"Token token={token}"},
+            http_policy(settings),
+            clock,
+            session=session,
+        )
+    except SetupError as exc:
+        raise ConfigError(f"ESCALATIONS_HELPDESK_URL: {exc}") from None
+    return ZammadAdapter(client, clock=clock)
 
 
 def build_context(

@@ -47,7 +47,7 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
             "," or "*" (or blank) raise Rejected before anything is sent.
                                                             test: test_tag_names_validated
     §0.12 POST /mentions subscribes only the caller
-          → subscribe sends "From: <user id>" for anyone else; a 403 becomes an AuthError
+          → subscribe sends "From: <user id>" for anyone else; a 403 becomes a Forbidden
             that says admin.user (or group read access) is missing; the subscription is
             read back, so an old server that ignores From is caught.
                                                             test: test_subscribe_*
@@ -57,7 +57,8 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
             not run; custom field names that clash with standard keys or end in _id(s)
             raise Rejected.                                 test: test_update_unknown_field
     §0.14 no credentials → 403, bad token → 401; opaque "Error ID" bodies
-          → both map to AuthError (http.py); the server message is kept, redacted.
+          → Unauthorized and Forbidden (http.py); the server message is kept, redacted;
+            403 "Maintenance mode enabled!" is Maintenance, a transient error.
                                        test: test_http.py::test_raise_for_response_maps_statuses,
                          test_http_faults.py::test_witness_token_never_leaks
     §0.15 POST is not idempotent; Zammad has no idempotency keys
@@ -72,7 +73,8 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
           → rows older than the cursor mean the condition was dropped: Rejected, never
             "many changes".                                test: test_changed_tickets_unfiltered
     Corr.#5  "is set"/"not set" on plain columns → 500: never sent.
-    Corr.#7  creating an article needs Create access → the AuthError says so.
+    Corr.#7  creating an article needs Create access → the Forbidden names the access the
+             worker lacks on the ticket's group (or that it can no longer read it).
     Corr.#9  duplicate links answer 201 with a null id → link_tickets reads first.
     Also     body > 1,500,000 chars → 422: raised as Rejected before sending;
              a pending state without pending_time → 422 (opaque "Error ID" for
@@ -94,7 +96,7 @@ import html
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector.base import (
     MARKER_RE,
@@ -121,16 +123,15 @@ from connector.base import (
     User,
     UserId,
 )
-from connector.errors import AuthError, HelpdeskError, NotFound, Rejected, TransientError
-from connector.http import HttpClient, HttpPolicy
-from escalations.clock import Clock
-from escalations.errors import ConfigError
-from escalations.redaction import SECRETS
-
-if TYPE_CHECKING:
-    import requests
-
-    from escalations.settings import Settings
+from connector.clock import Clock
+from connector.errors import (
+    Forbidden,
+    HelpdeskError,
+    NotFound,
+    Rejected,
+    TransientError,
+)
+from connector.http import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,12 @@ def _int_or_none(value: Any) -> int | None:
     return int(value)
 
 
+def _person(value: Any) -> UserId | None:
+    """A user id from Zammad, ``None`` for its user 1, "nobody" (the system)."""
+    user_id = _int_or_none(value)
+    return None if user_id == UNASSIGNED_USER_ID else user_id
+
+
 def _last_marker(text: str) -> str | None:
     found = MARKER_RE.findall(text or "")
     return found[-1] if found else None
@@ -280,33 +287,6 @@ class ZammadAdapter:
         self._states: dict[int, TicketState] | None = None
         self._me_id: UserId | None = None
         self._role_groups: dict[int, Mapping[str, Any]] | None = None
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, clock: Clock, session: requests.Session | None = None
-    ) -> ZammadAdapter:
-        """Build the adapter from ``ESCALATIONS_HELPDESK_URL``/``_TOKEN`` and the HTTP policy.
-
-        Raises:
-            ConfigError: no URL or no token configured, or the URL is refused.
-        """
-        if not settings.helpdesk_url:
-            raise ConfigError("ESCALATIONS_HELPDESK_URL is not set")
-        if settings.helpdesk_token is None or not settings.helpdesk_token.get_secret_value():
-            raise ConfigError(
-                "no helpdesk token: set ESCALATIONS_HELPDESK_TOKEN or the systemd credential "
-                "'helpdesk-token'"
-            )
-        token = settings.helpdesk_token.get_secret_value()
-        SECRETS.add(token)
-        client = HttpClient(
-            settings.helpdesk_url,
-            {"Authorization": f"Token token={token}"},
-            HttpPolicy.from_settings(settings),
-            clock,
-            session=session,
-        )
-        return cls(client, clock=clock)
 
     def __repr__(self) -> str:
         return f"ZammadAdapter({self._client.base_url!r})"
@@ -545,10 +525,8 @@ class ZammadAdapter:
         """
         try:
             data = self._client.get_json("/api/v1/object_manager_attributes")
-        except AuthError as exc:
-            if exc.status == 403:
-                return self._fields_from_a_ticket()
-            raise
+        except Forbidden:
+            return self._fields_from_a_ticket()
         fields = []
         for raw in data or []:
             if not isinstance(raw, Mapping) or raw.get("object") != "Ticket":
@@ -572,10 +550,8 @@ class ZammadAdapter:
             data = self._client.get_json(
                 "/api/v1/tickets", params={"per_page": 1, "page": 1, "expand": "true"}
             )
-        except AuthError as exc:
-            if exc.status == 403:
-                return None
-            raise
+        except Forbidden:
+            return None
         rows = [r for r in data or [] if isinstance(r, Mapping)] if isinstance(data, list) else []
         if not rows:
             return None
@@ -667,12 +643,8 @@ class ZammadAdapter:
         body = {"ticket_id": int(ticket_id), **self._article_payload(draft, marker, "POST", path)}
         try:
             data = self._client.post_json(path, body)
-        except AuthError as exc:
-            if exc.status != 403:
-                raise
-            raise _explained(
-                exc, "adding a note needs Create access on the ticket's group (Corrections #7)"
-            ) from exc
+        except Forbidden as exc:
+            raise _explained(exc, self._note_refusal_cause(ticket_id)) from exc
         try:
             article_id = int(data["id"])
         except (KeyError, TypeError, ValueError):
@@ -791,8 +763,8 @@ class ZammadAdapter:
                 {"mentionable_type": "Ticket", "mentionable_id": int(ticket_id)},
                 headers=headers,
             )
-        except AuthError as exc:
-            if not on_behalf or exc.status != 403:
+        except Forbidden as exc:
+            if not on_behalf:
                 raise
             raise _explained(
                 exc,
@@ -807,6 +779,37 @@ class ZammadAdapter:
                 method="POST",
                 path="/api/v1/mentions",
             )
+
+    def _note_refusal_cause(self, ticket_id: TicketId) -> str:
+        """Why Zammad refused a note on a ticket, found out by reading what the token may see:
+        the ticket's group, and the worker's own access to it (reads only; a failure to read
+        is itself the answer)."""
+        try:
+            ticket = self.get_ticket(ticket_id)
+        except (Forbidden, NotFound):
+            return (
+                f"the worker may no longer read ticket {ticket_id}: it was moved to a group the "
+                "worker's user has no access to, or deleted"
+            )
+        except HelpdeskError:
+            return "the ticket could not be read back to find out why"
+        try:
+            access = self.me().group_access.get(ticket.group, frozenset())
+        except HelpdeskError:
+            access = frozenset()
+        if "full" in access or {"create", "change"} <= access:
+            return (
+                f"the worker's user has {', '.join(sorted(access))} access to group "
+                f"{ticket.group!r}; the refusal came from elsewhere (a core workflow, or the "
+                "token's permissions)"
+            )
+        missing = sorted({"change", "create"} - access)
+        return (
+            f"the worker's user lacks {' and '.join(missing)} access to group {ticket.group!r} "
+            "of ticket "
+            f"{ticket_id} (adding a note needs change access, and Create on Zammad 6.5: "
+            "zammad/zammad#5642)"
+        )
 
     # -- validation and payloads ------------------------------------------------------------
 
@@ -919,7 +922,7 @@ class ZammadAdapter:
             updated_at=_require_time(raw, "updated_at"),
             organization_id=_int_or_none(raw.get("organization_id")),
             owner_id=owner_id,
-            updated_by_id=_int_or_none(raw.get("updated_by_id")),
+            updated_by_id=_person(raw.get("updated_by_id")),
             customer_login=customer_login if isinstance(customer_login, str) else None,
             owner_login=owner_login if isinstance(owner_login, str) else None,
             pending_until=_parse_time(raw.get("pending_time")),
@@ -964,7 +967,7 @@ class ZammadAdapter:
             from_=raw.get("from"),
             to=raw.get("to"),
             cc=raw.get("cc"),
-            created_by_id=_int_or_none(raw.get("created_by_id")),
+            created_by_id=_person(raw.get("created_by_id")),
             attachments=tuple(attachments),
         )
 
@@ -1004,7 +1007,7 @@ class ZammadAdapter:
         if self._role_groups is None:
             try:
                 data = self._client.get_json("/api/v1/roles")
-            except (AuthError, NotFound):
+            except (Forbidden, NotFound):
                 data = []
             self._role_groups = {
                 int(r["id"]): r.get("group_ids") or {}
@@ -1048,9 +1051,9 @@ def _attachment_payload(upload: AttachmentUpload) -> dict[str, str]:
     }
 
 
-def _explained(exc: HelpdeskError, hint: str) -> AuthError:
-    """The same AuthError with a message that says what permission is missing."""
-    return AuthError(
+def _explained(exc: HelpdeskError, hint: str) -> Forbidden:
+    """The same refusal with a message that says what permission is missing."""
+    return Forbidden(
         f"{exc.message} — {hint}",
         status=exc.status,
         method=exc.method,

@@ -1,4 +1,5 @@
-"""Redaction at the edge: a logging filter that masks secrets wherever they would appear."""
+"""Redaction at the edge (part of the kernel every layer may use): the process-wide registry of
+secrets and a logging filter that masks them wherever they would appear."""
 
 from __future__ import annotations
 

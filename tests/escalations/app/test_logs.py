@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
+from connector.redaction import SECRETS, RedactingFilter
+from escalations.app.logs import FORMAT, RedactingFormatter
 from escalations.errors import ConfigError
-from escalations.logs import FORMAT, RedactingFormatter
-from escalations.redaction import SECRETS, RedactingFilter
 from escalations.settings import load_settings
 
 

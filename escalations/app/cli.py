@@ -24,7 +24,7 @@ def _version() -> str:
         return metadata.version("helpdesk-escalations")
     except metadata.PackageNotFoundError:  # running from a source tree without install
         pass
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     try:
         return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
     except (OSError, KeyError, tomllib.TOMLDecodeError):
@@ -37,31 +37,31 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from escalations.commands import check
+    from escalations.app.commands import check
 
     return check(args)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from escalations.commands import run
+    from escalations.app.commands import run
 
     return run(args)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from escalations.commands import status
+    from escalations.app.commands import status
 
     return status(args)
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from escalations.commands import sandbox
+    from escalations.app.commands import sandbox
 
     return sandbox(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from escalations.commands import demo
+    from escalations.app.commands import demo
 
     return demo(args)
 

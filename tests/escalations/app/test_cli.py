@@ -3,7 +3,7 @@ clear line per user error and no traceback, ``--help`` everywhere, and README.md
 about the commands and the test command (docs as tests, STYLE.md rule 38).
 
 Most tests call ``main([...])`` in this process with a clean environment; a few start the real
-module (``python -m escalations.cli``) in a subprocess, as systemd would."""
+module (``python -m escalations.app.cli``) in a subprocess, as systemd would."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from escalations.cli import build_parser, main
+from escalations.app.cli import build_parser, main
 from escalations.errors import EX_CONFIG
 from escalations.settings import ENV_PREFIX, shipped_mappings_dir
 from escalations.store.sqlite import load_migrations
 from sandbox import SandboxServer, ZammadSandbox, serve
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 BOT = "escalation-bot"
 ALICE = "alice.agent@fused.example"
@@ -75,7 +75,7 @@ def error_lines(err: str) -> list[str]:
 
 def run_subprocess(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "escalations.cli", *argv],
+        [sys.executable, "-m", "escalations", *argv],
         capture_output=True,
         text=True,
         timeout=30,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from escalations.cli import main
+from escalations.app.cli import main
 
 
 def test_demo_tells_the_day_and_leaves_a_store_to_inspect(
@@ -52,7 +52,7 @@ def test_demo_refuses_a_directory_with_a_store(
 def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "escalations.cli", "sandbox", "--port", "0"],
+        [sys.executable, "-m", "escalations", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -101,7 +101,7 @@ def test_demo_and_sandbox_need_no_test_dependency(tmp_path: Path) -> None:
         "import sys\n"
         "for name in ('responses', 'pytest', 'hypothesis', 'time_machine'):\n"
         "    sys.modules[name] = None  # any import of them now fails\n"
-        "from escalations.cli import main\n"
+        "from escalations.app.cli import main\n"
         f"sys.exit(main(['demo', '--state-dir', {str(tmp_path / 'demo')!r}]))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}

@@ -1,0 +1,22 @@
+"""The Zammad adapter: ``HelpdeskAdapter`` over Zammad's REST API (``adapter.py``, whose
+docstring holds the table of Zammad's traps and how each is handled)."""
+
+from __future__ import annotations
+
+from connector.zammad.adapter import (
+    BODY_MAX_CHARS,
+    SEARCH_PAGE_MAX,
+    STANDARD_TICKET_KEYS,
+    UNASSIGNED_USER_ID,
+    ZammadAdapter,
+    utc_ms,
+)
+
+__all__ = [
+    "BODY_MAX_CHARS",
+    "SEARCH_PAGE_MAX",
+    "STANDARD_TICKET_KEYS",
+    "UNASSIGNED_USER_ID",
+    "ZammadAdapter",
+    "utc_ms",
+]
