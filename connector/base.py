@@ -230,15 +230,31 @@ class FieldInfo:
     options: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """A condition a ticket search can filter on: the ticket carries a tag, or a custom field
+    has a value. Bindings say which one finds what they look for; jobs pass it on unread."""
+
+    tag: str | None = None
+    field: str | None = None
+    value: FieldValue = None
+
+    def __post_init__(self) -> None:
+        if (self.tag is None) == (self.field is None):
+            raise ValueError("a criterion is a tag or a field, not both or neither")
+
+
 @runtime_checkable
 class HelpdeskAdapter(Protocol):
     name: str
     capabilities: frozenset[Capability]
 
     # -- reading -----------------------------------------------------------------------
-    def changed_tickets(self, since: datetime, *, tagged: str | None = None) -> Iterator[Ticket]:
-        """Tickets with ``updated_at >= since`` (and carrying the tag ``tagged``, if given),
-        oldest first (``updated_at``, then id)."""
+    def changed_tickets(
+        self, since: datetime, *, matching: Criterion | None = None
+    ) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since`` (and meeting ``matching``, if given), oldest
+        first (``updated_at``, then id)."""
         ...
 
     def get_ticket(self, ticket_id: TicketId) -> Ticket: ...

@@ -2,7 +2,7 @@
 module, and say which required detail is missing.
 
 The note looks like this (one ``Label: value`` per line, under the heading named in
-``mappings/zammad.toml`` ``[carrier] note_heading``)::
+the helpdesk's field map, e.g. ``mappings/zammad.toml`` ``[carrier] note_heading``)::
 
     Carrier contact
     Carrier: BT
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
+
+from escalations.models import CarrierContact
 
 LABELS = {
     "carrier": "carrier",
@@ -52,22 +53,6 @@ _LINE_RE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*:\s*(.*?)\s*$")
 _TIME_RE = re.compile(r"^(?:(\d{4}-\d{2}-\d{2})[ T])?(\d{1,2}):(\d{2})$")
 
 
-@dataclass(frozen=True)
-class CarrierNote:
-    carrier: str | None
-    stage: str | None
-    forename: str | None
-    location: str | None
-    user_id: str | None
-    called_at: datetime | None
-    missing: tuple[str, ...]
-    problems: tuple[str, ...]
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing and not self.problems
-
-
 def html_to_text(body: str) -> str:
     return html.unescape(_TAG_RE.sub("", _TAG_BREAK_RE.sub("\n", body)))
 
@@ -84,7 +69,9 @@ def parse_carrier_note(
     tz: ZoneInfo,
     stages: tuple[str, ...],
     required: tuple[str, ...],
-) -> CarrierNote | None:
+    escalation_id: int = 0,
+    source_article_id: int = 0,
+) -> CarrierContact | None:
     """Parse a carrier-contact note, or return ``None`` when the body is not one."""
     lines = [line.strip() for line in html_to_text(body).splitlines() if line.strip()]
     if not lines or lines[0].rstrip(":").strip().lower() != heading.strip().lower():
@@ -111,7 +98,9 @@ def parse_carrier_note(
                 f"time of call '{values['called_at']}' is not HH:MM or YYYY-MM-DD HH:MM"
             )
     missing = tuple(DETAIL_LABELS[k] for k in required if not values.get(k))
-    return CarrierNote(
+    return CarrierContact(
+        escalation_id=escalation_id,
+        source_article_id=source_article_id,
         carrier=values.get("carrier"),
         stage=stage,
         forename=values.get("forename"),

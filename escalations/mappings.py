@@ -1,4 +1,5 @@
-"""Load and validate the admin-edited mapping files (``process.toml`` and ``zammad.toml``).
+"""Load and validate the admin-edited mapping files: the process profile (``process.toml``,
+shared by every helpdesk) and the field map of the configured helpdesk (``zammad.toml``).
 
 :func:`load_mappings` reads both files of a mappings directory and either returns a frozen
 :class:`Mappings` or raises one :class:`~escalations.errors.MappingError` that lists every
@@ -26,9 +27,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from escalations import fieldmap, profile
-from escalations.errors import MappingError, MappingProblem
-from escalations.fieldmap import ZammadFieldMap
+from escalations import profile
+from escalations.bindings.zammad import fieldmap as zammad_fieldmap
+from escalations.errors import ConfigError, MappingError, MappingProblem
 from escalations.profile import (
     ISSUES_CONTEXT_KEY,
     Issue,
@@ -43,51 +44,77 @@ ZAMMAD_FILE = "zammad.toml"
 
 
 @dataclass(frozen=True)
+class FieldMapSpec:
+    """One helpdesk's field map: its file, its model and its cross-field checks."""
+
+    file: str
+    model: type[BaseModel]
+    consistency: Callable[..., list[Issue]]
+
+
+FIELD_MAPS: dict[str, FieldMapSpec] = {
+    "zammad": FieldMapSpec(
+        ZAMMAD_FILE, zammad_fieldmap.ZammadFieldMap, zammad_fieldmap.consistency_issues
+    ),
+}
+"""The field map of each helpdesk the project knows, by ``ESCALATIONS_HELPDESK`` name."""
+
+
+@dataclass(frozen=True)
 class Mappings:
-    """Both mapping files, validated, and the directory they came from."""
+    """The process profile and the helpdesk's field map, validated, and where they came from.
+    ``helpdesk`` is read by that helpdesk's binding only; the domain and the jobs use the
+    profile and the binding."""
 
     profile: ProcessProfile
-    zammad: ZammadFieldMap
+    helpdesk: BaseModel
+    """The field map of ``helpdesk_name`` (for Zammad, ``ZammadFieldMap``)."""
     directory: Path
+    helpdesk_name: str = "zammad"
+
+    @property
+    def helpdesk_file(self) -> Path:
+        return self.directory / FIELD_MAPS[self.helpdesk_name].file
 
 
-def load_mappings(directory: Path) -> Mappings:
-    """Load and validate ``process.toml`` and ``zammad.toml`` from ``directory``.
+def load_mappings(directory: Path, helpdesk: str = "zammad") -> Mappings:
+    """Load and validate ``process.toml`` and the helpdesk's field map from ``directory``.
 
     Args:
         directory: the mappings directory; file names in problems are built from it as given.
+        helpdesk: whose field map (``zammad`` reads ``zammad.toml``).
 
     Returns:
         The validated mappings.
 
     Raises:
         MappingError: with every problem found in either file and across them.
+        ConfigError: no field map is known for ``helpdesk``.
     """
+    spec = FIELD_MAPS.get(helpdesk)
+    if spec is None:
+        raise ConfigError(f"ESCALATIONS_HELPDESK: no field map for helpdesk {helpdesk!r}")
     directory = Path(directory)
     process_problems: list[MappingProblem] = []
-    zammad_problems: list[MappingProblem] = []
+    helpdesk_problems: list[MappingProblem] = []
     process = _load(
         directory / PROCESS_FILE, ProcessProfile, profile.consistency_issues, process_problems
     )
-    zammad = _load(
-        directory / ZAMMAD_FILE, ZammadFieldMap, fieldmap.consistency_issues, zammad_problems
-    )
-    if process is not None and zammad is not None:
-        zammad_problems.extend(_cross_file_problems(process, zammad))
+    fields = _load(directory / spec.file, spec.model, spec.consistency, helpdesk_problems)
+    if process is not None and fields is not None:
+        helpdesk_problems.extend(_cross_file_problems(process, fields))
     problems = [
         problem
-        for found in (process_problems, zammad_problems)
+        for found in (process_problems, helpdesk_problems)
         for problem in sorted(found, key=lambda p: p.line or 0)
     ]
     process_model = process.model if process is not None else None
-    zammad_model = zammad.model if zammad is not None else None
-    if (
-        problems
-        or not isinstance(process_model, ProcessProfile)
-        or not isinstance(zammad_model, ZammadFieldMap)
-    ):
+    field_map = fields.model if fields is not None else None
+    if problems or not isinstance(process_model, ProcessProfile) or field_map is None:
         raise MappingError(problems)
-    return Mappings(profile=process_model, zammad=zammad_model, directory=directory)
+    return Mappings(
+        profile=process_model, helpdesk=field_map, directory=directory, helpdesk_name=helpdesk
+    )
 
 
 # -- one file ------------------------------------------------------------------------------
@@ -307,7 +334,8 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _cross_file_problems(process: _Loaded, zammad: _Loaded) -> list[MappingProblem]:
-    """Every role process.toml uses has a person in zammad.toml, and no person is unknown."""
+    """Every role process.toml uses has a person in the field map, and no person is
+    unknown."""
     people = zammad.sections.get("people")
     roles = process.sections.get("roles")
     if people is None:

@@ -87,7 +87,8 @@ class CopiedArticle:
 
 @dataclass(frozen=True, kw_only=True)
 class CarrierContact:
-    """What an agent recorded about one call to a carrier (third party)."""
+    """What an agent recorded about one call to a carrier (third party): parsed from the
+    agent's note (``escalations.carrier``), stored, and listed in the hand-over note."""
 
     escalation_id: int
     source_article_id: int
@@ -100,6 +101,12 @@ class CarrierContact:
     called_at: datetime | None = None
     missing: tuple[str, ...] = ()
     """Names of the required details the agent left out."""
+    problems: tuple[str, ...] = ()
+    """Details given but not understood (an unknown stage, a time that is not a time)."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.problems
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,9 +128,21 @@ class EffectState(enum.StrEnum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True)
+class EffectRef:
+    """A stored effect, by kind and key: what an effect's ``after`` waits for."""
+
+    kind: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.key}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Effect:
-    """One helpdesk write, as recorded in the store (``RELIABILITY.md`` §B2)."""
+    """One write, as recorded in the store (``RELIABILITY.md`` §B2). ``payload`` is the stored
+    JSON; the effect kind loads it into its typed model (``payload_version`` says which)."""
 
     id: int
     kind: str
@@ -131,13 +150,21 @@ class Effect:
     marker: Marker
     payload: Mapping[str, Any]
     payload_sha256: str
+    payload_version: int = 1
     escalation_id: int | None = None
     state: EffectState
     attempts: int = 0
+    """Attempts that may have reached the helpdesk (a throttled or refused-at-connect one
+    is given back)."""
+    deferrals: int = 0
+    """Times it was put back without an attempt counted (throttled, unreachable)."""
     not_before: datetime
     remote_id: str | None = None
     last_error: str | None = None
-    after: tuple[str, str] | None = None
-    """``(kind, key)`` of an effect that must be done first."""
+    after: EffectRef | None = None
+    """An effect that must be finished (done or failed) first."""
+    claimed_by: str | None = None
+    """The worker that holds it in flight, while its lease lasts."""
+    lease_until: datetime | None = None
     created_at: datetime
     updated_at: datetime

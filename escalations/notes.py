@@ -1,14 +1,16 @@
 """The text of every internal note the worker writes, as small HTML fragments. Times are shown
 in the process time zone; values from the helpdesk are escaped. The adapter appends the
-marker footer."""
+marker footer; how a person the note subscribes is written is the binding's to say."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
+
+from escalations.models import CarrierContact
 
 
 def local_time(instant: datetime | None, tz: ZoneInfo, *, with_day: bool = True) -> str:
@@ -115,33 +117,46 @@ def body_truncated_line(kept: int, total: int) -> str:
     )
 
 
+PersonHtml = Callable[[int, str], str]
+"""How a note names a person it subscribes (the binding's ``person_html``)."""
+
+
+def plain_person(user_id: int, name: str) -> str:
+    return escape(name)
+
+
 @dataclass(frozen=True)
 class LevelChanged:
+    """The note on a level change. The owner and everyone the level subscribes are each named
+    with their own role: at levels 3 and 4 the owner is still the level-2 owner."""
+
     level: int
     level_name: str
     role: str
+    """The level's role (the executives it subscribes hold it)."""
     owner: str
+    owner_role: str
     changed_at: datetime
     changed_by: str
     reason_label: str
     from_level: int
-    subscribed: tuple[tuple[int, str], ...] = ()
-    """(user id, name) of the people subscribed at this level. Each is written as a mention
-    anchor, which is how Zammad subscribes a user from an agent's note without the worker
-    needing ``admin.user`` (``RELIABILITY.md`` §B6)."""
+    subscribed: tuple[tuple[int, str, str], ...] = ()
+    """(user id, name, role name) of the people this level subscribes."""
 
-    def html(self, tz: ZoneInfo) -> str:
-        mentions = ", ".join(
-            f'<a data-mention-user-id="{int(uid)}">{escape(name)}</a>'
-            for uid, name in self.subscribed
-        )
-        subscribed = f"<br><b>Subscribed:</b> {mentions}" if self.subscribed else ""
-        return (
-            f"<p><b>Level {self.level} – {escape(self.level_name)}:</b> {escape(self.role)} "
-            f"{escape(self.owner)}, {local_time(self.changed_at, tz, with_day=False)}, by agent "
+    def html(self, tz: ZoneInfo, person: PersonHtml = plain_person) -> str:
+        rows = (
+            f"<b>Level {self.level} – {escape(self.level_name)}</b> "
+            f"({escape(self.role)}), {local_time(self.changed_at, tz, with_day=False)}, by agent "
             f"{escape(self.changed_by)}, reason {escape(self.reason_label)} "
-            f"(from level {self.from_level}).{subscribed}</p>"
+            f"(from level {self.from_level}).<br><b>Owner:</b> {escape(self.owner)} "
+            f"({escape(self.owner_role)})"
         )
+        if self.subscribed:
+            names = ", ".join(
+                f"{person(uid, name)} ({escape(role)})" for uid, name, role in self.subscribed
+            )
+            rows += f"<br><b>Subscribed:</b> {names}"
+        return f"<p>{rows}</p>"
 
 
 def carrier_incomplete_note(
@@ -156,19 +171,12 @@ def carrier_incomplete_note(
     )
 
 
-@dataclass(frozen=True)
-class CarrierRow:
-    called_at: datetime | None
-    carrier: str | None
-    stage: str | None
-    forename: str | None
-    location: str | None
-    user_id: str | None
-    complete: bool
-
-
 def carrier_handover_note(
-    supervisor: str, rows: Sequence[CarrierRow], failed_by: str, at: datetime, tz: ZoneInfo
+    supervisor: str,
+    rows: Sequence[CarrierContact],
+    failed_by: str,
+    at: datetime,
+    tz: ZoneInfo,
 ) -> str:
     def cell(value: str | None) -> str:
         return f"<td>{escape(value) if value else '—'}</td>"

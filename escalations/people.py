@@ -1,6 +1,7 @@
-"""Who is who in the helpdesk for one pass: the users behind roles, their display names, and
-whether each may own (full access) or watch (read access) the escalation group. Cached per
-pass, so a pass asks the helpdesk about each person at most once."""
+"""Who is who in the helpdesk for one pass: the users behind the process roles, their names,
+who owns an escalation at each level and who watches it. Cached per pass, so a pass asks the
+helpdesk about each person at most once. What access makes someone an owner or a watcher is
+the binding's to say."""
 
 from __future__ import annotations
 
@@ -8,18 +9,25 @@ import logging
 
 from connector.base import HelpdeskAdapter, User
 from connector.errors import NotFound
-from escalations.fieldmap import ZammadFieldMap
+from escalations.bindings.base import HelpdeskBinding
+from escalations.profile import ProcessProfile
 
 log = logging.getLogger(__name__)
 
+UNKNOWN = "(unknown)"
+
 
 class People:
-    def __init__(self, adapter: HelpdeskAdapter, fieldmap: ZammadFieldMap) -> None:
+    def __init__(
+        self, adapter: HelpdeskAdapter, binding: HelpdeskBinding, profile: ProcessProfile
+    ) -> None:
         self.adapter = adapter
-        self.fieldmap = fieldmap
+        self.binding = binding
+        self.profile = profile
         self._by_id: dict[int, User | None] = {}
         self._by_ref: dict[str, User | None] = {}
         self._me: User | None = None
+        self._warned: set[str] = set()
 
     @property
     def me(self) -> User:
@@ -28,7 +36,8 @@ class People:
         return self._me
 
     def user(self, user_id: int | None) -> User | None:
-        if user_id is None or user_id <= 1:  # Zammad's user 1 is "nobody"
+        """A user by id; ``None`` for nobody (the helpdesk itself) or a user that is gone."""
+        if user_id is None:
             return None
         if user_id not in self._by_id:
             try:
@@ -47,29 +56,65 @@ class People:
         return self._by_ref[ref]
 
     def for_role(self, role: str) -> User | None:
-        ref = self.fieldmap.people.get(role)
+        ref = self.binding.person_ref(role)
         if not ref:
             return None
         user = self.by_ref(ref)
-        if user is None:
+        if user is None and role not in self._warned:
+            self._warned.add(role)
             log.warning("people.unknown role=%s user=%s", role, ref)
         return user
 
     def name(self, user_id: int | None) -> str:
         user = self.user(user_id)
-        return user.display_name if user else "(unknown)"
+        return user.display_name if user else UNKNOWN
 
     def placeholder_customer(self) -> User | None:
-        ref = self.fieldmap.customer.placeholder
+        ref = self.binding.placeholder_customer_ref
         return self.by_ref(ref) if ref else None
 
-    @staticmethod
-    def can_own(user: User | None, group: str) -> bool:
-        return bool(
-            user and user.active and user.is_agent and "full" in user.group_access.get(group, ())
-        )
+    def can_own(self, user: User | None) -> bool:
+        return user is not None and self.binding.can_own(user)
 
-    @staticmethod
-    def can_watch(user: User | None, group: str) -> bool:
-        access = user.group_access.get(group, frozenset()) if user else frozenset()
-        return bool(user and user.active and user.is_agent and access & {"read", "full"})
+    def can_watch(self, user: User | None) -> bool:
+        return user is not None and self.binding.can_watch(user)
+
+    # -- per level -------------------------------------------------------------------------
+    def owner_for_level(
+        self,
+        level: int,
+        *,
+        flagged_by: int | None,
+        current: int | None,
+        history: tuple[int, ...],
+    ) -> int | None:
+        """The owner at a level: the level's role, or the flagging agent until a role has
+        taken ownership (a role that owns keeps it for the rest of the life-cycle, as level 2
+        does). ``current`` when nobody eligible can be found (then a new ticket stays
+        unassigned)."""
+        role = self.profile.owner_role(level)
+        if role is None:
+            if any(self.profile.owner_role(lv) for lv in history):
+                return current
+            user = self.user(flagged_by)
+        else:
+            user = self.for_role(role)
+        if user is not None and self.can_own(user):
+            return user.id
+        if user is not None:
+            log.warning(
+                "escalation.owner_not_eligible user=%s group=%s",
+                user.login,
+                self.binding.escalation_group,
+            )
+        return current
+
+    def watchers_for_level(self, level: int) -> list[tuple[User, str]]:
+        """The people a level subscribes who may watch escalation tickets, each with the role
+        (its name) they are subscribed in."""
+        found: dict[int, tuple[User, str]] = {}
+        for role in self.profile.roles_for_level(level):
+            user = self.for_role(role)
+            if user is not None and self.can_watch(user) and user.id not in found:
+                found[user.id] = (user, self.profile.roles[role].name)
+        return list(found.values())

@@ -130,7 +130,7 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     if token is not None and "helpdesk_token" not in overrides:
         overrides["helpdesk_token"] = token
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

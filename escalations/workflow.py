@@ -92,8 +92,11 @@ def flag(
     organization_id: int | None = None,
     flagged_by_id: int | None = None,
     callback_at: datetime | None = None,
+    owner_id: int | None = None,
+    updated_at: datetime | None = None,
 ) -> Escalation:
-    """A new escalation in state ``flagged`` (not yet stored: ``id`` is 0)."""
+    """A new escalation in state ``flagged`` (not yet stored: ``id`` is 0), flagged at ``at``
+    and recorded at ``updated_at`` (default: ``at``)."""
     at = _aware(at)
     if level < 1:
         raise ValueError(f"level must be at least 1, not {level}")
@@ -106,10 +109,11 @@ def flag(
         level=level,
         reason=reason,
         state=State.FLAGGED,
+        owner_id=owner_id,
         flagged_by_id=flagged_by_id,
         callback_at=_aware(callback_at) if callback_at else None,
         flagged_at=at,
-        updated_at=at,
+        updated_at=_aware(updated_at) if updated_at else at,
     )
 
 

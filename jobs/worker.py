@@ -1,12 +1,15 @@
 """The worker loop, top to bottom.
 
-- ``run_job`` wraps one run of one job: it records the run in the store, logs one line with
-  the job's counts, and carries on after any ``Exception`` (``BaseException`` propagates, and
-  a refused token stops the worker: retrying cannot help).
+- ``Worker.run_job`` runs one job, then the **effects step** (the executor makes the writes the
+  job recorded; no job runs the executor itself), records the run with the job's counts and
+  the writes' outcomes, logs one line, and carries on after any ``Exception``
+  (``BaseException`` propagates, and a refused token stops the worker: retrying cannot help).
+- The helpdesk being unreachable or in maintenance is logged here, once when it starts and
+  once when it ends, whichever adapter said so; the jobs and the HTTP client only record it.
 - ``Worker.run_once`` runs every job once, in order (``escalations run --once``).
-- ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: the sync
-  job every ``POLL_INTERVAL_SECONDS``. It waits with ``stop.wait``, never ``time.sleep``, so a
-  SIGTERM is answered at once: the current effect finishes, no new one starts, exit 0.
+- ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
+  every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
+  answered at once: the current effect finishes, no new one starts, exit 0.
 
 Jobs are level-triggered, so a missed or extra tick does no harm.
 """
@@ -19,14 +22,18 @@ from dataclasses import dataclass
 
 import schedule
 
-from connector.errors import AuthError, HelpdeskError, TransientError
+from connector.errors import Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
+from escalations.effects.executor import Executor
 from jobs import sync
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[[JobContext], JobResult]
+EFFECT_ROUNDS = 6
+"""Sweeps of the executor per effects step: a commit may request follow-up writes that
+become due in the same step (each sweep also reaches those requested during it)."""
 
 
 @dataclass(frozen=True)
@@ -37,14 +44,24 @@ class Job:
 
 
 def default_jobs(ctx: JobContext) -> list[Job]:
-    return [Job(sync.NAME, sync.run, ctx.settings.poll_interval_seconds)]
+    """The sync tick: poll, then copy (each followed by the effects step)."""
+    every = ctx.settings.poll_interval_seconds
+    return [Job(sync.NAME, sync.run, every), Job(sync.COPY, sync.run_copy, every)]
 
 
 class Worker:
-    def __init__(self, ctx: JobContext, jobs: Sequence[Job] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: JobContext,
+        jobs: Sequence[Job] | None = None,
+        *,
+        executor: Executor | None = None,
+    ) -> None:
         self.ctx = ctx
         self.jobs = list(jobs) if jobs is not None else default_jobs(ctx)
-        self._helpdesk_down_since: str | None = None
+        self.executor = executor
+        self._down: tuple[str, str] | None = None
+        """(what, since): the helpdesk is unreachable or in maintenance."""
 
     def run_once(self) -> list[JobResult | None]:
         return [self.run_job(job) for job in self.jobs if not self.ctx.stop.is_set()]
@@ -65,28 +82,44 @@ class Worker:
         log.info("worker.stopped")
 
     def run_job(self, job: Job) -> JobResult | None:
-        """Run one job, record it, and carry on after any failure but a refused token."""
+        """Run one job and the effects step, record them, and carry on after any failure but
+        a refused token."""
         store, clock = self.ctx.store, self.ctx.clock
         with store.transaction() as tx:
             run_id = store.start_job_run(tx, job.name, clock.now())
         try:
             result = job.run(self.ctx)
-        except AuthError as exc:
+            self.run_effects(result)
+        except Unauthorized as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
             log.error("job.auth_refused job=%s error=%s", job.name, exc)  # noqa: TRY400
             raise
         except TransientError as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
-            self._helpdesk_unreachable(str(exc))
+            self._helpdesk_down(exc)
             return None
-        except (HelpdeskError, Exception) as exc:
+        except Exception as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
             log.exception("job.failed job=%s", job.name)
             return None
         self._record(run_id, ok=True, counts=result.counts)
-        self._helpdesk_reachable()
+        self._helpdesk_up()
         log.info("job.done job=%s %s", job.name, result.summary())
         return result
+
+    def run_effects(self, result: JobResult) -> None:
+        """The effects step: sweep until a sweep finishes nothing (a commit may request
+        follow-ups), at most ``EFFECT_ROUNDS`` times; the outcomes go into ``result``."""
+        if self.executor is None:
+            return
+        for _ in range(EFFECT_ROUNDS):
+            if self.ctx.stop.is_set():
+                return
+            outcome = self.executor.run_pending()
+            for name in ("done", "failed", "ambiguous", "deferred"):
+                result.add(f"effects_{name}", getattr(outcome, name))
+            if outcome.done == 0 and outcome.failed == 0:
+                return  # nothing finished, so nothing new was requested by a commit or failure
 
     def _record(
         self, run_id: int, *, ok: bool, counts: dict[str, int], error: str | None = None
@@ -97,13 +130,20 @@ class Worker:
                 tx, run_id, finished_at=self.ctx.clock.now(), ok=ok, counts=counts, error=error
             )
 
-    def _helpdesk_unreachable(self, error: str) -> None:
-        """Warn once when the helpdesk becomes unreachable, not on every pass."""
-        if self._helpdesk_down_since is None:
-            self._helpdesk_down_since = self.ctx.clock.now().isoformat()
-            log.warning("helpdesk.unreachable since=%s error=%s", self._helpdesk_down_since, error)
+    def _helpdesk_down(self, exc: TransientError) -> None:
+        """Warn once when the helpdesk becomes unreachable (or goes into maintenance), not
+        on every pass."""
+        what = "maintenance" if isinstance(exc, Maintenance) else "unreachable"
+        if self._down is None or self._down[0] != what:
+            self._down = (what, self.ctx.clock.now().isoformat())
+            log.warning("helpdesk.%s since=%s error=%s", what, self._down[1], exc)
 
-    def _helpdesk_reachable(self) -> None:
-        if self._helpdesk_down_since is not None:
-            log.info("helpdesk.recovered down_since=%s", self._helpdesk_down_since)
-            self._helpdesk_down_since = None
+    def _helpdesk_up(self) -> None:
+        if self._down is not None:
+            log.info("helpdesk.recovered %s_since=%s", self._down[0], self._down[1])
+            self._down = None
+
+    @property
+    def helpdesk_down(self) -> tuple[str, str] | None:
+        """``(unreachable|maintenance, since)`` while the helpdesk is down."""
+        return self._down

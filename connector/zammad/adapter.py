@@ -72,7 +72,9 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
     Corr.#4  an invalid selector returns everything unfiltered
           → rows older than the cursor mean the condition was dropped: Rejected, never
             "many changes".                                test: test_changed_tickets_unfiltered
-    Corr.#5  "is set"/"not set" on plain columns → 500: never sent.
+    Corr.#5  "is set"/"not set" on plain columns → 500: never sent (a field criterion is
+             sent as "is" with a value; an empty value would drop the whole selector,
+             Corr.#4, and is caught as such).
     Corr.#7  creating an article needs Create access → the Forbidden names the access the
              worker lacks on the ticket's group (or that it can no longer read it).
     Corr.#9  duplicate links answer 201 with a null id → link_tickets reads first.
@@ -108,6 +110,7 @@ from connector.base import (
     AttachmentUpload,
     Capability,
     CreatedTicket,
+    Criterion,
     FieldInfo,
     FieldValue,
     Group,
@@ -135,6 +138,7 @@ from connector.http import HttpClient
 
 log = logging.getLogger(__name__)
 
+SEARCH_PATH = "/api/v1/tickets/search"
 SEARCH_PAGE_MAX = 200
 """Zammad clamps search pages to 200 rows without an error (reference §0.8, §3.6)."""
 INDEX_PAGE_SIZE = 500
@@ -232,6 +236,13 @@ def _person(value: Any) -> UserId | None:
     return None if user_id == UNASSIGNED_USER_ID else user_id
 
 
+def _condition_value(value: FieldValue) -> str:
+    """A selector value as Zammad compares it (as text; booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def _last_marker(text: str) -> str | None:
     found = MARKER_RE.findall(text or "")
     return found[-1] if found else None
@@ -293,8 +304,10 @@ class ZammadAdapter:
 
     # -- reading: tickets -------------------------------------------------------------------
 
-    def changed_tickets(self, since: datetime, *, tagged: str | None = None) -> Iterator[Ticket]:
-        """Tickets with ``updated_at >= since`` (and the tag ``tagged``, if given), oldest
+    def changed_tickets(
+        self, since: datetime, *, matching: Criterion | None = None
+    ) -> Iterator[Ticket]:
+        """Tickets with ``updated_at >= since`` (and meeting ``matching``, if given), oldest
         first (``updated_at``, then id).
 
         One condition-only ``POST /api/v1/tickets/search`` per page; an idle poll is one
@@ -314,8 +327,14 @@ class ZammadAdapter:
             condition: dict[str, Any] = {
                 "ticket.updated_at": {"operator": "after (absolute)", "value": cursor}
             }
-            if tagged is not None:
-                condition["ticket.tags"] = {"operator": "contains one", "value": tagged}
+            if matching is not None and matching.tag is not None:
+                condition["ticket.tags"] = {"operator": "contains one", "value": matching.tag}
+            elif matching is not None and matching.field is not None:
+                self._check_fields({matching.field: matching.value}, "POST", SEARCH_PATH)
+                condition[f"ticket.{matching.field}"] = {
+                    "operator": "is",
+                    "value": _condition_value(matching.value),
+                }
             body = {
                 "condition": condition,
                 "sort_by": ["updated_at", "id"],

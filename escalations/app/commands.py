@@ -57,7 +57,7 @@ def check(args: argparse.Namespace) -> int:
     if not args.live:
         return 0
     from escalations.app.wiring import build_adapter
-    from escalations.livecheck import live_check
+    from escalations.bindings.zammad.livecheck import live_check
 
     clock = SystemClock()
     adapter = build_adapter(settings, clock)
@@ -74,8 +74,8 @@ def check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from escalations.app.wiring import build_adapter, build_context, open_store
-    from jobs.worker import Worker
+    from escalations.app.wiring import build, build_adapter, open_store
+    from escalations.effects.executor import new_worker_id
 
     settings = _settings(args)
     if args.at and not args.once:
@@ -93,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     adapter = build_adapter(settings, clock)
     store = open_store(settings, clock)
     try:
-        store.acquire_lock()
+        worker_id = new_worker_id()
+        store.acquire_lock(worker=worker_id)
         stop = threading.Event()
-        ctx = build_context(
+        installation = build(
             settings,
             clock,
             adapter=adapter,
@@ -103,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
             mappings=mappings,
             faults=faults_from_env(os.environ),
             stop=stop,
+            worker_id=worker_id,
         )
-        worker = Worker(ctx)
+        worker = installation.worker()
         _install_stop_handlers(stop)
         if args.once:
             results = worker.run_once()

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from escalations.app.logs import configure_logging
+from escalations.bindings.zammad import ZammadFieldMap
 from escalations.clock import FakeClock
 from escalations.errors import ConfigError
 from escalations.mappings import load_mappings
@@ -94,29 +95,39 @@ class _Demo:
         self.sandbox = ZammadSandbox.demo(clock=self.clock)
         self.server = serve(self.sandbox, host="127.0.0.1", port=0)
         self.state_dir = state_dir
-        self.settings = Settings(  # type: ignore[call-arg]
+        self.settings = Settings(
             _env_file=None,
             helpdesk_url=self.server.url,
             helpdesk_token=SecretStr(self.sandbox.token_of(BOT)),
             state_dir=state_dir,
         )
         self.mappings = load_mappings(shipped_mappings_dir())
+        fieldmap = self.mappings.helpdesk
+        assert isinstance(fieldmap, ZammadFieldMap)  # the demo runs against the Zammad sandbox
+        self.fieldmap = fieldmap
         self._build_worker()
         self.escalation_id: int | None = None
         self._seen: dict[int, _Snapshot] = {}
         self.outbox_before = len(self.sandbox.outbox)
 
     def _build_worker(self) -> None:
-        from escalations.app.wiring import build_adapter, build_context, open_store
-        from jobs.worker import Worker
+        from escalations.app.wiring import build, build_adapter, open_store
+        from escalations.effects.executor import new_worker_id
 
         adapter = build_adapter(self.settings, self.clock)
         self.store = open_store(self.settings, self.clock)
-        self.store.acquire_lock()
-        self.ctx = build_context(
-            self.settings, self.clock, adapter=adapter, store=self.store, mappings=self.mappings
+        worker_id = new_worker_id()
+        self.store.acquire_lock(worker=worker_id)
+        installation = build(
+            self.settings,
+            self.clock,
+            adapter=adapter,
+            store=self.store,
+            mappings=self.mappings,
+            worker_id=worker_id,
         )
-        self.worker = Worker(self.ctx)
+        self.ctx = installation.ctx
+        self.worker = installation.worker()
 
     def close(self) -> None:
         self.store.release_lock()
@@ -142,7 +153,7 @@ class _Demo:
         if any(r is None for r in results):
             _say(f"{self.local()}  worker  a pass failed; see the log above")
         if self.escalation_id is None:
-            key_field = self.mappings.zammad.fields.escalation_key
+            key_field = self.fieldmap.fields.escalation_key
             found = [t for t in self.sandbox.tickets.values() if t.get(key_field)]
             if not found:
                 _say(f"{self.local()}  worker  nothing to do")
@@ -152,7 +163,7 @@ class _Demo:
             _say(
                 f"{self.local()}  worker  raised escalation ticket #{ticket['number']} "
                 f'"{ticket["title"]}" in group {ticket["group"]} for the internal placeholder '
-                f"customer, linked to #{ticket[self.mappings.zammad.fields.original_ticket]}"
+                f"customer, linked to #{ticket[self.fieldmap.fields.original_ticket]}"
             )
         self._report(self.escalation_id)
 
@@ -176,7 +187,7 @@ class _Demo:
 
     def script(self) -> None:
         sb = self.sandbox
-        fieldmap = self.mappings.zammad
+        fieldmap = self.fieldmap
         fields = fieldmap.fields
         heading = fieldmap.carrier.note_heading
         original = next(t for t in sb.tickets.values() if t["title"] == DEMO_TICKET)
@@ -273,7 +284,7 @@ class _Demo:
         _say("")
         _say(
             f"Escalation ticket #{ticket['number']}: "
-            f"level {ticket[self.mappings.zammad.fields.level]}, "
+            f"level {ticket[self.fieldmap.fields.level]}, "
             f"owner {ticket['owner']}, {len(copies)} customer emails copied, "
             f"{len(watchers)} subscribed, tags {', '.join(sorted(sb.tags_of(esc)))}."
         )

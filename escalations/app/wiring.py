@@ -1,9 +1,15 @@
-"""Assembles a working context from settings: mappings, store, adapter, effects. Shared by
-``escalations run``, ``status``, ``demo`` and the tests, so they all run the same wiring."""
+"""The one place that turns settings into a working installation: the adapter (chosen by
+``ESCALATIONS_HELPDESK``), its binding and field map, the store (chosen by the scheme of
+``ESCALATIONS_DATABASE_URL``), the outbox, the lifecycle, the effect kinds with their targets,
+the executor and the job context — built in one pass, each part from the ones before it.
+Shared by ``escalations run``, ``status``, the demo and the tests, so they all run the same
+wiring."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,16 +18,22 @@ from connector.errors import SetupError
 from connector.http import HttpClient, HttpPolicy
 from connector.redaction import SECRETS
 from connector.zammad import ZammadAdapter
+from escalations.bindings.base import HelpdeskBinding
+from escalations.bindings.zammad import ZammadBinding, ZammadFieldMap
 from escalations.clock import Clock
-from escalations.effects import Effects
+from escalations.effects.base import Registry
+from escalations.effects.executor import Executor, new_worker_id
+from escalations.effects.helpdesk import helpdesk_kinds
+from escalations.effects.outbox import Outbox
 from escalations.errors import ConfigError
 from escalations.faults import FaultPoints, NoFaults
-from escalations.handlers import Followups, build_handlers
+from escalations.lifecycle import Lifecycle
 from escalations.mappings import Mappings, load_mappings
 from escalations.settings import Settings
+from escalations.store.base import Store
 from escalations.store.sqlite import SqliteStore
 from jobs.context import JobContext
-from jobs.sync import followups_after_create, followups_after_failure
+from jobs.worker import Job, Worker
 
 if TYPE_CHECKING:
     import requests
@@ -85,39 +97,65 @@ def build_adapter(
     return ZammadAdapter(client, clock=clock)
 
 
-def build_context(
+def build_binding(adapter: HelpdeskAdapter, mappings: Mappings) -> HelpdeskBinding:
+    """The binding for the adapter's helpdesk, from its field map and capabilities."""
+    if mappings.helpdesk_name == "zammad" and isinstance(mappings.helpdesk, ZammadFieldMap):
+        return ZammadBinding(mappings.helpdesk, mappings.profile, adapter.capabilities)
+    raise ConfigError(f"ESCALATIONS_HELPDESK: no binding for {mappings.helpdesk_name!r}")
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Everything a worker needs, wired: the job context and the executor."""
+
+    ctx: JobContext
+    executor: Executor
+
+    def worker(self, jobs: Sequence[Job] | None = None) -> Worker:
+        return Worker(self.ctx, jobs, executor=self.executor)
+
+
+def build(
     settings: Settings,
     clock: Clock,
     *,
     adapter: HelpdeskAdapter,
-    store: SqliteStore,
+    store: Store,
     mappings: Mappings | None = None,
     faults: FaultPoints | None = None,
     stop: threading.Event | None = None,
-) -> JobContext:
-    mappings = mappings or load_mappings(Path(settings.mappings_dir))
+    worker_id: str | None = None,
+) -> Installation:
+    """Wire an installation around ``adapter`` and ``store`` (built by the caller, who owns
+    their life-cycle)."""
+    mappings = mappings or load_mappings(Path(settings.mappings_dir), settings.helpdesk)
     faults = faults or NoFaults()
     stop = stop or threading.Event()
+    binding = build_binding(adapter, mappings)
+    registry = Registry()
+    outbox = Outbox(store, registry, clock, faults)
+    lifecycle = Lifecycle(store, outbox, binding, mappings.profile)
+    registry.add(*helpdesk_kinds(adapter, store, lifecycle))
+    executor = Executor(
+        store,
+        registry,
+        outbox,
+        clock,
+        worker_id=worker_id or new_worker_id(),
+        faults=faults,
+        stop_event=stop,
+        settle=timedelta(seconds=settings.write_settle_seconds),
+    )
     ctx = JobContext(
         settings=settings,
         clock=clock,
         store=store,
         adapter=adapter,
+        binding=binding,
         mappings=mappings,
-        effects=None,  # type: ignore[arg-type]  # set just below; the handlers need ctx
+        outbox=outbox,
+        lifecycle=lifecycle,
         faults=faults,
         stop=stop,
     )
-    followups = Followups(followups_after_create(ctx), followups_after_failure(ctx))
-    effects = Effects(
-        store,
-        adapter,
-        build_handlers(store, followups),
-        clock,
-        faults=faults,
-        stop_event=stop,
-        settle=timedelta(seconds=settings.write_settle_seconds),
-    )
-    followups.effects = effects
-    ctx.effects = effects
-    return ctx
+    return Installation(ctx=ctx, executor=executor)

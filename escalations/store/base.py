@@ -1,13 +1,25 @@
-"""The durable store's interface, narrow enough for a second (PostgreSQL) implementation.
+"""The durable store's interface, split by concern, narrow enough for a second (PostgreSQL)
+implementation:
+
+- ``EscalationRecords`` — escalations and what happened to them (level changes, copies,
+  carrier contacts, duties);
+- ``OutboxStore`` — the effects (writes) and their claims;
+- ``SyncState`` — poll cursors, seen ticket versions, scan requests;
+- ``RunLog`` — job runs, small meta values, the status summary;
+- ``Leases`` — named leases (leadership of the poll and the timed jobs);
+- ``Store`` — all of them, plus transactions, the single-host lock and housekeeping.
 
 Rules every implementation keeps:
 
 - All writes happen inside ``with store.transaction() as tx:`` and take that ``tx``; the
   transaction commits when the block ends and rolls back if it raises.
+- Reads made while the calling thread has a transaction open see (and are part of) it: read
+  what a decision depends on inside the transaction that records the decision.
 - Uniqueness is enforced by the database (``STYLE.md`` rule 25). Methods that may meet a
   duplicate say so: ``record_*``/``add_*`` return ``False`` for "already there";
   ``insert_escalation`` raises ``Duplicate``.
-- Reads see the calling thread's open transaction, if any.
+- A claim is one statement that checks every condition (state, lease, prerequisite): two
+  workers never both get the same effect.
 - All times go in and come out as aware UTC datetimes.
 """
 
@@ -75,6 +87,14 @@ class JobRun:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Lease:
+    name: str
+    holder: str
+    expires_at: datetime
+    acquired_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusSummary:
     """What ``escalations status`` prints."""
 
@@ -90,26 +110,9 @@ class StatusSummary:
     schema_version: int
 
 
-class Store(Protocol):
-    # -- life-cycle --------------------------------------------------------------------
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+class EscalationRecords(Protocol):
+    """Escalations and what happened to them."""
 
-    def acquire_lock(self) -> None:
-        """Become the only worker on this store, or raise ``LockHeld``."""
-        ...
-
-    def release_lock(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    @property
-    def schema_version(self) -> int: ...
-
-    def integrity_check(self) -> list[str]:
-        """``["ok"]`` when the database is sound, else the problems found."""
-        ...
-
-    # -- escalations -------------------------------------------------------------------
     def insert_escalation(self, tx: Transaction, esc: Escalation) -> Escalation:
         """Insert and return the row with its ``id``; ``Duplicate`` on a taken key, or when
         the original ticket already has an active escalation."""
@@ -139,7 +142,6 @@ class Store(Protocol):
 
     def active_escalations_for_customer(self, customer_id: int) -> list[Escalation]: ...
 
-    # -- what happened to an escalation ------------------------------------------------
     def record_level_change(self, tx: Transaction, change: LevelChange) -> None: ...
 
     def level_changes(self, escalation_id: int) -> list[LevelChange]: ...
@@ -172,7 +174,10 @@ class Store(Protocol):
         pending_only: bool = False,
     ) -> list[Duty]: ...
 
-    # -- effects (used by ``escalations.effects``) -------------------------------------
+
+class OutboxStore(Protocol):
+    """The effects (``escalations.effects``): recorded, claimed, finished."""
+
     def insert_effect(
         self,
         tx: Transaction,
@@ -182,6 +187,7 @@ class Store(Protocol):
         marker: str,
         payload_json: str,
         payload_sha256: str,
+        payload_version: int,
         escalation_id: int | None,
         after: tuple[str, str] | None,
         at: datetime,
@@ -193,16 +199,31 @@ class Store(Protocol):
 
     def effect_by_key(self, kind: str, key: str) -> Effect | None: ...
 
-    def runnable_effects(self, now: datetime) -> list[Effect]:
-        """Pending and in-flight effects with ``not_before <= now``, oldest first."""
-        ...
-
     def effects(self, *states: EffectState, escalation_id: int | None = None) -> list[Effect]:
         """Effects in any of ``states`` (all when none are given), oldest first."""
         ...
 
-    def claim_effect(self, tx: Transaction, effect_id: int) -> Effect:
-        """Set ``in_flight`` and count an attempt; ``StoreError`` if it is done or failed."""
+    def claim_next(
+        self,
+        tx: Transaction,
+        *,
+        worker: str,
+        now: datetime,
+        after_id: int,
+        lease_until: datetime,
+        orphaned_before: datetime,
+    ) -> Effect | None:
+        """Claim, in one statement, the effect with the smallest id above ``after_id`` that is
+        due (``not_before <= now``), whose prerequisite (if it still exists) has finished, and
+        that is pending, or in flight under an expired lease, or in flight with no lease and
+        not updated since ``orphaned_before``. The claimed row is in flight, one attempt more,
+        held by ``worker`` until ``lease_until``. ``None`` when there is none."""
+        ...
+
+    def count_due(self, *, now: datetime) -> int:
+        """Unfinished effects whose back-off has passed. Right after a sweep these are the
+        ones that had to wait: for a prerequisite, under a live lease, settling after a write
+        of unknown outcome, or left when the sweep stopped early."""
         ...
 
     def finish_effect(
@@ -214,9 +235,27 @@ class Store(Protocol):
         remote_id: str | None = None,
         last_error: str | None = None,
         not_before: datetime | None = None,
-    ) -> None: ...
+        give_back_attempt: bool = False,
+    ) -> None:
+        """Leave the claim: done or failed for good, back to pending, or in flight with no
+        lease (outcome unknown). ``give_back_attempt``: the attempt did not reach the helpdesk
+        (it is not counted; the effect's deferrals are)."""
+        ...
 
-    # -- polling -----------------------------------------------------------------------
+    def retry_failed(self, tx: Transaction, effect_id: int, *, at: datetime) -> bool:
+        """A failed effect back to pending, its attempts reset (an admin's replay); ``False``
+        if it is not failed."""
+        ...
+
+    def release_claims(self, tx: Transaction, *, except_worker: str) -> int:
+        """Clear the leases of every other worker's in-flight effects (they become orphans,
+        taken again after the settle window). Only for a store one worker has exclusively."""
+        ...
+
+
+class SyncState(Protocol):
+    """Where polling got to, which ticket versions were handled, what is to be scanned."""
+
     def get_cursor(self, stream: str) -> Cursor | None: ...
 
     def set_cursor(self, tx: Transaction, stream: str, value: datetime, signpost: datetime) -> None:
@@ -224,7 +263,7 @@ class Store(Protocol):
         ...
 
     def ticket_seen(self, ticket_id: int, updated_at: datetime) -> bool:
-        """``True`` if this version of the ticket (or a later one) was already handled."""
+        """``True`` if exactly this version of the ticket was already handled."""
         ...
 
     def note_ticket_seen(self, tx: Transaction, ticket_id: int, updated_at: datetime) -> bool:
@@ -233,7 +272,6 @@ class Store(Protocol):
 
     def forget_seen_before(self, tx: Transaction, before: datetime) -> int: ...
 
-    # -- scan requests ----------------------------------------------------------------
     def request_scan(
         self, tx: Transaction, escalation_id: int, ticket_id: int, ticket_number: str, at: datetime
     ) -> bool:
@@ -244,7 +282,10 @@ class Store(Protocol):
 
     def clear_scan(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None: ...
 
-    # -- jobs and misc -----------------------------------------------------------------
+
+class RunLog(Protocol):
+    """What ran, how it went, and small values the jobs keep between runs."""
+
     def start_job_run(self, tx: Transaction, job: str, started_at: datetime) -> int: ...
 
     def finish_job_run(
@@ -269,3 +310,38 @@ class Store(Protocol):
         ...
 
     def status(self, now: datetime) -> StatusSummary: ...
+
+
+class Leases(Protocol):
+    """Named leases: at most one holder at a time, until it expires or is released."""
+
+    def acquire_lease(
+        self, tx: Transaction, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take or renew ``name`` for ``holder`` until ``until``: ``True`` if ``holder`` now
+        holds it (it was free, expired, or already its own), ``False`` if another live holder
+        has it. One statement."""
+        ...
+
+    def release_lease(self, tx: Transaction, name: str, *, holder: str) -> None: ...
+
+    def lease(self, name: str) -> Lease | None: ...
+
+
+class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def acquire_lock(self) -> None:
+        """Become the only worker on this host's store, or raise ``LockHeld``."""
+        ...
+
+    def release_lock(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def integrity_check(self) -> list[str]:
+        """``["ok"]`` when the database is sound, else the problems found."""
+        ...

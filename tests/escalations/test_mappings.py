@@ -12,8 +12,8 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from escalations.bindings.zammad.fieldmap import ZammadFieldMap
 from escalations.errors import EX_CONFIG, MappingError
-from escalations.fieldmap import ZammadFieldMap
 from escalations.mappings import KeyLineIndex, Mappings, load_mappings
 from escalations.profile import ProcessProfile
 from escalations.settings import shipped_mappings_dir
@@ -120,7 +120,7 @@ def test_shipped_profile_reproduces_the_reseller_process() -> None:
     assert profile.carrier.stages == ("agent", "team_leader", "manager")
     assert "user_id" not in profile.carrier.required_details
     assert profile.carrier.handover_role == "customer_support_supervisor"
-    assert mappings.zammad.person("customer_support_supervisor")
+    assert mappings.helpdesk.person("customer_support_supervisor")
 
 
 def test_shipped_holidays_are_weekdays_and_business_days_skip_them() -> None:
@@ -133,7 +133,8 @@ def test_shipped_holidays_are_weekdays_and_business_days_skip_them() -> None:
 
 
 def test_field_map_helpers() -> None:
-    zammad = load_mappings(shipped_mappings_dir()).zammad
+    zammad = load_mappings(shipped_mappings_dir()).helpdesk
+    assert isinstance(zammad, ZammadFieldMap)
     assert zammad.level_tag(2) == "escalation-l2"
     assert zammad.escalation_tags(3) == {"escalation", "escalation-l3"}
     assert zammad.uses_placeholder_customer
@@ -569,7 +570,7 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValidationError):
         mappings.profile.parking.days = 5  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        mappings.zammad.limits.attachment_max_bytes = 1  # type: ignore[misc]
+        mappings.helpdesk.limits.attachment_max_bytes = 1  # type: ignore[misc]
 
 
 def test_profile_built_in_code_runs_the_consistency_checks() -> None:

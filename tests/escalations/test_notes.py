@@ -7,28 +7,44 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from escalations import notes
+from escalations.models import CarrierContact
 
 LONDON = ZoneInfo("Europe/London")
 AT = datetime(2026, 7, 1, 13, 5, tzinfo=UTC)  # 14:05 BST
 
 
 def test_level_change_note_reads_as_the_process_says() -> None:
-    html = notes.LevelChanged(
-        level=2,
-        level_name="Escalation Owner",
-        role="SMC Manager or Duty Manager",
+    change = notes.LevelChanged(
+        level=3,
+        level_name="Technical Escalation",
+        role="Head of Service",
         owner="Jane Doe",
+        owner_role="SMC Manager or Duty Manager",
         changed_at=AT,
         changed_by="Alice Agent",
         reason_label="Service outage that exceeds the SLA",
-        from_level=1,
-        subscribed=((23, "Jane Doe"),),
-    ).html(LONDON)
-    assert html == (
-        "<p><b>Level 2 – Escalation Owner:</b> SMC Manager or Duty Manager Jane Doe, "
-        "14:05 Europe/London, by agent Alice Agent, reason Service outage that exceeds the SLA "
-        '(from level 1).<br><b>Subscribed:</b> <a data-mention-user-id="23">Jane Doe</a></p>'
+        from_level=2,
+        subscribed=((23, "Hana Head", "Head of Service"),),
     )
+    assert change.html(LONDON) == (
+        "<p><b>Level 3 – Technical Escalation</b> (Head of Service), 14:05 Europe/London, by "
+        "agent Alice Agent, reason Service outage that exceeds the SLA (from level 2).<br>"
+        "<b>Owner:</b> Jane Doe (SMC Manager or Duty Manager)<br><b>Subscribed:</b> Hana Head "
+        "(Head of Service)</p>"
+    )
+
+
+def test_level_change_note_names_subscribers_the_binding_way() -> None:
+    """The owner keeps their own role; the binding decides how a subscribed person is
+    written (a mention anchor in Zammad)."""
+    change = notes.LevelChanged(
+        level=4, level_name="Executive", role="Director", owner="Jane <Doe>",
+        owner_role="SMC Manager", changed_at=AT, changed_by="Alice", reason_label="Crisis",
+        from_level=3, subscribed=((7, "Dee <Director>", "Director"),),
+    )  # fmt: skip
+    html = change.html(LONDON, person=lambda uid, name: f"[{uid}:{name}]")
+    assert "<b>Owner:</b> Jane &lt;Doe&gt; (SMC Manager)" in html
+    assert "<b>Subscribed:</b> [7:Dee <Director>] (Director)" in html
 
 
 def test_escalation_opened_note_names_who_why_and_when() -> None:
@@ -72,7 +88,15 @@ def test_copied_email_header_block() -> None:
 
 def test_carrier_handover_lists_every_contact() -> None:
     rows = [
-        notes.CarrierRow(AT, "BT", "team_leader", "Dave", None, None, complete=False),
+        CarrierContact(
+            escalation_id=1,
+            source_article_id=9,
+            called_at=AT,
+            carrier="BT",
+            stage="team_leader",
+            forename="Dave",
+            missing=("location",),
+        ),  # fmt: skip
     ]
     html = notes.carrier_handover_note("Chris Lee", rows, "Alice Agent", AT, LONDON)
     assert html == (

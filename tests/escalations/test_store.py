@@ -17,6 +17,8 @@ from escalations.models import (
     CarrierContact,
     CopiedArticle,
     Duty,
+    Effect,
+    EffectRef,
     EffectState,
     Escalation,
     LevelChange,
@@ -79,7 +81,8 @@ def test_fresh_database_is_migrated_to_the_latest_version(store: SqliteStore) ->
         "duty",
         "effect",
         "sync_cursor",
-        "seen_ticket",
+        "seen_version",
+        "lease",
         "job_run",
         "meta",
     } <= tables
@@ -425,6 +428,7 @@ def effect_args(key: str = "k1", **over: object) -> dict[str, object]:
         "marker": "hde1-0123456789abcdef",
         "payload_json": '{"a":1}',
         "payload_sha256": "0" * 64,
+        "payload_version": 1,
         "escalation_id": None,
         "after": None,
         "at": T0,
@@ -447,43 +451,116 @@ def test_effect_kind_and_key_are_unique(store: SqliteStore) -> None:
         )
 
 
+def claim(
+    store: SqliteStore, now: datetime, worker: str = "w1", after_id: int = 0
+) -> Effect | None:
+    with store.transaction() as tx:
+        return store.claim_next(
+            tx, worker=worker, now=now, after_id=after_id,
+            lease_until=now + timedelta(minutes=15), orphaned_before=now - timedelta(minutes=2),
+        )  # fmt: skip
+
+
 def test_effect_life_cycle_in_the_store(store: SqliteStore, clock: FakeClock) -> None:
     with store.transaction() as tx:
         effect_id = store.insert_effect(tx, **effect_args(after=("create", "k0")))  # type: ignore[arg-type]
     assert effect_id is not None
     effect = store.get_effect(effect_id)
     assert effect is not None
-    assert (effect.state, effect.attempts, effect.after) == (
+    assert (effect.state, effect.attempts, effect.after, effect.payload_version) == (
         EffectState.PENDING,
         0,
-        ("create", "k0"),
+        EffectRef("create", "k0"),
+        1,
     )
     assert effect.payload == {"a": 1}
-    assert store.runnable_effects(T0) == [effect]
-    with store.transaction() as tx:
-        claimed = store.claim_effect(tx, effect_id)
-    assert (claimed.state, claimed.attempts) == (EffectState.IN_FLIGHT, 1)
+    assert store.count_due(now=T0) == 1
+    claimed = claim(store, T0)
+    assert claimed is not None
+    assert (claimed.id, claimed.state, claimed.attempts, claimed.claimed_by) == (
+        effect_id, EffectState.IN_FLIGHT, 1, "w1",
+    )  # fmt: skip
+    assert claim(store, T0, worker="w2") is None  # under w1's lease
     later = T0 + timedelta(minutes=5)
     with store.transaction() as tx:
         store.finish_effect(tx, effect_id, EffectState.IN_FLIGHT, last_error="x", not_before=later)
-    assert store.runnable_effects(T0) == []
-    assert [e.id for e in store.runnable_effects(later)] == [effect_id]
+    assert claim(store, T0) is None  # not yet due
+    assert store.count_due(now=T0) == 0
+    assert claim(store, later) is not None  # a throttled attempt is given back
     with store.transaction() as tx:
-        store.claim_effect(tx, effect_id)
+        store.finish_effect(tx, effect_id, EffectState.PENDING, give_back_attempt=True)
+    again = store.get_effect(effect_id)
+    assert again is not None
+    assert (again.attempts, again.deferrals) == (1, 1)
+    assert claim(store, later) is not None
+    with store.transaction() as tx:
         store.finish_effect(tx, effect_id, EffectState.DONE, remote_id="900")
     done = store.effect_by_key("create", "k1")
     assert done is not None
-    assert (done.state, done.attempts, done.remote_id, done.last_error) == (
-        EffectState.DONE,
-        2,
-        "900",
-        None,
-    )
+    assert (done.state, done.attempts, done.remote_id, done.last_error, done.claimed_by) == (
+        EffectState.DONE, 2, "900", None, None,
+    )  # fmt: skip
     assert store.effects(EffectState.DONE) == [done]
-    with store.transaction() as tx, pytest.raises(StoreError, match="cannot be claimed"):
-        store.claim_effect(tx, effect_id)
+    assert claim(store, later) is None
     with store.transaction() as tx, pytest.raises(StoreError, match="cannot change state"):
         store.finish_effect(tx, effect_id, EffectState.FAILED)
+    with store.transaction() as tx:
+        assert store.retry_failed(tx, effect_id, at=later) is False  # only a failed one
+
+
+def test_an_effect_waits_for_its_prerequisite_and_failed_ones_can_be_replayed(
+    store: SqliteStore,
+) -> None:
+    with store.transaction() as tx:
+        first = store.insert_effect(tx, **effect_args("k0"))  # type: ignore[arg-type]
+        second = store.insert_effect(tx, **effect_args("k1", kind="note", after=("create", "k0")))  # type: ignore[arg-type]
+    assert first is not None
+    assert second is not None
+    taken = claim(store, T0)
+    assert taken is not None
+    assert taken.id == first
+    assert claim(store, T0, after_id=first) is None  # the note waits for the create
+    with store.transaction() as tx:
+        store.finish_effect(tx, first, EffectState.FAILED, last_error="refused")
+    nxt = claim(store, T0)
+    assert nxt is not None
+    assert nxt.id == second
+    with store.transaction() as tx:
+        store.finish_effect(tx, second, EffectState.DONE)
+        assert store.retry_failed(tx, first, at=T0 + timedelta(hours=1)) is True
+    replay = store.get_effect(first)
+    assert replay is not None
+    assert (replay.state, replay.attempts, replay.not_before) == (
+        EffectState.PENDING, 0, T0 + timedelta(hours=1),
+    )  # fmt: skip
+
+
+def test_a_dead_workers_claim_is_taken_over_after_the_settle_window(store: SqliteStore) -> None:
+    with store.transaction() as tx:
+        effect_id = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
+    assert claim(store, T0, worker="dead") is not None
+    with store.transaction() as tx:
+        assert store.release_claims(tx, except_worker="next") == 1
+    soon = T0 + timedelta(seconds=30)
+    assert claim(store, soon, worker="next") is None  # the settle window (updated_at = T0)
+    late = T0 + timedelta(minutes=3)
+    taken = claim(store, late, worker="next")
+    assert taken is not None
+    assert (taken.id, taken.attempts, taken.claimed_by) == (
+        effect_id,
+        2,
+        "next",
+    )
+
+
+def test_an_expired_lease_is_taken_over(store: SqliteStore) -> None:
+    with store.transaction() as tx:
+        store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
+    assert claim(store, T0, worker="w1") is not None
+    assert claim(store, T0 + timedelta(minutes=14), worker="w2") is None
+    taken = claim(store, T0 + timedelta(minutes=15), worker="w2")
+    assert taken is not None
+    assert taken.claimed_by == "w2"
 
 
 # -- cursor, seen tickets, jobs, meta, status ---------------------------------------------
@@ -507,19 +584,26 @@ def test_cursor_never_moves_past_the_signpost(store: SqliteStore) -> None:
         )
 
 
-def test_seen_tickets_absorb_the_overlap(store: SqliteStore) -> None:
+def test_seen_versions_absorb_the_overlap(store: SqliteStore, clock: FakeClock) -> None:
     assert store.ticket_seen(5, T0) is False
     with store.transaction() as tx:
         assert store.note_ticket_seen(tx, 5, T0) is True
         assert store.ticket_seen(5, T0) is True
-        assert store.ticket_seen(5, T0 - timedelta(seconds=1)) is True
+        # a version is seen exactly: an older stamp (a clock set back on the helpdesk, or a
+        # restored backup) is a different version, not one already handled (issue 10 #2)
+        assert store.ticket_seen(5, T0 - timedelta(seconds=1)) is False
         assert store.ticket_seen(5, T0 + timedelta(seconds=1)) is False
         assert store.note_ticket_seen(tx, 5, T0) is False
-        assert store.note_ticket_seen(tx, 5, T0 - timedelta(seconds=1)) is False
+        assert store.note_ticket_seen(tx, 5, T0 - timedelta(seconds=1)) is True
         assert store.note_ticket_seen(tx, 5, T0 + timedelta(seconds=1)) is True
         assert store.note_ticket_seen(tx, 6, T0 - timedelta(days=2)) is True
-        assert store.forget_seen_before(tx, T0 - timedelta(days=1)) == 1
+        assert store.note_ticket_seen(tx, 7, T0 + timedelta(days=5)) is True  # a fast clock
+    clock.advance(timedelta(days=3))
+    with store.transaction() as tx:
+        # ticket 5's three versions and ticket 6's go; ticket 7's future stamp stays
+        assert store.forget_seen_before(tx, clock.now() - timedelta(days=1)) == 4
         assert store.note_ticket_seen(tx, 6, T0 - timedelta(days=2)) is True
+        assert store.note_ticket_seen(tx, 7, T0 + timedelta(days=5)) is False
 
 
 def test_job_runs_meta_and_status(store: SqliteStore, clock: FakeClock) -> None:

@@ -14,13 +14,13 @@ import responses
 
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter
-from escalations.app.wiring import build_context
+from escalations.app.wiring import Installation, build
 from escalations.clock import FakeClock
 from escalations.mappings import Mappings, load_mappings
 from escalations.settings import Settings, shipped_mappings_dir
 from escalations.store.sqlite import SqliteStore
-from jobs import sync
 from jobs.context import JobContext, JobResult
+from jobs.worker import Worker
 from sandbox import ZammadSandbox, mount
 
 BASE_URL = "https://zammad.test"
@@ -38,21 +38,34 @@ RESIDENTIAL = "sean.walsh@residential.example"
 @dataclass
 class World:
     sandbox: ZammadSandbox
-    ctx: JobContext
+    installation: Installation
     clock: FakeClock
     rsps: responses.RequestsMock
     results: list[JobResult] = field(default_factory=list)
 
     @property
+    def ctx(self) -> JobContext:
+        return self.installation.ctx
+
+    @property
     def store(self) -> SqliteStore:
         return self.ctx.store  # type: ignore[return-value]
 
+    @property
+    def worker(self) -> Worker:
+        return self.installation.worker()
+
     def sync(self, *, advance: timedelta = timedelta(seconds=30)) -> JobResult:
-        """One sync pass, after moving the clock on by one poll interval."""
+        """One sync tick as the worker runs it (poll, writes, copy, writes), after moving the
+        clock on by one poll interval; the counts of both jobs in one result."""
         self.clock.advance(advance)
-        result = sync.run(self.ctx)
-        self.results.append(result)
-        return result
+        merged = JobResult("sync")
+        for result in self.worker.run_once():
+            if result is None:
+                raise AssertionError("a job of the pass failed; see the log")
+            merged.merge(result)
+        self.results.append(merged)
+        return merged
 
     def ticket_by_title(self, title: str) -> int:
         for ticket_id, ticket in self.sandbox.tickets.items():
@@ -102,14 +115,14 @@ def make_world(
     client = HttpClient(BASE_URL, {"Authorization": f"Token token={token}"}, policy, clock)
     adapter = ZammadAdapter(client, clock=clock)
     store = SqliteStore(tmp_path / "escalations.sqlite3", clock)
-    ctx = build_context(
+    installation = build(
         settings,
         clock,
         adapter=adapter,
         store=store,
         mappings=mappings or load_mappings(shipped_mappings_dir()),
     )
-    return World(sandbox=sandbox, ctx=ctx, clock=clock, rsps=rsps)
+    return World(sandbox=sandbox, installation=installation, clock=clock, rsps=rsps)
 
 
 @pytest.fixture

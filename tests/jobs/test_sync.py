@@ -247,10 +247,12 @@ def test_an_oversized_attachment_is_replaced_by_its_note(
     tmp_path: object, clock: FakeClock
 ) -> None:
     mappings = load_mappings(shipped_mappings_dir())
-    small = mappings.zammad.model_copy(
-        update={"limits": mappings.zammad.limits.model_copy(update={"attachment_max_bytes": 100})}
+    small = mappings.helpdesk.model_copy(
+        update={"limits": mappings.helpdesk.limits.model_copy(update={"attachment_max_bytes": 100})}
     )
-    mappings = type(mappings)(profile=mappings.profile, zammad=small, directory=mappings.directory)
+    mappings = type(mappings)(
+        profile=mappings.profile, helpdesk=small, directory=mappings.directory
+    )
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         world = make_world(tmp_path, clock, rsps, mappings)  # type: ignore[arg-type]
         original, esc = _flag_and_sync(world)
@@ -379,9 +381,8 @@ def test_level_2_takes_ownership_and_level_3_subscribes_its_executive(world: Wor
     note = [a for a in sb.articles_of(esc["id"]) if "Level 2" in a["body"]]
     assert len(note) == 1
     assert note[0]["internal"]
-    assert re.search(
-        r"Level 2 – Escalation Owner:.*Jane Doe, \d\d:\d\d Europe/London", note[0]["body"]
-    )
+    assert re.search(r"Level 2 – Escalation Owner</b>.* \d\d:\d\d Europe/London", note[0]["body"])
+    assert "<b>Owner:</b> Jane Doe (SMC Manager or Duty Manager)" in note[0]["body"]
     assert "by agent Alice" in note[0]["body"]
 
     sb.agent_update(esc["id"], DUTY_MANAGER, escalation_level="3")
@@ -391,6 +392,14 @@ def test_level_2_takes_ownership_and_level_3_subscribes_its_executive(world: Wor
     assert ticket["title"] == f"[ESC L3] {TITLE}"
     assert set(sb.tags_of(esc["id"])) == {"escalation", "escalation-l3"}
     assert sb.user_id(LLOYD) in sb.subscribers_of(esc["id"])
+    (level3,) = [a for a in sb.articles_of(esc["id"]) if "Level 3" in a["body"]]
+    # issue 10 item 11: the owner and the level's executives, each under their own role
+    assert "<b>Owner:</b> Jane Doe (SMC Manager or Duty Manager)" in level3["body"]
+    assert "Head of Service Management Jane Doe" not in level3["body"]
+    assert re.search(
+        r"Subscribed:</b> .*<a [^>]*>Lloyd Foley</a> \(Head of Service Management", level3["body"]
+    )
+    assert re.search(r"<a [^>]*>Jane Doe</a> \(SMC Manager or Duty Manager\)", level3["body"])
     changes = world.store.level_changes(world.store.escalation_by_ticket(esc["id"]).id)  # type: ignore[union-attr]
     assert [(c.from_level, c.to_level) for c in changes] == [(1, 2), (2, 3)]
 

@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from connector.errors import AuthError, Rejected, TransientError
+from connector.errors import AuthError, Rejected, TransientError, Unauthorized
 from jobs import sync
 from jobs.context import JobContext, JobResult
 from jobs.worker import Job, Worker
@@ -108,14 +109,14 @@ def test_a_permanent_helpdesk_error_is_a_failed_run_not_an_outage(
 
 
 def test_a_refused_token_stops_the_worker(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    job = Recorder("sync", AuthError("Can't find User for Token", status=401))
+    job = Recorder("sync", Unauthorized("Can't find User for Token", status=401))
     worker = worker_with(world, job)
     with pytest.raises(AuthError):
         worker.run_job(job.job())
     (run,) = world.store.job_runs("sync")
     assert run.ok is False
     assert run.error is not None
-    assert run.error.startswith("AuthError: ")
+    assert run.error.startswith("Unauthorized: ")
     (record,) = [r for r in caplog.records if r.getMessage().startswith("job.auth_refused")]
     assert record.levelno == logging.ERROR
 
@@ -172,16 +173,34 @@ def test_run_once_starts_nothing_once_stopping(world: World) -> None:
     assert job.calls == 0
 
 
-def test_the_default_jobs_are_the_sync_job(world: World) -> None:
-    worker = Worker(world.ctx)
+def test_the_default_jobs_are_the_sync_tick(world: World) -> None:
+    worker = world.worker
+    every = world.ctx.settings.poll_interval_seconds
     assert [(j.name, j.run, j.every_seconds) for j in worker.jobs] == [
-        (sync.NAME, sync.run, world.ctx.settings.poll_interval_seconds)
+        (sync.NAME, sync.run, every),
+        (sync.COPY, sync.run_copy, every),
     ]
-    (result,) = worker.run_once()
-    assert result is not None
-    assert result.name == "sync"
+    results = worker.run_once()
+    assert [r.name for r in results if r is not None] == ["sync", "copy"]
     (run,) = world.store.job_runs("sync")
     assert run.ok is True
+
+
+def test_the_effects_step_runs_after_each_job(world: World) -> None:
+    """No job runs the executor: the worker does, after each job, and the writes' outcomes
+    are part of that job's recorded counts."""
+    original = world.ticket_by_title("Broadband down since Monday")
+    world.flag(original)
+    world.clock.advance(timedelta(seconds=30))
+    poll, copy = world.worker.run_once()
+    assert poll is not None
+    assert copy is not None
+    assert poll.counts["escalations_flagged"] == 1
+    assert poll.counts["effects_done"] >= 1  # the create and the writes on the original
+    assert copy.counts["copies_requested"] >= 1
+    assert copy.counts["effects_done"] == copy.counts["copies_requested"]
+    (run,) = world.store.job_runs("copy")
+    assert run.counts["effects_done"] == copy.counts["effects_done"]
 
 
 # -- run_forever ------------------------------------------------------------------------------
@@ -222,7 +241,7 @@ def test_run_forever_stops_promptly_with_a_long_interval(world: World) -> None:
 
 
 def test_run_forever_does_not_outlive_a_refused_token(world: World) -> None:
-    job = Recorder("sync", AuthError("refused", status=401))
+    job = Recorder("sync", Unauthorized("refused", status=401))
     with pytest.raises(AuthError):
         Worker(world.ctx, [job.job()]).run_forever()
     assert job.calls == 1

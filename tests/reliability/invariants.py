@@ -30,7 +30,7 @@ from typing import Any
 
 from connector.base import MARKER_RE
 from escalations.clock import SystemClock
-from escalations.handlers import COPY_ARTICLE, CREATE_ESCALATION, NOTE
+from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE
 from escalations.markers import marker_for
 from escalations.models import ACTIVE_STATES, EffectState, Escalation
 from escalations.store.sqlite import SqliteStore

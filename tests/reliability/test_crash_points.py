@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from escalations.clock import SystemClock
+from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
 from escalations.faults import POINTS
-from escalations.handlers import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
 from escalations.models import EffectState
 from escalations.store.sqlite import SqliteStore
 from sandbox import LoseResponse, SandboxServer, ZammadSandbox, serve
@@ -353,7 +353,8 @@ def test_the_invariants_catch_what_they_are_for(install: Installation) -> None:
         with store.transaction() as tx:
             store.insert_effect(
                 tx, kind=NOTE, key="left:over", marker=copy_marker("x", 1), payload_json="{}",
-                payload_sha256="0" * 64, escalation_id=None, after=None, at=SystemClock().now(),
+                payload_sha256="0" * 64, payload_version=1, escalation_id=None, after=None,
+                    at=SystemClock().now(),
             )  # fmt: skip
     finally:
         store.close()

@@ -50,16 +50,14 @@ from pydantic import SecretStr
 from connector.errors import HelpdeskError
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter
-from escalations.app.wiring import build_context
+from escalations.app.wiring import Installation, build
 from escalations.clock import FakeClock
+from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
 from escalations.faults import POINTS, FaultPoints, RaiseAt, SimulatedCrash
-from escalations.handlers import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
 from escalations.mappings import load_mappings
 from escalations.models import EffectState, State
 from escalations.settings import Settings, shipped_mappings_dir
 from escalations.store.sqlite import SqliteStore
-from jobs import sync
-from jobs.context import JobContext
 from sandbox import Fault, LoseResponse, RateLimited, Refuse, ServerError, ZammadSandbox, mount
 from sandbox.records import ApiError
 from tests.reliability.invariants import check_invariants
@@ -79,7 +77,7 @@ CUSTOMERS = (
     "it.lead@megacorp.example",
 )
 MAPPINGS = load_mappings(shipped_mappings_dir())
-FLAG_TAG = MAPPINGS.zammad.flag.tag or "escalate"
+FLAG_TAG = MAPPINGS.helpdesk.flag.tag or "escalate"
 
 POLL = timedelta(seconds=30)
 """What a worker tick (and a restarted worker's pass) moves the clock on by."""
@@ -206,8 +204,9 @@ class SyncModel(RuleBasedStateMachine):
         self.ctx = self._context()
 
     # -- wiring --------------------------------------------------------------------------------
-    def _context(self, faults: FaultPoints | None = None) -> JobContext:
-        """A worker process: its own HTTP client, adapter and store connection."""
+    def _context(self, faults: FaultPoints | None = None) -> Installation:
+        """A worker process: its own HTTP client, adapter and store connection; it takes the
+        store's lock as ``escalations run`` does (releasing a dead process's claims)."""
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
             helpdesk_url=BASE_URL,
@@ -220,24 +219,30 @@ class SyncModel(RuleBasedStateMachine):
         )
         adapter = ZammadAdapter(client, clock=self.worker_clock)
         store = SqliteStore(self.store_path, self.worker_clock)
-        return build_context(
+        store.acquire_lock(worker="model-worker")
+        return build(
             settings,
             self.worker_clock,
             adapter=adapter,
             store=store,
             mappings=MAPPINGS,
             faults=faults,
+            worker_id="model-worker",
         )
 
-    def _pass(self, ctx: JobContext) -> None:
-        """One sync pass, as ``Worker.run_job`` runs it: a helpdesk error ends the pass (the
-        worker logs it and carries on); anything else is a bug and fails the test."""
-        try:
-            result = sync.run(ctx)
-        except HelpdeskError as exc:
-            note(f"pass ended by {type(exc).__name__}: {exc}")
-        else:
-            note(f"pass: {result.summary()}")
+    def _pass(self, installation: Installation) -> None:
+        """One sync tick, as ``Worker.run_job`` runs it (each job, then the effects step): a
+        helpdesk error ends the job (the worker logs it and carries on); anything else is a
+        bug and fails the test."""
+        worker = installation.worker()
+        for job in worker.jobs:
+            try:
+                result = job.run(installation.ctx)
+                worker.run_effects(result)
+            except HelpdeskError as exc:
+                note(f"{job.name} ended by {type(exc).__name__}: {exc}")
+                return
+            note(f"{job.name}: {result.summary()}")
 
     # -- what is in the helpdesk ---------------------------------------------------------------
     def _customer_tickets(self) -> list[int]:
@@ -345,7 +350,7 @@ class SyncModel(RuleBasedStateMachine):
     def crash_worker(self, point: str, kind: str | None, nth: int) -> None:
         """The running process dies; a new one starts on the same SQLite file, crashes at
         ``point`` (if the pass gets there) and dies too; a third process carries on."""
-        self.ctx.store.close()
+        self.ctx.ctx.store.close()
         self.clock.advance(POLL)
         crashing = self._context(RaiseAt(point, kind, nth))
         try:
@@ -354,7 +359,7 @@ class SyncModel(RuleBasedStateMachine):
             self.crashes += 1
             note(f"crashed: {exc}")
         finally:
-            crashing.store.close()
+            crashing.ctx.store.close()
         self.ctx = self._context()
 
     # -- the world around them ---------------------------------------------------------------
@@ -402,10 +407,10 @@ class SyncModel(RuleBasedStateMachine):
         """One clean pass; ``True`` if it wrote nothing, requested nothing and left nothing
         pending, in flight or to scan. (A pass that finishes a recovered create leaves the
         escalation ticket's versions held back until then for the next one.)"""
-        store = self.ctx.store
+        store = self.ctx.ctx.store
         effects, writes = len(store.effects()), len(self._writes())
         self.clock.advance(QUIESCE_STEP)
-        sync.run(self.ctx)
+        self._pass(self.ctx)
         return (
             len(store.effects()) == effects
             and len(self._writes()) == writes
@@ -436,7 +441,7 @@ class SyncModel(RuleBasedStateMachine):
     def _check_failures_were_refusals(self) -> None:
         """An effect may fail for good only because the helpdesk refused it (an injected 422):
         crashes, lost answers, 5xx and 429 are all recovered from."""
-        for effect in self.ctx.store.effects(EffectState.FAILED):
+        for effect in self.ctx.ctx.store.effects(EffectState.FAILED):
             error = effect.last_error or ""
             assert error.startswith("Rejected: HTTP 422"), (
                 f"effect {effect.id} {effect.kind} {effect.key} failed: {error}"
@@ -445,7 +450,7 @@ class SyncModel(RuleBasedStateMachine):
     def _check_nothing_lost(self, refused: bool) -> None:
         """Every flag raised an escalation; every level change and carrier contact an agent
         made on an open escalation is in the store and on the ticket."""
-        store, sb = self.ctx.store, self.sandbox
+        store, sb = self.ctx.ctx.store, self.sandbox
         for ticket_id in sorted(self.flagged):
             assert store.escalations_for_ticket(ticket_id), f"flag on {ticket_id} lost"
             if not refused:
@@ -473,7 +478,7 @@ class SyncModel(RuleBasedStateMachine):
             if self.healthy:
                 self.quiesce()
         finally:
-            self.ctx.store.close()
+            self.ctx.ctx.store.close()
             self.rsps.stop(allow_assert=False)
             self.rsps.reset()
             shutil.rmtree(self.tmp, ignore_errors=True)

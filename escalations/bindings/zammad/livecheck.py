@@ -7,7 +7,8 @@ import logging
 
 from connector.base import HelpdeskAdapter, User
 from connector.errors import AuthError
-from escalations.mappings import ZAMMAD_FILE, Mappings
+from escalations.bindings.zammad.fieldmap import ZammadFieldMap
+from escalations.mappings import Mappings
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +16,10 @@ PENDING_TYPES = ("pending reminder", "pending action")
 
 
 def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
-    fieldmap = mappings.zammad
+    fieldmap = mappings.helpdesk
+    assert isinstance(fieldmap, ZammadFieldMap)
     profile = mappings.profile
-    where = f"{mappings.directory / ZAMMAD_FILE}" if mappings.directory else ZAMMAD_FILE
+    where = str(mappings.helpdesk_file)
     problems: list[str] = []
 
     try:
@@ -59,7 +61,7 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
         log.info("livecheck.fields_unverified (the token may not list object attributes)")
     else:
         known = {f.name: f for f in fields}
-        names = {f"fields.{k}": v for k, v in fieldmap.fields.model_dump().items()}
+        names = {f"fields.{k}": v for k, v in fieldmap.fields.model_dump().items() if v is not None}
         if fieldmap.flag.field:
             names["flag.field"] = fieldmap.flag.field
         for key, name in names.items():

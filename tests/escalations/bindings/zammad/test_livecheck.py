@@ -13,8 +13,8 @@ import responses
 
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter
+from escalations.bindings.zammad.livecheck import live_check
 from escalations.clock import FakeClock
-from escalations.livecheck import live_check
 from escalations.mappings import Mappings, load_mappings
 from escalations.settings import shipped_mappings_dir
 from sandbox import ZammadSandbox, mount

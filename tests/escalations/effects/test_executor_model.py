@@ -20,18 +20,19 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from connector.errors import RateLimited, Rejected, TransientError
 from escalations.clock import FakeClock
-from escalations.effects import Effects, Intent
 from escalations.faults import POINTS, NoFaults, RaiseAt, SimulatedCrash
 from escalations.markers import marker_for
 from escalations.models import EffectState
 from escalations.store import SqliteStore
-from tests.escalations.effect_fakes import (
+from tests.escalations.effects.fakes import (
     AMBIGUOUS_APPLIED,
     AMBIGUOUS_LOST,
     KIND,
     CreateHandler,
+    Effects,
     FakeRemote,
     FileRemote,
+    fake_intent,
 )
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -71,10 +72,10 @@ class ExecutorMachine(RuleBasedStateMachine):
         if self.store is not None:
             self.store.close()
         self.store = SqliteStore(self.dir / "escalations.sqlite3", self.clock)
+        self.store.acquire_lock()  # a (re)started worker
         self.fx = Effects(
             self.store,
-            self.remote,  # type: ignore[arg-type]
-            {KIND: CreateHandler()},
+            [CreateHandler(self.remote)],
             self.clock,
             NoFaults(),
             max_attempts=1000,
@@ -87,7 +88,7 @@ class ExecutorMachine(RuleBasedStateMachine):
         key = f"create:esc:{n}"
         try:
             with self.fx.transaction() as tx:
-                self.fx.request(tx, Intent(KIND, key, {"n": n}))
+                self.fx.request(tx, fake_intent(key, str(n)))
         except SimulatedCrash:
             self.crashed = True  # at intent.committed: after the commit
         self.requested.add(key)
@@ -164,7 +165,7 @@ TestExecutorMachine.settings = settings(max_examples=100, stateful_step_count=30
 
 
 # -- a real SIGKILL at each point --------------------------------------------------------
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_child(db: Path, remote: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
@@ -172,7 +173,7 @@ def run_child(db: Path, remote: Path, crash_at: str | None) -> subprocess.Comple
     if crash_at:
         env["ESCALATIONS_TEST_CRASH_AT"] = crash_at
     return subprocess.run(
-        [sys.executable, "-m", "tests.escalations.crash_child", str(db), str(remote)],
+        [sys.executable, "-m", "tests.escalations.effects.crash_child", str(db), str(remote)],
         capture_output=True,
         text=True,
         timeout=60,

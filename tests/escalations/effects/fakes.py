@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from connector.errors import AmbiguousWrite
+from escalations.clock import FakeClock
+from escalations.effects import EffectKind, Executor, Intent, Outbox, Payload, Registry
+from escalations.faults import FaultPoints
+from escalations.store import SqliteStore
 
 KIND = "create"
 AMBIGUOUS_APPLIED = "ambiguous-applied"  # write lands, then the response is lost
@@ -72,17 +76,64 @@ class FileRemote(FakeRemote):
         return remote_id
 
 
-class CreateHandler:
+class FakePayload(Payload):
+    title: str = ""
+
+
+class CreateHandler(EffectKind[FakePayload]):
     """Non-idempotent: a second ``apply`` makes a second object. ``find`` looks by marker."""
 
-    def __init__(self) -> None:
+    name: ClassVar[str] = KIND
+    payload_type = FakePayload
+
+    def __init__(self, remote: FakeRemote | None = None) -> None:
+        self.remote = remote or FakeRemote()
         self.commits: list[tuple[int, str | None]] = []
 
-    def apply(self, adapter: FakeRemote, effect: Any) -> str | None:
-        return adapter.create(effect.marker.value)
+    def apply(self, effect: Any, payload: FakePayload) -> str | None:
+        return self.remote.create(effect.marker.value)
 
-    def find(self, adapter: FakeRemote, effect: Any) -> str | None:
-        return adapter.find(effect.marker.value)
+    def find(self, effect: Any, payload: FakePayload) -> str | None:
+        return self.remote.find(effect.marker.value)
 
-    def on_commit(self, tx: object, effect: Any, remote_id: str | None) -> None:
+    def on_commit(
+        self, tx: object, effect: Any, payload: FakePayload, remote_id: str | None
+    ) -> None:
         self.commits.append((effect.id, remote_id))
+
+
+def fake_intent(key: str, title: str = "", **kw: Any) -> Intent:
+    return CreateHandler.intent(key, FakePayload(title=title), **kw)
+
+
+class Effects:
+    """An outbox and an executor on one store, as the worker has them: ``request`` /
+    ``transaction`` / ``committed`` go to the outbox, ``run_pending`` to the executor."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        kinds: list[EffectKind[Any]],
+        clock: FakeClock,
+        faults: FaultPoints | None = None,
+        **executor: Any,
+    ) -> None:
+        self.store = store
+        self.registry = Registry().add(*kinds)
+        self.outbox = Outbox(store, self.registry, clock, faults)
+        self.executor = Executor(
+            store, self.registry, self.outbox, clock, faults=faults, **executor
+        )
+        self.request = self.outbox.request
+        self.transaction = self.outbox.transaction
+        self.committed = self.outbox.committed
+        self.run_pending = self.executor.run_pending
+
+    @property
+    def faults(self) -> FaultPoints:
+        return self.executor.faults
+
+    @faults.setter
+    def faults(self, faults: FaultPoints) -> None:
+        self.outbox.faults = faults
+        self.executor.faults = faults

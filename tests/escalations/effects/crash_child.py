@@ -1,7 +1,7 @@
 """A worker-like child for the SIGKILL tests: request one "create" intent, run the executor,
 exit 0. ``ESCALATIONS_TEST_CRASH_AT`` may kill it at a named point first.
 
-    python -m tests.escalations.crash_child DB_PATH REMOTE_PATH
+    python -m tests.escalations.effects.crash_child DB_PATH REMOTE_PATH
 """
 
 from __future__ import annotations
@@ -11,21 +11,18 @@ import sys
 from pathlib import Path
 
 from escalations.clock import SystemClock
-from escalations.effects import Effects, Intent
 from escalations.faults import faults_from_env
 from escalations.store import SqliteStore
-from tests.escalations.effect_fakes import KIND, CreateHandler, FileRemote
+from tests.escalations.effects.fakes import CreateHandler, Effects, FileRemote, fake_intent
 
 
 def main(db_path: str, remote_path: str) -> int:
     store = SqliteStore(db_path, SystemClock())
     store.acquire_lock()
     remote = FileRemote(Path(remote_path))
-    effects = Effects(
-        store, remote, {KIND: CreateHandler()}, SystemClock(), faults_from_env(os.environ)
-    )  # type: ignore[arg-type]
+    effects = Effects(store, [CreateHandler(remote)], SystemClock(), faults_from_env(os.environ))  # type: ignore[arg-type]
     with effects.transaction() as tx:
-        effects.request(tx, Intent(KIND, "create:esc:1", {"title": "escalation 1"}))
+        effects.request(tx, fake_intent("create:esc:1", "escalation 1"))
     result = effects.run_pending()
     store.close()
     print(f"done={result.done}")

@@ -9,21 +9,34 @@ from typing import Any
 
 import pytest
 
-from connector.errors import AuthError, Conflict, NotFound, RateLimited, Rejected, TransientError
-from escalations import effects as effects_module
+from connector.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    Maintenance,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientError,
+    Unauthorized,
+)
 from escalations.clock import FakeClock
-from escalations.effects import Effects, Intent
+from escalations.effects import EffectError, EffectRef, Intent
+from escalations.effects import executor as effects_module
 from escalations.faults import POINTS, NoFaults, RaiseAt, SimulatedCrash
 from escalations.markers import marker_for
 from escalations.models import Effect, EffectState, State
 from escalations.store import SqliteStore
 from escalations.workflow import flag
-from tests.escalations.effect_fakes import (
+from tests.escalations.effects.fakes import (
     AMBIGUOUS_APPLIED,
     AMBIGUOUS_LOST,
     KIND,
     CreateHandler,
+    Effects,
+    FakePayload,
     FakeRemote,
+    fake_intent,
 )
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -35,8 +48,8 @@ def remote() -> FakeRemote:
 
 
 @pytest.fixture
-def handler() -> CreateHandler:
-    return CreateHandler()
+def handler(remote: FakeRemote) -> CreateHandler:
+    return CreateHandler(remote)
 
 
 def executor(
@@ -47,7 +60,8 @@ def executor(
     faults: Any = None,
     **kw: Any,
 ) -> Effects:
-    return Effects(store, remote, {KIND: handler}, clock, faults or NoFaults(), **kw)  # type: ignore[arg-type]
+    handler.remote = remote
+    return Effects(store, [handler], clock, faults or NoFaults(), **kw)
 
 
 @pytest.fixture
@@ -56,7 +70,7 @@ def fx(store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: Fa
 
 
 def intent(n: int = 1, **kw: Any) -> Intent:
-    return Intent(KIND, f"create:esc:{n}", {"title": f"escalation {n}"}, **kw)
+    return fake_intent(f"create:esc:{n}", f"escalation {n}", **kw)
 
 
 def request(fx: Effects, *intents: Intent) -> list[bool]:
@@ -73,15 +87,36 @@ def only_effect(store: SqliteStore) -> Effect:
 def test_intent_marker_is_recomputable() -> None:
     i = intent()
     assert i.marker == marker_for(KIND, "create:esc:1")
-    assert i.ref == (KIND, "create:esc:1")
+    assert i.ref == EffectRef(KIND, "create:esc:1")
     assert i.payload_json == '{"title":"escalation 1"}'
 
 
-def test_intent_payload_must_be_json() -> None:
-    with pytest.raises(TypeError):
-        Intent(KIND, "k", {"when": datetime.now(UTC)})
+def test_intent_payload_must_be_the_kinds_model() -> None:
+    class Other(FakePayload):
+        pass
+
+    with pytest.raises(EffectError, match="payload must be FakePayload"):
+        CreateHandler.intent("k", object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kind and a key"):
-        Intent(KIND, "", {})
+        fake_intent("")
+
+
+def test_an_unknown_kind_is_refused_when_requested(fx: Effects) -> None:
+    stray = Intent("teleport", "k", FakePayload())
+    with pytest.raises(EffectError, match="no effect kind 'teleport'"), fx.transaction() as tx:
+        fx.request(tx, stray)
+
+
+def test_after_must_name_a_stored_effect(fx: Effects, store: SqliteStore) -> None:
+    """An ``after`` naming nothing used to defer forever; now it is an error when requested
+    (issue 9), and nothing of that transaction is kept."""
+    orphan = intent(1, after=EffectRef(KIND, "never-requested"))
+    with pytest.raises(EffectError, match="never requested"), fx.transaction() as tx:
+        fx.request(tx, orphan)
+    assert store.effects() == []
+    # earlier in the same transaction counts
+    first = intent(1)
+    assert request(fx, first, intent(2, after=first.ref)) == [True, True]
 
 
 def test_request_twice_gives_one_row(fx: Effects, store: SqliteStore) -> None:
@@ -101,7 +136,7 @@ def test_a_differing_second_request_keeps_the_first_and_warns(
 ) -> None:
     request(fx, intent())
     with caplog.at_level(logging.WARNING):
-        assert request(fx, Intent(KIND, "create:esc:1", {"title": "other"})) == [False]
+        assert request(fx, fake_intent("create:esc:1", "other")) == [False]
     assert only_effect(store).payload == {"title": "escalation 1"}
     assert "effect.payload_differs" in caplog.text
 
@@ -153,21 +188,25 @@ def test_intents_requested_on_commit_pass_the_intent_committed_point(
             hits.append((name, kind))
 
     class WithFollowUp(CreateHandler):
-        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
-            if effect.kind == KIND:
-                fx.request(tx, Intent("follow", f"after:{effect.key}", {}))
+        def on_commit(
+            self, tx: Any, effect: Effect, payload: FakePayload, remote_id: str | None
+        ) -> None:
+            if not effect.key.startswith("after:"):
+                fx.request(tx, fake_intent(f"after:{effect.key}"))
 
-    handler = WithFollowUp()
-    fx = Effects(store, remote, {KIND: handler, "follow": handler}, clock, Recorder())  # type: ignore[arg-type]
+    handler = WithFollowUp(remote)
+    fx = Effects(store, [handler], clock, Recorder())
     request(fx, intent())
     hits.clear()
     fx.run_pending()
-    assert hits == [
+    assert hits[:4] == [
         ("effect.claimed", KIND),
         ("effect.sent", KIND),
-        ("intent.committed", "follow"),
+        ("intent.committed", KIND),
         ("effect.committed", KIND),
     ]
+    # the follow-up has a larger id, so the same sweep reaches it
+    assert hits[4:] == [("effect.claimed", KIND), ("effect.sent", KIND), ("effect.committed", KIND)]
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -205,7 +244,9 @@ def test_on_commit_runs_in_the_commit_transaction(
     store: SqliteStore, remote: FakeRemote, clock: FakeClock
 ) -> None:
     class LinkingHandler(CreateHandler):
-        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
+        def on_commit(
+            self, tx: Any, effect: Effect, payload: FakePayload, remote_id: str | None
+        ) -> None:
             esc = store.get_escalation(effect.escalation_id or 0)
             assert esc is not None
             store.update_escalation(
@@ -221,7 +262,7 @@ def test_on_commit_runs_in_the_commit_transaction(
         reason="r",
         at=T0,
     )
-    fx = executor(store, remote, LinkingHandler(), clock)
+    fx = executor(store, remote, LinkingHandler(remote), clock)
     with fx.transaction() as tx:
         esc = store.insert_escalation(tx, esc)
         fx.request(tx, intent(escalation_id=esc.id))
@@ -238,13 +279,15 @@ def test_a_failing_on_commit_rolls_back_and_is_recovered_without_a_second_write(
     class FlakyCommit(CreateHandler):
         fail = True
 
-        def on_commit(self, tx: Any, effect: Effect, remote_id: str | None) -> None:
+        def on_commit(
+            self, tx: Any, effect: Effect, payload: FakePayload, remote_id: str | None
+        ) -> None:
             if self.fail:
                 self.fail = False
                 raise RuntimeError("bug in the hook")
-            super().on_commit(tx, effect, remote_id)
+            super().on_commit(tx, effect, payload, remote_id)
 
-    handler = FlakyCommit()
+    handler = FlakyCommit(remote)
     fx = executor(store, remote, handler, clock)
     request(fx, intent())
     assert fx.run_pending().ambiguous == 1
@@ -272,6 +315,7 @@ def test_crash_at_each_point_then_recover_writes_exactly_once(
     crashing_store.close()  # the process is gone; only the file remains
 
     store = SqliteStore(db_path, clock)
+    store.acquire_lock()  # a restarted process: the dead one's claims are released
     fresh = executor(store, remote, handler, clock)
     fresh.run_pending()
     effect = only_effect(store)
@@ -348,7 +392,8 @@ def test_transient_error_goes_back_to_pending_with_backoff(
     request(fx, intent())
     assert fx.run_pending().deferred == 1
     effect = only_effect(store)
-    assert (effect.state, effect.attempts) == (EffectState.PENDING, 1)
+    # nothing reached the helpdesk: the attempt is given back, the deferral counted
+    assert (effect.state, effect.attempts, effect.deferrals) == (EffectState.PENDING, 0, 1)
     assert effect.not_before == clock.now() + timedelta(seconds=5)
     clock.advance(timedelta(seconds=5))
     assert fx.run_pending().deferred == 1
@@ -377,28 +422,84 @@ def test_gives_up_after_max_attempts(
     store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
 ) -> None:
     fx = executor(store, remote, handler, clock, max_attempts=3)
-    remote.planned = [TransientError("503")] * 5
+    remote.planned = [AMBIGUOUS_LOST] * 5
     request(fx, intent())
     outcomes = []
     for _ in range(4):
         result = fx.run_pending()
-        outcomes.append((result.deferred, result.failed))
+        outcomes.append((result.ambiguous, result.failed))
         clock.advance(timedelta(hours=1))
     assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0)]
     effect = only_effect(store)
     assert effect.state is EffectState.FAILED
     assert effect.last_error is not None
     assert effect.last_error.startswith("gave up after 3 attempts")
+    assert f"its marker is {effect.marker}" in effect.last_error
+
+
+@pytest.mark.parametrize(
+    "busy",
+    [
+        RateLimited("429", status=429, retry_after=60),
+        TransientError("503", status=503),
+        TransientError("connection refused"),
+        Maintenance("HTTP 403 maintenance mode", status=403),
+    ],
+    ids=["429", "503", "refused", "maintenance"],
+)
+def test_throttling_and_outages_never_use_up_the_attempts(
+    store: SqliteStore,
+    remote: FakeRemote,
+    handler: CreateHandler,
+    clock: FakeClock,
+    busy: Exception,
+) -> None:
+    """Issue 10 item 5: a 429 storm or an outage longer than the attempts allow used to fail
+    the write for good (and lose the copy); nothing was applied, so nothing is counted."""
+    fx = executor(store, remote, handler, clock, max_attempts=3)
+    remote.planned = [busy] * 20
+    request(fx, intent())
+    for _ in range(20):
+        assert fx.run_pending().failed == 0
+        clock.advance(timedelta(hours=1))
+    assert fx.run_pending().done == 1
+    effect = only_effect(store)
+    assert (effect.state, effect.attempts, effect.deferrals) == (EffectState.DONE, 1, 20)
+    assert remote.finds == 0  # nothing was ever sent, so nothing is looked for
+
+
+def test_an_unreachable_helpdesk_stops_the_sweep(
+    fx: Effects, store: SqliteStore, remote: FakeRemote
+) -> None:
+    """One write turned away as unreachable: the others are not tried in the same sweep
+    (each would wait out its own retries)."""
+    remote.planned = [TransientError("connection refused")]
+    request(fx, intent(1), intent(2), intent(3))
+    result = fx.run_pending()
+    assert (result.done, result.deferred) == (0, 3)
+    assert remote.write_attempts == 1
+
+
+def test_a_server_error_on_an_idempotent_write_counts_as_an_attempt(
+    store: SqliteStore, remote: FakeRemote, handler: CreateHandler, clock: FakeClock
+) -> None:
+    fx = executor(store, remote, handler, clock, max_attempts=2)
+    remote.planned = [TransientError("500", status=500)] * 3
+    request(fx, intent())
+    fx.run_pending()
+    clock.advance(timedelta(hours=1))
+    assert fx.run_pending().failed == 1
 
 
 def test_auth_error_propagates_and_the_row_is_looked_for_next_time(
     fx: Effects, store: SqliteStore, remote: FakeRemote
 ) -> None:
-    remote.planned = [AuthError("401", status=401)]
+    remote.planned = [Unauthorized("401", status=401)]
     request(fx, intent())
     with pytest.raises(AuthError):
         fx.run_pending()
     assert only_effect(store).state is EffectState.IN_FLIGHT
+    store.acquire_lock()  # the worker stopped; a restarted one releases its claims
     assert fx.run_pending().done == 1
     assert remote.finds == 1
 
@@ -417,12 +518,67 @@ def test_a_handler_bug_leaves_the_row_in_flight(
     assert fx.run_pending().done == 1
 
 
-def test_an_unknown_kind_fails_clearly(fx: Effects, store: SqliteStore) -> None:
-    request(fx, Intent("teleport", "k", {}))
+def test_a_stored_effect_of_an_unknown_kind_fails_clearly(
+    fx: Effects, store: SqliteStore, clock: FakeClock
+) -> None:
+    """A row of a kind this version does not have (written by a newer version)."""
+    with store.transaction() as tx:
+        store.insert_effect(
+            tx,
+            kind="teleport",
+            key="k",
+            marker=marker_for("teleport", "k").value,
+            payload_json="{}",
+            payload_sha256="0" * 64,
+            payload_version=1,
+            escalation_id=None,
+            after=None,
+            at=clock.now(),
+        )
     assert fx.run_pending().failed == 1
     effect = only_effect(store)
     assert effect.state is EffectState.FAILED
-    assert effect.last_error == "no handler for effect kind 'teleport'"
+    assert effect.last_error == "no effect kind 'teleport' in this version"
+
+
+def test_a_stored_payload_that_does_not_load_fails_clearly(
+    fx: Effects, store: SqliteStore, clock: FakeClock
+) -> None:
+    with store.transaction() as tx:
+        store.insert_effect(
+            tx,
+            kind=KIND,
+            key="k",
+            marker=marker_for(KIND, "k").value,
+            payload_json='{"titel": "typo"}',
+            payload_sha256="0" * 64,
+            payload_version=1,
+            escalation_id=None,
+            after=None,
+            at=clock.now(),
+        )
+    assert fx.run_pending().failed == 1
+    assert "stored payload does not load (titel" in (only_effect(store).last_error or "")
+
+
+def test_a_payload_from_a_newer_version_is_refused(
+    fx: Effects, store: SqliteStore, clock: FakeClock
+) -> None:
+    with store.transaction() as tx:
+        store.insert_effect(
+            tx,
+            kind=KIND,
+            key="k",
+            marker=marker_for(KIND, "k").value,
+            payload_json="{}",
+            payload_sha256="0" * 64,
+            payload_version=9,
+            escalation_id=None,
+            after=None,
+            at=clock.now(),
+        )
+    assert fx.run_pending().failed == 1
+    assert "version 9 is newer" in (only_effect(store).last_error or "")
 
 
 # -- stopping and ordering -----------------------------------------------------------------
@@ -444,11 +600,11 @@ def test_stop_during_a_pass_lets_the_current_effect_finish(
     stop = threading.Event()
 
     class StoppingHandler(CreateHandler):
-        def apply(self, adapter: FakeRemote, effect: Any) -> str | None:
+        def apply(self, effect: Any, payload: FakePayload) -> str | None:
             stop.set()  # SIGTERM arrives during the HTTP call
-            return super().apply(adapter, effect)
+            return super().apply(effect, payload)
 
-    fx = executor(store, remote, StoppingHandler(), clock, stop_event=stop)
+    fx = executor(store, remote, StoppingHandler(remote), clock, stop_event=stop)
     request(fx, intent(1), intent(2))
     assert fx.run_pending().done == 1
     assert [e.state for e in store.effects()] == [EffectState.DONE, EffectState.PENDING]
@@ -472,19 +628,19 @@ def test_an_effect_runs_after_its_prerequisite_failed_for_good(
     fx: Effects, store: SqliteStore, remote: FakeRemote
 ) -> None:
     """``after`` orders writes; a refused write must not hold back the ones behind it (a
-    refused email copy once blocked every later copy). An unknown prerequisite still waits."""
+    refused email copy once blocked every later copy)."""
     first = intent(1)
     remote.planned = [Rejected("no")]
-    request(fx, first, intent(2, after=first.ref), intent(3, after=(KIND, "never-requested")))
+    request(fx, first, intent(2, after=first.ref))
     result = fx.run_pending()
-    assert (result.failed, result.done, result.deferred) == (1, 1, 1)
+    assert (result.failed, result.done, result.deferred) == (1, 1, 0)
     second = store.effect_by_key(KIND, "create:esc:2")
     assert second is not None
     assert second.state is EffectState.DONE
 
 
 def test_a_403_fails_that_effect_only(fx: Effects, store: SqliteStore, remote: FakeRemote) -> None:
-    remote.planned = [AuthError("Not authorized", status=403)]
+    remote.planned = [Forbidden("Not authorized", status=403)]
     request(fx, intent(1), intent(2))
     result = fx.run_pending()
     assert (result.failed, result.done) == (1, 1)

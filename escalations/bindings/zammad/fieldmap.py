@@ -110,6 +110,10 @@ class Fields(_Model):
     rfo: AttributeName
     escalation_key: AttributeName
     original_ticket: AttributeName
+    escalated: AttributeName | None = None
+    """Boolean marking an original as escalated, where the helpdesk has no tags."""
+    route_failed: AttributeName | None = None
+    """Boolean an agent sets when the carrier route failed, where the helpdesk has no tags."""
 
 
 class Tags(_Model):
@@ -220,6 +224,8 @@ def consistency_issues(
         seen: dict[str, str] = {}
         for name in type(model).model_fields:
             value = getattr(model, name)
+            if value is None:
+                continue
             if value in seen:
                 issues.append(
                     (

@@ -1,0 +1,166 @@
+"""What a helpdesk binding is: the one place that knows what a helpdesk's field values, tags,
+title conventions, state names and create payloads mean.
+
+A binding is pure (no I/O). It reads what the domain needs from a neutral ``Ticket`` (is it
+flagged, which level is asked for, which escalation is it) and turns the domain's decisions
+(open an escalation, mark the original, apply a level, consume a flag) into intents. It
+consults the adapter's capabilities, so the jobs never branch on a helpdesk: where a helpdesk
+cannot create atomically, the binding chains the writes with ``after``; where it has no tags,
+it uses the fields the mappings name; where it cannot subscribe people, notes name them.
+
+The jobs decide; the binding translates; the effects write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from connector.base import Capability, Criterion, Ticket, User
+from escalations.effects.base import Intent
+from escalations.models import EffectRef, Escalation
+
+
+@dataclass(frozen=True)
+class FlagState:
+    """How a ticket is flagged for escalation, as the binding reads it."""
+
+    by_field: bool = False
+    by_mark: bool = False
+    """By a mark a search found (a tag, in Zammad)."""
+
+    @property
+    def raised(self) -> bool:
+        return self.by_field or self.by_mark
+
+
+@dataclass(frozen=True)
+class FlagDetails:
+    """What the agent entered with the flag; empty strings when not given."""
+
+    reason: str
+    segment: str
+    callback_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes the worker keeps to when copying into the helpdesk."""
+
+    attachment_max_bytes: int
+    body_max_chars: int
+
+
+@dataclass(frozen=True)
+class NewEscalationTicket:
+    """The domain's decision to raise an escalation ticket."""
+
+    escalation: Escalation
+    """Stored (its ``id`` is set), state ``flagged``."""
+    original: Ticket
+    customer_id: int
+    """Whom the ticket is for: the placeholder customer, or the real one."""
+    organization_id: int | None
+    watcher_ids: tuple[int, ...]
+    """People the level subscribes."""
+    note_html: str
+    note_subject: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class LevelMove:
+    """The domain's decision to apply a level an agent set on the escalation ticket."""
+
+    escalation: Escalation
+    """As it was before the move."""
+    ticket: Ticket
+    """The escalation ticket, as the poll saw it."""
+    level: int
+    sequence: int
+    """1 for the first move of this escalation, 2 for the next …"""
+    owner_id: int | None
+    """The new owner, or ``None`` to leave the owner alone."""
+    watcher_ids: tuple[int, ...]
+
+
+class HelpdeskBinding(Protocol):
+    name: str
+    capabilities: frozenset[Capability]
+    escalation_group: str
+    carrier_heading: str
+    """First line of the note agents write to log a carrier contact."""
+    limits: Limits
+    placeholder_customer_ref: str | None
+    """Login or email of the customer escalation tickets are raised for; ``None``: the real
+    customer."""
+    flag_criterion: Criterion | None
+    """A search finding flagged tickets that the ticket data alone does not show (a tag);
+    ``None`` when the flag is read from the ticket."""
+    route_failed_criterion: Criterion | None
+    """The same for "the carrier route failed"."""
+
+    # -- people ----------------------------------------------------------------------------
+    def person_ref(self, role: str) -> str | None:
+        """The helpdesk login or email mapped to a process role."""
+        ...
+
+    def can_own(self, user: User) -> bool:
+        """May own escalation tickets (full access to the escalation group, in Zammad)."""
+        ...
+
+    def can_watch(self, user: User) -> bool:
+        """May be subscribed to escalation tickets."""
+        ...
+
+    def person_html(self, user_id: int, name: str) -> str:
+        """How a note names a person it subscribes (an anchor the helpdesk acts on, or the
+        plain name where it has no such thing)."""
+        ...
+
+    # -- reading a ticket ------------------------------------------------------------------
+    def escalation_key_of(self, ticket: Ticket) -> str | None:
+        """The escalation key an escalation ticket carries; ``None`` for any other ticket."""
+        ...
+
+    def flag_state(self, ticket: Ticket, *, matched: bool) -> FlagState:
+        """``matched``: ``flag_criterion``'s search found the ticket."""
+        ...
+
+    def flag_details(self, ticket: Ticket) -> FlagDetails: ...
+
+    def requested_level(self, ticket: Ticket) -> int | None:
+        """The level an agent set on an escalation ticket; ``None`` if absent or not a
+        number (the range is the domain's to check)."""
+        ...
+
+    def route_failed(self, ticket: Ticket, *, matched: bool) -> bool:
+        """Whether an agent marked the carrier route as failed."""
+        ...
+
+    # -- decisions into intents ------------------------------------------------------------
+    def open_escalation(self, new: NewEscalationTicket) -> list[Intent]:
+        """The create of the escalation ticket first, then anything chained after it."""
+        ...
+
+    def mark_original(self, esc: Escalation) -> list[Intent]:
+        """Once the escalation ticket exists: the original marked as escalated, the flag
+        consumed."""
+        ...
+
+    def consume_flag(self, esc: Escalation, occurrence: str, flag: FlagState) -> list[Intent]:
+        """Clear the flag on the original (a flag raised again, or a refused creation)."""
+        ...
+
+    def flag_being_cleared(self, flag: FlagState, pending_purposes: frozenset[str]) -> bool:
+        """Will writes already pending (their key purposes) clear every flag ``flag`` shows?
+        Then it is the old flag being consumed, not a new one."""
+        ...
+
+    def apply_level(self, move: LevelMove, exists: Callable[[EffectRef], bool]) -> list[Intent]:
+        """The writes that make the escalation ticket show ``move.level`` (marks, title,
+        owner, subscriptions), each after the same write of the previous move if ``exists``
+        says it was requested."""
+        ...

@@ -1,0 +1,355 @@
+"""The Zammad binding: what ``mappings/zammad.toml`` names, read from and written to Zammad.
+
+- The flag is a custom attribute (any truthy value) and/or a tag, found by one tag search per
+  pass (``flag_criterion``), so an idle poll stays one request.
+- The escalation ticket is created in one atomic ``POST /tickets`` carrying the first note,
+  the link to the original, the level tag and the executives' mentions; its title starts
+  with ``[ESC L<level>]``. Without ``ATOMIC_CREATE`` the link, tags and subscriptions follow
+  as separate writes ordered ``after`` the create.
+- Without ``TAGS`` marks become the optional fields ``fields.escalated`` and
+  ``fields.route_failed``; without ``SUBSCRIBE`` nobody is subscribed and notes name people
+  in plain text.
+- Zammad subscribes the user an internal note's ``<a data-mention-user-id>`` anchor names;
+  that is how a level's executives are subscribed after the create.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from connector.base import Capability, Criterion, FieldValue, Ticket, User
+from escalations.bindings.base import (
+    FlagDetails,
+    FlagState,
+    LevelMove,
+    Limits,
+    NewEscalationTicket,
+)
+from escalations.bindings.zammad.fieldmap import ZammadFieldMap
+from escalations.clock import parse_instant
+from escalations.effects.base import Intent
+from escalations.effects.helpdesk import (
+    CreateEscalation,
+    CreateEscalationPayload,
+    LinkPayload,
+    LinkTickets,
+    SetTags,
+    Subscribe,
+    SubscribePayload,
+    TagsPayload,
+    UpdateTicket,
+    UpdateTicketPayload,
+)
+from escalations.models import EffectRef, Escalation
+from escalations.profile import ProcessProfile
+
+TITLE_MAX = 250
+TITLE_PREFIX_RE = re.compile(r"^\[ESC L\d+\]\s*")
+OWNER_ACCESS = frozenset({"full"})
+WATCH_ACCESS = frozenset({"read", "full"})
+
+# Key purposes of the writes that clear a flag (``flag_being_cleared``).
+CONSUME_FIELD = "consume-flag"
+CONSUME_TAG = "consume-flag-tag"
+ORIGINAL_TAGS = "original-tags"
+
+
+def title_at_level(title: str, level: int) -> str:
+    """``[ESC L<level>] <title>``, an older prefix replaced."""
+    return f"[ESC L{level}] {TITLE_PREFIX_RE.sub('', title)}"[:TITLE_MAX]
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "yes", "1", "on"}
+    return bool(value)
+
+
+def _as_level(value: Any) -> int | None:
+    try:
+        return int(str(value).strip().lower().removeprefix("l").removeprefix("level"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _instant(value: FieldValue) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        return None
+
+
+def _zammad_time(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class ZammadBinding:
+    """``HelpdeskBinding`` for Zammad, from its field map, the process profile and the
+    adapter's capabilities."""
+
+    name = "zammad"
+
+    def __init__(
+        self,
+        fieldmap: ZammadFieldMap,
+        profile: ProcessProfile,
+        capabilities: frozenset[Capability],
+    ) -> None:
+        self.fieldmap = fieldmap
+        self.profile = profile
+        self.capabilities = capabilities
+        self.escalation_group = fieldmap.groups.escalation
+        self.carrier_heading = fieldmap.carrier.note_heading
+        self.limits = Limits(
+            attachment_max_bytes=fieldmap.limits.attachment_max_bytes,
+            body_max_chars=fieldmap.limits.article_body_max_chars,
+        )
+        self.placeholder_customer_ref = fieldmap.customer.placeholder or None
+        self._tags = Capability.TAGS in capabilities
+        self._atomic = Capability.ATOMIC_CREATE in capabilities
+        self._subscribe = Capability.SUBSCRIBE in capabilities
+        flag_tag = fieldmap.flag.tag if self._tags else None
+        self.flag_criterion = Criterion(tag=flag_tag) if flag_tag else None
+        route_tag = fieldmap.tags.carrier_route_failed if self._tags else None
+        self.route_failed_criterion = Criterion(tag=route_tag) if route_tag else None
+
+    # -- people ----------------------------------------------------------------------------
+    def person_ref(self, role: str) -> str | None:
+        return self.fieldmap.people.get(role)
+
+    def _access(self, user: User) -> frozenset[str]:
+        return user.group_access.get(self.escalation_group, frozenset())
+
+    def can_own(self, user: User) -> bool:
+        return user.active and user.is_agent and bool(self._access(user) & OWNER_ACCESS)
+
+    def can_watch(self, user: User) -> bool:
+        return user.active and user.is_agent and bool(self._access(user) & WATCH_ACCESS)
+
+    def person_html(self, user_id: int, name: str) -> str:
+        if not self._subscribe:
+            return html.escape(name)
+        return f'<a data-mention-user-id="{int(user_id)}">{html.escape(name)}</a>'
+
+    # -- reading a ticket ------------------------------------------------------------------
+    def escalation_key_of(self, ticket: Ticket) -> str | None:
+        key = ticket.fields.get(self.fieldmap.fields.escalation_key)
+        return str(key) if key else None
+
+    def flag_state(self, ticket: Ticket, *, matched: bool) -> FlagState:
+        field = self.fieldmap.flag.field
+        return FlagState(
+            by_field=bool(field and _truthy(ticket.fields.get(field))),
+            by_mark=matched and self.flag_criterion is not None,
+        )
+
+    def flag_details(self, ticket: Ticket) -> FlagDetails:
+        fields = self.fieldmap.fields
+        return FlagDetails(
+            reason=str(ticket.fields.get(fields.reason) or ""),
+            segment=str(ticket.fields.get(fields.segment) or ""),
+            callback_at=_instant(ticket.fields.get(fields.callback_at)),
+        )
+
+    def requested_level(self, ticket: Ticket) -> int | None:
+        return _as_level(ticket.fields.get(self.fieldmap.fields.level))
+
+    def route_failed(self, ticket: Ticket, *, matched: bool) -> bool:
+        if self.route_failed_criterion is not None:
+            return matched
+        field = self.fieldmap.fields.route_failed
+        return bool(field and _truthy(ticket.fields.get(field)))
+
+    # -- decisions into intents ------------------------------------------------------------
+    def _level_tag(self, level: int) -> str:
+        return self.fieldmap.level_tag(level)
+
+    def _level_tags(self, ticket_id: int, level: int) -> TagsPayload:
+        every = {self._level_tag(n) for n in range(1, self.profile.max_level + 1)}
+        here = self._level_tag(level)
+        return TagsPayload(
+            ticket_id=ticket_id, present=(here,), absent=tuple(sorted(every - {here}))
+        )
+
+    def open_escalation(self, new: NewEscalationTicket) -> list[Intent]:
+        esc, original = new.escalation, new.original
+        fields = self.fieldmap.fields
+        values: dict[str, FieldValue] = {
+            fields.escalation_key: esc.key,
+            fields.level: str(esc.level),
+            fields.original_ticket: original.number,
+            fields.segment: esc.segment,
+        }
+        if esc.reason in self.profile.reason_keys:
+            values[fields.reason] = esc.reason
+        if esc.callback_at is not None:
+            values[fields.callback_at] = _zammad_time(esc.callback_at)
+        atomic = self._atomic
+        payload = CreateEscalationPayload(
+            title=title_at_level(original.title, esc.level),
+            group=self.escalation_group,
+            customer_id=new.customer_id,
+            organization_id=new.organization_id,
+            state=self.fieldmap.states.open,
+            owner_id=esc.owner_id,
+            tags=tuple(sorted(self.fieldmap.escalation_tags(esc.level)))
+            if atomic and self._tags
+            else (),
+            fields=values,
+            parent_id=original.id,
+            link_at_create=atomic,
+            mention_user_ids=new.watcher_ids if atomic and self._subscribe else (),
+            note_html=new.note_html,
+            note_subject=new.note_subject,
+            opened_at=new.opened_at,
+            original_number=original.number,
+        )
+        create = CreateEscalation.intent(
+            CreateEscalation.key("escalation", esc.key), payload, escalation_id=esc.id
+        )
+        if atomic:
+            return [create]
+        chained = [
+            LinkTickets.intent(
+                LinkTickets.key("escalation-link", esc.key),
+                LinkPayload(escalation_ticket_of=esc.id, parent_id=original.id),
+                escalation_id=esc.id,
+                after=create.ref,
+            )
+        ]
+        if self._tags:
+            chained.append(
+                SetTags.intent(
+                    SetTags.key("escalation-tags", esc.key),
+                    TagsPayload(
+                        escalation_ticket_of=esc.id,
+                        present=tuple(sorted(self.fieldmap.escalation_tags(esc.level))),
+                    ),
+                    escalation_id=esc.id,
+                    after=create.ref,
+                )
+            )
+        chained += self._subscriptions(esc, new.watcher_ids, "escalation-watch", (), create.ref)
+        return [create, *chained]
+
+    def _subscriptions(
+        self,
+        esc: Escalation,
+        user_ids: tuple[int, ...],
+        purpose: str,
+        parts: tuple[object, ...],
+        after: EffectRef | None,
+    ) -> list[Intent]:
+        """Subscriptions as writes of their own: only where the create cannot carry them (a
+        Zammad create does, and a later note's anchors subscribe the rest)."""
+        if not self._subscribe or self._atomic:
+            return []
+        return [
+            Subscribe.intent(
+                Subscribe.key(purpose, esc.key, *parts, user_id),
+                SubscribePayload(escalation_ticket_of=esc.id, user_id=user_id),
+                escalation_id=esc.id,
+                after=after,
+            )
+            for user_id in user_ids
+        ]
+
+    def mark_original(self, esc: Escalation) -> list[Intent]:
+        flag = self.fieldmap.flag
+        intents: list[Intent] = []
+        if self._tags:
+            absent = (flag.tag,) if flag.tag else ()
+            intents.append(
+                SetTags.intent(
+                    SetTags.key(ORIGINAL_TAGS, esc.key),
+                    TagsPayload(
+                        ticket_id=esc.original_ticket_id,
+                        present=(self.fieldmap.tags.escalated,),
+                        absent=absent,
+                    ),
+                    escalation_id=esc.id,
+                )
+            )
+        values: dict[str, FieldValue] = {}
+        if flag.field:
+            values[flag.field] = False
+        if not self._tags and self.fieldmap.fields.escalated:
+            values[self.fieldmap.fields.escalated] = True
+        if values:
+            intents.append(
+                UpdateTicket.intent(
+                    UpdateTicket.key(CONSUME_FIELD, esc.key, "0"),
+                    UpdateTicketPayload(ticket_id=esc.original_ticket_id, fields=values),
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    def consume_flag(self, esc: Escalation, occurrence: str, flag: FlagState) -> list[Intent]:
+        mapped = self.fieldmap.flag
+        intents: list[Intent] = []
+        if mapped.field:
+            intents.append(
+                UpdateTicket.intent(
+                    UpdateTicket.key(CONSUME_FIELD, esc.key, occurrence),
+                    UpdateTicketPayload(
+                        ticket_id=esc.original_ticket_id, fields={mapped.field: False}
+                    ),
+                    escalation_id=esc.id,
+                )
+            )
+        if mapped.tag and self._tags:
+            intents.append(
+                SetTags.intent(
+                    SetTags.key(CONSUME_TAG, esc.key, occurrence),
+                    TagsPayload(ticket_id=esc.original_ticket_id, absent=(mapped.tag,)),
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    def flag_being_cleared(self, flag: FlagState, pending_purposes: frozenset[str]) -> bool:
+        # The field and the tag each count only the writes that clear them: a field set again
+        # after its write is done is a new flag even while the tag write is still retried,
+        # and a tag still showing while its removal is retried is not.
+        if flag.by_field and CONSUME_FIELD not in pending_purposes:
+            return False
+        return not flag.by_mark or bool({ORIGINAL_TAGS, CONSUME_TAG} & pending_purposes)
+
+    def apply_level(self, move: LevelMove, exists: Callable[[EffectRef], bool]) -> list[Intent]:
+        esc, seq = move.escalation, move.sequence
+
+        def previous(kind: type[SetTags] | type[UpdateTicket], purpose: str) -> EffectRef | None:
+            ref = EffectRef(kind.name, kind.key(purpose, esc.key, seq - 1))
+            return ref if seq > 1 and exists(ref) else None
+
+        intents: list[Intent] = []
+        if self._tags:
+            intents.append(
+                SetTags.intent(
+                    SetTags.key("level-tags", esc.key, seq),
+                    self._level_tags(move.ticket.id, move.level),
+                    escalation_id=esc.id,
+                    after=previous(SetTags, "level-tags"),
+                )
+            )
+        intents.append(
+            UpdateTicket.intent(
+                UpdateTicket.key("level-ticket", esc.key, seq),
+                UpdateTicketPayload(
+                    ticket_id=move.ticket.id,
+                    title=title_at_level(move.ticket.title, move.level),
+                    owner_id=move.owner_id,
+                ),
+                escalation_id=esc.id,
+                after=previous(UpdateTicket, "level-ticket"),
+            )
+        )
+        intents += self._subscriptions(esc, move.watcher_ids, "level-watch", (seq,), None)
+        return intents

@@ -1,0 +1,229 @@
+"""The state change and the follow-up writes of each domain event, in one place.
+
+======================  ================================  =====================================
+event                   state (``workflow``)              writes (binding + notes)
+======================  ================================  =====================================
+flagged                 new escalation, ``flagged``       the create (and what the binding
+                                                          chains after it)
+escalation_created      ``open``, ticket id and number;   note on the original; the original
+                        the original's history scanned    marked, the flag consumed
+creation_refused        ``closed`` (abandoned)            note on the original; flag consumed
+level_changed           ``open`` at the new level, the    marks, title, owner, subscriptions;
+                        change recorded                   the level note
+flagged_again           —                                 note on the escalation ticket; flag
+                                                          consumed
+======================  ================================  =====================================
+
+Every method runs inside the caller's transaction and does no I/O: the jobs read what a
+decision needs first (people, names, the helpdesk's answers), then call one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from escalations import notes, workflow
+from escalations.bindings.base import FlagState, HelpdeskBinding, LevelMove, NewEscalationTicket
+from escalations.effects.base import Intent
+from escalations.effects.helpdesk import AddNote, NotePayload
+from escalations.effects.outbox import Outbox
+from escalations.errors import WorkflowError
+from escalations.models import EffectRef, Escalation, LevelChange, State
+from escalations.profile import ProcessProfile
+from escalations.store.base import Store, Transaction
+
+log = logging.getLogger(__name__)
+
+
+def note_intent(
+    purpose: str,
+    esc: Escalation,
+    *parts: object,
+    html: str,
+    subject: str,
+    ticket_id: int | None = None,
+) -> Intent:
+    """An internal note for ``esc``: on ``ticket_id``, or on its escalation ticket."""
+    target = (
+        NotePayload(ticket_id=ticket_id, html=html, subject=subject)
+        if ticket_id is not None
+        else NotePayload(escalation_ticket_of=esc.id, html=html, subject=subject)
+    )
+    return AddNote.intent(AddNote.key(purpose, esc.key, *parts), target, escalation_id=esc.id)
+
+
+class Lifecycle:
+    def __init__(
+        self, store: Store, outbox: Outbox, binding: HelpdeskBinding, profile: ProcessProfile
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.binding = binding
+        self.profile = profile
+
+    def _request(self, tx: Transaction, intents: list[Intent]) -> None:
+        for intent in intents:
+            self.outbox.request(tx, intent)
+
+    def _exists(self, ref: EffectRef) -> bool:
+        return self.store.effect_by_key(ref.kind, ref.key) is not None
+
+    # -- events ----------------------------------------------------------------------------
+    def flagged(self, tx: Transaction, new: NewEscalationTicket) -> Escalation:
+        """Store the new escalation and request its escalation ticket."""
+        inserted = self.store.insert_escalation(tx, new.escalation)
+        self._request(tx, self.binding.open_escalation(replace(new, escalation=inserted)))
+        log.info(
+            "escalation.flagged esc=%s original=%s by=%s reason=%s segment=%s",
+            inserted.key,
+            inserted.original_ticket_id,
+            inserted.flagged_by_id,
+            inserted.reason or "-",
+            inserted.segment,
+        )
+        return inserted
+
+    def escalation_created(
+        self,
+        tx: Transaction,
+        escalation_id: int,
+        *,
+        ticket_id: int,
+        number: str,
+        opened_at: datetime,
+        original_number: str,
+    ) -> None:
+        esc = self._get(escalation_id)
+        opened = workflow.apply(
+            esc,
+            workflow.Event.OPEN,
+            opened_at,
+            escalation_ticket_id=ticket_id,
+            escalation_ticket_number=number,
+        )
+        self.store.update_escalation(tx, opened)
+        self.store.request_scan(
+            tx, opened.id, opened.original_ticket_id, original_number, opened.updated_at
+        )
+        html = notes.original_ticket_note(number, self.profile.level(1).name)
+        self._request(
+            tx,
+            [
+                note_intent(
+                    "original-note",
+                    opened,
+                    html=html,
+                    subject="Escalated",
+                    ticket_id=opened.original_ticket_id,
+                ),
+                *self.binding.mark_original(opened),
+            ],
+        )
+        log.info(
+            "escalation.created esc=%s ticket=%s number=%s original=%s level=%s",
+            opened.key,
+            ticket_id,
+            number,
+            opened.original_ticket_id,
+            opened.level,
+        )
+
+    def creation_refused(self, tx: Transaction, escalation_id: int, error: str) -> None:
+        """The helpdesk refused the escalation ticket for good: the escalation ends before it
+        began (so a new flag raises a new one), and the agent is told on the original."""
+        esc = self._get(escalation_id)
+        if esc.state is not State.FLAGGED:
+            return
+        abandoned = workflow.apply(esc, workflow.Event.ABANDON, esc.updated_at)
+        self.store.update_escalation(tx, abandoned)
+        self._request(
+            tx,
+            [
+                note_intent(
+                    "not-created-note",
+                    abandoned,
+                    html=notes.escalation_failed_note(error),
+                    subject="Escalation not raised",
+                    ticket_id=abandoned.original_ticket_id,
+                ),
+                *self.binding.consume_flag(
+                    abandoned, "not-created", FlagState(by_field=True, by_mark=True)
+                ),
+            ],
+        )
+        log.error(
+            "escalation.not_created esc=%s original=%s error=%s",
+            esc.key,
+            esc.original_ticket_id,
+            error,
+        )
+
+    def level_changed(
+        self, tx: Transaction, move: LevelMove, change: LevelChange, note_html: str
+    ) -> Escalation:
+        esc = move.escalation
+        self.store.record_level_change(tx, change)
+        moved = workflow.apply(
+            esc,
+            workflow.Event.CHANGE_LEVEL,
+            change.changed_at,
+            level=move.level,
+            max_level=self.profile.max_level,
+            owner_id=move.owner_id if move.owner_id is not None else esc.owner_id,
+        )
+        self.store.update_escalation(tx, moved)
+        self._request(
+            tx,
+            [
+                *self.binding.apply_level(move, self._exists),
+                note_intent(
+                    "level-note",
+                    esc,
+                    move.sequence,
+                    html=note_html,
+                    subject=f"Level {move.level}",
+                    ticket_id=move.ticket.id,
+                ),
+            ],
+        )
+        log.info(
+            "escalation.level esc=%s ticket=%s from=%s to=%s owner=%s by=%s",
+            esc.key,
+            move.ticket.id,
+            esc.level,
+            move.level,
+            moved.owner_id,
+            change.changed_by_id,
+        )
+        return moved
+
+    def flagged_again(
+        self, tx: Transaction, esc: Escalation, *, occurrence: str, note_html: str, flag: FlagState
+    ) -> None:
+        """A flag on an original whose escalation is already open: no second escalation; the
+        flag is consumed and the owner told on the escalation ticket."""
+        if esc.escalation_ticket_id is None:
+            raise WorkflowError(esc.id, esc.state, "flagged_again", "no escalation ticket yet")
+        self._request(
+            tx,
+            [
+                note_intent(
+                    "flagged-again",
+                    esc,
+                    occurrence,
+                    html=note_html,
+                    subject="Flagged again",
+                    ticket_id=esc.escalation_ticket_id,
+                ),
+                *self.binding.consume_flag(esc, occurrence, flag),
+            ],
+        )
+        log.info("escalation.flagged_again esc=%s original=%s", esc.key, esc.original_ticket_id)
+
+    def _get(self, escalation_id: int) -> Escalation:
+        esc = self.store.get_escalation(escalation_id)
+        if esc is None:
+            raise WorkflowError(escalation_id, None, "lookup", "no such escalation")
+        return esc

@@ -1,0 +1,254 @@
+"""Escalations and what happened to them (``EscalationRecords``), in SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+
+from escalations.errors import StoreError
+from escalations.models import (
+    TERMINAL_STATES,
+    CarrierContact,
+    CopiedArticle,
+    Duty,
+    Escalation,
+    LevelChange,
+    State,
+)
+from escalations.store.base import Duplicate
+from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
+
+ACTIVE = "state NOT IN ('closed', 'archived', 'purged')"
+assert {State.CLOSED, State.ARCHIVED, State.PURGED} == TERMINAL_STATES
+_DUTY_COLUMNS = "escalation_id, kind, slot, due_at, done_at"
+ESC_COLUMNS = tuple(f.name for f in fields(Escalation) if f.name != "id")
+
+
+class EscalationRecordsMixin(SqliteBase):
+    def insert_escalation(self, tx: object, esc: Escalation) -> Escalation:
+        conn = self._tx(tx)
+        columns = ", ".join(ESC_COLUMNS)
+        marks = ", ".join("?" for _ in ESC_COLUMNS)
+        try:
+            cur = conn.execute(
+                f"INSERT INTO escalation ({columns}) VALUES ({marks})",  # noqa: S608 - fixed names
+                _escalation_values(esc),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise _duplicate(esc, exc) from exc
+        assert cur.lastrowid is not None
+        return replace(esc, id=cur.lastrowid)
+
+    def update_escalation(self, tx: object, esc: Escalation) -> None:
+        conn = self._tx(tx)
+        assignments = ", ".join(f"{c} = ?" for c in ESC_COLUMNS)
+        try:
+            cur = conn.execute(
+                f"UPDATE escalation SET {assignments} WHERE id = ?",  # noqa: S608 - fixed names
+                (*_escalation_values(esc), esc.id),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise _duplicate(esc, exc) from exc
+        if cur.rowcount != 1:
+            raise StoreError(f"escalation {esc.id} does not exist")
+
+    def _escalations(self, where: str, params: tuple[Any, ...] = ()) -> list[Escalation]:
+        rows = self._conn().execute(
+            f"SELECT * FROM escalation WHERE {where} ORDER BY id",  # noqa: S608 - fixed clauses
+            params,
+        )
+        return [_escalation(row) for row in rows]
+
+    def _one_escalation(self, where: str, params: tuple[Any, ...]) -> Escalation | None:
+        found = self._escalations(where, params)
+        return found[0] if found else None
+
+    def get_escalation(self, escalation_id: int) -> Escalation | None:
+        return self._one_escalation("id = ?", (escalation_id,))
+
+    def escalation_by_key(self, key: str) -> Escalation | None:
+        return self._one_escalation("key = ?", (key,))
+
+    def escalation_by_ticket(self, escalation_ticket_id: int) -> Escalation | None:
+        return self._one_escalation("escalation_ticket_id = ?", (escalation_ticket_id,))
+
+    def active_escalation_for_ticket(self, original_ticket_id: int) -> Escalation | None:
+        return self._one_escalation(f"original_ticket_id = ? AND {ACTIVE}", (original_ticket_id,))
+
+    def escalations_for_ticket(self, original_ticket_id: int) -> list[Escalation]:
+        return self._escalations("original_ticket_id = ?", (original_ticket_id,))
+
+    def escalations_in(self, *states: State) -> list[Escalation]:
+        if not states:
+            return self._escalations("1")
+        marks = ", ".join("?" for _ in states)
+        return self._escalations(f"state IN ({marks})", tuple(State(s).value for s in states))
+
+    def active_escalations_for_customer(self, customer_id: int) -> list[Escalation]:
+        return self._escalations(f"customer_id = ? AND {ACTIVE}", (customer_id,))
+
+    # -- what happened to an escalation ------------------------------------------------
+    def record_level_change(self, tx: object, change: LevelChange) -> None:
+        self._tx(tx).execute(
+            "INSERT INTO level_change (escalation_id, from_level, to_level, changed_at,"
+            " changed_by_id, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                change.escalation_id,
+                change.from_level,
+                change.to_level,
+                to_db(change.changed_at),
+                change.changed_by_id,
+                change.reason,
+            ),
+        )
+
+    def level_changes(self, escalation_id: int) -> list[LevelChange]:
+        rows = self._conn().execute(
+            "SELECT escalation_id, from_level, to_level, changed_at, changed_by_id, reason"
+            " FROM level_change WHERE escalation_id = ? ORDER BY id",
+            (escalation_id,),
+        )
+        return [LevelChange(**parse_times(dict(row))) for row in rows]
+
+    def record_copied_article(self, tx: object, row: CopiedArticle) -> bool:
+        cur = self._tx(tx).execute(
+            "INSERT INTO copied_article (escalation_id, source_ticket_id, source_article_id,"
+            " copy_article_id, copied_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                row.escalation_id,
+                row.source_ticket_id,
+                row.source_article_id,
+                row.copy_article_id,
+                to_db(row.copied_at),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def set_copy_article_id(
+        self, tx: object, escalation_id: int, source_article_id: int, copy_article_id: int
+    ) -> None:
+        cur = self._tx(tx).execute(
+            "UPDATE copied_article SET copy_article_id = ?"
+            " WHERE escalation_id = ? AND source_article_id = ?",
+            (copy_article_id, escalation_id, source_article_id),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"no copied article {source_article_id} recorded for escalation {escalation_id}"
+            )
+
+    def copied_articles(self, escalation_id: int) -> list[CopiedArticle]:
+        rows = self._conn().execute(
+            "SELECT escalation_id, source_ticket_id, source_article_id, copy_article_id,"
+            " copied_at FROM copied_article WHERE escalation_id = ? ORDER BY id",
+            (escalation_id,),
+        )
+        return [CopiedArticle(**parse_times(dict(row))) for row in rows]
+
+    def record_carrier_contact(self, tx: object, row: CarrierContact) -> bool:
+        cur = self._tx(tx).execute(
+            "INSERT INTO carrier_contact (escalation_id, source_article_id, carrier, stage,"
+            " forename, location, user_id, called_at, missing, problems)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                row.escalation_id,
+                row.source_article_id,
+                row.carrier,
+                row.stage,
+                row.forename,
+                row.location,
+                row.user_id,
+                to_db(row.called_at),
+                json.dumps(list(row.missing)),
+                json.dumps(list(row.problems)),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def carrier_contacts(self, escalation_id: int) -> list[CarrierContact]:
+        rows = self._conn().execute(
+            "SELECT escalation_id, source_article_id, carrier, stage, forename, location,"
+            " user_id, called_at, missing, problems FROM carrier_contact WHERE escalation_id = ?"
+            " ORDER BY id",
+            (escalation_id,),
+        )
+        result = []
+        for row in rows:
+            values = parse_times(dict(row))
+            values["missing"] = tuple(json.loads(values["missing"]))
+            values["problems"] = tuple(json.loads(values["problems"]))
+            result.append(CarrierContact(**values))
+        return result
+
+    def add_duty(self, tx: object, duty: Duty) -> bool:
+        cur = self._tx(tx).execute(
+            "INSERT INTO duty (escalation_id, kind, slot, due_at, done_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (duty.escalation_id, duty.kind, duty.slot, to_db(duty.due_at), to_db(duty.done_at)),
+        )
+        return cur.rowcount == 1
+
+    def complete_duty(
+        self, tx: object, escalation_id: int, kind: str, slot: str, done_at: datetime
+    ) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE duty SET done_at = ? WHERE escalation_id = ? AND kind = ? AND slot = ?"
+            " AND done_at IS NULL",
+            (to_db(done_at), escalation_id, kind, slot),
+        )
+        return cur.rowcount == 1
+
+    def duties(
+        self,
+        escalation_id: int | None = None,
+        *,
+        due_by: datetime | None = None,
+        pending_only: bool = False,
+    ) -> list[Duty]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if escalation_id is not None:
+            clauses.append("escalation_id = ?")
+            params.append(escalation_id)
+        if due_by is not None:
+            clauses.append("due_at <= ?")
+            params.append(to_db(due_by))
+        if pending_only:
+            clauses.append("done_at IS NULL")
+        where = " AND ".join(clauses) or "1"
+        sql = f"SELECT {_DUTY_COLUMNS} FROM duty WHERE {where} ORDER BY due_at, id"  # noqa: S608
+        rows = self._conn().execute(sql, params)
+        return [Duty(**parse_times(dict(row))) for row in rows]
+
+
+def _escalation_values(esc: Escalation) -> tuple[Any, ...]:
+    values = []
+    for column in ESC_COLUMNS:
+        value = getattr(esc, column)
+        if isinstance(value, datetime):
+            value = to_db(value)
+        elif isinstance(value, State):
+            value = value.value
+        values.append(value)
+    return tuple(values)
+
+
+def _escalation(row: sqlite3.Row) -> Escalation:
+    values = parse_times(dict(row))
+    values["state"] = State(values["state"])
+    return Escalation(**values)
+
+
+def _duplicate(esc: Escalation, exc: sqlite3.IntegrityError) -> Exception:
+    text = str(exc)
+    if "escalation_one_active_per_ticket" in text or "original_ticket_id" in text:
+        return Duplicate(
+            f"escalation {esc.key}: ticket {esc.original_ticket_id} already has an active "
+            "escalation"
+        )
+    if "UNIQUE" in text:
+        return Duplicate(f"escalation {esc.key}: {text}")
+    return exc

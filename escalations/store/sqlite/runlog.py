@@ -1,0 +1,122 @@
+"""Job runs, meta values, the status summary (``RunLog``) and named leases (``Leases``) in
+SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from escalations.errors import StoreError
+from escalations.models import EffectState, State
+from escalations.store.base import LAST_SUCCESSFUL_POLL, JobRun, Lease, StatusSummary
+from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
+
+
+class RunLogMixin(SqliteBase):
+    def start_job_run(self, tx: object, job: str, started_at: datetime) -> int:
+        cur = self._tx(tx).execute(
+            "INSERT INTO job_run (job, started_at) VALUES (?, ?)", (job, to_db(started_at))
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_job_run(
+        self,
+        tx: object,
+        run_id: int,
+        *,
+        finished_at: datetime,
+        ok: bool,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        cur = self._tx(tx).execute(
+            "UPDATE job_run SET finished_at = ?, ok = ?, counts = ?, error = ? WHERE id = ?",
+            (to_db(finished_at), int(ok), json.dumps(dict(counts), sort_keys=True), error, run_id),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"job run {run_id} does not exist")
+
+    def job_runs(self, job: str | None = None, *, limit: int = 20) -> list[JobRun]:
+        where, params = ("job = ?", (job, limit)) if job else ("1", (limit,))
+        rows = self._conn().execute(
+            f"SELECT * FROM job_run WHERE {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            params,
+        )
+        return [_job_run(row) for row in rows]
+
+    def get_meta(self, key: str) -> Any:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, tx: object, key: str, value: Any) -> None:
+        if isinstance(value, datetime):
+            value = to_db(value)
+        self._tx(tx).execute(
+            "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, json.dumps(value, sort_keys=True), to_db(self.clock.now())),
+        )
+
+    def status(self, now: datetime) -> StatusSummary:
+        conn = self._conn()
+        escalations = {
+            (State(state), level): count
+            for state, level, count in conn.execute(
+                "SELECT state, level, count(*) FROM escalation"
+                " WHERE state NOT IN ('closed', 'archived', 'purged') GROUP BY state, level"
+            )
+        }
+        duties_due = conn.execute(
+            "SELECT count(*) FROM duty WHERE done_at IS NULL AND due_at <= ?", (to_db(now),)
+        ).fetchone()[0]
+        effects = dict.fromkeys(EffectState, 0)
+        for state, count in conn.execute("SELECT state, count(*) FROM effect GROUP BY state"):
+            effects[EffectState(state)] = count
+        last_poll = self.get_meta(LAST_SUCCESSFUL_POLL)
+        errors = conn.execute("SELECT * FROM job_run WHERE ok = 0 ORDER BY id DESC LIMIT 5")
+        return StatusSummary(
+            escalations=escalations,
+            duties_due=duties_due,
+            effects=effects,
+            last_successful_poll=datetime.fromisoformat(last_poll) if last_poll else None,
+            last_errors=tuple(_job_run(row) for row in errors),
+            schema_version=self.schema_version,
+        )
+
+    # -- leases ------------------------------------------------------------------------
+    def acquire_lease(
+        self, tx: object, name: str, *, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        rows = (
+            self._tx(tx)
+            .execute(
+                "INSERT INTO lease (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at,"
+                " acquired_at = CASE WHEN lease.holder = excluded.holder THEN lease.acquired_at"
+                " ELSE excluded.acquired_at END"
+                " WHERE lease.holder = excluded.holder OR lease.expires_at <= ?"
+                " RETURNING holder",
+                (name, holder, to_db(until), to_db(now), to_db(now)),
+            )
+            .fetchall()
+        )
+        return bool(rows) and rows[0][0] == holder
+
+    def release_lease(self, tx: object, name: str, *, holder: str) -> None:
+        self._tx(tx).execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease(self, name: str) -> Lease | None:
+        row = self._conn().execute("SELECT * FROM lease WHERE name = ?", (name,)).fetchone()
+        return None if row is None else Lease(**parse_times(dict(row)))
+
+
+def _job_run(row: sqlite3.Row) -> JobRun:
+    values = parse_times(dict(row))
+    values["ok"] = None if values["ok"] is None else bool(values["ok"])
+    values["counts"] = json.loads(values["counts"])
+    return JobRun(**values)

@@ -1,0 +1,117 @@
+"""Copying customer messages (DESIGN.md rule 3): which source tickets to scan, and the ``copy``
+job that scans them.
+
+A scan request is recorded in the same transaction that sees the change (the outbox rule) and
+cleared in the transaction that records the copy intents, so a crash in between loses
+nothing. Copies of one escalation are ordered (``after`` the previous copy) so they land in
+the order the customer wrote them; one the helpdesk refused for good does not hold back the
+rest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from connector.base import Article
+from connector.errors import Forbidden
+from escalations import copies
+from escalations.effects.helpdesk import CopyArticle
+from escalations.models import TERMINAL_STATES, CopiedArticle, EffectRef, EffectState, Escalation
+from escalations.store.base import ScanRequest, Transaction
+from jobs.context import JobContext, JobResult
+from jobs.sync._pass import Plan, SyncPass
+
+log = logging.getLogger(__name__)
+
+NAME = "copy"
+
+
+def scan_later(p: SyncPass, esc: Escalation, ticket_id: int, number: str) -> Plan:
+    def plan(tx: Transaction) -> None:
+        if p.store.request_scan(tx, esc.id, ticket_id, number, p.ctx.clock.now()):
+            p.result.add("scans_requested")
+
+    return plan
+
+
+def run(ctx: JobContext) -> JobResult:
+    """For each requested scan, list the source ticket's articles and request a copy of
+    every customer message not yet copied, in order; then clear the request."""
+    result = JobResult(NAME)
+    for request in ctx.store.pending_scans():
+        if ctx.stop.is_set():
+            break
+        esc = ctx.store.get_escalation(request.escalation_id)
+        if esc is None or esc.state in TERMINAL_STATES:
+            with ctx.store.transaction() as tx:
+                ctx.store.clear_scan(tx, request.escalation_id, request.ticket_id)
+            continue
+        if esc.escalation_ticket_id is None:
+            continue  # the escalation ticket is not created yet; scanned after it is
+        try:
+            listed = ctx.adapter.list_articles(request.ticket_id)
+        except Forbidden as exc:
+            # the bot may not read this ticket (yet): the request stays for the next pass
+            result.add("scans_refused")
+            log.warning(
+                "sync.scan_refused esc=%s ticket=%s error=%s", esc.key, request.ticket_id, exc
+            )
+            continue
+        _request_copies(ctx, result, esc, request, [a for a in listed if a.is_customer_message])
+    return result
+
+
+def _request_copies(
+    ctx: JobContext,
+    result: JobResult,
+    esc: Escalation,
+    request: ScanRequest,
+    messages: list[Article],
+) -> None:
+    assert esc.escalation_ticket_id is not None
+    store = ctx.store
+    limits = ctx.binding.limits
+    copied = store.copied_articles(esc.id)
+    done = {c.source_article_id for c in copied}
+    after = _last_copy(ctx, esc, copied[-1].source_article_id) if copied else None
+    now = ctx.clock.now()
+    with ctx.outbox.transaction() as tx:
+        for article in messages:
+            if article.id in done:
+                continue
+            row = CopiedArticle(
+                escalation_id=esc.id,
+                source_ticket_id=article.ticket_id,
+                source_article_id=article.id,
+                copied_at=now,
+            )
+            if not store.record_copied_article(tx, row):
+                continue
+            payload = copies.capture(
+                article,
+                escalation_ticket_id=esc.escalation_ticket_id,
+                source_number=request.ticket_number,
+                attachment_max_bytes=limits.attachment_max_bytes,
+                body_max_chars=limits.body_max_chars,
+                tz=ctx.profile.tz,
+            )
+            intent = CopyArticle.intent(
+                CopyArticle.key("copy", esc.key, article.id),
+                payload,
+                escalation_id=esc.id,
+                after=after,
+            )
+            ctx.outbox.request(tx, intent)
+            after = intent.ref
+            result.add("copies_requested")
+        store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+
+def _last_copy(ctx: JobContext, esc: Escalation, source_article_id: int) -> EffectRef | None:
+    """The copy new copies must follow, to keep the original order; none if it failed for
+    good, so one email the helpdesk refused does not hold back every later one."""
+    ref = EffectRef(CopyArticle.name, CopyArticle.key("copy", esc.key, source_article_id))
+    last = ctx.store.effect_by_key(ref.kind, ref.key)
+    if last is None or last.state is EffectState.FAILED:
+        return None
+    return ref
