@@ -18,7 +18,14 @@ from connector.base import (
     AttachmentUpload,
     HelpdeskAdapter,
 )
-from connector.errors import TooLarge
+from connector.errors import (
+    HelpdeskError,
+    Maintenance,
+    RateLimited,
+    TooLarge,
+    TransientError,
+    Unauthorized,
+)
 from escalations import notes
 from escalations.effects.base import Payload
 from escalations.sanitize import body_as_safe_html
@@ -121,9 +128,15 @@ def capture(
     )
 
 
-def render(adapter: HelpdeskAdapter, payload: CopyPayload) -> ArticleDraft:
+def render(
+    adapter: HelpdeskAdapter, payload: CopyPayload, *, skip_unfetchable: bool = False
+) -> ArticleDraft:
     """The internal note for a copied customer article, attachments fetched through
-    ``adapter``."""
+    ``adapter``. An attachment the helpdesk refuses to hand over (gone, forbidden) is named
+    in the note instead of copied; one that keeps failing for a transient reason is too once
+    ``skip_unfetchable`` is set (after a few attempts), so one bad file never holds up the
+    email or the copies queued after it. A busy helpdesk (throttling, maintenance) is waited
+    for: nothing is wrong with the file."""
     source = payload.source
     tz = ZoneInfo(payload.tz)
     header = notes.CopiedEmail(
@@ -145,17 +158,25 @@ def render(adapter: HelpdeskAdapter, payload: CopyPayload) -> ArticleDraft:
     cap = payload.limits.attachment_max_bytes
     for attachment in payload.attachments:
         ref = attachment.ref()
-        if ref.size > cap:
-            size, digest = adapter.digest_attachment(ref)
-            withheld.append(notes.attachment_withheld_line(ref.filename, size, digest, cap))
-            continue
         try:
-            data = adapter.fetch_attachment(ref, max_bytes=cap)
-        except TooLarge:  # the declared size was wrong
+            if ref.size <= cap:
+                try:
+                    data = adapter.fetch_attachment(ref, max_bytes=cap)
+                except TooLarge:  # the declared size was wrong
+                    pass
+                else:
+                    uploads.append(AttachmentUpload(ref.filename, ref.content_type, data))
+                    continue
             size, digest = adapter.digest_attachment(ref)
             withheld.append(notes.attachment_withheld_line(ref.filename, size, digest, cap))
-            continue
-        uploads.append(AttachmentUpload(ref.filename, ref.content_type, data))
+        except (Unauthorized, RateLimited, Maintenance):
+            raise
+        except TransientError as exc:
+            if not skip_unfetchable:
+                raise
+            withheld.append(notes.attachment_missing_line(ref.filename, ref.size, exc.message))
+        except HelpdeskError as exc:
+            withheld.append(notes.attachment_missing_line(ref.filename, ref.size, exc.message))
     tail = f"<p><b>Attachments not copied:</b></p><ul>{''.join(withheld)}</ul>" if withheld else ""
     subject = f"Customer {source.kind}: {source.subject or '(no subject)'}"
     return ArticleDraft(

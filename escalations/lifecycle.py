@@ -8,6 +8,8 @@ flagged                 new escalation, ``flagged``       the create (and what t
 escalation_created      ``open``, ticket id and number;   note on the original; the original
                         the original's history scanned    marked, the flag consumed
 creation_refused        ``closed`` (abandoned)            note on the original; flag consumed
+escalation_ticket_gone  ``closed`` (the ticket deleted    note on the original (a new flag
+                        in the helpdesk)                  raises a new escalation)
 level_changed           ``open`` at the new level, the    marks, title, owner, subscriptions;
                         change recorded                   the level note
 flagged_again           —                                 note on the escalation ticket; flag
@@ -30,7 +32,7 @@ from escalations.effects.base import Intent
 from escalations.effects.helpdesk import AddNote, NotePayload
 from escalations.effects.outbox import Outbox
 from escalations.errors import WorkflowError
-from escalations.models import EffectRef, Escalation, LevelChange, State
+from escalations.models import ACTIVE_STATES, EffectRef, Escalation, LevelChange, State
 from escalations.profile import ProcessProfile
 from escalations.store.base import Store, Transaction
 
@@ -158,6 +160,38 @@ class Lifecycle:
             esc.key,
             esc.original_ticket_id,
             error,
+        )
+
+    def escalation_ticket_gone(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None:
+        """A write found the escalation ticket deleted: the escalation ends, and the agent is
+        told once, on the original. Every other write still queued for that ticket fails the
+        same way and finds the escalation already ended."""
+        esc = self._get(escalation_id)
+        if esc.escalation_ticket_id != ticket_id or esc.state not in ACTIVE_STATES:
+            return
+        if esc.state is State.FLAGGED:
+            return  # not created yet, so not deleted: creation_refused handles that path
+        ended = workflow.apply(esc, workflow.Event.LOSE_TICKET, esc.updated_at)
+        self.store.update_escalation(tx, ended)
+        self._request(
+            tx,
+            [
+                note_intent(
+                    "ticket-deleted-note",
+                    ended,
+                    html=notes.escalation_ticket_deleted_note(esc.escalation_ticket_number or "?"),
+                    subject="Escalation ticket deleted",
+                    ticket_id=ended.original_ticket_id,
+                )
+            ],
+        )
+        log.error(
+            "escalation.ticket_deleted esc=%s ticket=%s number=%s original=%s: the escalation "
+            "has ended",
+            esc.key,
+            ticket_id,
+            esc.escalation_ticket_number,
+            esc.original_ticket_id,
         )
 
     def level_changed(

@@ -62,6 +62,16 @@ def original_ticket_note(escalation_number: str, level_name: str) -> str:
     )
 
 
+def escalation_ticket_deleted_note(escalation_number: str) -> str:
+    return (
+        f"<p><b>The escalation ticket #{escape(escalation_number)} was deleted</b> in the "
+        "helpdesk, so this escalation has ended: nothing more is copied there and no level "
+        "change can be made on it.</p><p>If the escalation must go on, run the Escalate macro "
+        "on this ticket again: a new escalation ticket is raised, and every customer email "
+        "on this ticket is copied into it again.</p>"
+    )
+
+
 def escalation_failed_note(error: str) -> str:
     return (
         "<p><b>The escalation could not be raised.</b> The helpdesk refused the escalation "
@@ -79,6 +89,15 @@ def flagged_again_note(escalation_number: str, by: str, at: datetime, tz: ZoneIn
     )
 
 
+CHANNELS = {
+    "web": "through the customer web form",
+    "phone": "by phone",
+    "other": "through another channel than email",
+}
+"""How a message that is not an email came in, by the copied article's kind (the values of
+``connector.base.ArticleKind``)."""
+
+
 @dataclass(frozen=True)
 class CopiedEmail:
     source_number: str
@@ -90,7 +109,9 @@ class CopiedEmail:
     kind: str
 
     def header_html(self, tz: ZoneInfo) -> str:
-        rows = [("From", self.from_ or "(unknown)"), ("To", self.to or "(unknown)")]
+        channel = CHANNELS.get(self.kind)
+        to = self.to or (f"(none: it came in {channel})" if channel else "(unknown)")
+        rows = [("From", self.from_ or "(unknown)"), ("To", to)]
         if self.cc:
             rows.append(("Cc", self.cc))
         rows += [
@@ -107,6 +128,13 @@ def attachment_withheld_line(filename: str, size: int, sha256: str, cap: int) ->
     return (
         f"<li>{escape(filename)} – {size:,} bytes, sha256 {sha256} – not copied: larger than "
         f"the {cap:,}-byte limit; open it on the original ticket</li>"
+    )
+
+
+def attachment_missing_line(filename: str, size: int, reason: str) -> str:
+    return (
+        f"<li>{escape(filename)} – {size:,} bytes – not copied: the helpdesk would not hand it "
+        f"over ({escape(reason)}); open it on the original ticket</li>"
     )
 
 

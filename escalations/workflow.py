@@ -11,6 +11,7 @@
        │              └────────────────unpark─────────────────┘                    ▼
        │   purged ◄──purge── archived ◄──archive────────────────────────────── closed
        └──abandon (the escalation ticket could not be created)──────────────────────▲
+    open, resolved, parked, confirmed ──lose_ticket (deleted in the helpdesk)──► closed
 
 ``apply(esc, event, at, **data)`` returns a new ``Escalation`` with the new state, the matching
 timestamp and ``updated_at`` set; an event the table does not allow raises ``WorkflowError``.
@@ -44,6 +45,8 @@ class Event(enum.StrEnum):
     PURGE = "purge"
     ABANDON = "abandon"
     """The escalation ticket could not be created: the escalation ends before it began."""
+    LOSE_TICKET = "lose_ticket"
+    """The escalation ticket was deleted in the helpdesk: the escalation ends where it is."""
 
 
 TRANSITIONS: Mapping[tuple[State, Event], State] = {
@@ -58,6 +61,10 @@ TRANSITIONS: Mapping[tuple[State, Event], State] = {
     (State.CONFIRMED, Event.CLOSE): State.CLOSED,
     (State.CLOSED, Event.ARCHIVE): State.ARCHIVED,
     (State.ARCHIVED, Event.PURGE): State.PURGED,
+    (State.OPEN, Event.LOSE_TICKET): State.CLOSED,
+    (State.RESOLVED, Event.LOSE_TICKET): State.CLOSED,
+    (State.PARKED, Event.LOSE_TICKET): State.CLOSED,
+    (State.CONFIRMED, Event.LOSE_TICKET): State.CLOSED,
 }
 
 STAGE_TIMESTAMP: Mapping[State, str] = {

@@ -184,8 +184,11 @@ class EffectKind(Generic[P]):
         """Runs in the transaction that marks the effect done (may request follow-ups)."""
         return
 
-    def on_fail(self, tx: Transaction, effect: Effect, payload: P, error: str) -> None:
-        """Runs in the transaction that marks the effect failed for good."""
+    def on_fail(
+        self, tx: Transaction, effect: Effect, payload: P, error: str, cause: Exception | None
+    ) -> None:
+        """Runs in the transaction that marks the effect failed for good; ``cause`` is the
+        helpdesk's refusal, if that is why (``None`` after too many attempts)."""
         return
 
 

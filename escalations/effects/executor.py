@@ -239,7 +239,7 @@ class Executor:
                 return "busy"
             return self._retry(effect, exc, EffectState.PENDING, "deferred", wait)
         except HelpdeskError as exc:  # Rejected, NotFound, Conflict, Forbidden, Redirect …
-            self._fail(effect, _describe(exc), payload=payload)
+            self._fail(effect, _describe(exc), payload=payload, cause=exc)
             return "failed"
         except Exception as exc:  # a kind's bug: the write may have happened, so look next time
             log.exception("effect.handler_error kind=%s id=%s", effect.kind, effect.id)
@@ -294,7 +294,13 @@ class Executor:
         return outcome
 
     def _fail(
-        self, effect: Effect, error: str, *, hook: bool = True, payload: object = None
+        self,
+        effect: Effect,
+        error: str,
+        *,
+        hook: bool = True,
+        payload: object = None,
+        cause: Exception | None = None,
     ) -> None:
         """Mark ``effect`` failed for good; the kind's ``on_fail`` runs in the same transaction
         (it may record the consequence and request follow-up writes, e.g. telling the agent).
@@ -311,7 +317,7 @@ class Executor:
                         if payload is not None
                         else kind.load(effect.payload, effect.payload_version)
                     )
-                    kind.on_fail(tx, effect, loaded, error)
+                    kind.on_fail(tx, effect, loaded, error, cause)
         except Exception:  # an on_fail bug must not leave the effect retrying forever
             log.exception("effect.fail_hook_error kind=%s id=%s", effect.kind, effect.id)
             with self.store.transaction() as tx:

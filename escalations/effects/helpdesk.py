@@ -26,8 +26,9 @@ that code load unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import model_validator
 
@@ -38,13 +39,18 @@ from connector.base import (
     TicketChanges,
     TicketDraft,
 )
-from connector.errors import Forbidden, Rejected
+from connector.errors import Forbidden, NotFound, Rejected
 from escalations import copies
 from escalations.effects.base import EffectError, EffectKind, Payload
 from escalations.models import Effect
 from escalations.store.base import Store, Transaction
 
 log = logging.getLogger(__name__)
+
+ATTACHMENT_ATTEMPTS = 3
+"""From this try on (attempts and deferrals: a 502 on one file defers like an outage), a
+copy goes without an attachment that keeps failing to download (named in the note instead),
+so it and the copies after it are not held up."""
 
 CREATE_ESCALATION = "create_escalation"
 NOTE = "note"
@@ -143,8 +149,38 @@ def resolve(store: Store, payload: Targeted) -> int:
     return esc.escalation_ticket_id
 
 
+class TicketGone(NotFound):
+    """The ticket a write was for no longer exists (deleted in the helpdesk): re-read after
+    the write's 404, so a 404 about something else (an attachment, a user) is not taken for
+    it."""
+
+    def __init__(self, ticket_id: int, cause: NotFound) -> None:
+        super().__init__(
+            f"ticket {ticket_id} no longer exists", status=cause.status, method=cause.method,
+            path=cause.path, request_id=cause.request_id,
+        )  # fmt: skip
+        self.ticket_id = ticket_id
+
+
+T = TypeVar("T")
+
+
+def on_ticket(adapter: HelpdeskAdapter, ticket_id: int, call: Callable[[], T]) -> T:
+    """Make ``call`` (a read or write of ``ticket_id``); a 404 is re-checked, and
+    ``TicketGone`` raised when the ticket itself is gone."""
+    try:
+        return call()
+    except NotFound as exc:
+        try:
+            adapter.get_ticket(ticket_id)
+        except NotFound:
+            raise TicketGone(ticket_id, exc) from exc
+        raise
+
+
 class EscalationEvents(Protocol):
-    """What follows the create of an escalation ticket (``escalations.lifecycle``)."""
+    """What follows the create of an escalation ticket, or its loss
+    (``escalations.lifecycle``)."""
 
     def escalation_created(
         self,
@@ -158,6 +194,10 @@ class EscalationEvents(Protocol):
     ) -> None: ...
 
     def creation_refused(self, tx: Transaction, escalation_id: int, error: str) -> None: ...
+
+    def escalation_ticket_gone(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None:
+        """A write found ``ticket_id`` deleted; if it is the escalation's own ticket, the
+        escalation ends (a no-op otherwise, or when it already ended)."""
 
 
 # -- kinds ------------------------------------------------------------------------------------
@@ -224,41 +264,73 @@ class CreateEscalation(EffectKind[CreateEscalationPayload]):
         )
 
     def on_fail(
-        self, tx: Transaction, effect: Effect, payload: CreateEscalationPayload, error: str
+        self,
+        tx: Transaction,
+        effect: Effect,
+        payload: CreateEscalationPayload,
+        error: str,
+        cause: Exception | None,
     ) -> None:
         if effect.escalation_id is not None:
             self.events.creation_refused(tx, effect.escalation_id, error)
 
 
-class AddNote(EffectKind[NotePayload]):
+P = TypeVar("P", bound=Payload)
+
+
+class TicketWrite(EffectKind[P]):
+    """A write to one existing ticket (``target``). If that ticket was deleted, the write
+    fails for good and the escalation it was for learns so."""
+
+    def __init__(self, adapter: HelpdeskAdapter, store: Store, events: EscalationEvents) -> None:
+        self.adapter = adapter
+        self.store = store
+        self.events = events
+
+    def target(self, payload: P) -> int:
+        if isinstance(payload, Targeted):
+            return resolve(self.store, payload)
+        raise NotImplementedError  # a kind whose payload is not ``Targeted`` says where
+
+    def on_ticket(self, payload: P, make: Callable[[int], T]) -> T:
+        """``make(ticket_id)``: the write (or look) on the target; a 404 tells whether the
+        ticket itself is gone."""
+        ticket_id = self.target(payload)
+        return on_ticket(self.adapter, ticket_id, lambda: make(ticket_id))
+
+    def on_fail(
+        self, tx: Transaction, effect: Effect, payload: P, error: str, cause: Exception | None
+    ) -> None:
+        if isinstance(cause, TicketGone) and effect.escalation_id is not None:
+            self.events.escalation_ticket_gone(tx, effect.escalation_id, cause.ticket_id)
+
+
+class AddNote(TicketWrite[NotePayload]):
     """An internal note that emails nobody, its marker in the footer."""
 
     name: ClassVar[str] = NOTE
     payload_type = NotePayload
 
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
-
     def apply(self, effect: Effect, payload: NotePayload) -> str | None:
         draft = ArticleDraft(body=payload.html, subject=payload.subject)
-        ticket_id = resolve(self.store, payload)
-        return str(self.adapter.add_article(ticket_id, draft, marker=effect.marker))
+        return str(
+            self.on_ticket(
+                payload, lambda t: self.adapter.add_article(t, draft, marker=effect.marker)
+            )
+        )
 
     def find(self, effect: Effect, payload: NotePayload) -> str | None:
-        found = self.adapter.find_article_by_marker(resolve(self.store, payload), effect.marker)
+        found = self.on_ticket(
+            payload, lambda t: self.adapter.find_article_by_marker(t, effect.marker)
+        )
         return None if found is None else str(found)
 
 
-class CopyArticle(EffectKind[copies.CopyPayload]):
+class CopyArticle(TicketWrite[copies.CopyPayload]):
     """A customer message copied into the escalation ticket (``escalations.copies``)."""
 
     name: ClassVar[str] = COPY_ARTICLE
     payload_type = copies.CopyPayload
-
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
 
     @classmethod
     def key(cls, purpose: str, scope: str, *parts: object) -> str:
@@ -267,12 +339,25 @@ class CopyArticle(EffectKind[copies.CopyPayload]):
             raise ValueError("a copy_article key is key('copy', <escalation key>, <article id>)")
         return super().key(purpose, scope, *parts)
 
+    def target(self, payload: copies.CopyPayload) -> int:
+        return payload.ticket_id
+
     def apply(self, effect: Effect, payload: copies.CopyPayload) -> str | None:
-        draft = copies.render(self.adapter, payload)
-        return str(self.adapter.add_article(payload.ticket_id, draft, marker=effect.marker))
+        draft = copies.render(
+            self.adapter,
+            payload,
+            skip_unfetchable=effect.attempts + effect.deferrals >= ATTACHMENT_ATTEMPTS,
+        )
+        return str(
+            self.on_ticket(
+                payload, lambda t: self.adapter.add_article(t, draft, marker=effect.marker)
+            )
+        )
 
     def find(self, effect: Effect, payload: copies.CopyPayload) -> str | None:
-        found = self.adapter.find_article_by_marker(payload.ticket_id, effect.marker)
+        found = self.on_ticket(
+            payload, lambda t: self.adapter.find_article_by_marker(t, effect.marker)
+        )
         return None if found is None else str(found)
 
     def on_commit(
@@ -283,30 +368,19 @@ class CopyArticle(EffectKind[copies.CopyPayload]):
         self.store.set_copy_article_id(tx, effect.escalation_id, payload.source.id, int(remote_id))
 
 
-class SetTags(EffectKind[TagsPayload]):
+class SetTags(TicketWrite[TagsPayload]):
     name: ClassVar[str] = TAGS
     payload_type = TagsPayload
 
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
-
     def apply(self, effect: Effect, payload: TagsPayload) -> str | None:
-        self.adapter.set_tags(
-            resolve(self.store, payload),
-            present=frozenset(payload.present),
-            absent=frozenset(payload.absent),
-        )
+        present, absent = frozenset(payload.present), frozenset(payload.absent)
+        self.on_ticket(payload, lambda t: self.adapter.set_tags(t, present=present, absent=absent))
         return None
 
 
-class UpdateTicket(EffectKind[UpdateTicketPayload]):
+class UpdateTicket(TicketWrite[UpdateTicketPayload]):
     name: ClassVar[str] = UPDATE_TICKET
     payload_type = UpdateTicketPayload
-
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
 
     def apply(self, effect: Effect, payload: UpdateTicketPayload) -> str | None:
         changes = TicketChanges(
@@ -317,34 +391,26 @@ class UpdateTicket(EffectKind[UpdateTicketPayload]):
             pending_until=payload.pending_until,
             fields=dict(payload.fields),
         )
-        self.adapter.update_ticket(resolve(self.store, payload), changes)
+        self.on_ticket(payload, lambda t: self.adapter.update_ticket(t, changes))
         return None
 
 
-class LinkTickets(EffectKind[LinkPayload]):
+class LinkTickets(TicketWrite[LinkPayload]):
     name: ClassVar[str] = LINK
     payload_type = LinkPayload
 
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
-
     def apply(self, effect: Effect, payload: LinkPayload) -> str | None:
-        self.adapter.link_tickets(payload.parent_id, resolve(self.store, payload))
+        self.on_ticket(payload, lambda t: self.adapter.link_tickets(payload.parent_id, t))
         return None
 
 
-class Subscribe(EffectKind[SubscribePayload]):
+class Subscribe(TicketWrite[SubscribePayload]):
     name: ClassVar[str] = SUBSCRIBE
     payload_type = SubscribePayload
 
-    def __init__(self, adapter: HelpdeskAdapter, store: Store) -> None:
-        self.adapter = adapter
-        self.store = store
-
     def apply(self, effect: Effect, payload: SubscribePayload) -> str | None:
         try:
-            self.adapter.subscribe(resolve(self.store, payload), payload.user_id)
+            self.on_ticket(payload, lambda t: self.adapter.subscribe(t, payload.user_id))
         except Forbidden as exc:
             # Subscribing someone else may need a permission the token lacks; a refusal is
             # about this one write, not the token as a whole.
@@ -358,10 +424,8 @@ def helpdesk_kinds(
     """Every helpdesk effect kind, each given its adapter."""
     return [
         CreateEscalation(adapter, events),
-        AddNote(adapter, store),
-        CopyArticle(adapter, store),
-        SetTags(adapter, store),
-        UpdateTicket(adapter, store),
-        LinkTickets(adapter, store),
-        Subscribe(adapter, store),
+        *(
+            kind(adapter, store, events)
+            for kind in (AddNote, CopyArticle, SetTags, UpdateTicket, LinkTickets, Subscribe)
+        ),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from connector.base import Article
-from connector.errors import Forbidden
+from connector.errors import Forbidden, NotFound
 from escalations import copies
 from escalations.effects.helpdesk import CopyArticle
 from escalations.models import TERMINAL_STATES, CopiedArticle, EffectRef, EffectState, Escalation
@@ -55,6 +55,19 @@ def run(ctx: JobContext) -> JobResult:
             result.add("scans_refused")
             log.warning(
                 "sync.scan_refused esc=%s ticket=%s error=%s", esc.key, request.ticket_id, exc
+            )
+            continue
+        except NotFound:
+            # deleted (or merged away) since the scan was requested: nothing is left to copy,
+            # and the request must not hold up the scans after it
+            with ctx.store.transaction() as tx:
+                ctx.store.clear_scan(tx, request.escalation_id, request.ticket_id)
+            result.add("scans_ended_ticket_gone")
+            log.warning(
+                "sync.scan_ended esc=%s ticket=%s number=%s: the ticket no longer exists",
+                esc.key,
+                request.ticket_id,
+                request.ticket_number,
             )
             continue
         _request_copies(ctx, result, esc, request, [a for a in listed if a.is_customer_message])

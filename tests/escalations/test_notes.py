@@ -118,3 +118,13 @@ def test_withheld_attachment_line_has_name_size_and_digest() -> None:
         f"<li>big&lt;1&gt;.log – 5,000 bytes, sha256 {'ab' * 32} – not copied: larger than the "
         "100-byte limit; open it on the original ticket</li>"
     )
+
+
+def test_a_web_form_copy_says_how_it_came_in() -> None:
+    """Issue 10 #12: a web-form message has no recipient; the note says why, not '(unknown)'."""
+    html = notes.CopiedEmail(
+        source_number="31002", from_="Sean <sean@x.example>", to=None, cc=None, sent_at=AT,
+        subject="Form", kind="web",
+    ).header_html(LONDON)  # fmt: skip
+    assert "<b>To:</b> (none: it came in through the customer web form)" in html
+    assert "(unknown)" not in html

@@ -218,7 +218,11 @@ def test_transition_table_lists_every_transition_and_the_diagram_every_event() -
     assert workflow.__doc__ is not None
     for event in Event:
         assert event.value in workflow.__doc__
-    assert set(workflow.allowed_events(State.PARKED)) == {Event.UNPARK, Event.CONFIRM}
+    assert set(workflow.allowed_events(State.PARKED)) == {
+        Event.UNPARK,
+        Event.CONFIRM,
+        Event.LOSE_TICKET,
+    }
 
 
 # -- model-based: random event sequences -------------------------------------------------
@@ -232,6 +236,8 @@ class WorkflowMachine(RuleBasedStateMachine):
         self.model = State.FLAGGED
         self.now = T0
         self.last_updated = T0
+        self.lost_at: State | None = None
+        """The state the escalation ticket was lost in (the path then jumps to closed)."""
 
     @rule(
         event=st.sampled_from(Event),
@@ -274,6 +280,8 @@ class WorkflowMachine(RuleBasedStateMachine):
         assert target is not None
         self.esc = apply(self.esc, event, self.now, **data)
         assert (before.state, self.esc.state) in LEGAL_EDGES
+        if event is Event.LOSE_TICKET:
+            self.lost_at = self.model
         self.model = target
 
     @invariant()
@@ -292,6 +300,12 @@ class WorkflowMachine(RuleBasedStateMachine):
         if self.esc.opened_at is None and here >= LIFECYCLE.index(State.CLOSED):
             # abandoned: the ticket could not be created; flagged, then straight to closed
             reached = [State.FLAGGED, *LIFECYCLE[LIFECYCLE.index(State.CLOSED) : here + 1]]
+        elif self.lost_at is not None:
+            # the escalation ticket was deleted: the path jumps from there to closed
+            reached = [
+                *LIFECYCLE[: LIFECYCLE.index(self.lost_at) + 1],
+                *LIFECYCLE[LIFECYCLE.index(State.CLOSED) : here + 1],
+            ]
         else:
             reached = LIFECYCLE[: here + 1]
         stamps = [getattr(self.esc, STAGE_TIMESTAMP[s]) for s in reached]
