@@ -36,6 +36,8 @@ class Escalation:
     key: str
     """Natural key: helpdesk, original ticket and sequence, e.g. ``zammad:ticket:123:1``."""
     original_ticket_id: int
+    original_ticket_number: str | None = None
+    """As agents know it; ``None`` for escalations stored before it was recorded."""
     escalation_ticket_id: int | None = None
     escalation_ticket_number: str | None = None
     customer_id: int

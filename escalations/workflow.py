@@ -101,6 +101,7 @@ def flag(
     callback_at: datetime | None = None,
     owner_id: int | None = None,
     updated_at: datetime | None = None,
+    original_ticket_number: str | None = None,
 ) -> Escalation:
     """A new escalation in state ``flagged`` (not yet stored: ``id`` is 0), flagged at ``at``
     and recorded at ``updated_at`` (default: ``at``)."""
@@ -110,6 +111,7 @@ def flag(
     return Escalation(
         key=key,
         original_ticket_id=original_ticket_id,
+        original_ticket_number=original_ticket_number,
         customer_id=customer_id,
         organization_id=organization_id,
         segment=segment,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,6 +45,9 @@ from escalations.models import (
 
 LAST_SUCCESSFUL_POLL = "last_successful_poll"
 """Meta key the sync job sets (an ISO instant) after each poll that completed."""
+OUT_OF_REACH = "sync.out_of_reach"
+"""Meta key: original ticket id → {escalation, number, why, since} for each open
+escalation's original the worker cannot read (``jobs.sync.reach``)."""
 
 
 class Duplicate(StoreError):
@@ -108,6 +111,8 @@ class StatusSummary:
     last_errors: tuple[JobRun, ...]
     """The latest failed job runs, newest first."""
     schema_version: int
+    out_of_reach: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """``OUT_OF_REACH``: originals of open escalations the worker cannot read."""
 
 
 class EscalationRecords(Protocol):

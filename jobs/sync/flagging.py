@@ -60,6 +60,7 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
     esc = workflow.flag(
         key=key,
         original_ticket_id=ticket.id,
+        original_ticket_number=ticket.number,
         customer_id=ticket.customer_id,
         organization_id=ticket.organization_id,
         segment=segment,

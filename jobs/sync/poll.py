@@ -26,7 +26,7 @@ from escalations.effects.helpdesk import CreateEscalation
 from escalations.models import TERMINAL_STATES, EffectState
 from escalations.store.base import LAST_SUCCESSFUL_POLL
 from jobs.context import JobContext, JobResult
-from jobs.sync import carrier, copying, flagging, levels
+from jobs.sync import carrier, copying, flagging, levels, reach
 from jobs.sync._pass import Plan, SyncPass
 from jobs.sync.cursor import PollCursor
 
@@ -59,7 +59,9 @@ def run(ctx: JobContext) -> JobResult:
     log.debug(
         "sync.poll since=%s signpost=%s", cursor.since.isoformat(), cursor.signpost.isoformat()
     )
+    returned: set[int] = set()
     for ticket in ctx.adapter.changed_tickets(cursor.since):
+        returned.add(ticket.id)
         if ctx.stop.is_set():
             log.info("sync.stopping during poll: cursor stays at %s", cursor.position.isoformat())
             return result
@@ -97,6 +99,7 @@ def run(ctx: JobContext) -> JobResult:
         store.set_cursor(tx, stream, cursor.finished_value(), cursor.signpost)
         store.set_meta(tx, LAST_SUCCESSFUL_POLL, now.isoformat())
         store.forget_seen_before(tx, cursor.since - SEEN_KEPT)
+    reach.check(ctx, result, returned)
     return result
 
 

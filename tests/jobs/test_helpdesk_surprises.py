@@ -11,7 +11,7 @@ import pytest
 
 from escalations.models import EffectState, State
 from sandbox import ServerError
-from tests.jobs.conftest import RESIDENTIAL, World
+from tests.jobs.conftest import ALICE, RESIDENTIAL, World
 
 TITLE = "Broadband down since Monday"
 
@@ -166,3 +166,41 @@ def test_an_attachment_that_keeps_failing_stops_holding_up_the_queue(world: Worl
     assert [a["filename"] for a in held["attachments"]] == ["good.txt"]
     assert "A later email." in later["body"]
     assert world.store.effects(EffectState.FAILED) == []
+
+
+# -- issue 10 #7: the original moved to a group the worker cannot read -----------------------
+
+
+def test_an_original_moved_out_of_reach_is_logged_once_shown_and_caught_up_on_return(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    original, esc = _flag_and_sync(world)
+    number = world.sandbox.ticket(original)["number"]
+    billing = world.sandbox.add_group("Billing")
+    world.sandbox.user_record(ALICE).group_access[billing] = ["full"]  # not the bot
+    world.sandbox.agent_update(original, ALICE, group="Billing")
+    world.sandbox.seed_customer_email(original, "Sent while it was away.", subject="Re: away")
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        world.sync(advance=timedelta(minutes=11))
+    (line,) = _events(caplog, "sync.reach_lost")
+    assert f"number={number}" in line
+    assert "not readable by the worker" in line
+    status = world.store.status(world.clock.now())
+    assert status.out_of_reach[str(original)]["number"] == number
+    assert not any("Sent while it was away." in c["body"] for c in world.copies_in(esc["id"]))
+    # an admin moves it back: the worker says so, and the mail is copied
+    world.sandbox.agent_update(original, ALICE, group="Support")
+    world.sync(advance=timedelta(minutes=11))
+    world.sync()
+    assert len(_events(caplog, "sync.reach_regained")) == 1
+    assert "Sent while it was away." in world.copies_in(esc["id"])[-1]["body"]
+    assert world.store.status(world.clock.now()).out_of_reach == {}
+
+
+def test_the_reach_check_costs_nothing_between_its_rounds(world: World) -> None:
+    _flag_and_sync(world)
+    world.sync(advance=timedelta(minutes=11))  # a reach check round
+    world.rsps.calls.reset()
+    world.sync(advance=timedelta(seconds=30))
+    assert [c for c in world.http_calls() if c.startswith("GET /api/v1/tickets/")] == []

@@ -33,5 +33,8 @@ INSERT INTO seen_version (ticket_id, updated_at, seen_at)
   SELECT ticket_id, updated_at, updated_at FROM seen_ticket;
 DROP TABLE seen_ticket;
 
+-- The original ticket's number as agents know it (for log lines and status about it).
+ALTER TABLE escalation ADD COLUMN original_ticket_number TEXT;
+
 -- Details of a carrier contact that were given but not understood, apart from those missing.
 ALTER TABLE carrier_contact ADD COLUMN problems TEXT NOT NULL DEFAULT '[]';

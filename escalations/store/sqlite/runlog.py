@@ -11,7 +11,13 @@ from typing import Any
 
 from escalations.errors import StoreError
 from escalations.models import EffectState, State
-from escalations.store.base import LAST_SUCCESSFUL_POLL, JobRun, Lease, StatusSummary
+from escalations.store.base import (
+    LAST_SUCCESSFUL_POLL,
+    OUT_OF_REACH,
+    JobRun,
+    Lease,
+    StatusSummary,
+)
 from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
 
 
@@ -85,6 +91,7 @@ class RunLogMixin(SqliteBase):
             last_successful_poll=datetime.fromisoformat(last_poll) if last_poll else None,
             last_errors=tuple(_job_run(row) for row in errors),
             schema_version=self.schema_version,
+            out_of_reach=self.get_meta(OUT_OF_REACH) or {},
         )
 
     # -- leases ------------------------------------------------------------------------
