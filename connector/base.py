@@ -278,9 +278,18 @@ class HelpdeskAdapter(Protocol):
 
     def list_subscribers(self, ticket_id: TicketId) -> frozenset[UserId]: ...
 
-    def find_ticket_by_marker(self, marker: Marker, *, linked_to: TicketId) -> TicketId | None:
-        """Look for a ticket created with ``marker`` among those linked to ``linked_to``,
-        using database-backed reads only."""
+    def find_ticket_by_marker(
+        self,
+        marker: Marker,
+        *,
+        linked_to: TicketId,
+        matching: Criterion | None = None,
+        since: datetime | None = None,
+    ) -> TicketId | None:
+        """Look for a ticket created with ``marker`` among those linked to ``linked_to`` and,
+        when ``matching`` is given, among the tickets changed since ``since`` that meet it
+        (for a create whose link is a separate, later write), using database-backed reads
+        only."""
         ...
 
     def find_article_by_marker(self, ticket_id: TicketId, marker: Marker) -> ArticleId | None: ...

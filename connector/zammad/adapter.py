@@ -459,20 +459,34 @@ class ZammadAdapter:
                 return article.id
         return None
 
-    def find_ticket_by_marker(self, marker: Marker, *, linked_to: TicketId) -> TicketId | None:
+    def find_ticket_by_marker(
+        self,
+        marker: Marker,
+        *,
+        linked_to: TicketId,
+        matching: Criterion | None = None,
+        since: datetime | None = None,
+    ) -> TicketId | None:
         """The ticket whose first note carries ``marker``, among those linked to
-        ``linked_to`` (links, then articles by ticket: database reads, never search)."""
+        ``linked_to`` (links, then articles by ticket: database reads) and, with
+        ``matching``, among the tickets the condition search finds (a condition without a
+        query is run by the database in Zammad, not the search index, so it does not lag)."""
         links = self.list_links(linked_to)
-        ordered = [lk for lk in links if lk.kind is LinkKind.CHILD]
-        ordered += [lk for lk in links if lk.kind is not LinkKind.CHILD]
-        for link in ordered:
+        ordered = [lk.ticket_id for lk in links if lk.kind is LinkKind.CHILD]
+        ordered += [lk.ticket_id for lk in links if lk.kind is not LinkKind.CHILD]
+        if matching is not None:
+            start = since if since is not None else datetime(1970, 1, 1, tzinfo=UTC)
+            ordered += [
+                t.id for t in self.changed_tickets(start, matching=matching) if t.id not in ordered
+            ]
+        for ticket_id in ordered:
             try:
-                articles = self.list_articles(link.ticket_id)
+                articles = self.list_articles(ticket_id)
             except NotFound:
                 continue
             first_note = next((a for a in articles if a.kind is ArticleKind.NOTE), None)
             if first_note is not None and self._carries(first_note, marker):
-                return link.ticket_id
+                return ticket_id
         return None
 
     @staticmethod

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import model_validator
 
 from connector.base import (
     ArticleDraft,
+    Criterion,
     FieldValue,
     HelpdeskAdapter,
     TicketChanges,
@@ -51,6 +52,10 @@ ATTACHMENT_ATTEMPTS = 3
 """From this try on (attempts and deferrals: a 502 on one file defers like an outage), a
 copy goes without an attachment that keeps failing to download (named in the note instead),
 so it and the copies after it are not held up."""
+
+FIND_SLACK = timedelta(days=1)
+"""How long before the escalation opened a created ticket may be stamped (clock skew) and
+still be found again by its field."""
 
 CREATE_ESCALATION = "create_escalation"
 NOTE = "note"
@@ -92,6 +97,9 @@ class CreateEscalationPayload(Payload):
     link_at_create: bool = True
     """Link to ``parent_id`` in the create itself (an atomic create); else a ``link`` effect
     follows."""
+    found_by: tuple[str, str] | None = None
+    """(field, value) the created ticket carries, to find it again when its link to the
+    original may not exist yet (a create that cannot link at once)."""
     mention_user_ids: tuple[int, ...] = ()
     note_html: str
     note_subject: str | None = None
@@ -239,7 +247,16 @@ class CreateEscalation(EffectKind[CreateEscalationPayload]):
         return f"{created.id}#{created.number}"
 
     def find(self, effect: Effect, payload: CreateEscalationPayload) -> str | None:
-        ticket_id = self.adapter.find_ticket_by_marker(effect.marker, linked_to=payload.parent_id)
+        matching = None
+        if payload.found_by is not None:
+            field, value = payload.found_by
+            matching = Criterion(field=field, value=value)
+        ticket_id = self.adapter.find_ticket_by_marker(
+            effect.marker,
+            linked_to=payload.parent_id,
+            matching=matching,
+            since=payload.opened_at - FIND_SLACK,
+        )
         if ticket_id is None:
             return None
         return f"{ticket_id}#{self.adapter.get_ticket(ticket_id).number}"

@@ -204,6 +204,7 @@ class ZammadBinding:
             fields=values,
             parent_id=original.id,
             link_at_create=atomic,
+            found_by=None if atomic else (fields.escalation_key, esc.key),
             mention_user_ids=new.watcher_ids if atomic and self._subscribe else (),
             note_html=new.note_html,
             note_subject=new.note_subject,
