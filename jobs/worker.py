@@ -6,6 +6,11 @@
   (``BaseException`` propagates, and a refused token stops the worker: retrying cannot help).
 - The helpdesk being unreachable or in maintenance is logged here, once when it starts and
   once when it ends, whichever adapter said so; the jobs and the HTTP client only record it.
+- **Leadership**: several workers may share one store; a job runs on the one that holds its
+  lease row (``lease:<job>``), taken or renewed at each run for ``LEADER_LEASE_RUNS`` of the
+  job's intervals. The others skip the job (counted as ``not_leader``) but still run the
+  effects step: claims with leases keep their writes apart. The file lock of the SQLite
+  store remains the single-host guard.
 - ``Worker.run_once`` runs every job once, in order (``escalations run --once``).
 - ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
   every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
@@ -19,18 +24,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import schedule
 
 from connector.errors import Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
-from escalations.effects.executor import Executor
+from escalations.effects.executor import Executor, new_worker_id
 from jobs import sync
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[[JobContext], JobResult]
+LEADER_LEASE_RUNS = 3
+"""A job's leadership lease lasts this many of its intervals (at least a minute), so a leader
+that died is replaced within about that long."""
 EFFECT_ROUNDS = 6
 """Sweeps of the executor per effects step: a commit may request follow-up writes that
 become due in the same step (each sweep also reaches those requested during it)."""
@@ -41,6 +50,12 @@ class Job:
     name: str
     run: JobFunction
     every_seconds: int
+
+
+def _not_leader(job: Job) -> JobResult:
+    result = JobResult(job.name)
+    result.add("not_leader")
+    return result
 
 
 def default_jobs(ctx: JobContext) -> list[Job]:
@@ -60,6 +75,7 @@ class Worker:
         self.ctx = ctx
         self.jobs = list(jobs) if jobs is not None else default_jobs(ctx)
         self.executor = executor
+        self.worker_id = executor.worker_id if executor is not None else new_worker_id()
         self._down: tuple[str, str] | None = None
         """(what, since): the helpdesk is unreachable or in maintenance."""
 
@@ -79,6 +95,7 @@ class Worker:
             self.ctx.stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
             if not self.ctx.stop.is_set():
                 scheduler.run_pending()
+        self.release_leadership()
         log.info("worker.stopped")
 
     def run_job(self, job: Job) -> JobResult | None:
@@ -88,7 +105,7 @@ class Worker:
         with store.transaction() as tx:
             run_id = store.start_job_run(tx, job.name, clock.now())
         try:
-            result = job.run(self.ctx)
+            result = job.run(self.ctx) if self._leads(job) else _not_leader(job)
             self.run_effects(result)
         except Unauthorized as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
@@ -106,6 +123,25 @@ class Worker:
         self._helpdesk_up()
         log.info("job.done job=%s %s", job.name, result.summary())
         return result
+
+    def _leads(self, job: Job) -> bool:
+        """Take or renew this job's leadership lease; ``False`` while another worker holds
+        it."""
+        now = self.ctx.clock.now()
+        hold = timedelta(seconds=max(job.every_seconds * LEADER_LEASE_RUNS, 60))
+        with self.ctx.store.transaction() as tx:
+            leads = self.ctx.store.acquire_lease(
+                tx, f"lease:{job.name}", holder=self.worker_id, now=now, until=now + hold
+            )
+        if not leads:
+            log.debug("job.not_leader job=%s worker=%s", job.name, self.worker_id)
+        return leads
+
+    def release_leadership(self) -> None:
+        """Give up every job's lease (on a clean stop), so another worker takes over at once."""
+        with self.ctx.store.transaction() as tx:
+            for job in self.jobs:
+                self.ctx.store.release_lease(tx, f"lease:{job.name}", holder=self.worker_id)
 
     def run_effects(self, result: JobResult) -> None:
         """The effects step: sweep until a sweep finishes nothing (a commit may request

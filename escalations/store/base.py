@@ -330,6 +330,10 @@ class Leases(Protocol):
 
     def release_lease(self, tx: Transaction, name: str, *, holder: str) -> None: ...
 
+    def release_leases(self, tx: Transaction, *, except_holder: str) -> int:
+        """Drop every lease not held by ``except_holder`` (a single-host store, at start)."""
+        ...
+
     def lease(self, name: str) -> Lease | None: ...
 
 

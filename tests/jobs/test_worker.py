@@ -320,3 +320,32 @@ def test_sigterm_stops_a_real_worker_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in output
     assert [t for t in sandbox.tickets.values() if t.get("escalation_key")], "no escalation"
     assert (state / "escalations.sqlite3.lock").read_text() == ""  # released: no pid left
+
+
+def test_a_job_runs_on_the_worker_that_holds_its_lease_and_moves_when_it_lapses(
+    world: World,
+) -> None:
+    """Two workers on one store: the poll runs on one; the other skips it until the leader's
+    lease has lapsed (it died), then takes over."""
+    from escalations.app.wiring import build
+
+    leader = world.worker
+    other_installation = build(
+        world.ctx.settings, world.clock, adapter=world.ctx.adapter, store=world.ctx.store,
+        mappings=world.ctx.mappings,
+    )  # fmt: skip
+    other = other_installation.worker()
+    assert leader.worker_id != other.worker_id
+    (poll, _) = leader.run_once()
+    assert poll is not None
+    assert "not_leader" not in poll.counts
+    (skipped, _) = other.run_once()
+    assert skipped is not None
+    assert skipped.counts.get("not_leader") == 1
+    world.clock.advance(timedelta(minutes=2))  # the leader stopped renewing
+    (taken, _) = other.run_once()
+    assert taken is not None
+    assert "not_leader" not in taken.counts
+    (now_skipped, _) = leader.run_once()
+    assert now_skipped is not None
+    assert now_skipped.counts.get("not_leader") == 1

@@ -117,6 +117,10 @@ class RunLogMixin(SqliteBase):
     def release_lease(self, tx: object, name: str, *, holder: str) -> None:
         self._tx(tx).execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
 
+    def release_leases(self, tx: object, *, except_holder: str) -> int:
+        cur = self._tx(tx).execute("DELETE FROM lease WHERE holder != ?", (except_holder,))
+        return cur.rowcount
+
     def lease(self, name: str) -> Lease | None:
         row = self._conn().execute("SELECT * FROM lease WHERE name = ?", (name,)).fetchone()
         return None if row is None else Lease(**parse_times(dict(row)))
