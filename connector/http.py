@@ -17,7 +17,8 @@ Exceptions raised here (defined in ``connector/errors.py``)::
     ├─ NotFound                404
     ├─ Conflict                409
     ├─ Rejected                400/422 and every other 4xx → permanent for this payload
-    ├─ RedirectError           a 3xx on a write; a redirect to another host on a read
+    ├─ RedirectError           any 3xx, on any verb (never followed): to the same host the
+    │                          base URL is not the final address, a configuration error
     └─ TooLarge                a download grew past its byte cap
 
 Retry policy (tenacity, one ``Retrying`` per call):
@@ -41,10 +42,14 @@ Retry policy (tenacity, one ``Retrying`` per call):
   gives up at once with ``RateLimited(retry_after=…)`` so the worker loop (watchdog!) decides
   when to come back instead of blocking inside one HTTP call.
 
-Every attempt (and every redirect hop) takes a token from a client-side bucket
-(``requests_per_minute``) and carries ``timeout=(connect, read)``. ``http://`` is refused unless
-the host is loopback. The token is registered with ``connector.redaction.SECRETS`` when the
-client is built; exceptions and log lines never carry header values or bodies.
+Every attempt takes a token from a client-side bucket (``requests_per_minute``, and at most
+``burst`` requests in any one-second window) and carries ``timeout=(connect, read)``.
+Redirects are never followed (``allow_redirects=False`` on every verb): a write must not be
+re-sent somewhere else, requests would forward custom auth headers to another host, and a
+read that only works through a redirect costs two requests per call for as long as the
+configured URL stays wrong. ``http://`` is refused unless the host is loopback. The token is
+registered with ``connector.redaction.SECRETS`` when the client is built; exceptions and log
+lines never carry header values or bodies.
 
 This module imports nothing of the project but the kernel (``connector.clock``,
 ``connector.redaction``): settings are turned into an ``HttpPolicy`` by the application layer.
@@ -102,9 +107,7 @@ RETRY_AFTER_MAX = 300.0
 """Protocol cap on a server-sent ``Retry-After`` (seconds); anything longer is clamped."""
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-READ_METHODS = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({502, 503, 504})
-MAX_REDIRECTS = 5
 MESSAGE_LIMIT = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -156,6 +159,8 @@ class HttpPolicy:
     read_timeout: float = 30.0
     requests_per_minute: int = 60
     burst: int = 10
+    """The most requests any one-second window may hold (as long as ``requests_per_minute``
+    allows fewer than that per second); see ``TokenBucket``."""
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
@@ -324,13 +329,21 @@ class _StopPolicy:
 
 
 class TokenBucket:
-    """A client-side request budget: ``rate_per_minute`` tokens a minute, at most ``burst``
-    banked. ``acquire`` sleeps on the injected clock until a token is free."""
+    """A client-side request budget: ``rate_per_minute`` tokens a minute, and at most ``burst``
+    requests in any one-second window. ``acquire`` sleeps on the injected clock until a token
+    is free.
+
+    A bucket that banks *c* tokens and refills *r* a second lets through at most ``c + r``
+    requests in a closed one-second window: the bank, then what trickles in meanwhile. So
+    the bank is ``burst - r`` (at least one token), not ``burst``: with the defaults (60 a
+    minute, burst 10) nine are banked and a second never sees an eleventh request. When the
+    rate alone exceeds ``burst`` a second, the rate wins and one token is banked.
+    """
 
     def __init__(self, rate_per_minute: int, burst: int, clock: Clock) -> None:
         self._rate = rate_per_minute / 60.0
-        self._capacity = float(burst)
-        self._tokens = float(burst)
+        self._capacity = max(1.0, float(burst) - self._rate)
+        self._tokens = self._capacity
         self._clock = clock
         self._stamp = clock.monotonic()
         self._lock = threading.Lock()
@@ -345,12 +358,14 @@ class TokenBucket:
         waited = 0.0
         with self._lock:
             self._refill()
-            while self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self._rate
-                log.debug("http.throttle wait=%.2f", wait)
-                self._clock.sleep(wait)
-                waited += wait
+            if self._tokens < 1.0:
+                waited = (1.0 - self._tokens) / self._rate
+                log.debug("http.throttle wait=%.2f", waited)
+                self._clock.sleep(waited)
                 self._refill()
+                # the sleep earned the missing part; a clock that rounds (to microseconds, or a
+                # float sum) may show a hair less, and waiting for that hair never ends
+                self._tokens = max(self._tokens, 1.0)
             self._tokens -= 1.0
         return waited
 
@@ -763,45 +778,27 @@ class HttpClient:
         retry_safe: bool,
         state: _CallState,
     ) -> requests.Response:
-        for hop in range(MAX_REDIRECTS + 1):
-            self._bucket.acquire()
-            try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    params=params if hop == 0 else None,
-                    json=json,
-                    headers=dict(headers) if headers else None,
-                    auth=self._auth,
-                    timeout=self.policy.timeout,
-                    verify=self.policy.verify,
-                    allow_redirects=False,
-                    stream=stream,
-                )
-            except _TRANSPORT_ERRORS as exc:
-                raise self._transport_error(exc, method, path, retry_safe, None) from exc
-            state.status = resp.status_code
-            log.debug("http.response method=%s path=%s status=%s", method, path, resp.status_code)
-            if not (300 <= resp.status_code < 400):
-                break
-            location = resp.headers.get("Location")
-            if method not in READ_METHODS or not location:
-                break  # raise_for_response turns it into RedirectError
-            target = urljoin(resp.url or url, location)
+        self._bucket.acquire()
+        try:
+            resp = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=dict(headers) if headers else None,
+                auth=self._auth,
+                timeout=self.policy.timeout,
+                verify=self.policy.verify,
+                allow_redirects=False,
+                stream=stream,
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc, method, path, retry_safe, None) from exc
+        state.status = resp.status_code
+        log.debug("http.response method=%s path=%s status=%s", method, path, resp.status_code)
+        if 300 <= resp.status_code < 400:
             resp.close()
-            if _origin(target) != self._origin:
-                raise RedirectError(
-                    "redirect to another host refused",
-                    status=resp.status_code, method=method, path=path,
-                    request_id=_request_id(resp),
-                )  # fmt: skip
-            log.debug("http.redirect method=%s path=%s to=%s", method, path, urlsplit(target).path)
-            url = target
-        else:
-            raise RedirectError(
-                f"more than {MAX_REDIRECTS} redirects", status=resp.status_code, method=method,
-                path=path,
-            )  # fmt: skip
+            raise self._redirect_error(resp, method, path, url)
         if resp.status_code >= 300:
             state.retry_after = resp.headers.get("Retry-After")
             try:
@@ -812,6 +809,33 @@ class HttpClient:
             finally:
                 resp.close()
         return resp
+
+    def _redirect_error(
+        self, resp: requests.Response, method: str, path: str, url: str
+    ) -> RedirectError:
+        """A 3xx is never followed, on any verb. To the same host it means the configured base
+        URL is not the helpdesk's final address (a moved prefix, a slash a proxy adds): a
+        configuration error, so it names the status and the path it points to.
+        To another host it names neither the host nor the path. Query strings are dropped,
+        since a redirect may carry a token there."""
+        where: dict[str, Any] = {
+            "status": resp.status_code, "method": method, "path": path,
+            "request_id": _request_id(resp),
+        }  # fmt: skip
+        location = resp.headers.get("Location")
+        if not location:
+            return RedirectError(f"HTTP {resp.status_code} redirect without a Location", **where)
+        target = urljoin(resp.url or url, location.strip())
+        if _origin(target) != self._origin:
+            return RedirectError(
+                f"HTTP {resp.status_code} redirect to another host refused", **where
+            )
+        moved_to = SECRETS.redact(urlsplit(target).path or "/")[:MESSAGE_LIMIT]
+        return RedirectError(
+            f"the helpdesk URL redirects (HTTP {resp.status_code} to {moved_to}); redirects are "
+            "not followed: set the helpdesk URL to the address it redirects to",
+            **where,
+        )
 
     @staticmethod
     def _transport_error(

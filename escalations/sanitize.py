@@ -1,9 +1,10 @@
 """Allow-list HTML sanitiser for customer email copied into escalation tickets.
 
-Customer email is attacker-controlled. The copy is posted as an *agent* note, so anything
-Zammad would act on in an agent's note must go: scripts, event handlers, ``javascript:`` and
-``data:`` URLs, every ``data-*`` attribute (``data-mention-user-id`` would subscribe agents),
-and remote images (tracking pixels), which become a visible placeholder.
+Customer email is attacker-controlled. The copy is posted as an *agent* note, so anything a
+helpdesk would act on in an agent's note must go: scripts, event handlers, ``javascript:`` and
+``data:`` URLs, every ``data-*`` attribute (a helpdesk may take one for an instruction, such as
+an anchor that subscribes the agent it names), and remote images (tracking pixels), which
+become a visible placeholder.
 """
 
 from __future__ import annotations

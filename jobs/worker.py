@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import schedule
 
-from connector.errors import Maintenance, TransientError, Unauthorized
+from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
 from jobs import sync
@@ -114,6 +114,10 @@ class Worker:
         except TransientError as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
             self._helpdesk_down(exc)
+            return None
+        except HelpdeskError as exc:  # the helpdesk refused or redirected: a setup, not a bug
+            self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
+            log.error("job.failed job=%s error=%s: %s", job.name, type(exc).__name__, exc)  # noqa: TRY400
             return None
         except Exception as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")

@@ -34,10 +34,13 @@
                     RateLimited, Maintenance, back to pending, not_before = now + wait; the
                     unreachable (connect, 502/   attempt is given back (nothing was applied)
                     503/504)                  and the sweep stops: the helpdesk is busy
+                    RedirectError (3xx)       the same, logged as an error: the helpdesk
+                                              URL is not its final address, so no write can
+                                              land; none is dropped (they wait for the fix)
                     other TransientError      back to pending; counts as an attempt
                     Rejected, NotFound,       failed, with last_error; the kind's on_fail
-                    Conflict, RedirectError,  runs in the same transaction (an admin can
-                    Forbidden (403)           replay it: ``retry_failed``)
+                    Conflict, Forbidden (403) runs in the same transaction (an admin can
+                                              replay it: ``effects retry``)
                     Unauthorized (401)        propagates (the worker stops); row in_flight
                     any error at max_attempts failed
 
@@ -65,6 +68,7 @@ from connector.errors import (
     HelpdeskError,
     Maintenance,
     RateLimited,
+    RedirectError,
     TransientError,
     Unauthorized,
 )
@@ -238,7 +242,18 @@ class Executor:
                 self._retry(effect, exc, EffectState.PENDING, "deferred", wait, give_back=True)
                 return "busy"
             return self._retry(effect, exc, EffectState.PENDING, "deferred", wait)
-        except HelpdeskError as exc:  # Rejected, NotFound, Conflict, Forbidden, Redirect …
+        except RedirectError as exc:  # nothing was applied; the address is wrong, not the write
+            log.error(  # noqa: TRY400
+                "effect.paused kind=%s id=%s: the helpdesk redirects, writes wait until the"
+                " helpdesk URL is its final address: %s",
+                effect.kind,
+                effect.id,
+                exc,
+            )
+            wait = self._backoff(effect.attempts + effect.deferrals)
+            self._retry(effect, exc, EffectState.PENDING, "deferred", wait, give_back=True)
+            return "busy"
+        except HelpdeskError as exc:  # Rejected, NotFound, Conflict, Forbidden …
             self._fail(effect, _describe(exc), payload=payload, cause=exc)
             return "failed"
         except Exception as exc:  # a kind's bug: the write may have happened, so look next time

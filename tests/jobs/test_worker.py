@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.errors import AuthError, Rejected, TransientError, Unauthorized
+from connector.errors import AuthError, RedirectError, Rejected, TransientError, Unauthorized
 from jobs import sync
 from jobs.context import JobContext, JobResult
 from jobs.worker import Job, Worker
@@ -106,6 +106,31 @@ def test_a_permanent_helpdesk_error_is_a_failed_run_not_an_outage(
     (run,) = world.store.job_runs("sync")
     assert (run.ok, run.error) == (False, "Rejected: bad payload (PUT /api/v1/tickets/7 -> 422)")
     assert events(caplog, "helpdesk.unreachable") == []
+    # the helpdesk said no: one line naming what it refused, no traceback in the journal
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("job.failed")]
+    assert record.getMessage() == (
+        "job.failed job=sync error=Rejected: bad payload (PUT /api/v1/tickets/7 -> 422)"
+    )
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is None
+
+
+def test_a_redirecting_helpdesk_is_one_line_naming_the_fix(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    moved = RedirectError(
+        "the helpdesk redirects to /login; set the helpdesk URL to the address it redirects to",
+        status=301,
+        method="GET",
+        path="/api/v1/tickets/search",
+    )
+    job = Recorder("sync", moved, {"polled": 1})
+    worker = worker_with(world, job)
+    assert worker.run_job(job.job()) is None
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("job.failed")]
+    assert "set the helpdesk URL" in record.getMessage()
+    assert record.exc_info is None
+    assert worker.run_job(job.job()) == JobResult("sync", {"polled": 1})  # and carries on
 
 
 def test_a_refused_token_stops_the_worker(world: World, caplog: pytest.LogCaptureFixture) -> None:

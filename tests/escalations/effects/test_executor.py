@@ -16,6 +16,7 @@ from connector.errors import (
     Maintenance,
     NotFound,
     RateLimited,
+    RedirectError,
     Rejected,
     TransientError,
     Unauthorized,
@@ -466,6 +467,31 @@ def test_throttling_and_outages_never_use_up_the_attempts(
     effect = only_effect(store)
     assert (effect.state, effect.attempts, effect.deferrals) == (EffectState.DONE, 1, 20)
     assert remote.finds == 0  # nothing was ever sent, so nothing is looked for
+
+
+def test_a_redirecting_helpdesk_pauses_writes_instead_of_dropping_them(
+    store: SqliteStore,
+    remote: FakeRemote,
+    handler: CreateHandler,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 3xx (the helpdesk URL is not its final address) used to fail every write for good;
+    nothing was applied, so the writes wait, the sweep stops, and the admin is told why."""
+    fx = executor(store, remote, handler, clock, max_attempts=2)
+    moved = RedirectError("HTTP 301 redirect to /helpdesk/api/v1/tickets", status=301)
+    remote.planned = [moved] * 5
+    request(fx, intent(1), intent(2))
+    for _ in range(5):
+        result = fx.run_pending()
+        assert (result.failed, result.deferred) == (0, 2)
+        clock.advance(timedelta(hours=1))
+    assert remote.write_attempts == 5  # one per sweep: the second write is not tried
+    (line, *_) = [r for r in caplog.records if r.getMessage().startswith("effect.paused")]
+    assert line.levelno == logging.ERROR
+    assert "helpdesk URL" in line.getMessage()
+    assert fx.run_pending().done == 2  # the URL was fixed: both land, once each
+    assert remote.finds == 0
 
 
 def test_an_unreachable_helpdesk_stops_the_sweep(
