@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import inspect
 import re
+import sys
 import tomllib
 import types
 from collections.abc import Callable, Sequence
@@ -144,6 +145,12 @@ def _load(
     except tomllib.TOMLDecodeError as exc:
         problems.append(_syntax_problem(path, text, exc))
         return None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        problems.append(_too_deep_problem(path, text))
+        return None
+    except ValueError as exc:  # int() refuses more digits than sys.get_int_max_str_digits()
+        problems.append(_too_long_problem(path, text, exc))
+        return None
     index = KeyLineIndex(text)
     issues: list[Issue] = []
     try:
@@ -176,6 +183,74 @@ def _read(path: Path, problems: list[MappingProblem]) -> str | None:
         line = raw[: exc.start].count(b"\n") + 1
         problems.append(MappingProblem(path, line, "", "not UTF-8 text (save the file as UTF-8)"))
         return None
+
+
+def _too_deep_problem(path: Path, text: str) -> MappingProblem:
+    depth, line = _deepest_nesting(text)
+    return MappingProblem(
+        path,
+        line,
+        _key_on_line(text, line),
+        f"nested too deeply ({depth} levels of arrays or inline tables)",
+    )
+
+
+def _too_long_problem(path: Path, text: str, exc: ValueError) -> MappingProblem:
+    limit = sys.get_int_max_str_digits()
+    match = re.search(rf"[0-9][0-9_]{{{limit},}}", text)
+    if match is None:  # some other value tomllib could not convert
+        return MappingProblem(path, None, "", f"cannot read the value: {exc}")
+    line = text.count("\n", 0, match.start()) + 1
+    digits = sum(ch.isdigit() for ch in match[0])
+    return MappingProblem(
+        path,
+        line,
+        _key_on_line(text, line),
+        f"a number with {digits} digits is too long (at most {limit})",
+    )
+
+
+def _key_on_line(text: str, line: int) -> str:
+    """The dotted key whose value is on ``line`` (the last ``key = value`` that starts on it
+    or before it), or the empty string."""
+    keys = [loc for at, loc in KeyLineIndex(text).assignments if at <= line]
+    return format_loc(keys[-1]) if keys else ""
+
+
+def _deepest_nesting(text: str) -> tuple[int, int]:
+    """The deepest nesting of ``[`` and ``{`` in values, and the line it is first reached on.
+    Strings and comments are skipped; a table header (``[a]``, ``[[a]]``) opens nothing."""
+    depth = deepest = deepest_at = 0
+    pos = 0
+    at_line_start = True
+    while pos < len(text):
+        char = text[pos]
+        if char in " \t\r\n":
+            at_line_start = at_line_start or char == "\n"
+            pos += 1
+            continue
+        if char == "#" or (char == "[" and at_line_start and depth == 0):
+            end = text.find("\n", pos)  # a comment or a table header: to the end of the line
+            pos = len(text) if end < 0 else end
+        elif char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, pos) else char
+            pos += len(quote)
+            while pos < len(text) and not text.startswith(quote, pos):
+                if len(quote) == 1 and text[pos] == "\n":
+                    break  # unterminated: tomllib stopped before it
+                pos += 2 if char == '"' and text[pos] == "\\" else 1
+            else:
+                pos += len(quote)
+        else:
+            if char in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest, deepest_at = depth, pos
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+            pos += 1
+        at_line_start = False
+    return deepest, text.count("\n", 0, deepest_at) + 1
 
 
 _AT_RE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
@@ -283,6 +358,10 @@ def _issue_problem(path: Path, index: KeyLineIndex, issue: Issue) -> MappingProb
     return MappingProblem(path, index.line_for(loc), format_loc(loc), message)
 
 
+SHOWN_CHARS = 60
+"""Longer values are cut in messages (a problem stays one readable line)."""
+
+
 def _show(value: Any) -> str:
     """A value as the admin wrote it in TOML (roughly)."""
     if isinstance(value, bool):
@@ -291,7 +370,10 @@ def _show(value: Any) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "an array"
-    return repr(value)
+    shown = repr(value)
+    if len(shown) > SHOWN_CHARS:
+        shown = f"{shown[: SHOWN_CHARS - 20]}… ({len(shown)} characters)"
+    return shown
 
 
 def _allowed_keys(model_cls: type[BaseModel], loc: Loc) -> list[str]:
@@ -388,10 +470,12 @@ class KeyLineIndex:
         self._pos = 0
         self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
         self.lines: dict[Loc, int] = {(): 1}
+        self.assignments: list[tuple[int, Loc]] = []
+        """``(line, key path)`` of each ``key = value`` outside inline tables, in order."""
         self._arrays: dict[Loc, int] = {}  # array-of-tables path -> index of its last element
         try:
             self._document()
-        except (IndexError, ValueError, tomllib.TOMLDecodeError):
+        except (IndexError, ValueError, RecursionError, tomllib.TOMLDecodeError):
             pass  # an unexpected construct: keep the lines found so far; the rest fall back
 
     def line_for(self, loc: Sequence[str | int]) -> int:
@@ -475,6 +559,7 @@ class KeyLineIndex:
         self._expect("=")
         self._skip_blank(newlines=False)
         self._record(path, line)
+        self.assignments.append((line, path))
         self._value(path)
 
     def _key(self) -> list[str]:

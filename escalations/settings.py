@@ -6,10 +6,14 @@ Every field is documented, with its default, in ``settings.example.env`` (a test
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -85,6 +89,8 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (http:// only for a loopback address)")
+        if value:
+            _check_url(value)
         return value
 
     @property
@@ -110,6 +116,25 @@ class Settings(BaseSettings):
         return bool(self.helpdesk_url)
 
 
+def _check_url(url: str) -> None:
+    """Refuse a URL the HTTP library would only refuse at the first request (every pass)."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError("contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for 99999 or "abc"
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    host = parts.hostname
+    if not host:
+        raise ValueError("has no host name")
+    if ":" in host:  # a bracketed IPv6 literal; urlsplit has checked the brackets
+        if not all(ch in "0123456789abcdefABCDEF:." for ch in host):
+            raise ValueError(f"host {host!r} is not an IPv6 address")
+    elif not all(ch.isalnum() or ch in "-._" for ch in host) or ".." in host:
+        raise ValueError(f"host {host!r} is not a host name (no spaces or punctuation)")
+
+
 def _unknown_prefixed_variables(environ: dict[str, str]) -> list[str]:
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     return sorted(
@@ -121,8 +146,10 @@ def _unknown_prefixed_variables(environ: dict[str, str]) -> list[str]:
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings, turning every problem into one ``ConfigError`` line per field."""
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"{env_file}: env file not found")
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError(f"{env_file}: env file not found")
+        _check_env_file(env_file)
     unknown = _unknown_prefixed_variables(dict(os.environ))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]} in the environment (typo?)")
@@ -141,8 +168,77 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
                 message = "unknown setting (typo?)"
             lines.append(f"{where}{name}: {message}")
         raise ConfigError("\n".join(lines)) from None
-    settings.database_path  # noqa: B018 - validates the URL scheme early
+    _check_directories(settings)
     return settings
+
+
+def _read_text(path: Path, what: str, *, show_line: bool = True) -> str:
+    """The file as UTF-8 text, or a ``ConfigError`` naming it (and the line of the first
+    byte that is not UTF-8, unless the file is a secret)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        where = f"{path}:{line}" if show_line else str(path)
+        raise ConfigError(f"{where}: the {what} is not UTF-8 text (save it as UTF-8)") from None
+
+
+def _check_env_file(path: Path) -> None:
+    """Every line of the env file must be a setting, a comment or blank. The reader behind
+    pydantic-settings skips a line it cannot parse (with a warning at best), so a setting
+    with an unterminated quote would silently keep its default. The line itself is not
+    shown: it may hold the token."""
+    text = _read_text(path, "env file")
+    problems: list[str] = []
+    for binding in parse_stream(io.StringIO(text)):
+        where = f"{path}:{binding.original.line}"
+        first = binding.original.string.splitlines()[0] if binding.original.string else ""
+        if binding.error and "=" in first:
+            name = first.split("=", 1)[0].strip().removeprefix("export").strip()
+            problems.append(f"{where}: {name}: cannot parse the value (unterminated quote?)")
+        elif binding.error or (binding.key is not None and binding.value is None):
+            problems.append(f"{where}: not a setting: no '=' (expected NAME=value)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _check_directories(settings: Settings) -> None:
+    """The store, archive and reports must be creatable: nothing on their way may be a
+    regular file (``ESCALATIONS_STATE_DIR=/etc/passwd/x``)."""
+    database = settings.database_path  # also refuses an unsupported database URL
+    store = "ESCALATIONS_DATABASE_URL" if settings.database_url else "ESCALATIONS_STATE_DIR"
+    if _kind(database) == "directory":
+        raise ConfigError(f"{store}: {database} is a directory, not a database file")
+    state = "ESCALATIONS_STATE_DIR"
+    wanted = [
+        (store, database.parent),
+        ("ESCALATIONS_ARCHIVE_DIR" if settings.archive_dir else state, settings.archive_path),
+        ("ESCALATIONS_REPORTS_DIR" if settings.reports_dir else state, settings.reports_path),
+    ]
+    for setting, directory in wanted:
+        for path in (directory, *directory.parents):
+            kind = _kind(path)
+            if kind == "file":
+                blocked = "" if path == directory else f" cannot be created: {path}"
+                raise ConfigError(f"{setting}: {directory}{blocked} is a file, not a directory")
+            if kind != "missing":
+                break  # a directory (or unreadable: the store reports that when it opens)
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        return "missing"  # a parent is a file: found when that parent is looked at
+    except OSError:
+        return "unknown"
+    return "directory" if stat.S_ISDIR(mode) else "file"
 
 
 def _credential_token() -> SecretStr | None:
@@ -152,4 +248,5 @@ def _credential_token() -> SecretStr | None:
     path = Path(directory) / CREDENTIAL_NAME
     if not path.is_file():
         return None
-    return SecretStr(path.read_text(encoding="utf-8").strip())
+    # no line number: it would say where in the token the bad byte is
+    return SecretStr(_read_text(path, "credential", show_line=False).strip())

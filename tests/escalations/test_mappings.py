@@ -440,6 +440,29 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("key", ["owner", "state", "group", "title", "priority", "customer"])
+@pytest.mark.parametrize(
+    ("old", "loc"),
+    [
+        ('level = "escalation_level"', "fields.level"),
+        ('field = "escalation_requested"', "flag.field"),
+    ],
+)
+def test_a_standard_ticket_key_is_not_a_custom_field(
+    mapdir: Path, key: str, old: str, loc: str
+) -> None:
+    """Zammad's own columns (STANDARD_TICKET_KEYS) would be overwritten by the worker and
+    read back as if they were the custom attribute (issue 10 #14)."""
+    path = mapdir / "zammad.toml"
+    edit(path, old, f'{old.split(" = ")[0]} = "{key}"')
+    line = line_of(path, f'= "{key}"')
+    message = the_problem(mapdir, f"mappings/zammad.toml:{line}: {loc}: ")
+    assert message.endswith(
+        f"'{key}' is a standard Zammad ticket attribute, not a custom one "
+        "(name the custom attribute created for this purpose)"
+    )
+
+
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_one_problem_names_file_line_and_key(mapdir: Path, case: Case) -> None:
     path = mapdir / case.file
@@ -518,6 +541,63 @@ def test_not_utf8(mapdir: Path) -> None:
     line = line_of(path, "Escalations")
     path.write_bytes(path.read_bytes().replace(b"Escalations", b"Escalations \xff"))
     the_problem(mapdir, f"mappings/zammad.toml:{line}: not UTF-8 text")
+
+
+# -- input that breaks the TOML reader itself (issue 10 #14) ---------------------------------
+
+
+def prepend(path: Path, text: str) -> None:
+    path.write_text(text + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        ("[" * 5000 + "]" * 5000, "arrays"),
+        ("{a = " * 5000 + "}" * 5000, "inline tables"),
+        ("[{a = " * 2500 + "}]" * 2500, "both"),
+    ],
+    ids=lambda v: v if len(v) < 20 else "",
+)
+def test_nesting_too_deep_for_the_reader_is_one_problem(
+    mapdir: Path, value: str, what: str
+) -> None:
+    prepend(mapdir / "process.toml", f"nested = {value}\n")
+    assert problems(mapdir) == [
+        "mappings/process.toml:1: nested: "
+        "nested too deeply (5000 levels of arrays or inline tables)"
+    ]
+
+
+def test_nesting_too_deep_names_the_line_it_gets_too_deep_on(mapdir: Path) -> None:
+    # strings and comments with brackets do not count; the table of the key is named
+    value = '[ "[[[", # [[[\n' + "[" * 3000 + "\n" + "[" * 3000 + "]" * 6001 + "\n"
+    path = mapdir / "process.toml"
+    edit(path, "[archive]\n", f"[archive]\nnested = {value}")
+    line = line_of(path, "nested =") + 2
+    assert problems(mapdir) == [
+        f"mappings/process.toml:{line}: archive.nested: "
+        "nested too deeply (6001 levels of arrays or inline tables)"
+    ]
+
+
+def test_integer_too_long_to_convert_is_one_problem(mapdir: Path) -> None:
+    path = mapdir / "process.toml"
+    edit(path, "retention_months = 12", "retention_months = " + "9" * 5000)
+    line = line_of(path, "retention_months =")
+    assert problems(mapdir) == [
+        f"mappings/process.toml:{line}: archive.retention_months: "
+        "a number with 5000 digits is too long (at most 4300)"
+    ]
+
+
+def test_a_long_value_is_cut_in_the_message(mapdir: Path) -> None:
+    path = mapdir / "zammad.toml"
+    edit(path, "article_body_max_chars = ", "article_body_max_chars = " + "9" * 4000 + "  # ")
+    message = the_problem(mapdir, f"mappings/zammad.toml:{line_of(path, '9999')}: ")
+    assert message.endswith(
+        f"limits.article_body_max_chars: must be at most 1500000, got {'9' * 40}… (4000 characters)"
+    )
 
 
 # -- many problems at once ------------------------------------------------------------------

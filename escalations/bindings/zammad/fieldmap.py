@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from connector.zammad import STANDARD_TICKET_KEYS
 from escalations.profile import Issue, Name, TagName, Text, report_issues
 
 # Zammad protocol facts (not business numbers): article body limit and attribute-name rules,
@@ -47,6 +48,13 @@ def _check_attribute(value: str) -> str:
         raise ValueError(f"{value!r}: Zammad forbids attribute names ending in _id or _ids")
     if value in _RESERVED_ATTRIBUTE_NAMES:
         raise ValueError(f"{value!r} is a reserved word in Zammad")
+    if value in STANDARD_TICKET_KEYS:
+        # the worker would write its own values over the ticket's (e.g. its owner) and read
+        # Zammad's column back as if it were the custom field
+        raise ValueError(
+            f"{value!r} is a standard Zammad ticket attribute, not a custom one "
+            "(name the custom attribute created for this purpose)"
+        )
     return value
 
 
