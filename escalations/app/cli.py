@@ -54,6 +54,49 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return status(args)
 
 
+def _cmd_effects_list(args: argparse.Namespace) -> int:
+    from escalations.app.commands import effects_list
+
+    return effects_list(args)
+
+
+def _cmd_effects_retry(args: argparse.Namespace) -> int:
+    from escalations.app.commands import effects_retry
+
+    return effects_retry(args)
+
+
+def _add_effects(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    effects = sub.add_parser(
+        "effects", help="list the worker's writes to the helpdesk; replay failed ones"
+    )
+    actions = effects.add_subparsers(dest="effects_command", metavar="ACTION")
+    actions.required = True
+
+    p = actions.add_parser(
+        "list",
+        help="one line per effect: id, kind, state, attempts, escalation, last change, "
+        "last error (newest last)",
+    )
+    p.add_argument("--failed", action="store_true", help="only the effects that failed")
+    p.set_defaults(func=_cmd_effects_list)
+
+    retry = actions.add_parser(
+        "retry",
+        help="queue failed effects again (nothing is written now): the worker's next pass "
+        "runs them like any other pending write",
+    )
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="effect ids (see list)")
+    retry.add_argument("--all-failed", action="store_true", help="every failed effect")
+
+    def checked(args: argparse.Namespace) -> int:
+        if bool(args.ids) == args.all_failed:
+            retry.error("give effect IDs or --all-failed (one of the two)")
+        return _cmd_effects_retry(args)
+
+    retry.set_defaults(func=checked)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from escalations.app.commands import sandbox
 
@@ -105,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="open escalations by level and state, duties and effects, last poll"
     )
     p.set_defaults(func=_cmd_status)
+
+    _add_effects(sub)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

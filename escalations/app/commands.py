@@ -11,14 +11,18 @@ import threading
 from datetime import UTC, tzinfo
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from escalations.app.logs import configure_logging
 from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError
 from escalations.faults import faults_from_env
 from escalations.mappings import Mappings, load_mappings
-from escalations.models import EffectState
+from escalations.models import Effect, EffectState, State
 from escalations.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from escalations.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,11 @@ def _out(line: str = "") -> None:
     print(line)  # noqa: T201
 
 
+def _err(line: str) -> None:
+    """A problem the admin should see, in the CLI's ``escalations: ...`` form on stderr."""
+    print(f"escalations: {line}", file=sys.stderr)  # noqa: T201
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.env_file)
     configure_logging(settings.log_level)
@@ -38,6 +47,27 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _mappings(settings: Settings) -> Mappings:
     return load_mappings(Path(settings.mappings_dir))
+
+
+def _open_store(settings: Settings, clock: Clock) -> SqliteStore:
+    """The store, or a ``ConfigError`` when its directory cannot be made or opened (a
+    permission, a read-only file system): the admin has to fix the setting."""
+    from escalations.app.wiring import open_store
+
+    try:
+        return open_store(settings, clock)
+    except OSError as exc:
+        raise ConfigError(
+            f"{settings.database_path}: cannot open the store: {exc.strerror or exc}"
+        ) from None
+
+
+def _display_tz(settings: Settings) -> tzinfo:
+    """The process time zone for times shown to the admin (UTC if the mappings are bad)."""
+    try:
+        return _mappings(settings).profile.tz
+    except ConfigError:
+        return UTC
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -74,7 +104,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from escalations.app.wiring import build, build_adapter, open_store
+    from escalations.app.wiring import build, build_adapter
     from escalations.effects.executor import new_worker_id
 
     settings = _settings(args)
@@ -91,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
     mappings = _mappings(settings)
     adapter = build_adapter(settings, clock)
-    store = open_store(settings, clock)
+    store = _open_store(settings, clock)
     try:
         worker_id = new_worker_id()
         store.acquire_lock(worker=worker_id)
@@ -132,24 +162,18 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from escalations.app.wiring import open_store
-
     settings = _settings(args)
     clock = SystemClock()
     if not settings.database_path.exists():
         _out(f"store: {settings.database_path} does not exist yet (the worker has not run)")
         return 0
-    store = open_store(settings, clock)
+    store = _open_store(settings, clock)
     try:
         summary = store.status(clock.now())
         failed = store.effects(EffectState.FAILED)
     finally:
         store.close()
-    tz: tzinfo
-    try:
-        tz = _mappings(settings).profile.tz
-    except ConfigError:
-        tz = UTC
+    tz = _display_tz(settings)
     _out(f"store: {settings.database_path} (schema {summary.schema_version})")
     if summary.escalations:
         _out("open escalations:")
@@ -175,6 +199,99 @@ def status(args: argparse.Namespace) -> int:
             when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
             _out(f"  {when} {run.job}: {run.error}")
     return 0
+
+
+# -- effects: an admin's replay ------------------------------------------------------------
+
+
+def effects_list(args: argparse.Namespace) -> int:
+    """One line per effect (only the failed ones with ``--failed``), the newest change last."""
+    settings = _settings(args)
+    states = (EffectState.FAILED,) if args.failed else ()
+    effects: list[Effect] = []
+    if settings.database_path.exists():  # no store yet: nothing to list, and none is made
+        store = _open_store(settings, SystemClock())
+        try:
+            effects = store.effects(*states)
+        finally:
+            store.close()
+    if not effects:
+        _out("no failed effects" if args.failed else "no effects")
+        return 0
+    tz = _display_tz(settings)
+    for effect in sorted(effects, key=lambda e: (e.updated_at, e.id)):
+        _out(_effect_line(effect, tz))
+    return 0
+
+
+def _effect_line(effect: Effect, tz: tzinfo) -> str:
+    updated = effect.updated_at.astimezone(tz).isoformat(timespec="seconds")
+    escalation = effect.escalation_id if effect.escalation_id is not None else "-"
+    error = " ".join((effect.last_error or "-").split())  # one line, whatever the helpdesk said
+    return (
+        f"{effect.id} {effect.kind} {effect.state.value} attempts={effect.attempts} "
+        f"escalation={escalation} updated={updated} error={error}"
+    )
+
+
+def effects_retry(args: argparse.Namespace) -> int:
+    """Put failed effects back in the queue. Nothing is written to the helpdesk here: the
+    worker's next pass runs them like any other pending effect. Exit 1 if any id named was
+    not retried."""
+    settings = _settings(args)
+    clock = SystemClock()
+    if not settings.database_path.exists():
+        if args.all_failed:
+            _out("no failed effects")
+            return 0
+        for effect_id in args.ids:
+            _err(f"effect {effect_id}: not retried: no such effect (the worker has not run)")
+        return 1
+    store = _open_store(settings, clock)
+    try:
+        if args.all_failed:
+            ids = [effect.id for effect in store.effects(EffectState.FAILED)]
+            if not ids:
+                _out("no failed effects")
+                return 0
+        else:
+            ids = list(dict.fromkeys(args.ids))  # each once, in the order given
+        missed = 0
+        for effect_id in ids:
+            with store.transaction() as tx:
+                effect = store.get_effect(effect_id)
+                refusal = _why_not_retried(store, effect)
+                if refusal is None and not store.retry_failed(tx, effect_id, at=clock.now()):
+                    refusal = "it changed meanwhile"  # a worker or another admin got there first
+            if effect is not None and refusal is None:
+                _out(f"effect {effect_id}: {effect.kind} queued for the worker's next pass")
+            else:
+                missed += 1
+                _err(f"effect {effect_id}: not retried: {refusal}")
+    finally:
+        store.close()
+    return 1 if missed else 0
+
+
+def _why_not_retried(store: SqliteStore, effect: Effect | None) -> str | None:
+    """Why replaying ``effect`` would be wrong, or None if it may be queued again."""
+    from escalations.effects.helpdesk import CREATE_ESCALATION
+
+    if effect is None:
+        return "no such effect"
+    if effect.state is not EffectState.FAILED:
+        return f"it is {effect.state.value}, not failed"
+    if effect.kind == CREATE_ESCALATION and effect.escalation_id is not None:
+        # A refused create ended its escalation before it began (and cleared the flag);
+        # creating the ticket now would leave it belonging to no open escalation.
+        esc = store.get_escalation(effect.escalation_id)
+        if esc is None or esc.state is not State.FLAGGED:
+            state = esc.state.value if esc is not None else "gone"
+            return (
+                f"its escalation {effect.escalation_id} has ended ({state}) since the ticket "
+                "was refused; flag the original ticket again to raise a new escalation"
+            )
+    return None
 
 
 # -- sandbox and demo -----------------------------------------------------------------------

@@ -248,8 +248,9 @@ class OutboxStore(Protocol):
         ...
 
     def retry_failed(self, tx: Transaction, effect_id: int, *, at: datetime) -> bool:
-        """A failed effect back to pending, its attempts reset (an admin's replay); ``False``
-        if it is not failed."""
+        """A failed effect back to pending (an admin's replay); ``False`` if it is not failed.
+        Its attempts restart, but one that may have been sent still counts as one, so the
+        executor looks for the write by its marker before it writes again."""
         ...
 
     def release_claims(self, tx: Transaction, *, except_worker: str) -> int:

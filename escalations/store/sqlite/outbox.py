@@ -180,7 +180,10 @@ class OutboxMixin(SqliteBase):
 
     def retry_failed(self, tx: object, effect_id: int, *, at: datetime) -> bool:
         cur = self._tx(tx).execute(
-            "UPDATE effect SET state = 'pending', attempts = 0, deferrals = 0, not_before = ?,"
+            # attempts stays 1 when a write may have been sent: the next claim counts a second
+            # attempt, so the executor looks for the write by its marker before writing again
+            "UPDATE effect SET state = 'pending', attempts = MIN(attempts, 1), deferrals = 0,"
+            " not_before = ?,"
             " updated_at = ?, claimed_by = NULL, lease_until = NULL"
             " WHERE id = ? AND state = 'failed'",
             (to_db(at), to_db(at), effect_id),

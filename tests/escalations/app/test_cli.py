@@ -18,6 +18,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,6 +242,201 @@ def test_missing_env_file_is_a_config_error(
     code, _, err = run_cli(capsys, "--env-file", str(tmp_path / "nope.env"), "check")
     assert code == EX_CONFIG
     assert err == f"escalations: {tmp_path / 'nope.env'}: env file not found\n"
+
+
+# -- anything a user can get wrong: one line, exit 78, no traceback (issue 10 #14) -------------
+
+
+def _mappings_copy(tmp_path: Path) -> Path:
+    directory = tmp_path / "mappings"
+    shutil.copytree(shipped_mappings_dir(), directory)
+    return directory
+
+
+def _prepend(path: Path, text: str) -> None:
+    path.write_text(text + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def _deep_nesting(tmp_path: Path) -> tuple[dict[str, str], str]:
+    directory = _mappings_copy(tmp_path)
+    _prepend(directory / "process.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    return {"ESCALATIONS_MAPPINGS_DIR": str(directory)}, (
+        f"{directory}/process.toml:1: x: nested too deeply (5000 levels of arrays or inline tables)"
+    )
+
+
+def _huge_integer(tmp_path: Path) -> tuple[dict[str, str], str]:
+    directory = _mappings_copy(tmp_path)
+    _prepend(directory / "process.toml", "x = " + "7" * 5000 + "\n")
+    return {"ESCALATIONS_MAPPINGS_DIR": str(directory)}, (
+        f"{directory}/process.toml:1: x: a number with 5000 digits is too long (at most 4300)"
+    )
+
+
+def _standard_key_as_field(tmp_path: Path) -> tuple[dict[str, str], str]:
+    directory = _mappings_copy(tmp_path)
+    path = directory / "zammad.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('rfo = "escalation_rfo"', 'rfo = "owner"'), encoding="utf-8")
+    return {"ESCALATIONS_MAPPINGS_DIR": str(directory)}, (
+        f"{path}:{line_of(path, 'rfo = ')}: fields.rfo: 'owner' is a standard Zammad ticket "
+        "attribute, not a custom one (name the custom attribute created for this purpose)"
+    )
+
+
+def _env_file(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "escalations.env"
+    path.write_bytes(content)
+    return path
+
+
+def _env_not_utf8(tmp_path: Path) -> tuple[dict[str, str], str]:
+    path = _env_file(tmp_path, b"# Z\xfcrich office\nESCALATIONS_LOG_LEVEL=INFO\n")
+    return {"--env-file": str(path)}, f"{path}:1: the env file is not UTF-8 text (save it as UTF-8)"
+
+
+def _env_no_equals(tmp_path: Path) -> tuple[dict[str, str], str]:
+    path = _env_file(
+        tmp_path, b"ESCALATIONS_LOG_LEVEL=INFO\nESCALATIONS_POLL_INTERVAL_SECONDS 45\n"
+    )
+    return {"--env-file": str(path)}, f"{path}:2: not a setting: no '=' (expected NAME=value)"
+
+
+def _env_unterminated_quote(tmp_path: Path) -> tuple[dict[str, str], str]:
+    path = _env_file(tmp_path, b'# x\nESCALATIONS_HELPDESK_URL="https://z.example\n')
+    return {"--env-file": str(path)}, (
+        f"{path}:2: ESCALATIONS_HELPDESK_URL: cannot parse the value (unterminated quote?)"
+    )
+
+
+def _credential_not_utf8(tmp_path: Path) -> tuple[dict[str, str], str]:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "helpdesk-token").write_bytes(b"\xff\xfet\x00o\x00k\x00")  # saved as UTF-16
+    return {"CREDENTIALS_DIRECTORY": str(creds)}, (
+        f"{creds}/helpdesk-token: the credential is not UTF-8 text (save it as UTF-8)"
+    )
+
+
+def _url(url: str, message: str) -> object:
+    def case(tmp_path: Path) -> tuple[dict[str, str], str]:
+        return {"ESCALATIONS_HELPDESK_URL": url, "ESCALATIONS_HELPDESK_TOKEN": "t"}, (
+            f"ESCALATIONS_HELPDESK_URL: Value error, {message}"
+        )
+
+    return case
+
+
+def _state_under_a_file(tmp_path: Path) -> tuple[dict[str, str], str]:
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    return {"ESCALATIONS_STATE_DIR": f"{tmp_path}/passwd/x"}, (
+        f"ESCALATIONS_STATE_DIR: {tmp_path}/passwd/x cannot be created: {tmp_path}/passwd is a "
+        "file, not a directory"
+    )
+
+
+def _database_under_a_file(tmp_path: Path) -> tuple[dict[str, str], str]:
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    return {"ESCALATIONS_DATABASE_URL": f"sqlite:///{tmp_path}/passwd/x.sqlite3"}, (
+        f"ESCALATIONS_DATABASE_URL: {tmp_path}/passwd is a file, not a directory"
+    )
+
+
+USER_MISTAKES = {
+    "mappings nested 5000 deep": _deep_nesting,
+    "mappings with a 5000-digit integer": _huge_integer,
+    "standard ticket key as a custom field": _standard_key_as_field,
+    "env file not UTF-8": _env_not_utf8,
+    "env file line without =": _env_no_equals,
+    "env file unterminated quote": _env_unterminated_quote,
+    "credential not UTF-8": _credential_not_utf8,
+    "URL with an open IPv6 bracket": _url("https://[::1", "not a valid URL (Invalid IPv6 URL)"),
+    "URL with port 99999": _url(
+        "https://zammad.example.com:99999", "not a valid URL (Port out of range 0-65535)"
+    ),
+    "URL with a space in the host": _url(
+        "https://zammad example.com", "contains whitespace or control characters"
+    ),
+    "state directory under a regular file": _state_under_a_file,
+    "database under a regular file": _database_under_a_file,
+}
+
+
+def _apply(monkeypatch: pytest.MonkeyPatch, setup: dict[str, str], command: list[str]) -> list[str]:
+    argv = []
+    for key, value in setup.items():
+        if key.startswith("--"):
+            argv += [key, value]
+        else:
+            monkeypatch.setenv(key, value)
+    return [*argv, *command]
+
+
+@pytest.mark.parametrize("case", USER_MISTAKES.values(), ids=USER_MISTAKES.keys())
+def test_a_user_mistake_is_one_line_and_exit_78(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: Any
+) -> None:
+    setup, expected = case(tmp_path)
+    code, out, err = run_cli(capsys, *_apply(monkeypatch, setup, ["check"]))
+    assert (code, out, err) == (EX_CONFIG, "", f"escalations: {expected}\n")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "URL with an open IPv6 bracket",
+        "URL with port 99999",
+        "URL with a space in the host",
+        "state directory under a regular file",
+        "database under a regular file",
+    ],
+)
+@pytest.mark.parametrize("command", [["run", "--once"], ["status"], ["effects", "list"]])
+def test_run_and_status_refuse_the_same_mistakes_before_any_work(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    env: Path,
+    name: str,
+    command: list[str],
+) -> None:
+    setup, expected = USER_MISTAKES[name](tmp_path)
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "t")
+    if "ESCALATIONS_HELPDESK_URL" not in setup:
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
+    code, out, err = run_cli(capsys, *_apply(monkeypatch, setup, command))
+    assert (code, out, err) == (EX_CONFIG, "", f"escalations: {expected}\n")
+    assert not env.exists()
+
+
+def test_deep_mappings_in_a_real_process_exit_78_without_traceback(tmp_path: Path) -> None:
+    setup, expected = _deep_nesting(tmp_path)
+    done = run_subprocess("check", env=setup)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        EX_CONFIG,
+        "",
+        f"escalations: {expected}\n",
+    )
+
+
+def test_a_store_that_cannot_be_created_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    state = locked / "state"
+    if os.access(locked, os.W_OK):  # root may write anywhere, but not into /proc
+        state = Path("/proc/self/escalations-state")
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "t")
+    code, out, err = run_cli(capsys, "run", "--once")
+    assert (code, out) == (EX_CONFIG, "")
+    assert re.fullmatch(
+        rf"escalations: {re.escape(str(state))}/escalations\.sqlite3: cannot open the store: "
+        r"[A-Z][^\n]+\n",
+        err,
+    ), err
 
 
 # -- run: refusals before any work ------------------------------------------------------------
