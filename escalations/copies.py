@@ -2,7 +2,8 @@
 when the copy is requested (``capture``, the ``copy_article`` effect's payload) and how the note
 is built when it is written (``render``): a header with the original sender, recipients, date
 and subject, the sanitised body (cut to the limit, the full body attached), and the attachments
-re-uploaded — or, past the size cap, listed with their size and sha256."""
+re-uploaded under a safe name (``filenames.safe_filename``) — or, past the size cap, listed with
+their size and sha256."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from connector.errors import (
 )
 from escalations import notes
 from escalations.effects.base import Payload
+from escalations.filenames import safe_filename
 from escalations.sanitize import body_as_safe_html
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -158,6 +160,9 @@ def render(
     cap = payload.limits.attachment_max_bytes
     for attachment in payload.attachments:
         ref = attachment.ref()
+        # the customer's name, sanitised here rather than at capture so that copies queued
+        # by older versions (raw names in their payload) get a safe name too
+        filename = safe_filename(ref.filename)
         try:
             if ref.size <= cap:
                 try:
@@ -165,18 +170,18 @@ def render(
                 except TooLarge:  # the declared size was wrong
                     pass
                 else:
-                    uploads.append(AttachmentUpload(ref.filename, ref.content_type, data))
+                    uploads.append(AttachmentUpload(filename, ref.content_type, data))
                     continue
             size, digest = adapter.digest_attachment(ref)
-            withheld.append(notes.attachment_withheld_line(ref.filename, size, digest, cap))
+            withheld.append(notes.attachment_withheld_line(filename, size, digest, cap))
         except (Unauthorized, RateLimited, Maintenance):
             raise
         except TransientError as exc:
             if not skip_unfetchable:
                 raise
-            withheld.append(notes.attachment_missing_line(ref.filename, ref.size, exc.message))
+            withheld.append(notes.attachment_missing_line(filename, ref.size, exc.message))
         except HelpdeskError as exc:
-            withheld.append(notes.attachment_missing_line(ref.filename, ref.size, exc.message))
+            withheld.append(notes.attachment_missing_line(filename, ref.size, exc.message))
     tail = f"<p><b>Attachments not copied:</b></p><ul>{''.join(withheld)}</ul>" if withheld else ""
     subject = f"Customer {source.kind}: {source.subject or '(no subject)'}"
     return ArticleDraft(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -86,3 +87,77 @@ def test_any_markup_soup_never_yields_handlers_or_scripts(soup: str) -> None:
     assert "<script" not in out
     assert not re.search(r"<[^>]*\son\w+\s*=", out)
     assert not re.search(r"<[^>]*\sdata-", out)
+
+
+PLACEHOLDER_RE = re.compile(r"<span>\[image removed(?:: [^<]*)?\]</span>")
+"""A placeholder as `sanitize_html` writes it: its alt text is escaped, so holds no ``<``."""
+
+
+def _outside_placeholders(out: str) -> str:
+    return PLACEHOLDER_RE.sub("", out)
+
+
+def test_a_quoted_gt_in_alt_does_not_end_the_image() -> None:
+    # Issue 10 item 13: the placeholder regex stopped at the first ">", so the rest of the
+    # image's attributes showed in the copy as escaped text.
+    out = sanitize_html('<p>a<img alt=">" src="cid:x">b</p>')
+    assert out == "<p>a<span>[image removed: &gt;]</span>b</p>"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        '<img alt=">" src="cid:x">',
+        "<img alt='>' src='cid:x'>",
+        '<img alt="a > b < c" src="cid:x">',
+        '<img alt=\'say "hi" >\' src="cid:x">',
+        '<img alt="&quot;>&lt;b&gt;" src="cid:x">',
+        '<img\nalt="line\n>\nbreak"\nsrc="cid:x"\n>',
+        '<IMG SRC="cid:x" ALT=">">',
+        '<img/src="cid:x"/alt=">">',
+        '<img src="cid:x" title=">"/>',
+        '<img src="cid:x" alt=">" />',
+        "<img src=cid:x alt=a/b title='>' width=1>",
+        '<img title=">" src="cid:x" width=1>',
+        '<img src="cid:x" alt="" title="a>b">',
+    ],
+)
+def test_no_attribute_text_of_an_image_leaks(image: str) -> None:
+    out = sanitize_html(f"<p>a{image}z</p>")
+    assert len(PLACEHOLDER_RE.findall(out)) == 1
+    rest = _outside_placeholders(out)
+    assert rest == "<p>az</p>"
+    for leak in ("src=", "cid:", "title", "width"):
+        assert leak not in out
+    for leak in ("&quot;", '&gt;"', "&lt;", "alt"):
+        assert leak not in rest
+
+
+def test_alt_text_is_unescaped_once_and_escaped_once() -> None:
+    out = sanitize_html('<img alt="Tom &amp; Jerry <3 &quot;x&quot;" src="cid:x">')
+    assert out == "<span>[image removed: Tom &amp; Jerry &lt;3 &quot;x&quot;]</span>"
+
+
+def test_markup_that_only_looks_like_an_image_is_text() -> None:
+    out = sanitize_html('<a href="https://x.example" title="<img alt=x>">&lt;img alt=y&gt;</a>')
+    assert "[image removed" not in out
+    assert 'title="&lt;img alt=x&gt;"' in out
+    assert ">&lt;img alt=y&gt;</a>" in out
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_every_image_becomes_one_placeholder_and_nothing_else(alts: list[str]) -> None:
+    body = "".join(f'<img alt="{html.escape(alt)}" src="x">' for alt in alts)
+    out = sanitize_html(f"<p>{body}</p>")
+    assert len(PLACEHOLDER_RE.findall(out)) == len(alts)
+    assert _outside_placeholders(out) == "<p></p>"
+    assert "src" not in _outside_placeholders(out)
+    # html5ever reads a NUL as U+FFFD and a CR (or CR LF) as LF, as a browser does.
+    shown = [
+        alt.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd").strip()
+        for alt in alts
+    ]
+    labels = [
+        f"[image removed: {html.escape(text)}]" if text else "[image removed]" for text in shown
+    ]
+    assert out == "<p>" + "".join(f"<span>{label}</span>" for label in labels) + "</p>"
