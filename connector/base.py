@@ -7,7 +7,7 @@ import enum
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 TicketId = int
@@ -32,6 +32,7 @@ class Capability(enum.Enum):
     SUBSCRIBE = "subscribe"
     FIND_BY_MARKER = "find_by_marker"
     USERS = "users"
+    HISTORY = "history"  # ticket_events: who changed a field or a tag, and when
 
 
 class ArticleKind(enum.Enum):
@@ -244,6 +245,30 @@ class Criterion:
             raise ValueError("a criterion is a tag or a field, not both or neither")
 
 
+class EventKind(enum.Enum):
+    CREATED = "created"  # the ticket was created
+    FIELD_CHANGED = "field_changed"  # an attribute, standard or custom, changed
+    TAG_ADDED = "tag_added"
+    TAG_REMOVED = "tag_removed"
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """One entry of a ticket's history: what changed, who changed it, when."""
+
+    kind: EventKind
+    at: datetime
+    """Aware, UTC."""
+    actor_id: UserId | None
+    """Who did it; ``None`` for the helpdesk itself (the system user) or unknown."""
+    field: str | None = None
+    """``FIELD_CHANGED``: the attribute's helpdesk name (names come from ``mappings/``)."""
+    value_from: str | None = None
+    """``FIELD_CHANGED``: the value before, as text."""
+    value_to: str | None = None
+    """``FIELD_CHANGED``: the value after, as text; ``TAG_ADDED``/``TAG_REMOVED``: the tag."""
+
+
 @runtime_checkable
 class HelpdeskAdapter(Protocol):
     name: str
@@ -255,6 +280,12 @@ class HelpdeskAdapter(Protocol):
     ) -> Iterator[Ticket]:
         """Tickets with ``updated_at >= since`` (and meeting ``matching``, if given), oldest
         first (``updated_at``, then id)."""
+        ...
+
+    def clock_offset(self) -> timedelta | None:
+        """How far the helpdesk's clock is ahead of this machine's (negative: behind), as of
+        its latest answer; ``None`` while unknown. The poll's signpost is taken in the
+        helpdesk's time, since its ``updated_at`` stamps are."""
         ...
 
     def get_ticket(self, ticket_id: TicketId) -> Ticket: ...
@@ -277,6 +308,11 @@ class HelpdeskAdapter(Protocol):
     def list_links(self, ticket_id: TicketId) -> list[Link]: ...
 
     def list_subscribers(self, ticket_id: TicketId) -> frozenset[UserId]: ...
+
+    def ticket_events(self, ticket_id: TicketId) -> list[TicketEvent]:
+        """The ticket's own history, oldest first: its creation, field changes and tag
+        changes, each with who made it (``Capability.HISTORY``). Raises like any read."""
+        ...
 
     def find_ticket_by_marker(
         self,

@@ -69,7 +69,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -114,6 +114,8 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DELTA_SECONDS_RE = re.compile(r"\s*[0-9]+\s*")
 MAINTENANCE_RE = re.compile(r"maintenance mode", re.IGNORECASE)
 """Zammad's 403 body in maintenance mode: "Maintenance mode enabled!" (reference §2.1)."""
+ONE_SECOND = timedelta(seconds=1)
+"""The resolution of an HTTP ``Date`` header."""
 
 # Errors raised while the body is read: the response began but did not arrive whole.
 _TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (
@@ -584,9 +586,30 @@ class HttpClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._auth_failed = False
         self._forbidden: set[str] = set()
+        self._server_offset: timedelta | None = None
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
+
+    @property
+    def server_offset(self) -> timedelta | None:
+        """How far the helpdesk's clock is ahead of this machine's (negative: behind), from
+        the ``Date`` header of its latest answer; ``None`` before any answer with one. The
+        header counts whole seconds, so an offset within one second counts as none."""
+        return self._server_offset
+
+    def _note_server_time(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            stamped = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return  # an unreadable Date says nothing about the helpdesk's clock
+        if stamped.tzinfo is None:
+            return  # RFC 9110 dates are GMT; one without a zone cannot be placed
+        # the header truncates to the second, so the helpdesk's time lies in [Date, Date+1s)
+        offset = stamped - self._clock.now()
+        self._server_offset = timedelta(0) if -ONE_SECOND < offset <= timedelta(0) else offset
 
     # -- public API -------------------------------------------------------------------------
 
@@ -795,6 +818,7 @@ class HttpClient:
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, method, path, retry_safe, None) from exc
         state.status = resp.status_code
+        self._note_server_time(resp.headers.get("Date"))
         log.debug("http.response method=%s path=%s status=%s", method, path, resp.status_code)
         if 300 <= resp.status_code < 400:
             resp.close()

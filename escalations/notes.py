@@ -4,6 +4,7 @@ marker footer; how a person the note subscribes is written is the binding's to s
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,36 @@ def local_time(instant: datetime | None, tz: ZoneInfo, *, with_day: bool = True)
     local = instant.astimezone(tz)
     text = f"{local:%H:%M} {tz.key}"
     return f"{text} ({local:%a %d %b %Y})" if with_day else text
+
+
+class CreditBasis(enum.Enum):
+    """How the worker knows who did what a note credits (flagged, changed the level, marked
+    the carrier route failed)."""
+
+    HISTORY = "history"
+    """The helpdesk's history names the agent."""
+    OWNER_HISTORY_UNREAD = "owner_history_unread"
+    """The history could not be read: the ticket's owner is named instead."""
+    OWNER_NOT_IN_HISTORY = "owner_not_in_history"
+    """The history names no agent for it (an automatic rule did it): the ticket's owner."""
+
+
+UNKNOWN_AGENT = "(unknown agent)"
+
+
+def credited(name: str | None, basis: CreditBasis) -> str:
+    """The person a note credits, saying so when it is the ticket's owner standing in for
+    the agent the history would have named. ``name`` is ``None`` for nobody known."""
+    if basis is CreditBasis.HISTORY:
+        return name or UNKNOWN_AGENT
+    why = (
+        "the helpdesk's history could not be read"
+        if basis is CreditBasis.OWNER_HISTORY_UNREAD
+        else "the helpdesk's history names no agent for it"
+    )
+    if name is None:
+        return f"an unknown agent ({why}, and the ticket has no owner)"
+    return f"{name} (the ticket's owner; {why})"
 
 
 def _rows(rows: Sequence[tuple[str, str]]) -> str:

@@ -22,6 +22,7 @@ from sandbox.views import (
     mention_json,
     priority_json,
     state_json,
+    ticket_history_json,
     ticket_json,
     user_json,
 )
@@ -109,6 +110,7 @@ class Api:
                 ("GET", r"/tickets/(\d+)", self.tickets_show),
                 ("POST", "/tickets", self.tickets_create),
                 ("PUT", r"/tickets/(\d+)", self.tickets_update),
+                ("GET", r"/ticket_history/(\d+)", self.ticket_history),
                 ("GET", r"/ticket_articles/by_ticket/(\d+)", self.articles_by_ticket),
                 ("GET", r"/ticket_articles/(\d+)", self.articles_show),
                 ("POST", "/ticket_articles", self.articles_create),
@@ -400,6 +402,15 @@ class Api:
         params = {k: v for k, v in req.params.items() if k not in ("id", "expand", "all", "full")}
         self.rules.update_ticket(actor, ticket, params)
         return _json(200, self._render_ticket(ticket, req.params, "ids"))
+
+    def ticket_history(self, actor: Actor, req: Request, ticket_id: str) -> Response:
+        """``tickets_controller.rb#ticket_history``: the controller policy wants
+        ``ticket.agent`` (403), then ``Ticket.find`` (404), then ``show?`` (403)."""
+        self._need(actor, "ticket.agent")
+        ticket = self.state.ticket(ticket_id)
+        if not actor.may(self.state, ticket, "read"):
+            raise forbidden()
+        return _json(200, ticket_history_json(self.state, ticket))
 
     # -- articles and attachments -------------------------------------------------------------
 

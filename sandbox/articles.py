@@ -211,6 +211,9 @@ class ArticleRules(RelationRules):
                 )
             )
         st.db.articles[article.id] = article
+        st.history_add(
+            "created", "Ticket::Article", article.id, actor.user.id, related=("Ticket", ticket.id)
+        )
         self._ticket_after_article(actor, ticket, article)
         for user_id in plan.mention_user_ids:
             self.mention_unchecked(ticket, user_id, actor.user.id)

@@ -10,7 +10,8 @@ import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,21 +103,25 @@ class ZammadSandbox:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
     ) -> Exchange:
-        """Answer one request through the fault queue (used by ``mount`` and ``serve``)."""
+        """Answer one request through the fault queue (used by ``mount`` and ``serve``).
+        Every answer carries a ``Date`` header in the sandbox's own time, as the web server
+        in front of Zammad sends one (a clock of its own is how a test skews it)."""
         fault = self.faults.take(method, path.split("?", 1)[0])
+        if isinstance(fault, Refuse):
+            return Exchange(0, {}, b"", fault)
+        date = {"Date": format_datetime(self.clock.now().astimezone(UTC), usegmt=True)}
         if isinstance(fault, RateLimited):
-            headers_out = {"Content-Type": "text/plain"}
+            headers_out = {"Content-Type": "text/plain", **date}
             if fault.header() is not None:
                 headers_out["Retry-After"] = str(fault.header())
             return Exchange(429, headers_out, b"Retry later\n", fault)
-        if isinstance(fault, Refuse):
-            return Exchange(0, {}, b"", fault)
         if isinstance(fault, ServerError) and not fault.apply:
-            return Exchange(*_server_error(fault), fault)
+            status, headers_out, body_out = _server_error(fault)
+            return Exchange(status, {**headers_out, **date}, body_out, fault)
         status, headers_out, body_out = self.handle(method, path, query, headers, body)
         if isinstance(fault, ServerError):
-            return Exchange(*_server_error(fault), fault)
-        return Exchange(status, headers_out, body_out, fault)
+            status, headers_out, body_out = _server_error(fault)
+        return Exchange(status, {**headers_out, **date}, body_out, fault)
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:

@@ -284,6 +284,28 @@ class Mention:
 
 
 @dataclass
+class HistoryEntry:
+    """A row of Zammad's ``histories`` table (``app/models/history.rb``), its lookups (type,
+    object, attribute) kept as names. ``value_*`` are text, as ``HasHistory`` writes them
+    (``to_s``); ``id_*`` are set for ``*_id`` columns. The ``sourceable_*`` columns (6.0+,
+    the trigger or macro behind a change) stay empty in the sandbox."""
+
+    id: int
+    o_id: int
+    object: str
+    type: str
+    created_by_id: int
+    created_at: datetime
+    attribute: str | None = None
+    value_from: str | None = None
+    value_to: str | None = None
+    id_from: int | None = None
+    id_to: int | None = None
+    related_object: str | None = None
+    related_o_id: int | None = None
+
+
+@dataclass
 class AccessToken:
     token: str
     user_id: int

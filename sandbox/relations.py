@@ -1,6 +1,8 @@
 """Tags, links and mentions (``tag.rb``, ``link.rb``, ``mention.rb``): idempotence, what bumps
-``updated_at`` (a tag remove always; a link change on both tickets), and the link direction
-quirks (add: source by number, target by id; remove: source by id)."""
+``updated_at`` (a tag remove always; a link change on both tickets), the link direction
+quirks (add: source by number, target by id; remove: source by id), and the history rows a
+tag change writes (``tag/writes_to_ticket_history.rb``: the tag in ``value_to``, added or
+removed alike; a link change writes none in 6.5)."""
 
 from __future__ import annotations
 
@@ -35,16 +37,18 @@ class RelationRules:
             return True  # a duplicate add is a no-op and does not touch
         if not self._tag_allowed(actor, name):
             raise forbidden()
-        self.tag_add_unchecked(ticket, name)
+        self.tag_add_unchecked(ticket, name, by=actor.user.id)
         return True
 
-    def tag_add_unchecked(self, ticket: Ticket, name: str) -> None:
+    def tag_add_unchecked(self, ticket: Ticket, name: str, *, by: int = 1) -> None:
+        """Add a tag as user ``by`` (1, the system, for a trigger or a macro)."""
         st = self.state
         st.db.tag_items.setdefault(name, len(st.db.tag_items) + 1)
         tags = st.tags_of(ticket.id)
         if name not in tags:
             tags.append(name)
             st.touch(ticket)
+            st.history_add("added", "Ticket", ticket.id, by, attribute="tag", value_to=name)
 
     def tag_remove(self, actor: Actor, ticket: Ticket, item: object) -> bool:
         """Always ``true``, always touches, creates the tag item if unknown."""
@@ -56,6 +60,9 @@ class RelationRules:
         tags = st.tags_of(ticket.id)
         if name in tags:
             tags.remove(name)
+            st.history_add(
+                "removed", "Ticket", ticket.id, actor.user.id, attribute="tag", value_to=name
+            )
         st.touch(ticket)
         return True
 

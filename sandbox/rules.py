@@ -218,9 +218,10 @@ class Rules(ArticleRules):
         if st.state_type_name(state_id) == "closed":
             ticket.close_at = ticket.last_close_at = now
         st.db.tickets[ticket.id] = ticket
+        st.history_created(ticket)
         st.db.ticket_tags[ticket.id] = []
         for tag in tags:
-            self.tag_add_unchecked(ticket, tag)
+            self.tag_add_unchecked(ticket, tag, by=actor.user.id)
         for user_id in mention_ids:
             self.mention_unchecked(ticket, user_id, actor.user.id)
         article = self.apply_article(actor, ticket, plan, import_mode=import_mode) if plan else None

@@ -92,7 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(
         self, status: int, headers: dict[str, str], body: bytes, *, truncate: bool = False
     ) -> None:
-        self.send_response(status)
+        # not send_response: it adds a Date in real time, and the sandbox sends its own
+        self.log_request(status)
+        self.send_response_only(status)
+        self.send_header("Server", self.version_string())
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))

@@ -1,6 +1,7 @@
 """The sandbox's tables and what every rule needs from them: id counters, Zammad's seeded rows
 (roles, state types, states, priorities, article types and senders, link types, the system
-user 1), exact name look-ups, group access and permission checks, and the ``updated_at`` touch.
+user 1), exact name look-ups, group access and permission checks, the ``updated_at`` touch,
+and the ticket history ``HasHistory`` writes on every save.
 
 Nothing here knows about HTTP; ``rules.py`` holds the write semantics, ``views.py`` the JSON."""
 
@@ -17,6 +18,7 @@ from sandbox.records import (
     ApiError,
     Article,
     Group,
+    HistoryEntry,
     Link,
     Mention,
     ObjectAttribute,
@@ -88,6 +90,37 @@ TICKET_COLUMNS = (
     "updated_at",
 )
 
+# Ticket columns ``HasHistory#history_update`` writes a row for when they change: all but
+# ``history_attributes_ignored`` (create_article_type_id, create_article_sender_id,
+# article_count, preferences) and the timestamps and *_by_id columns; custom attributes too.
+HISTORISED_COLUMNS = (
+    "title",
+    "group_id",
+    "state_id",
+    "priority_id",
+    "owner_id",
+    "customer_id",
+    "organization_id",
+    "pending_time",
+    "note",
+    "first_response_at",
+    "close_at",
+    "last_close_at",
+    "last_contact_at",
+    "last_contact_agent_at",
+    "last_contact_customer_at",
+    "last_owner_update_at",
+)
+# ``history_relation_object``: rows of these objects whose related_o_id is the ticket are
+# part of its history (``Ticket.history_get``).
+HISTORY_RELATED_OBJECTS = (
+    "Ticket::Article",
+    "Mention",
+    "Ticket::SharedDraftZoom",
+    "Checklist",
+    "Checklist::Item",
+)
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -121,6 +154,7 @@ class Tables:
     links: dict[int, Link] = field(default_factory=dict)
     mentions: dict[int, Mention] = field(default_factory=dict)
     tokens: dict[str, AccessToken] = field(default_factory=dict)
+    histories: dict[int, HistoryEntry] = field(default_factory=dict)
 
 
 class SandboxState:
@@ -132,6 +166,8 @@ class SandboxState:
         self.db = Tables()
         self._ids: dict[str, itertools.count[int]] = {}
         self._ticket_counter = itertools.count(1)
+        self._historised: dict[int, dict[str, Any]] = {}
+        """Ticket id → the historised values as of its last save (``saved_changes``)."""
         self._seed_builtins()
 
     # -- ids and time --------------------------------------------------------------------------
@@ -322,9 +358,119 @@ class SandboxState:
             self.touch(ticket)
 
     def saved(self, ticket: Ticket, actor_id: int) -> None:
-        """A real save with changes: ``updated_at`` and ``updated_by_id`` move."""
+        """A real save with changes: ``updated_at`` and ``updated_by_id`` move, and each
+        changed column gets an ``updated`` history row by the actor."""
         self.touch(ticket)
         ticket.updated_by_id = actor_id
+        self._history_update(ticket, actor_id)
+
+    # -- history (``has_history.rb``, ``history.rb``) -------------------------------------------
+
+    def history_add(
+        self,
+        type_name: str,
+        object_name: str,
+        o_id: int,
+        actor_id: int,
+        *,
+        attribute: str | None = None,
+        value_from: str | None = None,
+        value_to: str | None = None,
+        id_from: int | None = None,
+        id_to: int | None = None,
+        related: tuple[str, int] | None = None,
+        at: datetime | None = None,
+    ) -> HistoryEntry:
+        entry = HistoryEntry(
+            id=self.next_id("histories"),
+            o_id=o_id,
+            object=object_name,
+            type=type_name,
+            created_by_id=actor_id,
+            created_at=to_ms(at) if at is not None else self.now(),
+            attribute=attribute,
+            value_from=value_from,
+            value_to=value_to,
+            id_from=id_from,
+            id_to=id_to,
+            related_object=related[0] if related else None,
+            related_o_id=related[1] if related else None,
+        )
+        self.db.histories[entry.id] = entry
+        return entry
+
+    def history_created(self, ticket: Ticket) -> None:
+        """``history_create``: the ``created`` row, by the creator, at ``updated_at``."""
+        self.history_add("created", "Ticket", ticket.id, ticket.created_by_id, at=ticket.updated_at)
+        self._historised[ticket.id] = self._historised_values(ticket)
+
+    def history_of(self, ticket_id: int) -> list[HistoryEntry]:
+        """``History.list`` for a ticket: its own rows and its related objects' rows,
+        ordered by ``created_at, id``."""
+        rows = [
+            h
+            for h in self.db.histories.values()
+            if (h.object == "Ticket" and h.o_id == ticket_id)
+            or (h.object in HISTORY_RELATED_OBJECTS and h.related_o_id == ticket_id)
+        ]
+        return sorted(rows, key=lambda h: (h.created_at, h.id))
+
+    def _historised_values(self, ticket: Ticket) -> dict[str, Any]:
+        values = {name: getattr(ticket, name) for name in HISTORISED_COLUMNS}
+        values.update(ticket.custom)
+        return values
+
+    def _history_update(self, ticket: Ticket, actor_id: int) -> None:
+        """``history_update``: one ``updated`` row per changed column. An ``*_id`` column
+        is named without ``_id`` and carries the ids, and the names of the rows they point
+        to as values, if the new one exists (otherwise the ids as text)."""
+        before = self._historised.get(ticket.id, {})
+        after = self._historised_values(ticket)
+        self._historised[ticket.id] = after
+        for key, new in after.items():
+            old = before.get(key)
+            if old == new:
+                continue
+            row: dict[str, Any] = {
+                "attribute": key,
+                "value_from": ruby_text(old),
+                "value_to": ruby_text(new),
+            }
+            if key.endswith("_id"):
+                row.update(attribute=key.removesuffix("_id"), id_from=old, id_to=new)
+                name = self._related_name(key, new)
+                if name is not None:
+                    row.update(value_from=self._related_name(key, old) or row["value_from"])
+                    row.update(value_to=name)
+            self.history_add("updated", "Ticket", ticket.id, actor_id, at=ticket.updated_at, **row)
+
+    def _related_name(self, column: str, row_id: object) -> str | None:
+        """What ``HasHistory`` shows for a related row: its ``name``, else its ``fullname``."""
+        if not isinstance(row_id, int):
+            return None
+        tables: dict[str, dict[int, Any]] = {
+            "group_id": self.db.groups,
+            "state_id": self.db.states,
+            "priority_id": self.db.priorities,
+            "organization_id": self.db.organizations,
+        }
+        if column in ("owner_id", "customer_id"):
+            user = self.db.users.get(row_id)
+            return user.fullname if user else None
+        row = tables.get(column, {}).get(row_id)
+        return str(row.name) if row is not None else None
+
+
+def ruby_text(value: object) -> str:
+    """A value as ``HasHistory`` stores it (Ruby ``to_s``): ``nil`` is ``""``, booleans are
+    ``true``/``false``, times are ``2026-12-01 15:00:00 UTC``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return f"{to_ms(value):%Y-%m-%d %H:%M:%S} UTC"
+    return str(value)
 
 
 def grants(granted: Iterable[str], permission: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from sandbox.records import (
     Article,
     Group,
+    HistoryEntry,
     Link,
     Mention,
     ObjectAttribute,
@@ -351,4 +352,50 @@ def mention_json(mention: Mention) -> dict[str, Any]:
         "updated_by_id": mention.created_by_id,
         "created_at": iso(mention.created_at),
         "updated_at": iso(mention.updated_at),
+    }
+
+
+def history_entry_json(entry: HistoryEntry) -> dict[str, Any]:
+    """One row as ``History.list`` renders it: lookups as names (``object``, ``type``,
+    ``attribute`` when there is one), ``updated_at`` dropped, ``related_*`` only when set,
+    and ``id_from``/``id_to`` and ``value_from``/``value_to`` each dropped as a pair when
+    both are null."""
+    out: dict[str, Any] = {
+        "id": entry.id,
+        "o_id": entry.o_id,
+        "object": entry.object,
+        "type": entry.type,
+        "sourceable_type": None,
+        "sourceable_id": None,
+        "sourceable_name": None,
+        "created_by_id": entry.created_by_id,
+        "created_at": iso(entry.created_at),
+    }
+    if entry.attribute is not None:
+        out["attribute"] = entry.attribute
+    if entry.related_o_id is not None:
+        out["related_o_id"] = entry.related_o_id
+        out["related_object"] = entry.related_object
+    if entry.id_from is not None or entry.id_to is not None:
+        out["id_from"], out["id_to"] = entry.id_from, entry.id_to
+    if entry.value_from is not None or entry.value_to is not None:
+        out["value_from"], out["value_to"] = entry.value_from, entry.value_to
+    return out
+
+
+def ticket_history_json(state: SandboxState, ticket: Ticket) -> dict[str, Any]:
+    """``GET /api/v1/ticket_history/{id}`` (``Ticket#history_get(true)``): the rows, and the
+    assets of the ticket and of the users who made them."""
+    rows = state.history_of(ticket.id)
+    users = {ticket.customer_id, ticket.owner_id} | {h.created_by_id for h in rows}
+    return {
+        "history": [history_entry_json(h) for h in rows],
+        "assets": {
+            "Ticket": {str(ticket.id): ticket_json(state, ticket, mode="ids")},
+            "User": {
+                str(u): user_json(state, state.db.users[u])
+                for u in sorted(users)
+                if u in state.db.users
+            },
+        },
     }

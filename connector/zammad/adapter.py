@@ -84,7 +84,18 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
              content_type ≤ 20 chars → only "text/html" or "text/plain" are sent;
              attachment data is strict base64 (no newlines);
              "?view=inline" may return a resized image → downloads never send view=;
-             "From" is sent, never the deprecated X-On-Behalf-Of.
+             "From" is sent, never the deprecated X-On-Behalf-Of;
+             updated_at is stamped by Zammad's clock, not ours → ``clock_offset`` (from
+             the Date header of each answer) lets the poll take its signpost in Zammad's
+             time.                      test: test_sync.py::test_a_helpdesk_clock_behind*
+    Hist.  a tag write does not change the ticket's updated_by_id (it only touches the
+           ticket), so updated_by_id does not say who tagged; GET /ticket_history/{id}
+           does, but mixes in the rows of the ticket's articles, mentions and checklists
+           (related_o_id), leaves out value_from/value_to (and id_from/id_to) when both are
+           null, and names a removed tag in value_to, not value_from
+           (tag/writes_to_ticket_history.rb)
+          → ticket_events keeps the "Ticket" rows of that ticket only and reads the tag
+            of an added or removed row from value_to.     test: test_ticket_events_*
 
 Markers: a marker is found only as the **last** marker in the body of an internal note. Our
 footer is appended at the end, so a marker quoted inside a copied customer email (which an
@@ -97,7 +108,7 @@ import base64
 import html
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.base import (
@@ -111,6 +122,7 @@ from connector.base import (
     Capability,
     CreatedTicket,
     Criterion,
+    EventKind,
     FieldInfo,
     FieldValue,
     Group,
@@ -121,6 +133,7 @@ from connector.base import (
     Ticket,
     TicketChanges,
     TicketDraft,
+    TicketEvent,
     TicketId,
     TicketState,
     User,
@@ -234,6 +247,40 @@ def _person(value: Any) -> UserId | None:
     """A user id from Zammad, ``None`` for its user 1, "nobody" (the system)."""
     user_id = _int_or_none(value)
     return None if user_id == UNASSIGNED_USER_ID else user_id
+
+
+_TAG_EVENTS = {"added": EventKind.TAG_ADDED, "removed": EventKind.TAG_REMOVED}
+
+
+def _event(raw: Any, ticket_id: int) -> TicketEvent | None:
+    """A ``TicketEvent`` from one row of ``ticket_history``; ``None`` for a row about
+    another object (an article, a mention) or of a kind the neutral type does not have."""
+    if not isinstance(raw, Mapping) or raw.get("object") != "Ticket":
+        return None
+    try:
+        if _int_or_none(raw.get("o_id")) != ticket_id:
+            return None
+        actor = _person(raw.get("created_by_id"))
+    except (TypeError, ValueError):
+        return None
+    at = _parse_time(raw.get("created_at"))
+    if at is None:
+        return None
+    kind, attribute = str(raw.get("type")), raw.get("attribute")
+    value_from, value_to = _text_or_none(raw.get("value_from")), _text_or_none(raw.get("value_to"))
+    if kind == "created":
+        return TicketEvent(EventKind.CREATED, at, actor)
+    if kind == "updated" and isinstance(attribute, str) and attribute:
+        return TicketEvent(
+            EventKind.FIELD_CHANGED, at, actor, attribute, value_from=value_from, value_to=value_to
+        )
+    if kind in _TAG_EVENTS and attribute == "tag" and value_to:
+        return TicketEvent(_TAG_EVENTS[kind], at, actor, value_to=value_to)
+    return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _condition_value(value: FieldValue) -> str:
@@ -389,6 +436,9 @@ class ZammadAdapter:
             "unexpected ticket search response shape", method="POST", path="/api/v1/tickets/search"
         )
 
+    def clock_offset(self) -> timedelta | None:
+        return self._client.server_offset
+
     def get_ticket(self, ticket_id: TicketId) -> Ticket:
         data = self._client.get_json(f"/api/v1/tickets/{int(ticket_id)}", params={"expand": "true"})
         return self._ticket(data)
@@ -432,6 +482,22 @@ class ZammadAdapter:
             if m.get("mentionable_type", "Ticket") == "Ticket"
             and int(m.get("mentionable_id", ticket_id)) == int(ticket_id)
         )
+
+    def ticket_events(self, ticket_id: TicketId) -> list[TicketEvent]:
+        """The ticket's own history, oldest first (``GET /api/v1/ticket_history/{id}``, one
+        request): creation, attribute changes and tag changes with who made them. Rows of
+        the ticket's articles, mentions and the like, and kinds not listed in
+        ``EventKind`` (notifications, emails, merges), are left out."""
+        path = f"/api/v1/ticket_history/{int(ticket_id)}"
+        data = self._client.get_json(path)
+        rows = data.get("history") if isinstance(data, Mapping) else None
+        if not isinstance(rows, list):
+            raise TransientError(
+                "unexpected ticket history response shape", method="GET", path=path
+            )
+        events = [e for e in (_event(raw, int(ticket_id)) for raw in rows) if e is not None]
+        # Zammad orders by created_at, id; the sort is stable, so ties keep that order.
+        return sorted(events, key=lambda e: e.at)
 
     # -- reading: articles ------------------------------------------------------------------
 

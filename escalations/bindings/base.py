@@ -13,12 +13,12 @@ The jobs decide; the binding translates; the effects write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from connector.base import Capability, Criterion, Ticket, User
+from connector.base import Capability, Criterion, Ticket, TicketEvent, User
 from escalations.effects.base import Intent
 from escalations.models import EffectRef, Escalation
 
@@ -138,6 +138,20 @@ class HelpdeskBinding(Protocol):
 
     def route_failed(self, ticket: Ticket, *, matched: bool) -> bool:
         """Whether an agent marked the carrier route as failed."""
+        ...
+
+    # -- reading a ticket's history (who did it) -------------------------------------------
+    def flag_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
+        """The latest event that raised the flag (the ticket's creation, if nothing later
+        did: a flag set when the ticket was created); ``None`` if none did."""
+        ...
+
+    def level_event(self, events: Sequence[TicketEvent], level: int) -> TicketEvent | None:
+        """The latest event that set the level to ``level``."""
+        ...
+
+    def route_failed_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
+        """The latest event that marked the carrier route as failed."""
         ...
 
     # -- decisions into intents ------------------------------------------------------------

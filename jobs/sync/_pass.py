@@ -1,17 +1,22 @@
-"""What the parts of one poll share: the context, the people met so far, the counts, and the
+"""What the parts of one poll share: the context, the people met so far, the counts, the
 searches the binding asks for (each made at most once per pass, and only when a ticket
-changed, so an idle poll stays one request)."""
+changed, so an idle poll stays one request) and the histories read to learn who did what
+(only for a ticket version on which something is decided, at most once each)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from connector.base import Criterion, Ticket
+from connector.base import Capability, Criterion, Ticket, TicketEvent
+from connector.errors import Forbidden, NotFound, Rejected, TransientError
 from escalations.bindings.base import FlagState
 from escalations.people import People
 from escalations.store.base import Transaction
 from jobs.context import JobContext, JobResult
+
+log = logging.getLogger(__name__)
 
 Plan = Callable[[Transaction], None]
 """What to record for one ticket version, run inside the poll's one transaction for it."""
@@ -30,6 +35,7 @@ class SyncPass:
         self.result = result
         self.since = since
         self._hits: dict[Criterion, frozenset[int]] = {}
+        self._events: dict[tuple[int, datetime], list[TicketEvent] | None] = {}
 
     def matches(self, criterion: Criterion | None, ticket: Ticket) -> bool:
         """Whether ``criterion``'s search (tickets changed since the poll's start that meet
@@ -41,6 +47,27 @@ class SyncPass:
                 t.id for t in self.adapter.changed_tickets(self.since, matching=criterion)
             )
         return ticket.id in self._hits[criterion]
+
+    def events(self, ticket: Ticket) -> list[TicketEvent] | None:
+        """The ticket's history (one request, once per ticket version and pass); ``None``
+        when the helpdesk keeps none, or it could not be read: refused, gone, unreadable or
+        unreachable after the retries, said in one line. Who did something then cannot be
+        told, which is no reason to hold back what was decided."""
+        if Capability.HISTORY not in self.adapter.capabilities:
+            return None
+        key = (ticket.id, ticket.updated_at)
+        if key not in self._events:
+            try:
+                self._events[key] = self.adapter.ticket_events(ticket.id)
+            except (Forbidden, NotFound, Rejected, TransientError) as exc:
+                log.warning(
+                    "sync.history_unread ticket=%s error=%s: %s (notes name the ticket's owner)",
+                    ticket.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._events[key] = None
+        return self._events[key]
 
     def flag_state(self, ticket: Ticket) -> FlagState:
         return self.binding.flag_state(

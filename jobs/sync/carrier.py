@@ -1,7 +1,8 @@
 """The carrier contact log (DESIGN.md rule 5): each carrier-contact note an agent writes on an
 escalation ticket is recorded (an incomplete one gets a note naming what is missing); when an
 agent marks the carrier route as failed, everything collected goes to the customer-support
-supervisor in one note, and the ticket to them."""
+supervisor in one note naming that agent (from the ticket's history), and the ticket to
+them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from escalations.markers import markers_in
 from escalations.models import CarrierContact, Escalation
 from escalations.store.base import Transaction
 from jobs.sync._pass import Plan, SyncPass
+from jobs.sync.credit import credit
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
         handover_html = notes.carrier_handover_note(
             supervisor.display_name if supervisor else "(no supervisor mapped)",
             rows,
-            p.people.name(ticket.updated_by_id),
+            credit(p, ticket, p.binding.route_failed_event, what="route_failed").text,
             ticket.updated_at,
             p.tz,
         )

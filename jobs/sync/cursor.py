@@ -1,8 +1,9 @@
 """The poll cursor: where a poll starts, how far each handled ticket lets it move, and where it
 must stay (``RELIABILITY.md`` §B2 "Polling cursor").
 
-- The **signpost** is the poll's start minus an allowance for clock skew; the cursor never
-  passes it, so a change stamped while the poll runs is asked for again next time.
+- The **signpost** is the poll's start, in the helpdesk's time (it stamps ``updated_at``),
+  minus a small allowance; the cursor never passes it, so a change stamped while the poll
+  runs is asked for again next time.
 - A poll asks for changes since the cursor **minus the overlap**; versions seen twice are
   de-duplicated by (ticket, ``updated_at``) in the store.
 - A ticket that could not be handled (or must wait) is **held**: the cursor stays before its
@@ -33,6 +34,13 @@ class PollCursor:
         self.position = min(stored.value, self.signpost) if stored else now - first_lookback
         self.since = self.position - overlap
         self.held: datetime | None = None
+
+    def bound_signpost(self, limit: datetime) -> None:
+        """Keep the signpost at or before ``limit`` (the helpdesk's own time at the poll's
+        start, once measured): a poll that began with the worker's clock, ahead of the
+        helpdesk's, must not move the cursor past changes the helpdesk has yet to stamp."""
+        # never behind the position: that only ever moved to a stamp the helpdesk made
+        self.signpost = max(self.position, min(self.signpost, limit))
 
     def hold(self, updated_at: datetime) -> None:
         """Keep the cursor before this version (handled by a later poll)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from connector.base import Ticket, User
+from connector.base import Ticket
 from escalations import notes, workflow
 from escalations.bindings.base import FlagState, NewEscalationTicket
 from escalations.effects.base import key_purpose
 from escalations.models import EffectState, Escalation, State
 from escalations.store.base import Transaction
 from jobs.sync._pass import Plan, SyncPass
+from jobs.sync.credit import Credit, credit
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +24,12 @@ def escalation_key(helpdesk: str, ticket_id: int, sequence: int) -> str:
     return f"{helpdesk}:ticket:{ticket_id}:{sequence}"
 
 
-def flagging_agent(p: SyncPass, ticket: Ticket) -> User | None:
-    """Who flagged: the ticket's last editor, who ran the Escalate macro — unless someone who
-    is not an agent (the customer's next email) changed the ticket before this poll; then the
-    ticket's owner, the agent handling the customer, is taken instead."""
-    editor = p.people.user(ticket.updated_by_id)
-    if editor is not None and editor.is_agent:
-        return editor
-    owner = p.people.user(ticket.owner_id)
-    if owner is not None and owner.is_agent:
-        log.info(
-            "escalation.flagger_from_owner ticket=%s last_editor=%s owner=%s",
-            ticket.id,
-            ticket.updated_by_id,
-            owner.id,
-        )
-        return owner
-    return None
+def flagging_agent(p: SyncPass, ticket: Ticket) -> Credit:
+    """Who flagged: the agent the ticket's history names for the latest flag (who ran the
+    Escalate macro, or added the flag), not its last editor, which a flag added as a mark
+    does not change and the customer's next email does. The ticket's owner, the agent
+    handling the customer, when the history cannot be read or names no agent."""
+    return credit(p, ticket, p.binding.flag_event, what="flag")
 
 
 def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
@@ -52,7 +42,7 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
     segment = details.segment if details.segment in profile.segments else ""
     segment = segment or profile.process.default_segment
     flagger = flagging_agent(p, ticket)
-    flagged_by = flagger.id if flagger else None
+    flagged_by = flagger.user_id
     owner = p.people.owner_for_level(1, flagged_by=flagged_by, current=None, history=())
     watchers = tuple(u.id for u, _ in p.people.watchers_for_level(1))
     placeholder = p.people.placeholder_customer()
@@ -78,7 +68,7 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
         level_name=profile.level(1).name,
         reason_label=reason_label,
         segment=profile.segment(segment).label,
-        flagged_by=flagger.display_name if flagger else "(unknown agent)",
+        flagged_by=flagger.text,
         flagged_at=ticket.updated_at,
         callback_at=details.callback_at,
         owner=p.people.name(owner) if owner else "unassigned",
@@ -111,7 +101,7 @@ def flagged_while_open(
     occurrence = ticket.updated_at.isoformat()
     html = notes.flagged_again_note(
         esc.escalation_ticket_number or "?",
-        p.people.name(ticket.updated_by_id),
+        flagging_agent(p, ticket).text,
         ticket.updated_at,
         p.tz,
     )

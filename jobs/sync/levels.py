@@ -1,6 +1,6 @@
 """A level an agent set on an escalation ticket (DESIGN.md rule 4): only an agent moves an
 escalation; the worker re-marks, re-owns, subscribes the level's executives, writes the level
-note and records the change with its time."""
+note and records the change with its time and the agent the ticket's history names for it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from escalations.bindings.base import LevelMove
 from escalations.models import Escalation, LevelChange, State
 from escalations.store.base import Transaction
 from jobs.sync._pass import Plan, SyncPass
+from jobs.sync.credit import credit
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ def _level_changed(p: SyncPass, ticket: Ticket, esc: Escalation, level: int) -> 
     history = tuple(c.to_level for c in p.store.level_changes(esc.id)) + (esc.level,)
     sequence = len(history)
     at = ticket.updated_at
+    changer = credit(
+        p, ticket, lambda events: p.binding.level_event(events, level), what=f"level {level}"
+    )
     owner = p.people.owner_for_level(
         level, flagged_by=esc.flagged_by_id, current=esc.owner_id, history=history
     )
@@ -58,7 +62,7 @@ def _level_changed(p: SyncPass, ticket: Ticket, esc: Escalation, level: int) -> 
         owner=p.people.name(owner) if owner else "unassigned",
         owner_role=owner_role_name(p, level, history),
         changed_at=at,
-        changed_by=p.people.name(ticket.updated_by_id),
+        changed_by=changer.text,
         reason_label=reason,
         from_level=esc.level,
         subscribed=tuple((u.id, u.display_name, role) for u, role in watchers),
@@ -76,7 +80,7 @@ def _level_changed(p: SyncPass, ticket: Ticket, esc: Escalation, level: int) -> 
         from_level=esc.level,
         to_level=level,
         changed_at=at,
-        changed_by_id=ticket.updated_by_id,
+        changed_by_id=changer.user_id,
         reason=esc.reason,
     )
 

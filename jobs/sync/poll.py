@@ -36,11 +36,15 @@ NAME = "sync"
 INITIAL_LOOKBACK = timedelta(days=30)
 """How far back the very first poll looks for flagged tickets."""
 SIGNPOST_SKEW = timedelta(seconds=2)
-"""The cursor never passes the poll's start time minus this allowance for clock skew."""
+"""The cursor never passes the poll's start, in the helpdesk's time, minus this allowance (for
+the Date header's one-second resolution and stamps made as the poll starts)."""
 FAILED_TICKETS = "sync.failed_tickets"
 """Meta key: ticket id → the version that could not be handled (logged once per version)."""
 SEEN_KEPT = timedelta(hours=1)
 """Seen versions are remembered this long before the overlap window."""
+CLOCK_SKEW_WARNED = "sync.clock_skew_warned"
+"""Meta key: true while a helpdesk clock skew over half the overlap has been logged."""
+ZERO = timedelta(0)
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -48,10 +52,12 @@ def run(ctx: JobContext) -> JobResult:
     store = ctx.store
     stream = f"{ctx.adapter.name}.tickets"
     now = ctx.clock.now()
+    overlap = timedelta(seconds=ctx.settings.poll_overlap_seconds)
+    # the helpdesk stamps updated_at by its own clock: the signpost is taken in its time
     cursor = PollCursor(
         store.get_cursor(stream),
-        now=now,
-        overlap=timedelta(seconds=ctx.settings.poll_overlap_seconds),
+        now=now + (ctx.adapter.clock_offset() or ZERO),
+        overlap=overlap,
         first_lookback=INITIAL_LOOKBACK,
         skew=SIGNPOST_SKEW,
     )
@@ -95,6 +101,10 @@ def run(ctx: JobContext) -> JobResult:
             continue
         cursor.advance(position)
         result.add("tickets_changed")
+    measured = ctx.adapter.clock_offset()  # this poll's own answers (the first pass has no other)
+    if measured is not None:
+        cursor.bound_signpost(now + measured - SIGNPOST_SKEW)
+        _watch_skew(p, measured, overlap)
     with store.transaction() as tx:
         store.set_cursor(tx, stream, cursor.finished_value(), cursor.signpost)
         store.set_meta(tx, LAST_SUCCESSFUL_POLL, now.isoformat())
@@ -130,6 +140,32 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
         ):
             plans.append(copying.scan_later(p, esc, ticket.id, ticket.number))
     return [plan for plan in plans if plan is not None]
+
+
+def _watch_skew(p: SyncPass, offset: timedelta, overlap: timedelta) -> None:
+    """Log once when the helpdesk's clock and this machine's differ by more than half the
+    poll overlap (the poll is safe either way: its signpost is in the helpdesk's time, but
+    every other time the worker shows or compares is its own), and once when they agree
+    again."""
+    store = p.store
+    skewed = abs(offset) > overlap / 2
+    if skewed == bool(store.get_meta(CLOCK_SKEW_WARNED)):
+        return
+    seconds = round(offset.total_seconds())
+    if skewed:
+        log.warning(
+            "sync.clock_skew helpdesk=%s seconds=%+d: the helpdesk's clock is %s this"
+            " machine's by more than half the poll overlap (%ss); the poll follows the"
+            " helpdesk's time, but fix the clocks (NTP)",
+            p.ctx.adapter.name,
+            seconds,
+            "ahead of" if seconds > 0 else "behind",
+            round(overlap.total_seconds()),
+        )
+    else:
+        log.info("sync.clock_skew_ok helpdesk=%s seconds=%+d", p.ctx.adapter.name, seconds)
+    with store.transaction() as tx:
+        store.set_meta(tx, CLOCK_SKEW_WARNED, skewed)
 
 
 def _awaiting_link(p: SyncPass, ticket: Ticket) -> bool:

@@ -578,3 +578,41 @@ def test_helpdesk_error_is_the_common_base():
         issubclass(cls, HelpdeskError)
         for cls in (AmbiguousWrite, AuthError, Conflict, NotFound, RateLimited, Rejected)
     )
+
+
+# -- the helpdesk's clock -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("date", "offset"),
+    [
+        (None, None),  # no header: unknown, not zero
+        ("not a date", None),
+        ("Tue, 01 Dec 2026 09:00:00", None),  # no zone: cannot be placed
+        ("Tue, 01 Dec 2026 08:55:00 GMT", timedelta(minutes=-5)),
+        ("Tue, 01 Dec 2026 10:30:00 GMT", timedelta(minutes=90)),
+        ("Tue, 01 Dec 2026 09:00:00 GMT", timedelta(0)),  # within the header's one second
+    ],
+)
+def test_the_helpdesk_clock_offset_comes_from_the_date_header(rsps, date, offset):
+    clock = FakeClock(datetime(2026, 12, 1, 9, 0, 0, 400_000, tzinfo=UTC))
+    rsps.add("GET", f"{BASE}/api/v1/a", json={}, headers={"Date": date} if date else {})
+    client = make_client(clock)
+    assert client.server_offset is None  # before any answer
+    client.get_json("/api/v1/a")
+    expected = offset
+    if offset not in (None, timedelta(0)):
+        expected = offset - timedelta(microseconds=400_000)
+    assert client.server_offset == expected
+
+
+def test_the_offset_follows_the_latest_answer_and_a_refusal_counts(rsps, clock):
+    rsps.add("GET", f"{BASE}/api/v1/a", json={}, headers={"Date": "Tue, 01 Dec 2026 08:50:00 GMT"})
+    rsps.add("GET", f"{BASE}/api/v1/b", status=404, json={"error": "x"},
+             headers={"Date": "Tue, 01 Dec 2026 09:10:00 GMT"})  # fmt: skip
+    client = make_client(clock)
+    client.get_json("/api/v1/a")
+    assert client.server_offset == timedelta(minutes=-10)
+    with pytest.raises(NotFound):
+        client.get_json("/api/v1/b")
+    assert client.server_offset == timedelta(minutes=10)

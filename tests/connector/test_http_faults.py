@@ -449,6 +449,7 @@ ADAPTER_CALLS: dict[str, Callable[[ZammadAdapter], Any]] = {
     ),
     "list_links": lambda a: a.list_links(3),
     "list_subscribers": lambda a: a.list_subscribers(3),
+    "ticket_events": lambda a: a.ticket_events(3),
     "find_ticket_by_marker": lambda a: a.find_ticket_by_marker(MARKER, linked_to=3),
     "find_article_by_marker": lambda a: a.find_article_by_marker(3, MARKER),
     "me": lambda a: a.me(),
@@ -464,6 +465,8 @@ ADAPTER_CALLS: dict[str, Callable[[ZammadAdapter], Any]] = {
     "link_tickets": lambda a: a.link_tickets(3, 19),
     "subscribe": lambda a: a.subscribe(3, 4),
 }
+NO_REQUEST = {"clock_offset"}
+"""Protocol methods that only report what earlier answers said: nothing to leak."""
 FAILURES = ["401", "403", "404", "422-echo", "429", "500", "503", "read_timeout", "refused"]
 
 
@@ -473,7 +476,7 @@ def test_witness_covers_every_protocol_method():
         for name, member in inspect.getmembers(HelpdeskAdapter)
         if callable(member) and not name.startswith("_")
     }
-    assert protocol == set(ADAPTER_CALLS)
+    assert protocol - NO_REQUEST == set(ADAPTER_CALLS)
 
 
 @pytest.mark.parametrize("failure", FAILURES)

@@ -17,6 +17,7 @@ from connector.base import (
     ArticleKind,
     AttachmentRef,
     AttachmentUpload,
+    EventKind,
     FieldInfo,
     Link,
     LinkKind,
@@ -24,8 +25,9 @@ from connector.base import (
     Sender,
     TicketChanges,
     TicketDraft,
+    TicketEvent,
 )
-from connector.errors import AuthError, Forbidden, NotFound, Rejected
+from connector.errors import AuthError, Forbidden, NotFound, Rejected, TransientError
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter, utc_ms
 from escalations.clock import FakeClock
@@ -309,6 +311,80 @@ def test_list_subscribers(rsps, adapter):
         match=q(mentionable_type="Ticket", mentionable_id=1),
     )
     assert adapter.list_subscribers(1) == {3, 4}
+
+
+# A ticket history as GET /api/v1/ticket_history/{id} answers it (constructed, not from the
+# docs, which have no example): the rows in History.list's shape (app/models/history.rb: the
+# type/object/attribute lookups as names, updated_at dropped, value_* and id_* pairs left out
+# when both are null, related_* only when set), as HasHistory (has_history.rb) and
+# Tag::WritesToTicketHistory write them for ticket 5.
+HISTORY_5 = {
+    "history": [
+        {"id": 1, "o_id": 5, "object": "Ticket", "type": "created", "created_by_id": 2,
+         "created_at": "2026-12-01T09:00:00.120Z"},
+        {"id": 2, "o_id": 35, "object": "Ticket::Article", "type": "created", "created_by_id": 2,
+         "related_o_id": 5, "related_object": "Ticket", "created_at": "2026-12-01T09:00:00.120Z"},
+        {"id": 3, "o_id": 5, "object": "Ticket", "type": "updated", "attribute": "owner",
+         "id_from": 1, "id_to": 3, "value_from": "-", "value_to": "Chris Lee",
+         "created_by_id": 3, "created_at": "2026-12-01T09:10:00.000Z", "sourceable_type": None},
+        {"id": 4, "o_id": 5, "object": "Ticket", "type": "updated",
+         "attribute": "escalation_level", "value_from": "1", "value_to": "2",
+         "created_by_id": 3, "created_at": "2026-12-01T09:20:00.000Z"},
+        {"id": 5, "o_id": 5, "object": "Ticket", "type": "added", "attribute": "tag",
+         "value_from": None, "value_to": "carrier-route-failed", "created_by_id": 4,
+         "created_at": "2026-12-01T09:30:00.000Z"},
+        {"id": 6, "o_id": 5, "object": "Ticket", "type": "removed", "attribute": "tag",
+         "value_from": None, "value_to": "escalate", "created_by_id": 1,
+         "created_at": "2026-12-01T09:30:00.000Z", "sourceable_type": "Trigger",
+         "sourceable_id": 7, "sourceable_name": "tidy"},
+        {"id": 7, "o_id": 5, "object": "Ticket", "type": "notification",
+         "value_to": "chris@example.com(update:online)", "created_by_id": 3,
+         "created_at": "2026-12-01T09:31:00.000Z"},
+        {"id": 8, "o_id": 9, "object": "Ticket", "type": "updated", "attribute": "title",
+         "value_from": "a", "value_to": "b", "created_by_id": 3,
+         "created_at": "2026-12-01T09:32:00.000Z"},
+    ],
+    "assets": {},
+}  # fmt: skip
+
+
+def test_ticket_events_reads_the_ticket_s_own_rows(rsps, adapter):
+    rsps.add("GET", f"{API}/ticket_history/5", json=HISTORY_5)
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert adapter.ticket_events(5) == [
+        TicketEvent(EventKind.CREATED, at + timedelta(milliseconds=120), 2),
+        TicketEvent(
+            EventKind.FIELD_CHANGED, at + timedelta(minutes=10), 3, "owner", "-", "Chris Lee"
+        ),
+        TicketEvent(
+            EventKind.FIELD_CHANGED, at + timedelta(minutes=20), 3, "escalation_level", "1", "2"
+        ),
+        TicketEvent(
+            EventKind.TAG_ADDED, at + timedelta(minutes=30), 4, value_to="carrier-route-failed"
+        ),
+        # a removed tag is named in value_to too; user 1 is the system, nobody
+        TicketEvent(EventKind.TAG_REMOVED, at + timedelta(minutes=30), None, value_to="escalate"),
+    ]
+
+
+def test_ticket_events_of_a_ticket_not_readable(rsps, adapter):
+    rsps.add("GET", f"{API}/ticket_history/5", status=403, json={"error": "Not authorized"})
+    rsps.add(
+        "GET",
+        f"{API}/ticket_history/6",
+        status=404,
+        json={"error": "Couldn't find Ticket with 'id'=6"},
+    )
+    with pytest.raises(Forbidden):
+        adapter.ticket_events(5)
+    with pytest.raises(NotFound):
+        adapter.ticket_events(6)
+
+
+def test_ticket_events_unexpected_shape(rsps, adapter):
+    rsps.add("GET", f"{API}/ticket_history/5", json=[])
+    with pytest.raises(TransientError, match="history response shape"):
+        adapter.ticket_events(5)
 
 
 def test_list_articles(rsps, adapter):

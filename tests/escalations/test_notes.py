@@ -112,6 +112,27 @@ def test_carrier_handover_lists_every_contact() -> None:
     )
 
 
+def test_the_person_credited_says_when_it_is_the_owner_standing_in() -> None:
+    basis = notes.CreditBasis
+    assert notes.credited("Bob Agent", basis.HISTORY) == "Bob Agent"
+    assert notes.credited("Alice Agent", basis.OWNER_HISTORY_UNREAD) == (
+        "Alice Agent (the ticket's owner; the helpdesk's history could not be read)"
+    )
+    assert notes.credited("Alice Agent", basis.OWNER_NOT_IN_HISTORY) == (
+        "Alice Agent (the ticket's owner; the helpdesk's history names no agent for it)"
+    )
+    assert notes.credited(None, basis.OWNER_HISTORY_UNREAD) == (
+        "an unknown agent (the helpdesk's history could not be read, and the ticket has no owner)"
+    )
+    html = notes.carrier_handover_note(
+        "Chris Lee", [], notes.credited("Alice Agent", basis.OWNER_HISTORY_UNREAD), AT, LONDON
+    )
+    assert html.startswith(
+        "<p><b>Carrier route failed</b> (marked by Alice Agent (the ticket&#x27;s owner; the "
+        "helpdesk&#x27;s history could not be read) at 14:05 Europe/London (Wed 01 Jul 2026))."
+    )
+
+
 def test_withheld_attachment_line_has_name_size_and_digest() -> None:
     line = notes.attachment_withheld_line("big<1>.log", 5000, "ab" * 32, 100)
     assert line == (

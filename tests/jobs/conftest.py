@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +102,32 @@ class World:
         ]
 
 
+class SkewedClock:
+    """The helpdesk's clock: the worker's, off by ``offset`` (negative: behind)."""
+
+    def __init__(self, clock: FakeClock, offset: timedelta) -> None:
+        self._clock, self.offset = clock, offset
+
+    def now(self) -> datetime:
+        return self._clock.now() + self.offset
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+
 def make_world(
-    tmp_path: Path, clock: FakeClock, rsps: responses.RequestsMock, mappings: Mappings | None
+    tmp_path: Path,
+    clock: FakeClock,
+    rsps: responses.RequestsMock,
+    mappings: Mappings | None,
+    *,
+    helpdesk_clock_offset: timedelta = timedelta(0),
 ) -> World:
-    sandbox = ZammadSandbox.demo(clock=clock)
+    helpdesk_clock = SkewedClock(clock, helpdesk_clock_offset) if helpdesk_clock_offset else clock
+    sandbox = ZammadSandbox.demo(clock=helpdesk_clock)
     mount(sandbox, rsps, BASE_URL)
     token = sandbox.token_of(BOT)
     settings = Settings(  # type: ignore[call-arg]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 import requests
@@ -198,3 +198,21 @@ def test_socket_attachment_bytes(server: SandboxServer, sandbox: ZammadSandbox) 
     att = article["attachments"][0]
     raw = _get(server, f"/ticket_attachment/2/{article['id']}/{att['id']}")
     assert raw.content == sandbox.attachment_data(article["id"], att["id"])
+
+
+def test_every_answer_carries_one_date_in_the_sandboxs_own_time(
+    server: SandboxServer, sandbox: ZammadSandbox
+) -> None:
+    """As nginx in front of Zammad does; the poll reads the helpdesk's clock from it, so it
+    must be the sandbox's (fake, or skewed) clock, never the machine's."""
+    expected = format_datetime(sandbox.clock.now().astimezone(UTC), usegmt=True)
+    assert _get(server, "/tickets/1").raw.headers.getlist("Date") == [expected]
+    assert _get(server, "/tickets/999999").raw.headers.getlist("Date") == [expected]
+
+
+def test_mounted_answers_carry_the_date_too(api: Client, sandbox: ZammadSandbox) -> None:
+    expected = format_datetime(sandbox.clock.now().astimezone(UTC), usegmt=True)
+    assert api("GET", "/tickets/1").headers["Date"] == expected
+    sandbox.faults.add(RateLimited(retry_after=3))
+    throttled = api("GET", "/tickets/1")
+    assert (throttled.status_code, throttled.headers["Date"]) == (429, expected)

@@ -11,17 +11,29 @@
   in plain text.
 - Zammad subscribes the user an internal note's ``<a data-mention-user-id>`` anchor names;
   that is how a level's executives are subscribed after the create.
+- Who flagged, set a level or marked the carrier route failed is read from the ticket's
+  history (a tag write leaves ``updated_by_id`` alone): the latest event that set the flag
+  attribute to a truthy value or added the flag tag, set the level attribute to the level,
+  or added the route-failed tag (set ``fields.route_failed``, without ``TAGS``).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from connector.base import Capability, Criterion, FieldValue, Ticket, User
+from connector.base import (
+    Capability,
+    Criterion,
+    EventKind,
+    FieldValue,
+    Ticket,
+    TicketEvent,
+    User,
+)
 from escalations.bindings.base import (
     FlagDetails,
     FlagState,
@@ -83,6 +95,12 @@ def _instant(value: FieldValue) -> datetime | None:
         return parse_instant(str(value))
     except ValueError:
         return None
+
+
+def _latest(
+    events: Sequence[TicketEvent], wanted: Callable[[TicketEvent], bool]
+) -> TicketEvent | None:
+    return next((e for e in reversed(events) if wanted(e)), None)
 
 
 def _zammad_time(value: datetime) -> str:
@@ -165,6 +183,44 @@ class ZammadBinding:
             return matched
         field = self.fieldmap.fields.route_failed
         return bool(field and _truthy(ticket.fields.get(field)))
+
+    # -- reading a ticket's history (who did it) -------------------------------------------
+    def _set(self, event: TicketEvent, field: str | None) -> bool:
+        """A truthy value written to ``field``."""
+        return (
+            field is not None
+            and event.kind is EventKind.FIELD_CHANGED
+            and event.field == field
+            and _truthy(event.value_to)
+        )
+
+    def _tagged(self, event: TicketEvent, tag: str | None) -> bool:
+        return tag is not None and event.kind is EventKind.TAG_ADDED and event.value_to == tag
+
+    def flag_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
+        flag = self.fieldmap.flag
+        tag = flag.tag if self._tags else None
+        raised = _latest(events, lambda e: self._set(e, flag.field) or self._tagged(e, tag))
+        # A field set on create has no row of its own (HasHistory writes only "created").
+        return raised or _latest(events, lambda e: e.kind is EventKind.CREATED)
+
+    def level_event(self, events: Sequence[TicketEvent], level: int) -> TicketEvent | None:
+        name = self.fieldmap.fields.level
+        return _latest(
+            events,
+            lambda e: (
+                e.kind is EventKind.FIELD_CHANGED
+                and e.field == name
+                and _as_level(e.value_to) == level
+            ),
+        )
+
+    def route_failed_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
+        if self.route_failed_criterion is not None:
+            tag = self.route_failed_criterion.tag
+            return _latest(events, lambda e: self._tagged(e, tag))
+        field = self.fieldmap.fields.route_failed
+        return _latest(events, lambda e: self._set(e, field))
 
     # -- decisions into intents ------------------------------------------------------------
     def _level_tag(self, level: int) -> str:
