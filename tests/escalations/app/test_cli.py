@@ -8,11 +8,9 @@ module (``python -m escalations.app.cli``) in a subprocess, as systemd would."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tomllib
@@ -24,7 +22,7 @@ import pytest
 
 from escalations.app.cli import build_parser, main
 from escalations.errors import EX_CONFIG
-from escalations.settings import ENV_PREFIX, shipped_mappings_dir
+from escalations.settings import shipped_mappings_dir
 from escalations.store.sqlite import load_migrations
 from sandbox import SandboxServer, ZammadSandbox, serve
 
@@ -42,25 +40,9 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No ``ESCALATIONS_*`` from the caller; state in ``tmp_path/state``. Afterwards the
-    logging handlers and signal handlers that ``main`` installs are put back."""
-    for key in list(os.environ):
-        if key.upper().startswith(ENV_PREFIX) or key in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"):
-            monkeypatch.delenv(key)
-    state = tmp_path / "state"
-    monkeypatch.setenv("STATE_DIRECTORY", str(state))
-    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield state
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    for signum, handler in signals.items():
-        signal.signal(signum, handler)
+def env(cli_env: Path) -> Path:
+    """Every CLI test runs in ``cli_env`` (conftest.py): no caller settings, its own state."""
+    return cli_env
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -7,10 +7,7 @@ the effect back in the queue; the next ``run --once`` writes it, and it is writt
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +18,6 @@ from escalations.app.cli import main
 from escalations.clock import FakeClock
 from escalations.markers import marker_for
 from escalations.models import EffectState
-from escalations.settings import ENV_PREFIX
 from escalations.store.sqlite import SqliteStore
 from sandbox import SandboxServer, ServerError, ZammadSandbox, serve
 
@@ -32,25 +28,9 @@ COPY_TEXT = "Still no line, fourth day now."
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No ``ESCALATIONS_*`` from the caller; state in ``tmp_path/state``; the logging and
-    signal handlers that ``main`` installs are put back afterwards."""
-    for key in list(os.environ):
-        if key.upper().startswith(ENV_PREFIX) or key in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"):
-            monkeypatch.delenv(key)
-    state = tmp_path / "state"
-    monkeypatch.setenv("STATE_DIRECTORY", str(state))
-    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield state
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    for signum, handler in signals.items():
-        signal.signal(signum, handler)
+def env(cli_env: Path) -> Path:
+    """Every CLI test runs in ``cli_env`` (conftest.py): no caller settings, its own state."""
+    return cli_env
 
 
 @pytest.fixture
