@@ -98,6 +98,12 @@ class Forbidden(AuthError):
     """403: the token is accepted but may not do this (group access, a permission it lacks)."""
 
 
+class OutOfReach(Forbidden):
+    """403 on an object the account can no longer even read (an agent moved the ticket to a
+    group the account has no access to). Not a refusal of the write itself: what was to be
+    done with the object waits until it is back in reach."""
+
+
 class NotFound(HelpdeskError):
     pass
 

@@ -38,6 +38,9 @@
                                               URL is not its final address, so no write can
                                               land; none is dropped (they wait for the fix)
                     other TransientError      back to pending; counts as an attempt
+                    OutOfReach (403 on a      back to pending, attempt given back, with
+                    ticket it cannot read)    back-off; the sweep goes on. The poll makes it
+                                              due again when the ticket is back in reach
                     Rejected, NotFound,       failed, with last_error; the kind's on_fail
                     Conflict, Forbidden (403) runs in the same transaction (an admin can
                                               replay it: ``effects retry``)
@@ -67,6 +70,7 @@ from connector.errors import (
     AmbiguousWrite,
     HelpdeskError,
     Maintenance,
+    OutOfReach,
     RateLimited,
     RedirectError,
     TransientError,
@@ -253,6 +257,15 @@ class Executor:
             wait = self._backoff(effect.attempts + effect.deferrals)
             self._retry(effect, exc, EffectState.PENDING, "deferred", wait, give_back=True)
             return "busy"
+        except OutOfReach as exc:  # the target was moved out of sight: wait for it, never drop
+            log.warning(
+                "effect.waiting kind=%s id=%s: %s; it is written once the worker can read the"
+                " ticket again",
+                effect.kind,
+                effect.id,
+                exc,
+            )
+            return self._retry(effect, exc, EffectState.PENDING, "deferred", give_back=True)
         except HelpdeskError as exc:  # Rejected, NotFound, Conflict, Forbidden …
             self._fail(effect, _describe(exc), payload=payload, cause=exc)
             return "failed"

@@ -40,7 +40,7 @@ from connector.base import (
     TicketChanges,
     TicketDraft,
 )
-from connector.errors import Forbidden, NotFound, Rejected
+from connector.errors import Forbidden, NotFound, OutOfReach, Rejected
 from escalations import copies
 from escalations.effects.base import EffectError, EffectKind, Payload
 from escalations.models import Effect
@@ -170,12 +170,33 @@ class TicketGone(NotFound):
         self.ticket_id = ticket_id
 
 
+class TicketOutOfReach(OutOfReach):
+    """The ticket a write was for cannot be read by the worker any more (moved to a group it
+    has no access to): re-read after the write's 403, so a refusal of the write itself is not
+    taken for it. The write waits (``waiting_on`` says how its ``last_error`` starts)."""
+
+    def __init__(self, ticket_id: int, cause: Forbidden) -> None:
+        super().__init__(
+            f"ticket {ticket_id} is out of the worker's reach (moved to a group its user cannot"
+            " read?)", status=cause.status, method=cause.method, path=cause.path,
+            request_id=cause.request_id,
+        )  # fmt: skip
+        self.ticket_id = ticket_id
+
+
+def waiting_on(ticket_id: int) -> str:
+    """How the ``last_error`` of a write waiting for ``ticket_id`` to be in reach again starts
+    (the executor writes the exception's type, then its message)."""
+    return f"{TicketOutOfReach.__name__}: ticket {ticket_id} is out of"
+
+
 T = TypeVar("T")
 
 
 def on_ticket(adapter: HelpdeskAdapter, ticket_id: int, call: Callable[[], T]) -> T:
-    """Make ``call`` (a read or write of ``ticket_id``); a 404 is re-checked, and
-    ``TicketGone`` raised when the ticket itself is gone."""
+    """Make ``call`` (a read or write of ``ticket_id``); a 404 or 403 is re-checked by reading
+    the ticket: ``TicketGone`` when it is gone, ``TicketOutOfReach`` when the worker can no
+    longer read it."""
     try:
         return call()
     except NotFound as exc:
@@ -183,6 +204,16 @@ def on_ticket(adapter: HelpdeskAdapter, ticket_id: int, call: Callable[[], T]) -
             adapter.get_ticket(ticket_id)
         except NotFound:
             raise TicketGone(ticket_id, exc) from exc
+        raise
+    except Forbidden as exc:
+        if isinstance(exc, OutOfReach):
+            raise
+        try:
+            adapter.get_ticket(ticket_id)
+        except NotFound:
+            raise TicketGone(ticket_id, NotFound(exc.message, status=404)) from exc
+        except Forbidden:
+            raise TicketOutOfReach(ticket_id, exc) from exc
         raise
 
 
@@ -428,6 +459,8 @@ class Subscribe(TicketWrite[SubscribePayload]):
     def apply(self, effect: Effect, payload: SubscribePayload) -> str | None:
         try:
             self.on_ticket(payload, lambda t: self.adapter.subscribe(t, payload.user_id))
+        except OutOfReach:
+            raise  # the ticket moved out of sight: the subscription waits for it
         except Forbidden as exc:
             # Subscribing someone else may need a permission the token lacks; a refusal is
             # about this one write, not the token as a whole.

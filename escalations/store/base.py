@@ -253,6 +253,11 @@ class OutboxStore(Protocol):
         executor looks for the write by its marker before it writes again."""
         ...
 
+    def expedite(self, tx: Transaction, *, error_prefix: str, now: datetime) -> int:
+        """Pending effects held back by an error whose text starts with ``error_prefix``
+        become due ``now`` (what they waited for is over); returns how many."""
+        ...
+
     def release_claims(self, tx: Transaction, *, except_worker: str) -> int:
         """Clear the leases of every other worker's in-flight effects (they become orphans,
         taken again after the settle window). Only for a store one worker has exclusively."""

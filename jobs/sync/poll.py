@@ -116,11 +116,11 @@ def run(ctx: JobContext) -> JobResult:
 def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
     """Reads what is needed about a changed ticket and returns what to record."""
     store = p.store
-    plans: list[Plan | None] = []
+    plans: list[Plan | None] = [reach.writes_due(p.ctx, ticket.id)]
     if p.binding.escalation_key_of(ticket):
         esc = store.escalation_by_ticket(ticket.id)
         if esc is None or esc.state in TERMINAL_STATES:
-            return []
+            return [plan for plan in plans if plan is not None]
         plans.append(levels.level_asked(p, ticket, esc))
         plans.append(carrier.carrier_log(p, ticket, esc))
         return [plan for plan in plans if plan is not None]

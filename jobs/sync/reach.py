@@ -7,17 +7,21 @@ reach", so every ``REACH_CHECK_EVERY`` the original of each open escalation that
 not return is read directly. A refusal (403) or a deletion (404) is logged once, by ticket
 number, and listed in ``escalations status``; when it can be read again the worker says so
 and scans it, so the mails that arrived meanwhile are copied.
+
+Writes to a ticket out of reach wait (the executor keeps them pending); once the poll returns
+that ticket again, ``writes_due`` makes them due at once rather than after their back-off.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from connector.errors import Forbidden, NotFound
+from escalations.effects.helpdesk import waiting_on
 from escalations.models import Escalation, State
-from escalations.store.base import OUT_OF_REACH
+from escalations.store.base import OUT_OF_REACH, Transaction
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ def check(ctx: JobContext, result: JobResult, returned: Collection[int]) -> None
         if out.pop(str(ticket_id), None) is not None:
             with ctx.store.transaction() as tx:
                 ctx.store.request_scan(tx, esc.id, ticket_id, ticket.number, now)
+                writes_due(ctx, ticket_id)(tx)
             result.add("originals_back_in_reach")
             log.info(
                 "sync.reach_regained esc=%s ticket=%s number=%s: its emails are copied again",
@@ -70,6 +75,22 @@ def check(ctx: JobContext, result: JobResult, returned: Collection[int]) -> None
     with ctx.store.transaction() as tx:
         ctx.store.set_meta(tx, OUT_OF_REACH, out)
         ctx.store.set_meta(tx, CHECKED_AT, now.isoformat())
+
+
+def writes_due(ctx: JobContext, ticket_id: int) -> Callable[[Transaction], None]:
+    """A plan for a ticket the poll returned (so the worker can read it): writes that waited
+    for it to be in reach again become due now."""
+
+    def plan(tx: Transaction) -> None:
+        released = ctx.store.expedite(tx, error_prefix=waiting_on(ticket_id), now=ctx.clock.now())
+        if released:
+            log.info(
+                "sync.writes_released ticket=%s count=%s: the ticket is in reach again",
+                ticket_id,
+                released,
+            )
+
+    return plan
 
 
 def _lost(esc: Escalation, why: str, now: datetime) -> dict[str, str]:

@@ -204,3 +204,41 @@ def test_the_reach_check_costs_nothing_between_its_rounds(world: World) -> None:
     world.rsps.calls.reset()
     world.sync(advance=timedelta(seconds=30))
     assert [c for c in world.http_calls() if c.startswith("GET /api/v1/tickets/")] == []
+
+
+def test_writes_to_an_original_moved_out_of_reach_wait_and_land_when_it_returns(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the kill soak: the escalation ticket is made, then an agent moves the original
+    away before the note reaches it. The 403 must not fail it for good (the agents on the
+    original would never be told); it waits, and goes once the ticket is back."""
+    original = world.ticket_by_title(TITLE)
+    billing = world.sandbox.add_group("Billing")
+    world.sandbox.user_record(ALICE).group_access[billing] = ["full"]  # not the bot
+    world.flag(original)
+    # the pass's writes to the original are held up (an outage after the create) ...
+    world.sandbox.faults.add(
+        ServerError(method="POST", path="/ticket_articles$", times=1, status=503)
+    )
+    world.sync()
+    world.sandbox.faults.clear()
+    esc = world.the_escalation_ticket()
+    # ... and meanwhile an agent moves the original to a group the worker cannot read
+    world.sandbox.agent_update(original, ALICE, group="Billing")
+    caplog.set_level(logging.INFO)
+    world.sync(advance=timedelta(minutes=20))
+    waiting = [e for e in world.store.effects() if e.state is not EffectState.DONE]
+    assert waiting, "nothing was left to write to the original"
+    assert {e.state for e in waiting} == {EffectState.PENDING}, [e.last_error for e in waiting]
+    assert all(f"ticket {original} is out of" in (e.last_error or "") for e in waiting)
+    assert _events(caplog, "effect.waiting")
+    # moved back: the very next pass writes them, without waiting out the back-off
+    world.sandbox.agent_update(original, ALICE, group="Support")
+    assert all(e.not_before > world.clock.now() + timedelta(seconds=1) for e in waiting)
+    world.sync(advance=timedelta(seconds=1))
+    assert [e for e in world.store.effects() if e.state is not EffectState.DONE] == []
+    assert len(_events(caplog, "sync.writes_released")) == 1
+    assert not world.sandbox.ticket(original)["escalation_requested"]
+    assert "escalated" in world.sandbox.tags_of(original)
+    notes = [a for a in world.sandbox.articles_of(original) if esc["number"] in a["body"]]
+    assert len(notes) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,7 @@ def check_invariants(
     *,
     quiesced: bool = True,
     failed_ok: bool = False,
+    deleted: frozenset[int] | set[int] = frozenset(),
 ) -> Report:
     """Check §B4 invariants 1–5; raise ``AssertionError`` naming every one that is broken.
 
@@ -82,7 +84,8 @@ def check_invariants(
     escalation has its ticket, every copy is made and nothing is pending). ``failed_ok``:
     effects in state ``failed`` are expected (a test injected permanent errors); then an
     escalation whose create failed may have no ticket, and an article whose copy failed no
-    copy (never two)."""
+    copy (never two). ``deleted``: tickets an agent deleted; an effect that wrote to one of
+    them may have failed (the ticket was gone) or lost its article with the ticket."""
     if not Path(store_path).is_file():
         raise AssertionError(f"no store at {store_path}: the worker never ran there")
     problems: list[str] = []
@@ -115,7 +118,13 @@ def check_invariants(
             problems.append(f"inv 1: tickets {tids} carry escalation key {key!r} the store lacks")
     for esc in escalations:
         found = carrying.get(esc.key, [])
-        must_exist = quiesced and esc.state in ACTIVE_STATES and esc.key not in gave_up
+        # a deleted escalation ticket is noticed at the next write to it, not before
+        must_exist = (
+            quiesced
+            and esc.state in ACTIVE_STATES
+            and esc.key not in gave_up
+            and esc.escalation_ticket_id not in deleted
+        )
         if len(found) > 1 or (must_exist and len(found) != 1):
             problems.append(
                 f"inv 1: escalation {esc.key} ({esc.state}) is carried by {len(found)} "
@@ -174,15 +183,16 @@ def check_invariants(
             f"last error {e.last_error!r})"
             for e in unfinished
         ]
+    target = _targets(escalations, deleted)
     if not failed_ok:
         problems += [
             f"inv 3: effect {e.id} {e.kind} {e.key} failed: {e.last_error}"
             for e in effects
-            if e.state is EffectState.FAILED
+            if e.state is EffectState.FAILED and target(e) is None
         ]
 
     # -- 4. the store and the helpdesk agree ----------------------------------------------------
-    problems += _agreement(sandbox, tickets, articles, effects)
+    problems += _agreement(sandbox, tickets, articles, effects, lambda e: target(e) is not None)
 
     # -- 5. cursors -----------------------------------------------------------------------------
     problems += _cursors(Path(store_path))
@@ -219,11 +229,31 @@ def _in_scope(
     ]
 
 
+def _targets(
+    escalations: list[Escalation], deleted: frozenset[int] | set[int]
+) -> Callable[[Any], int | None]:
+    """``target(effect)``: the deleted ticket the effect wrote to (or was to write to, or
+    link to), else None."""
+    ticket_of = {esc.id: esc.escalation_ticket_id for esc in escalations}
+
+    def target(effect: Any) -> int | None:
+        payload = effect.payload
+        candidates = [payload.get("ticket_id"), payload.get("parent_id")]
+        if (of := payload.get("escalation_ticket_of")) is not None:
+            candidates.append(ticket_of.get(of))
+        if effect.kind == CREATE_ESCALATION and effect.remote_id:
+            candidates.append(int(str(effect.remote_id).split("#", 1)[0]))
+        return next((t for t in candidates if t is not None and t in deleted), None)
+
+    return target
+
+
 def _agreement(
     sandbox: ZammadSandbox,
     tickets: dict[int, dict[str, Any]],
     articles: dict[int, list[dict[str, Any]]],
     effects: list[Any],
+    wrote_to_deleted: Callable[[Any], bool],
 ) -> list[str]:
     problems: list[str] = []
     bot = sandbox.user_id(BOT_LOGIN)
@@ -252,7 +282,7 @@ def _agreement(
                 f"{effect.remote_id}, but its marker is in article {ids[0]}"
             )
     for effect in effects:
-        if effect.state is not EffectState.DONE:
+        if effect.state is not EffectState.DONE or wrote_to_deleted(effect):
             continue
         if effect.kind == CREATE_ESCALATION:
             ticket_id = int(str(effect.remote_id).split("#", 1)[0])

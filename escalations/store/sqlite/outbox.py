@@ -190,6 +190,14 @@ class OutboxMixin(SqliteBase):
         )
         return cur.rowcount == 1
 
+    def expedite(self, tx: object, *, error_prefix: str, now: datetime) -> int:
+        cur = self._tx(tx).execute(
+            "UPDATE effect SET not_before = ? WHERE state = 'pending'"
+            " AND not_before > ? AND substr(last_error, 1, ?) = ?",
+            (to_db(now), to_db(now), len(error_prefix), error_prefix),
+        )
+        return cur.rowcount
+
     def release_claims(self, tx: object, *, except_worker: str) -> int:
         cur = self._tx(tx).execute(
             "UPDATE effect SET claimed_by = NULL, lease_until = NULL"
