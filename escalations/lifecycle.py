@@ -14,6 +14,8 @@ level_changed           ``open`` at the new level, the    marks, title, owner, s
                         change recorded                   the level note
 flagged_again           —                                 note on the escalation ticket; flag
                                                           consumed
+rfo_blocked             — (stays ``open``)                the ticket back to open; one note
+                                                          to the owner (once)
 ======================  ================================  =====================================
 
 Every method runs inside the caller's transaction and does no I/O: the jobs read what a
@@ -255,6 +257,27 @@ class Lifecycle:
             ],
         )
         log.info("escalation.flagged_again esc=%s original=%s", esc.key, esc.original_ticket_id)
+
+    def rfo_blocked(
+        self, tx: Transaction, esc: Escalation, *, ticket_id: int, occurrence: str, note_html: str
+    ) -> None:
+        """An agent closed the escalation ticket at a level that needs an RFO, without one:
+        back to open (each time), and one note to the owner (once per escalation)."""
+        self._request(
+            tx,
+            [
+                *self.binding.reopen(esc, ticket_id, occurrence),
+                note_intent(
+                    "rfo-gate", esc, html=note_html, subject="RFO needed", ticket_id=ticket_id
+                ),
+            ],
+        )
+        log.info(
+            "escalation.rfo_blocked esc=%s ticket=%s level=%s: closed without an RFO, reopened",
+            esc.key,
+            ticket_id,
+            esc.level,
+        )
 
     def _get(self, escalation_id: int) -> Escalation:
         esc = self.store.get_escalation(escalation_id)

@@ -118,9 +118,22 @@ class Duty:
     escalation_id: int
     kind: str
     slot: str
-    """Which occurrence, e.g. ``2026-12-01:am``; unique per escalation and kind."""
+    """Which occurrence, e.g. ``call:2026-12-01:morning``; unique per escalation and kind."""
     due_at: datetime
     done_at: datetime | None = None
+    opens_at: datetime | None = None
+    """Start of the window in which doing it counts (``None`` for rows stored before it)."""
+    reason: str = ""
+    """What it is, for people: "morning contact call", "update after level 2"."""
+    evidence: str | None = None
+    """What showed it done: ``article:<id>`` or ``call:<id>``."""
+    reminded_at: datetime | None = None
+    missed_at: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Done or missed: nothing more happens to it."""
+        return self.done_at is not None or self.missed_at is not None
 
 
 class EffectState(enum.StrEnum):

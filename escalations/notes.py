@@ -103,6 +103,18 @@ def escalation_ticket_deleted_note(escalation_number: str) -> str:
     )
 
 
+def rfo_missing_note(level: int, from_level: int, owner_html: str) -> str:
+    """The RFO gate: why the worker put the escalation ticket back to open. ``owner_html``
+    is the owner as the binding shows a person (a mention where the helpdesk has them)."""
+    return (
+        f"<p><b>Reopened: a Reason for Outage (RFO) is needed first.</b> {owner_html}: this "
+        f"escalation is at level {level}, and from level {from_level} an escalation can only "
+        "be closed once its Reason for Outage (RFO) field is filled in. Fill it in, then "
+        "close the ticket again.</p><p>This note is written once; the ticket is put back "
+        "to open each time it is closed without an RFO.</p>"
+    )
+
+
 def escalation_failed_note(error: str) -> str:
     return (
         "<p><b>The escalation could not be raised.</b> The helpdesk refused the escalation "

@@ -228,6 +228,25 @@ class Segment(_Model):
         return value
 
 
+class Comms(_Model):
+    """``[comms]``: how the worker keeps the communication plan (``jobs/comms.py``)."""
+
+    reminder_lead_minutes: int = Field(default=30, ge=0, le=1440)
+    """A duty not yet done is reminded to the owner this long before its window closes."""
+    callback_grace_minutes: int = Field(default=30, ge=0, le=1440)
+    """The agreed callback counts as done up to this long after the agreed time."""
+    level_change_within_minutes: int = Field(default=60, ge=1, le=1440)
+    """After a level change the call or update is due within this many business minutes."""
+    stalled_after_minutes: int = Field(default=480, ge=1, le=100_000)
+    """No agent activity on an open escalation for this many business minutes: the next
+    level's executive is alerted (once per quiet spell)."""
+    stalled_after_missed: int = Field(default=2, ge=1, le=100)
+    """This many duties missed in a row alert the next level's executive as well."""
+    caller_log: bool = False
+    """Count an answered outbound call to the customer's number in the helpdesk's caller log
+    (Zammad's CTI log) as a contact call done."""
+
+
 class Parking(_Model):
     """``[parking]``: how long a resolved escalation is monitored before it is closed."""
 
@@ -272,6 +291,7 @@ class ProcessProfile(_Model):
     levels: tuple[Level, ...] = Field(strict=False, min_length=1)
     reasons: tuple[Reason, ...] = Field(strict=False, min_length=1)
     segments: dict[Name, Segment] = Field(min_length=1)
+    comms: Comms = Comms()
     parking: Parking
     archive: Archive
     carrier: Carrier

@@ -140,6 +140,15 @@ class HelpdeskBinding(Protocol):
         """Whether an agent marked the carrier route as failed."""
         ...
 
+    def closing(self, ticket: Ticket) -> bool:
+        """Whether the ticket is in the state that ends an escalation (an agent resolved or
+        closed it)."""
+        ...
+
+    def rfo_of(self, ticket: Ticket) -> str | None:
+        """The Reason for Outage the ticket carries; ``None`` when empty."""
+        ...
+
     # -- reading a ticket's history (who did it) -------------------------------------------
     def flag_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
         """The latest event that raised the flag (the ticket's creation, if nothing later
@@ -171,6 +180,11 @@ class HelpdeskBinding(Protocol):
     def flag_being_cleared(self, flag: FlagState, pending_purposes: frozenset[str]) -> bool:
         """Will writes already pending (their key purposes) clear every flag ``flag`` shows?
         Then it is the old flag being consumed, not a new one."""
+        ...
+
+    def reopen(self, esc: Escalation, ticket_id: int, occurrence: str) -> list[Intent]:
+        """Put ``ticket_id`` back to the open state (the RFO gate); one write per
+        ``occurrence`` (each time an agent closed it)."""
         ...
 
     def apply_level(self, move: LevelMove, exists: Callable[[EffectRef], bool]) -> list[Intent]:

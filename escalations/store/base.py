@@ -104,7 +104,7 @@ class StatusSummary:
     escalations: Mapping[tuple[State, int], int]
     """Active (not closed, archived or purged) escalations by (state, level)."""
     duties_due: int
-    """Duties not done whose time has come."""
+    """Duties neither done nor missed whose window has opened."""
     effects: Mapping[EffectState, int]
     """Effects by state; every state is present."""
     last_successful_poll: datetime | None
@@ -113,6 +113,8 @@ class StatusSummary:
     schema_version: int
     out_of_reach: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """``OUT_OF_REACH``: originals of open escalations the worker cannot read."""
+    duties_missed: int = 0
+    """Duties of active escalations whose window closed undone."""
 
 
 class EscalationRecords(Protocol):
@@ -166,9 +168,29 @@ class EscalationRecords(Protocol):
     def add_duty(self, tx: Transaction, duty: Duty) -> bool: ...
 
     def complete_duty(
-        self, tx: Transaction, escalation_id: int, kind: str, slot: str, done_at: datetime
+        self,
+        tx: Transaction,
+        escalation_id: int,
+        kind: str,
+        slot: str,
+        done_at: datetime,
+        *,
+        evidence: str | None = None,
     ) -> bool:
-        """Mark a duty done; ``False`` if it does not exist or was already done."""
+        """Mark a duty done, with what showed it; ``False`` if it does not exist or is
+        already done or missed."""
+        ...
+
+    def duty_reminded(
+        self, tx: Transaction, escalation_id: int, kind: str, slot: str, at: datetime
+    ) -> bool:
+        """Record the one reminder; ``False`` if already reminded, done or missed."""
+        ...
+
+    def duty_missed(
+        self, tx: Transaction, escalation_id: int, kind: str, slot: str, at: datetime
+    ) -> bool:
+        """Record the miss (its window closed undone); ``False`` if done or missed already."""
         ...
 
     def duties(

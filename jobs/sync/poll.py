@@ -26,7 +26,7 @@ from escalations.effects.helpdesk import CreateEscalation
 from escalations.models import TERMINAL_STATES, EffectState
 from escalations.store.base import LAST_SUCCESSFUL_POLL
 from jobs.context import JobContext, JobResult
-from jobs.sync import carrier, copying, flagging, levels, reach
+from jobs.sync import carrier, copying, flagging, levels, reach, rfo
 from jobs.sync._pass import Plan, SyncPass
 from jobs.sync.cursor import PollCursor
 
@@ -123,6 +123,7 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
             return [plan for plan in plans if plan is not None]
         plans.append(levels.level_asked(p, ticket, esc))
         plans.append(carrier.carrier_log(p, ticket, esc))
+        plans.append(rfo.gate(p, ticket, esc))
         return [plan for plan in plans if plan is not None]
     active = store.active_escalation_for_ticket(ticket.id)
     flag = p.flag_state(ticket)

@@ -46,7 +46,17 @@ def _old_store(path: Path, clock: FakeClock, version: int, monkeypatch: pytest.M
             " 'in_flight', 1, ?, ?, ?)",
             ("0" * 64, T, T, T),
         )
-        conn.execute("INSERT INTO seen_ticket (ticket_id, updated_at) VALUES (1, ?)", (T,))
+        if version < 4:  # schema 4 replaced seen_ticket by seen_version
+            conn.execute("INSERT INTO seen_ticket (ticket_id, updated_at) VALUES (1, ?)", (T,))
+        else:
+            conn.execute(
+                "INSERT INTO seen_version (ticket_id, updated_at, seen_at) VALUES (1, ?, ?)",
+                (T, T),
+            )
+        conn.execute(
+            "INSERT INTO duty (escalation_id, kind, slot, due_at) VALUES (1, 'call', 'am', ?)",
+            (T,),
+        )
         conn.execute(
             "INSERT INTO carrier_contact (escalation_id, source_article_id, carrier, stage,"
             " missing) VALUES (1, 10, 'BT', 'agent', '[\"location\"]')"
@@ -73,6 +83,8 @@ def test_a_store_made_by_each_earlier_schema_upgrades_with_its_data(
     assert store.ticket_seen(1, esc.updated_at)  # seen_ticket became seen_version
     (contact,) = store.carrier_contacts(1)
     assert (contact.carrier, contact.missing, contact.problems) == ("BT", ("location",), ())
+    (duty,) = store.duties(1)  # schema 5 added the window and the reminder/miss records
+    assert (duty.slot, duty.opens_at, duty.reason, duty.missed_at) == ("am", None, "", None)
     store.close()
 
 

@@ -66,6 +66,7 @@ WATCH_ACCESS = frozenset({"read", "full"})
 
 # Key purposes of the writes that clear a flag (``flag_being_cleared``).
 CONSUME_FIELD = "consume-flag"
+REOPEN = "rfo-reopen"
 CONSUME_TAG = "consume-flag-tag"
 ORIGINAL_TAGS = "original-tags"
 
@@ -183,6 +184,14 @@ class ZammadBinding:
             return matched
         field = self.fieldmap.fields.route_failed
         return bool(field and _truthy(ticket.fields.get(field)))
+
+    def closing(self, ticket: Ticket) -> bool:
+        return ticket.state == self.fieldmap.states.closed
+
+    def rfo_of(self, ticket: Ticket) -> str | None:
+        value = ticket.fields.get(self.fieldmap.fields.rfo)
+        text = str(value).strip() if value is not None else ""
+        return text or None
 
     # -- reading a ticket's history (who did it) -------------------------------------------
     def _set(self, event: TicketEvent, field: str | None) -> bool:
@@ -370,6 +379,15 @@ class ZammadBinding:
                 )
             )
         return intents
+
+    def reopen(self, esc: Escalation, ticket_id: int, occurrence: str) -> list[Intent]:
+        return [
+            UpdateTicket.intent(
+                UpdateTicket.key(REOPEN, esc.key, occurrence),
+                UpdateTicketPayload(ticket_id=ticket_id, state=self.fieldmap.states.open),
+                escalation_id=esc.id,
+            )
+        ]
 
     def flag_being_cleared(self, flag: FlagState, pending_purposes: frozenset[str]) -> bool:
         # The field and the tag each count only the writes that clear them: a field set again

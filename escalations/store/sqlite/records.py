@@ -23,7 +23,9 @@ from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
 
 ACTIVE = "state NOT IN ('closed', 'archived', 'purged')"
 assert {State.CLOSED, State.ARCHIVED, State.PURGED} == TERMINAL_STATES
-_DUTY_COLUMNS = "escalation_id, kind, slot, due_at, done_at"
+_DUTY_COLUMNS = (
+    "escalation_id, kind, slot, due_at, done_at, opens_at, reason, evidence, reminded_at, missed_at"
+)
 ESC_COLUMNS = tuple(f.name for f in fields(Escalation) if f.name != "id")
 
 
@@ -185,19 +187,54 @@ class EscalationRecordsMixin(SqliteBase):
 
     def add_duty(self, tx: object, duty: Duty) -> bool:
         cur = self._tx(tx).execute(
-            "INSERT INTO duty (escalation_id, kind, slot, due_at, done_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (duty.escalation_id, duty.kind, duty.slot, to_db(duty.due_at), to_db(duty.done_at)),
+            "INSERT INTO duty (escalation_id, kind, slot, due_at, done_at, opens_at, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                duty.escalation_id,
+                duty.kind,
+                duty.slot,
+                to_db(duty.due_at),
+                to_db(duty.done_at),
+                to_db(duty.opens_at),
+                duty.reason,
+            ),
         )
         return cur.rowcount == 1
 
     def complete_duty(
-        self, tx: object, escalation_id: int, kind: str, slot: str, done_at: datetime
+        self,
+        tx: object,
+        escalation_id: int,
+        kind: str,
+        slot: str,
+        done_at: datetime,
+        *,
+        evidence: str | None = None,
     ) -> bool:
         cur = self._tx(tx).execute(
-            "UPDATE duty SET done_at = ? WHERE escalation_id = ? AND kind = ? AND slot = ?"
-            " AND done_at IS NULL",
-            (to_db(done_at), escalation_id, kind, slot),
+            "UPDATE duty SET done_at = ?, evidence = ? WHERE escalation_id = ? AND kind = ?"
+            " AND slot = ? AND done_at IS NULL AND missed_at IS NULL",
+            (to_db(done_at), evidence, escalation_id, kind, slot),
+        )
+        return cur.rowcount == 1
+
+    def duty_reminded(
+        self, tx: object, escalation_id: int, kind: str, slot: str, at: datetime
+    ) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE duty SET reminded_at = ? WHERE escalation_id = ? AND kind = ? AND slot = ?"
+            " AND reminded_at IS NULL AND done_at IS NULL AND missed_at IS NULL",
+            (to_db(at), escalation_id, kind, slot),
+        )
+        return cur.rowcount == 1
+
+    def duty_missed(
+        self, tx: object, escalation_id: int, kind: str, slot: str, at: datetime
+    ) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE duty SET missed_at = ? WHERE escalation_id = ? AND kind = ? AND slot = ?"
+            " AND done_at IS NULL AND missed_at IS NULL",
+            (to_db(at), escalation_id, kind, slot),
         )
         return cur.rowcount == 1
 
@@ -217,7 +254,7 @@ class EscalationRecordsMixin(SqliteBase):
             clauses.append("due_at <= ?")
             params.append(to_db(due_by))
         if pending_only:
-            clauses.append("done_at IS NULL")
+            clauses.append("done_at IS NULL AND missed_at IS NULL")
         where = " AND ".join(clauses) or "1"
         sql = f"SELECT {_DUTY_COLUMNS} FROM duty WHERE {where} ORDER BY due_at, id"  # noqa: S608
         rows = self._conn().execute(sql, params)

@@ -77,7 +77,14 @@ class RunLogMixin(SqliteBase):
             )
         }
         duties_due = conn.execute(
-            "SELECT count(*) FROM duty WHERE done_at IS NULL AND due_at <= ?", (to_db(now),)
+            "SELECT count(*) FROM duty WHERE done_at IS NULL AND missed_at IS NULL"
+            " AND COALESCE(opens_at, due_at) <= ?",
+            (to_db(now),),
+        ).fetchone()[0]
+        duties_missed = conn.execute(
+            "SELECT count(*) FROM duty JOIN escalation ON escalation.id = duty.escalation_id"
+            " WHERE duty.missed_at IS NOT NULL AND escalation.state IN"
+            " ('flagged', 'open', 'resolved', 'parked', 'confirmed')"
         ).fetchone()[0]
         effects = dict.fromkeys(EffectState, 0)
         for state, count in conn.execute("SELECT state, count(*) FROM effect GROUP BY state"):
@@ -87,6 +94,7 @@ class RunLogMixin(SqliteBase):
         return StatusSummary(
             escalations=escalations,
             duties_due=duties_due,
+            duties_missed=duties_missed,
             effects=effects,
             last_successful_poll=datetime.fromisoformat(last_poll) if last_poll else None,
             last_errors=tuple(_job_run(row) for row in errors),
