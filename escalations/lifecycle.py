@@ -16,6 +16,8 @@ flagged_again           —                                 note on the escalati
                                                           consumed
 rfo_blocked             — (stays ``open``)                the ticket back to open; one note
                                                           to the owner (once)
+comms_note              —                                 a reminder, a missed duty or a stall
+                                                          on the escalation ticket (once each)
 ======================  ================================  =====================================
 
 Every method runs inside the caller's transaction and does no I/O: the jobs read what a
@@ -277,6 +279,22 @@ class Lifecycle:
             esc.key,
             ticket_id,
             esc.level,
+        )
+
+    def comms_note(
+        self,
+        tx: Transaction,
+        esc: Escalation,
+        purpose: str,
+        *parts: object,
+        html: str,
+        subject: str,
+    ) -> bool:
+        """A note of the communication plan (a reminder, a miss, a stall) on the escalation
+        ticket, keyed by ``purpose`` and ``parts`` so it is written once. ``False``: it was
+        requested before."""
+        return self.outbox.request(
+            tx, note_intent(purpose, esc, *parts, html=html, subject=subject)
         )
 
     def _get(self, escalation_id: int) -> Escalation:

@@ -275,3 +275,65 @@ def carrier_handover_note(
         f"{local_time(at, tz)}). Handed over to the customer-support supervisor "
         f"{escape(supervisor)} with every carrier contact logged:</p>{table}"
     )
+
+
+# -- the communication plan (jobs/comms.py) -----------------------------------------------------
+
+DONE_BY = {
+    "call": "a logged phone call (a phone article) on the original or the escalation ticket",
+    "update": "a customer-visible update (not an internal note) on the original or the "
+    "escalation ticket",
+}
+"""What shows a duty of each kind done, for the agent reading the note."""
+
+
+def _window(opens_at: datetime | None, due_at: datetime, tz: ZoneInfo) -> str:
+    due = local_time(due_at, tz)
+    return f"{local_time(opens_at, tz)} – {due}" if opens_at is not None else f"by {due}"
+
+
+def duty_reminder_note(
+    owner_html: str,
+    reason: str,
+    kind: str,
+    opens_at: datetime | None,
+    due_at: datetime,
+    tz: ZoneInfo,
+) -> str:
+    return (
+        f"<p><b>Reminder: {escape(reason)}</b> is due by {escape(local_time(due_at, tz))}."
+        f"</p><p>{owner_html}: the window is {escape(_window(opens_at, due_at, tz))}. It "
+        f"counts as done with {escape(DONE_BY.get(kind, kind))} inside the window.</p>"
+    )
+
+
+def duties_missed_note(
+    recipients_html: Sequence[str],
+    missed: Sequence[tuple[str, str, datetime | None, datetime]],
+    tz: ZoneInfo,
+) -> str:
+    """``missed``: (reason, kind, opens_at, due_at) of each duty whose window closed undone."""
+    to = ", ".join(recipients_html) or "Owner"
+    if len(missed) == 1:
+        reason, kind, opens_at, due_at = missed[0]
+        return (
+            f"<p><b>Missed: {escape(reason)}</b> ({escape(_window(opens_at, due_at, tz))}): "
+            f"no {escape(DONE_BY.get(kind, kind))} was made in the window.</p><p>{to}: for "
+            "your attention.</p>"
+        )
+    items = "".join(
+        f"<li>{escape(reason)} ({escape(_window(opens_at, due_at, tz))})</li>"
+        for reason, _kind, opens_at, due_at in missed
+    )
+    return (
+        f"<p><b>{len(missed)} duties of the communication plan were missed:</b></p>"
+        f"<ul>{items}</ul><p>{to}: for your attention.</p>"
+    )
+
+
+def stalled_note(recipients_html: Sequence[str], level: int, why: str) -> str:
+    to = ", ".join(recipients_html) or "Owner"
+    return (
+        f"<p><b>This escalation is not progressing</b> (level {level}): {escape(why)}.</p>"
+        f"<p>{to}: please engage; the level is changed by an agent, never by the worker.</p>"
+    )

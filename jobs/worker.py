@@ -31,7 +31,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
-from jobs import sync
+from jobs import comms, sync
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,14 @@ def _not_leader(job: Job) -> JobResult:
 
 
 def default_jobs(ctx: JobContext) -> list[Job]:
-    """The sync tick: poll, then copy (each followed by the effects step)."""
+    """The sync tick: poll, then copy; then the communication plan on its own interval
+    (each followed by the effects step)."""
     every = ctx.settings.poll_interval_seconds
-    return [Job(sync.NAME, sync.run, every), Job(sync.COPY, sync.run_copy, every)]
+    return [
+        Job(sync.NAME, sync.run, every),
+        Job(sync.COPY, sync.run_copy, every),
+        Job(comms.NAME, comms.run, ctx.settings.comms_interval_seconds),
+    ]
 
 
 class Worker:

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError
 from escalations.faults import faults_from_env
 from escalations.mappings import Mappings, load_mappings
-from escalations.models import Effect, EffectState, State
+from escalations.models import ACTIVE_STATES, Effect, EffectState, State
 from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -171,9 +171,10 @@ def status(args: argparse.Namespace) -> int:
     try:
         summary = store.status(clock.now())
         failed = store.effects(EffectState.FAILED)
+        tz = _display_tz(settings)
+        duty_lines = _duty_lines(store, clock.now(), tz)
     finally:
         store.close()
-    tz = _display_tz(settings)
     _out(f"store: {settings.database_path} (schema {summary.schema_version})")
     if summary.escalations:
         _out("open escalations:")
@@ -182,7 +183,9 @@ def status(args: argparse.Namespace) -> int:
             _out(f"  level {level}  {state:<10} {count}")
     else:
         _out("open escalations: none")
-    _out(f"duties due: {summary.duties_due}")
+    _out(f"duties due: {summary.duties_due}, missed: {summary.duties_missed}")
+    for line in duty_lines:
+        _out(line)
     effects = summary.effects
     _out("effects: " + ", ".join(f"{s.value} {effects.get(s, 0)}" for s in EffectState))
     for effect in failed[-FAILED_SHOWN:]:
@@ -199,6 +202,34 @@ def status(args: argparse.Namespace) -> int:
             when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
             _out(f"  {when} {run.job}: {run.error}")
     return 0
+
+
+DUTIES_SHOWN = 10
+"""Duties listed per escalation by ``status``."""
+
+
+def _duty_lines(store: SqliteStore, now: datetime, tz: tzinfo) -> list[str]:
+    """Per active escalation: its duties due today (local) not done yet, and those missed."""
+    today = now.astimezone(tz).date()
+    lines: list[str] = []
+    for esc in store.escalations_in(*ACTIVE_STATES):
+        shown = [
+            d
+            for d in store.duties(esc.id)
+            if d.missed_at is not None
+            or (d.done_at is None and d.due_at.astimezone(tz).date() == today)
+        ]
+        if not shown:
+            continue
+        number = esc.escalation_ticket_number or esc.original_ticket_number or "?"
+        lines.append(f"  escalation #{number} (level {esc.level}, {esc.segment}):")
+        for d in shown[:DUTIES_SHOWN]:
+            due = d.due_at.astimezone(tz).strftime("%a %d %b %H:%M")
+            what = "MISSED" if d.missed_at is not None else ("due" if d.due_at >= now else "late")
+            lines.append(f"    {what:<6} {d.reason or d.slot} by {due}")
+        if len(shown) > DUTIES_SHOWN:
+            lines.append(f"    … and {len(shown) - DUTIES_SHOWN} more")
+    return lines
 
 
 # -- effects: an admin's replay ------------------------------------------------------------

@@ -574,7 +574,7 @@ def test_status_after_a_pass(
     assert lines[0] == f"store: {env / 'escalations.sqlite3'} (schema {len(load_migrations())})"
     assert lines[1] == "open escalations:"
     assert re.fullmatch(r"  level 1  open\s+1", lines[2]), lines[2]
-    assert lines[3] == "duties due: 0"
+    assert lines[3] == "duties due: 0, missed: 0"
     effects = dict(part.rsplit(" ", 1) for part in lines[4].removeprefix("effects: ").split(", "))
     assert int(effects["done"]) >= 4
     assert effects["failed"] == "0"

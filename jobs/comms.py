@@ -1,0 +1,320 @@
+"""The ``comms`` job: the communication plan on time (DESIGN.md rules 6 and 7, issue 11).
+
+Level-triggered and re-entrant: each pass works out, for every open escalation, from the store
+and the helpdesk what is due *now*:
+
+1. the duties the plan gives so far (``escalations.comms.duties.plan``: the agreed callback,
+   the segment's daily contact calls or its update cadence in business time, a call or update
+   after each level change) are stored, each with its window;
+2. a duty whose window has opened is **done** when the helpdesk shows it: an agent's phone
+   article (a call) or customer-visible article (an update) on the original or the escalation
+   ticket inside the window — never a box ticked; the article is stored as evidence;
+3. one **reminder** note, mentioning the owner, once the window closes within
+   ``[comms] reminder_lead_minutes`` and it is not done;
+4. a window closed undone is **missed**: one note to the next level's executives (mentioned,
+   so Zammad notifies them); several missed at once (after the worker was stopped) are one
+   summary note, never a storm of stale reminders;
+5. **stalled**: no agent article for ``stalled_after_minutes`` business minutes, or
+   ``stalled_after_missed`` duties missed in a row: one note to the next level's executives.
+
+Each note is an effect whose key names the duty (or the quiet spell), requested in the same
+transaction that records the reminder or the miss, so each is written exactly once whatever
+crashes and restarts happen. The helpdesk's articles are read only for an escalation with a
+duty at a decision point (its reminder time has come, or its window has closed) or a stall to
+confirm: a duty done early is recognised then, never later than a reminder would go out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from connector.base import MARKER_RE, Article, ArticleKind, Sender
+from connector.errors import Forbidden, NotFound
+from escalations import notes
+from escalations.comms.calendar import BusinessCalendar
+from escalations.comms.duties import DutyKind, EscalationFacts, PlanRules, plan
+from escalations.models import Duty, Escalation, State
+from escalations.people import People
+from escalations.profile import Segment
+from escalations.store.base import Transaction
+from jobs.context import JobContext, JobResult
+
+log = logging.getLogger(__name__)
+
+NAME = "comms"
+REMINDER = "duty-reminder"
+MISSED = "duty-missed"
+STALLED = "stalled"
+STALLED_MISSED = "stalled-missed"
+ACTIVITY = "comms.last_activity"
+"""Meta key: escalation id → the latest agent activity seen (ISO time), so a quiet escalation
+is read again only when its stall could be due."""
+STALL_TOLD = "comms.stall_told"
+"""Meta key: escalation id → the activity (ISO time) whose quiet spell was alerted, so a
+stalled escalation is not read again every pass."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the helpdesk shows an agent did: an article, or a call in the caller log."""
+
+    ref: str
+    kind: DutyKind
+    at: datetime
+
+
+def run(ctx: JobContext) -> JobResult:
+    result = JobResult(NAME)
+    now = ctx.clock.now()
+    comms = CommsPass(ctx, result, now)
+    for esc in ctx.store.escalations_in(State.OPEN):
+        if ctx.stop.is_set():
+            log.info("comms.stopping")
+            break
+        if esc.escalation_ticket_id is None:
+            continue
+        comms.escalation(esc)
+    return result
+
+
+class CommsPass:
+    def __init__(self, ctx: JobContext, result: JobResult, now: datetime) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.result = result
+        self.now = now
+        self.profile = ctx.profile
+        self.tz = ctx.profile.tz
+        self.settings = ctx.profile.comms
+        self.calendar = BusinessCalendar.from_profile(ctx.profile)
+        self.rules = PlanRules(
+            callback_grace_minutes=self.settings.callback_grace_minutes,
+            level_change_within_minutes=self.settings.level_change_within_minutes,
+        )
+        self.people = People(ctx.adapter, ctx.binding, ctx.profile)
+        self.lead = timedelta(minutes=self.settings.reminder_lead_minutes)
+
+    # -- one escalation ------------------------------------------------------------------------
+    def escalation(self, esc: Escalation) -> None:
+        self._store_plan(esc)
+        duties = self.store.duties(esc.id)
+        in_play = [d for d in duties if not d.settled and (d.opens_at or d.due_at) <= self.now]
+        activity = self._known_activity(esc)
+        stall_due = self._stall_due(esc, activity)
+        decisions = [d for d in in_play if self.now >= d.due_at - self.lead]
+        if not decisions and not stall_due:
+            return  # nothing to remind, flag or alert yet: the helpdesk is not read
+        evidence = self._evidence(esc)
+        seen = [e.at for e in evidence if e.ref.startswith("article:")]
+        activity = max([activity, *seen])
+        done = {d.slot: _evidence_for(d, evidence) for d in in_play}
+        missed = [d for d in in_play if done[d.slot] is None and self.now > d.due_at]
+        remind = [
+            d
+            for d in in_play
+            if done[d.slot] is None
+            and d.reminded_at is None
+            and d.due_at - self.lead <= self.now <= d.due_at
+        ]
+        with self.ctx.outbox.transaction() as tx:
+            for d in in_play:
+                found = done[d.slot]
+                if found is not None and self.store.complete_duty(
+                    tx, esc.id, d.kind, d.slot, found.at, evidence=found.ref
+                ):
+                    self.result.add("duties_done")
+            for d in remind:
+                if self.store.duty_reminded(tx, esc.id, d.kind, d.slot, self.now):
+                    self.ctx.lifecycle.comms_note(
+                        tx, esc, REMINDER, d.kind, d.slot,
+                        html=notes.duty_reminder_note(
+                            self._owner_html(esc), d.reason, d.kind, d.opens_at, d.due_at, self.tz
+                        ),
+                        subject=f"Reminder: {d.reason}",
+                    )  # fmt: skip
+                    self.result.add("reminders")
+            newly_missed = [
+                d for d in missed if self.store.duty_missed(tx, esc.id, d.kind, d.slot, self.now)
+            ]
+            if newly_missed:
+                self._flag_missed(tx, esc, newly_missed)
+            self._stalled_by_misses(tx, esc)
+            if self._stall_due(esc, activity):
+                self._stalled_quiet(tx, esc, activity)
+            self._remember(tx, ACTIVITY, esc, activity)
+
+    def _store_plan(self, esc: Escalation) -> None:
+        segment = self._segment(esc)
+        flagged_at = esc.flagged_at or esc.opened_at or esc.updated_at
+        facts = EscalationFacts(
+            flagged_at=flagged_at,
+            callback_at=esc.callback_at,
+            level_changes=tuple(
+                (c.to_level, c.changed_at) for c in self.store.level_changes(esc.id)
+            ),
+            agreed_cadence_minutes=None,
+            ended_at=None,
+        )
+        specs = plan(facts, segment, self.calendar, self.rules, until=self.now)
+        stored = {d.slot for d in self.store.duties(esc.id)}
+        new = [s for s in specs if s.key not in stored]
+        if not new:
+            return
+        with self.store.transaction() as tx:
+            for spec in new:
+                self.store.add_duty(
+                    tx,
+                    Duty(
+                        escalation_id=esc.id,
+                        kind=spec.kind.value,
+                        slot=spec.key,
+                        due_at=spec.due_at,
+                        opens_at=spec.opens_at,
+                        reason=spec.reason,
+                    ),
+                )
+        self.result.add("duties_planned", len(new))
+
+    def _segment(self, esc: Escalation) -> Segment:
+        segments = self.profile.segments
+        return segments.get(esc.segment) or segments[self.profile.process.default_segment]
+
+    # -- what the helpdesk shows -----------------------------------------------------------
+    def _evidence(self, esc: Escalation) -> list[Evidence]:
+        found: list[Evidence] = []
+        for ticket_id in (esc.original_ticket_id, esc.escalation_ticket_id):
+            if ticket_id is None:
+                continue
+            try:
+                articles = self.ctx.adapter.list_articles(ticket_id)
+            except (Forbidden, NotFound) as exc:  # out of reach or gone: no evidence there
+                log.info("comms.ticket_unread esc=%s ticket=%s error=%s", esc.key, ticket_id, exc)
+                continue
+            for article in articles:
+                kind = _counts_as(article)
+                if kind is not None:
+                    found.append(Evidence(f"article:{article.id}", kind, article.created_at))
+        self.result.add("tickets_read", 2)  # at most two requests per escalation
+        return found
+
+    # -- notes ----------------------------------------------------------------------------
+    def _owner_html(self, esc: Escalation) -> str:
+        if esc.owner_id is None:
+            return "Owner"
+        return self.ctx.binding.person_html(esc.owner_id, self.people.name(esc.owner_id))
+
+    def _executives_html(self, esc: Escalation) -> list[str]:
+        """The next level's people (at the top level, its own), as the binding shows them."""
+        level = min(esc.level + 1, self.profile.max_level)
+        return [
+            self.ctx.binding.person_html(user.id, user.display_name)
+            for user, _role in self.people.watchers_for_level(level)
+        ]
+
+    def _flag_missed(self, tx: Transaction, esc: Escalation, missed: Sequence[Duty]) -> None:
+        slots = ",".join(sorted(d.slot for d in missed))
+        digest = hashlib.sha256(slots.encode()).hexdigest()[:16]
+        html = notes.duties_missed_note(
+            self._executives_html(esc),
+            [(d.reason, d.kind, d.opens_at, d.due_at) for d in missed],
+            self.tz,
+        )
+        subject = (
+            f"Missed: {missed[0].reason}" if len(missed) == 1 else f"Missed: {len(missed)} duties"
+        )
+        self.ctx.lifecycle.comms_note(tx, esc, MISSED, digest, html=html, subject=subject)
+        self.result.add("duties_missed", len(missed))
+        log.warning(
+            "comms.missed esc=%s ticket=%s count=%s duties=%s",
+            esc.key,
+            esc.escalation_ticket_id,
+            len(missed),
+            slots,
+        )
+
+    def _stalled_by_misses(self, tx: Transaction, esc: Escalation) -> None:
+        need = self.settings.stalled_after_missed
+        settled = [d for d in self.store.duties(esc.id) if d.settled]
+        run: list[Duty] = []
+        for d in sorted(settled, key=lambda d: (d.due_at, d.slot)):
+            run = [*run, d] if d.missed_at is not None else []
+        if len(run) < need:
+            return
+        first = run[0]  # one alert per run of misses, however long it grows
+        html = notes.stalled_note(
+            self._executives_html(esc),
+            esc.level,
+            f"{len(run)} duties of the communication plan missed in a row",
+        )
+        if self.ctx.lifecycle.comms_note(
+            tx, esc, STALLED_MISSED, first.slot, html=html, subject="Not progressing"
+        ):
+            self.result.add("stalled")
+            log.warning("comms.stalled esc=%s missed_in_a_row=%s", esc.key, len(run))
+
+    def _stalled_quiet(self, tx: Transaction, esc: Escalation, activity: datetime) -> None:
+        minutes = self.settings.stalled_after_minutes
+        why = (
+            f"no agent activity on its tickets since {notes.local_time(activity, self.tz)} "
+            f"({minutes} business minutes)"
+        )
+        html = notes.stalled_note(self._executives_html(esc), esc.level, why)
+        if self.ctx.lifecycle.comms_note(
+            tx, esc, STALLED, activity.isoformat(), html=html, subject="Not progressing"
+        ):
+            self.result.add("stalled")
+            log.warning("comms.stalled esc=%s quiet_since=%s", esc.key, activity.isoformat())
+        self._remember(tx, STALL_TOLD, esc, activity)
+
+    # -- activity --------------------------------------------------------------------------
+    def _meta(self, key: str) -> dict[str, str]:
+        return dict(self.store.get_meta(key) or {})
+
+    def _remember(self, tx: Transaction, key: str, esc: Escalation, at: datetime) -> None:
+        values = self._meta(key)
+        if values.get(str(esc.id)) != at.isoformat():
+            self.store.set_meta(tx, key, {**values, str(esc.id): at.isoformat()})
+
+    def _known_activity(self, esc: Escalation) -> datetime:
+        known = self._meta(ACTIVITY).get(str(esc.id))
+        changes = [c.changed_at for c in self.store.level_changes(esc.id)]
+        start = esc.opened_at or esc.flagged_at or esc.updated_at
+        return max([start, *changes, *([datetime.fromisoformat(known)] if known else [])])
+
+    def _stall_due(self, esc: Escalation, activity: datetime) -> bool:
+        """The quiet spell since ``activity`` is long enough, and not alerted yet."""
+        if self._meta(STALL_TOLD).get(str(esc.id)) == activity.isoformat():
+            return False
+        quiet = self.settings.stalled_after_minutes
+        return self.calendar.add_business_minutes(activity, quiet) <= self.now
+
+
+def _counts_as(article: Article) -> DutyKind | None:
+    """What an article shows an agent did: a call (a phone article), or an update (anything
+    customer-visible). The worker's own notes (they carry a marker) and customers' messages
+    count for nothing."""
+    if article.sender is not Sender.AGENT or MARKER_RE.search(article.body or ""):
+        return None
+    if article.kind is ArticleKind.PHONE:
+        return DutyKind.CALL
+    if not article.internal:
+        return DutyKind.UPDATE
+    return None
+
+
+def _evidence_for(duty: Duty, evidence: Sequence[Evidence]) -> Evidence | None:
+    """The first evidence of the duty's kind inside its window (a call is also an update:
+    the customer heard from the agent)."""
+    opens = duty.opens_at or duty.due_at
+    for item in sorted(evidence, key=lambda e: e.at):
+        if not opens <= item.at <= duty.due_at:
+            continue
+        if item.kind.value == duty.kind or (
+            duty.kind == DutyKind.UPDATE.value and item.kind is DutyKind.CALL
+        ):
+            return item
+    return None

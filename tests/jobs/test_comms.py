@@ -1,0 +1,199 @@
+"""The communication plan on time (issue 11), by time travel: the worker's clock (and the
+sandbox's) is moved through a week holding Good Friday, a weekend with the change to summer
+time and Easter Monday (Europe/London, 2027-03-25 … 03-31); passes run at chosen instants and
+each is run twice, which must write nothing more. Calls are phone articles an agent logs in the
+sandbox, read through the real adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from escalations.clock import FakeClock
+from tests.jobs.conftest import ALICE, World, make_world
+
+THU = datetime(2027, 3, 25, 8, 30, tzinfo=UTC)  # 08:30 GMT, the Thursday before Good Friday
+TITLE = "Broadband down since Monday"
+ENTERPRISE_TITLE = "HQ VPN outage"
+WRITES_IGNORED = ("GET", "POST /api/v1/tickets/search")
+
+
+@pytest.fixture
+def week(tmp_path: Path) -> Iterator[World]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(THU), rsps, None)
+        yield w
+        w.store.close()
+
+
+def _z(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _writes(world: World) -> list[str]:
+    return [c for c in world.http_calls() if not c.startswith(WRITES_IGNORED)]
+
+
+def pass_at(world: World, instant: datetime) -> None:
+    """One pass at ``instant`` (the clock only moves forward), then the same pass again: the
+    second must write nothing."""
+    assert instant >= world.clock.now(), (instant, world.clock.now())
+    world.clock.set(instant)
+    world.sync(advance=timedelta(0))
+    before = len(_writes(world))
+    world.sync(advance=timedelta(0))
+    assert _writes(world)[before:] == [], f"a second pass at {instant} wrote again"
+
+
+def escalate(world: World, title: str, **flag: Any) -> dict[str, Any]:
+    world.flag(world.ticket_by_title(title), **flag)
+    world.sync(advance=timedelta(0))
+    (esc,) = [t for t in world.escalation_tickets() if title in t["title"]]
+    return esc
+
+
+def call_logged(world: World, ticket_id: int, at: datetime) -> None:
+    """An agent logs a phone call on the ticket at ``at``."""
+    world.clock.set(at)
+    world.sandbox.agent_article(
+        ticket_id, ALICE, "Called the customer: engineer booked.", type="phone", internal=False
+    )
+
+
+def notes_titled(world: World, ticket_id: int, prefix: str) -> list[dict[str, Any]]:
+    return [
+        a for a in world.sandbox.articles_of(ticket_id) if (a["subject"] or "").startswith(prefix)
+    ]
+
+
+def duty(world: World, slot: str) -> Any:
+    (found,) = [d for d in world.store.duties() if d.slot == slot]
+    return found
+
+
+# -- residential: two calls every business day -------------------------------------------------
+
+
+def test_residential_calls_through_a_holiday_weekend_and_the_clocks_going_forward(
+    week: World,
+) -> None:
+    w = week
+    esc = escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    original = w.ticket_by_title(TITLE)
+    call_logged(w, original, _z("2027-03-25T09:50"))  # the callback, and the morning call
+    pass_at(w, _z("2027-03-25T11:40"))
+    # the afternoon window (13:00–17:00 GMT) passes without a call: reminded at 16:30, missed
+    pass_at(w, _z("2027-03-25T16:35"))
+    pass_at(w, _z("2027-03-25T17:05"))
+    # Good Friday, the weekend (clocks forward on Sunday) and Easter Monday: nothing due
+    for day in ("2027-03-26T10:00", "2027-03-27T10:00", "2027-03-28T10:00", "2027-03-29T10:00"):
+        pass_at(w, _z(day))
+    # Tuesday, in summer time: the morning window is 08:00–11:00 UTC; a call at 09:30 BST
+    call_logged(w, esc["id"], _z("2027-03-30T08:30"))
+    pass_at(w, _z("2027-03-30T10:45"))
+    pass_at(w, _z("2027-03-30T15:31"))  # afternoon 12:00–16:00 UTC: reminder at 15:30 UTC
+    call_logged(w, original, _z("2027-03-30T15:45"))
+    pass_at(w, _z("2027-03-30T16:10"))
+
+    slots = sorted(d.slot for d in w.store.duties())
+    assert slots == sorted(
+        [
+            "callback",
+            "call:2027-03-25:morning",
+            "call:2027-03-25:afternoon",
+            "call:2027-03-30:morning",
+            "call:2027-03-30:afternoon",
+        ]
+    )
+    assert duty(w, "callback").done_at is not None
+    assert duty(w, "call:2027-03-25:morning").evidence is not None
+    assert duty(w, "call:2027-03-30:morning").opens_at == _z("2027-03-30T08:00")  # 09:00 BST
+    assert duty(w, "call:2027-03-30:afternoon").done_at == _z("2027-03-30T15:45")
+    missed = duty(w, "call:2027-03-25:afternoon")
+    assert missed.missed_at is not None
+    assert missed.done_at is None
+    reminders = notes_titled(w, esc["id"], "Reminder:")
+    assert [r["subject"] for r in reminders] == [
+        "Reminder: afternoon contact call",
+        "Reminder: afternoon contact call",
+    ]  # Thursday's and Tuesday's; the done mornings never reminded
+    (miss,) = notes_titled(w, esc["id"], "Missed:")
+    assert "afternoon contact call" in miss["body"]
+    assert all(r["internal"] for r in [*reminders, miss])
+
+
+def test_a_phone_article_outside_the_window_does_not_count(week: World) -> None:
+    w = week
+    escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    call_logged(w, w.ticket_by_title(TITLE), _z("2027-03-25T12:30"))  # between the windows
+    pass_at(w, _z("2027-03-25T17:05"))
+    assert duty(w, "call:2027-03-25:morning").missed_at is not None
+    assert duty(w, "call:2027-03-25:afternoon").missed_at is not None
+
+
+# -- enterprise: the segment's cadence in business time ----------------------------------------
+
+
+def test_enterprise_hourly_calls_stop_at_night_and_on_holidays(week: World) -> None:
+    w = week
+    w.clock.set(_z("2027-03-25T15:55"))
+    esc = escalate(w, ENTERPRISE_TITLE, customer_segment="enterprise", escalation_callback_at=None)
+    call_logged(w, esc["id"], _z("2027-03-25T16:20"))  # cadence 1: 15:55–16:55
+    pass_at(w, _z("2027-03-25T16:30"))
+    pass_at(w, _z("2027-03-25T17:30"))  # cadence 2 (16:55–17:55) not done: reminded
+    pass_at(w, _z("2027-03-25T18:30"))  # … and missed; cadence 3 waits for Tuesday
+    pass_at(w, _z("2027-03-29T12:00"))  # Easter Monday: nothing opens
+    duties = {d.slot: d for d in w.store.duties()}
+    assert sorted(duties) == ["cadence:1", "cadence:2", "cadence:3"]
+    assert duties["cadence:1"].done_at == _z("2027-03-25T16:20")
+    assert duties["cadence:2"].missed_at is not None
+    # 5 business minutes were left on Thursday; the rest from 08:00 BST on Tuesday
+    assert duties["cadence:3"].opens_at == _z("2027-03-25T17:55")
+    assert duties["cadence:3"].due_at == _z("2027-03-30T07:55")
+    assert len(notes_titled(w, esc["id"], "Reminder:")) == 1
+    assert len(notes_titled(w, esc["id"], "Missed:")) == 1
+
+
+def test_two_missed_in_a_row_alert_the_next_levels_executive_once(week: World) -> None:
+    w = week
+    w.clock.set(_z("2027-03-25T14:00"))
+    esc = escalate(w, ENTERPRISE_TITLE, customer_segment="enterprise", escalation_callback_at=None)
+    for at in ("2027-03-25T15:05", "2027-03-25T16:05", "2027-03-25T17:05"):
+        pass_at(w, _z(at))
+    (stalled,) = notes_titled(w, esc["id"], "Not progressing")
+    assert "missed in a row" in stalled["body"]
+    assert "data-mention-user-id" in stalled["body"]  # the executive is mentioned
+
+
+# -- a worker stopped for days -----------------------------------------------------------------
+
+
+def test_a_worker_stopped_for_three_days_flags_what_it_missed_in_one_note(world: World) -> None:
+    """Flagged Tuesday 09:00, the worker then stopped until Friday 09:05: the callback and
+    the six windows of Tuesday to Thursday are flagged in one note, none of them reminded."""
+    w = world
+    esc = escalate(w, TITLE)
+    pass_at(w, w.clock.now() + timedelta(minutes=5))
+    pass_at(w, _z("2026-12-04T09:05"))
+    missed = [d for d in w.store.duties() if d.missed_at is not None]
+    assert len(missed) == 7
+    assert notes_titled(w, esc["id"], "Reminder:") == []
+    (summary,) = notes_titled(w, esc["id"], "Missed:")
+    assert summary["subject"] == "Missed: 7 duties"
+    assert duty(w, "call:2026-12-04:morning").missed_at is None  # still open: 09:00–12:00
+    pass_at(w, _z("2026-12-04T11:35"))
+    assert len(notes_titled(w, esc["id"], "Reminder:")) == 1
+    assert len(notes_titled(w, esc["id"], "Missed:")) == 1
+
+
+def test_status_lists_duties_due_and_missed(world: World) -> None:
+    escalate(world, TITLE)
+    pass_at(world, _z("2026-12-01T12:05"))
+    summary = world.store.status(world.clock.now())
+    assert summary.duties_missed == 1  # the morning call
+    assert summary.duties_due == 1  # the callback (15:00); the afternoon window opens at 13:00
