@@ -292,7 +292,10 @@ class Lifecycle:
     ) -> bool:
         """A note of the communication plan (a reminder, a miss, a stall) on the escalation
         ticket, keyed by ``purpose`` and ``parts`` so it is written once. ``False``: it was
-        requested before."""
+        requested before (its text may have changed since, e.g. a longer run of misses: the
+        first request stands, and no new one is made)."""
+        if self.store.effect_by_key(AddNote.name, AddNote.key(purpose, esc.key, *parts)):
+            return False
         return self.outbox.request(
             tx, note_intent(purpose, esc, *parts, html=html, subject=subject)
         )

@@ -108,9 +108,8 @@ class CommsPass:
         decisions = [d for d in in_play if self.now >= d.due_at - self.lead]
         if not decisions and not stall_due:
             return  # nothing to remind, flag or alert yet: the helpdesk is not read
-        evidence = self._evidence(esc)
-        seen = [e.at for e in evidence if e.ref.startswith("article:")]
-        activity = max([activity, *seen])
+        evidence, last_agent_article = self._evidence(esc)
+        activity = max(activity, last_agent_article or activity)
         done = {d.slot: _evidence_for(d, evidence) for d in in_play}
         missed = [d for d in in_play if done[d.slot] is None and self.now > d.due_at]
         remind = [
@@ -184,8 +183,11 @@ class CommsPass:
         return segments.get(esc.segment) or segments[self.profile.process.default_segment]
 
     # -- what the helpdesk shows -----------------------------------------------------------
-    def _evidence(self, esc: Escalation) -> list[Evidence]:
+    def _evidence(self, esc: Escalation) -> tuple[list[Evidence], datetime | None]:
+        """What the two tickets show done, and when an agent last wrote on them (any article,
+        internal notes too; never the worker's own)."""
         found: list[Evidence] = []
+        last: datetime | None = None
         for ticket_id in (esc.original_ticket_id, esc.escalation_ticket_id):
             if ticket_id is None:
                 continue
@@ -195,11 +197,13 @@ class CommsPass:
                 log.info("comms.ticket_unread esc=%s ticket=%s error=%s", esc.key, ticket_id, exc)
                 continue
             for article in articles:
+                if _by_an_agent(article):
+                    last = max(last or article.created_at, article.created_at)
                 kind = _counts_as(article)
                 if kind is not None:
                     found.append(Evidence(f"article:{article.id}", kind, article.created_at))
         self.result.add("tickets_read", 2)  # at most two requests per escalation
-        return found
+        return found, last
 
     # -- notes ----------------------------------------------------------------------------
     def _owner_html(self, esc: Escalation) -> str:
@@ -293,11 +297,15 @@ class CommsPass:
         return self.calendar.add_business_minutes(activity, quiet) <= self.now
 
 
+def _by_an_agent(article: Article) -> bool:
+    """Written by an agent, not by the worker (its articles carry a marker)."""
+    return article.sender is Sender.AGENT and not MARKER_RE.search(article.body or "")
+
+
 def _counts_as(article: Article) -> DutyKind | None:
     """What an article shows an agent did: a call (a phone article), or an update (anything
-    customer-visible). The worker's own notes (they carry a marker) and customers' messages
-    count for nothing."""
-    if article.sender is not Sender.AGENT or MARKER_RE.search(article.body or ""):
+    customer-visible). The worker's own notes and customers' messages count for nothing."""
+    if not _by_an_agent(article):
         return None
     if article.kind is ArticleKind.PHONE:
         return DutyKind.CALL

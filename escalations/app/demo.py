@@ -233,11 +233,26 @@ class _Demo:
         self.tick()
         esc = self.escalation_id
         assert esc is not None
+        self.at("10:50")
+        self.agent(
+            "Alice calls Sean back as agreed and logs the call (the callback and the morning "
+            "contact call of the communication plan)",
+            lambda: sb.agent_article(
+                oid, ALICE, "Called Sean back: engineer visit being arranged.", type="phone",
+                internal=False,
+            ),
+        )  # fmt: skip
         self.at("11:30")
         self.agent(
-            "Sean calls: no progress; Alice moves the escalation to level 2",
-            lambda: sb.agent_update(esc, ALICE, **{fields.level: "2"}),
-        )
+            "Sean calls: no progress; Alice logs the call and moves the escalation to level 2",
+            lambda: (
+                sb.agent_article(
+                    oid, ALICE, "Sean called: no progress, wants it escalated.", type="phone",
+                    internal=False,
+                ),
+                sb.agent_update(esc, ALICE, **{fields.level: "2"}),
+            ),
+        )  # fmt: skip
         self.tick()
         self.at("12:10")
         self.agent(
@@ -265,6 +280,14 @@ class _Demo:
             lambda: sb.agent_update(esc, DUTY_MANAGER, **{fields.level: "3"}),
         )
         self.tick()
+        self.at("14:20")
+        self.agent(
+            "Jane calls Sean with the news and logs the call",
+            lambda: sb.agent_article(
+                esc, DUTY_MANAGER, "Called Sean: BT escalated on our side.", type="phone",
+                internal=False,
+            ),
+        )  # fmt: skip
         self.at("15:00")
         self.agent(
             "BT's team leader still has no answer: Alice marks the carrier route as failed",

@@ -197,3 +197,23 @@ def test_status_lists_duties_due_and_missed(world: World) -> None:
     summary = world.store.status(world.clock.now())
     assert summary.duties_missed == 1  # the morning call
     assert summary.duties_due == 1  # the callback (15:00); the afternoon window opens at 13:00
+
+
+def test_a_level_change_makes_a_call_due_and_a_long_run_of_misses_alerts_once(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    esc = escalate(w, TITLE)
+    w.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    pass_at(w, _z("2026-12-01T09:30"))
+    (level_duty,) = [d for d in w.store.duties() if d.slot.startswith("level:2:")]
+    assert (level_duty.kind, level_duty.due_at) == ("call", _z("2026-12-01T10:00"))
+    caplog.set_level("WARNING")
+    for at in ("2026-12-01T10:31", "2026-12-01T12:01", "2026-12-01T15:31", "2026-12-01T17:01"):
+        pass_at(w, _z(at))
+    assert level_duty.slot in {d.slot for d in w.store.duties() if d.missed_at is not None}
+    alerts = notes_titled(w, esc["id"], "Not progressing")
+    assert len([a for a in alerts if "missed in a row" in a["body"]]) == 1
+    # and 480 business minutes without an agent article since the level change at 09:00
+    assert len([a for a in alerts if "no agent activity" in a["body"]]) == 1
+    assert not [r for r in caplog.records if "payload_differs" in r.getMessage()]
