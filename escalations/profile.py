@@ -242,9 +242,6 @@ class Comms(_Model):
     level's executive is alerted (once per quiet spell)."""
     stalled_after_missed: int = Field(default=2, ge=1, le=100)
     """This many duties missed in a row alert the next level's executive as well."""
-    caller_log: bool = False
-    """Count an answered outbound call to the customer's number in the helpdesk's caller log
-    (Zammad's CTI log) as a contact call done."""
 
 
 class Parking(_Model):

@@ -60,7 +60,7 @@ stalled escalation is not read again every pass."""
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the helpdesk shows an agent did: an article, or a call in the caller log."""
+    """What the helpdesk shows an agent did (an article; ``ref`` is ``article:<id>``)."""
 
     ref: str
     kind: DutyKind
