@@ -33,6 +33,7 @@ class Capability(enum.Enum):
     FIND_BY_MARKER = "find_by_marker"
     USERS = "users"
     HISTORY = "history"  # ticket_events: who changed a field or a tag, and when
+    CALL_LOG = "call_log"  # recent_calls: the phone system's record of calls
 
 
 class ArticleKind(enum.Enum):
@@ -200,6 +201,8 @@ class User:
     is_agent: bool = False
     group_access: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Group name → access levels (``read``, ``create``, ``change``, ``overview``, ``full``)."""
+    phones: tuple[str, ...] = ()
+    """Phone numbers as the helpdesk holds them (landline, mobile), empty ones left out."""
 
     @property
     def display_name(self) -> str:
@@ -269,6 +272,41 @@ class TicketEvent:
     """``FIELD_CHANGED``: the value after, as text; ``TAG_ADDED``/``TAG_REMOVED``: the tag."""
 
 
+class CallDirection(enum.Enum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call in the helpdesk's caller log, as the provider's phone system reported it."""
+
+    id: int
+    direction: CallDirection
+    from_number: str
+    to_number: str
+    created_at: datetime
+    """When the call began ringing; aware, UTC."""
+    answered_at: datetime | None = None
+    """When it was answered; ``None`` for a call nobody took."""
+    ended_at: datetime | None = None
+    from_user_ids: frozenset[UserId] = frozenset()
+    """The helpdesk users the calling number is known to belong to."""
+    to_user_ids: frozenset[UserId] = frozenset()
+    """The helpdesk users the called number is known to belong to."""
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """The newest calls of the caller log, newest first. ``complete_since`` is the instant from
+    which no call is missing: the start of time when the helpdesk returned its whole log, or
+    the oldest call returned when it cut the list at its limit."""
+
+    calls: tuple[CallRecord, ...]
+    complete_since: datetime | None
+    """``None``: the whole log was returned."""
+
+
 @runtime_checkable
 class HelpdeskAdapter(Protocol):
     name: str
@@ -312,6 +350,11 @@ class HelpdeskAdapter(Protocol):
     def ticket_events(self, ticket_id: TicketId) -> list[TicketEvent]:
         """The ticket's own history, oldest first: its creation, field changes and tag
         changes, each with who made it (``Capability.HISTORY``). Raises like any read."""
+        ...
+
+    def recent_calls(self) -> CallLog:
+        """The newest calls of the helpdesk's caller log (``Capability.CALL_LOG``). Raises
+        ``Forbidden`` when the token may not read it."""
         ...
 
     def find_ticket_by_marker(

@@ -242,6 +242,9 @@ class Comms(_Model):
     level's executive is alerted (once per quiet spell)."""
     stalled_after_missed: int = Field(default=2, ge=1, le=100)
     """This many duties missed in a row alert the next level's executive as well."""
+    caller_log: bool = False
+    """Also count an answered outbound call to the customer's number in the helpdesk's caller
+    log (the phone system's own record; Zammad's CTI log) as a call done."""
 
 
 class Parking(_Model):

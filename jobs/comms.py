@@ -8,7 +8,10 @@ and the helpdesk what is due *now*:
    after each level change) are stored, each with its window;
 2. a duty whose window has opened is **done** when the helpdesk shows it: an agent's phone
    article (a call) or customer-visible article (an update) on the original or the escalation
-   ticket inside the window — never a box ticked; the article is stored as evidence;
+   ticket inside the window — never a box ticked; the article is stored as evidence. With
+   ``[comms] caller_log`` on, an answered outbound call to the customer's number in the
+   helpdesk's caller log (the phone system's own record, read once per pass) counts as a
+   call too, stored as ``call:<id>``;
 3. one **reminder** note, mentioning the owner, once the window closes within
    ``[comms] reminder_lead_minutes`` and it is not done;
 4. a window closed undone is **missed**: one note to the next level's executives (mentioned,
@@ -32,11 +35,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.base import MARKER_RE, Article, ArticleKind, Sender
+from connector.base import (
+    MARKER_RE,
+    Article,
+    ArticleKind,
+    CallDirection,
+    CallLog,
+    CallRecord,
+    Capability,
+    Sender,
+)
 from connector.errors import Forbidden, NotFound
 from escalations import notes
 from escalations.comms.calendar import BusinessCalendar
 from escalations.comms.duties import DutyKind, EscalationFacts, PlanRules, plan
+from escalations.comms.phones import same_number
 from escalations.models import Duty, Escalation, State
 from escalations.people import People
 from escalations.profile import Segment
@@ -60,7 +73,8 @@ stalled escalation is not read again every pass."""
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the helpdesk shows an agent did (an article; ``ref`` is ``article:<id>``)."""
+    """What the helpdesk shows an agent did: an article (``ref`` is ``article:<id>``) or a
+    call in the caller log (``call:<id>``)."""
 
     ref: str
     kind: DutyKind
@@ -97,6 +111,8 @@ class CommsPass:
         )
         self.people = People(ctx.adapter, ctx.binding, ctx.profile)
         self.lead = timedelta(minutes=self.settings.reminder_lead_minutes)
+        self._call_log: CallLog | None = None
+        self._call_log_read = False
 
     # -- one escalation ------------------------------------------------------------------------
     def escalation(self, esc: Escalation) -> None:
@@ -112,6 +128,7 @@ class CommsPass:
         activity = max(activity, last_agent_article or activity)
         done = {d.slot: _evidence_for(d, evidence) for d in in_play}
         missed = [d for d in in_play if done[d.slot] is None and self.now > d.due_at]
+        self._warn_unseen_calls(esc, missed)
         remind = [
             d
             for d in in_play
@@ -184,8 +201,8 @@ class CommsPass:
 
     # -- what the helpdesk shows -----------------------------------------------------------
     def _evidence(self, esc: Escalation) -> tuple[list[Evidence], datetime | None]:
-        """What the two tickets show done, and when an agent last wrote on them (any article,
-        internal notes too; never the worker's own)."""
+        """What the two tickets (and the caller log) show done, and when an agent last wrote
+        on them (any article, internal notes too; never the worker's own) or called."""
         found: list[Evidence] = []
         last: datetime | None = None
         for ticket_id in (esc.original_ticket_id, esc.escalation_ticket_id):
@@ -203,7 +220,59 @@ class CommsPass:
                 if kind is not None:
                     found.append(Evidence(f"article:{article.id}", kind, article.created_at))
         self.result.add("tickets_read", 2)  # at most two requests per escalation
-        return found, last
+        calls = self._calls_to_customer(esc)
+        if calls:  # a call the phone system recorded is an agent's activity too
+            last = max([*([last] if last else []), *(c.at for c in calls)])
+        return [*found, *calls], last
+
+    def _calls(self) -> CallLog | None:
+        """The caller log, read at most once per pass, when ``[comms] caller_log`` is on and
+        the helpdesk has one; ``None`` otherwise or when the token may not read it."""
+        if not self.settings.caller_log or Capability.CALL_LOG not in self.ctx.adapter.capabilities:
+            return None
+        if not self._call_log_read:
+            self._call_log_read = True
+            try:
+                self._call_log = self.ctx.adapter.recent_calls()
+            except Forbidden as exc:
+                log.warning("comms.caller_log_unread error=%s (articles count only)", exc)
+            else:
+                self.result.add("call_logs_read")
+        return self._call_log
+
+    def _calls_to_customer(self, esc: Escalation) -> list[Evidence]:
+        """Answered outbound calls to the escalation's customer, as evidence of a call."""
+        calls = self._calls()
+        if calls is None:
+            return []
+        answered = [
+            (c, c.answered_at)
+            for c in calls.calls
+            if c.direction is CallDirection.OUTBOUND and c.answered_at is not None
+        ]
+        mine = [(c, at) for c, at in answered if esc.customer_id in c.to_user_ids]
+        unmatched = [(c, at) for c, at in answered if not c.to_user_ids]
+        if unmatched:  # a number the helpdesk matched to nobody: compare with the customer's
+            customer = self.people.user(esc.customer_id)
+            phones = customer.phones if customer is not None else ()
+            mine += [(c, at) for c, at in unmatched if _to_any(c, phones)]
+        return [Evidence(f"call:{c.id}", DutyKind.CALL, at) for c, at in mine]
+
+    def _warn_unseen_calls(self, esc: Escalation, missed: Sequence[Duty]) -> None:
+        """A duty about to be flagged whose window began before the oldest call the caller
+        log still lists: a call in it could not be seen (logged, not hidden)."""
+        calls = self._call_log
+        if calls is None or calls.complete_since is None:
+            return
+        for d in missed:
+            if (d.opens_at or d.due_at) < calls.complete_since:
+                log.warning(
+                    "comms.caller_log_too_short esc=%s duty=%s log_from=%s "
+                    "(raise Zammad's cti_config view_limit, or log calls as phone articles)",
+                    esc.key,
+                    d.slot,
+                    calls.complete_since.isoformat(),
+                )
 
     # -- notes ----------------------------------------------------------------------------
     def _owner_html(self, esc: Escalation) -> str:
@@ -312,6 +381,10 @@ def _counts_as(article: Article) -> DutyKind | None:
     if not article.internal:
         return DutyKind.UPDATE
     return None
+
+
+def _to_any(call: CallRecord, phones: Sequence[str]) -> bool:
+    return any(same_number(call.to_number, phone) for phone in phones)
 
 
 def _evidence_for(duty: Duty, evidence: Sequence[Evidence]) -> Evidence | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.actor import Actor
+from sandbox.calls import call_json, newest_calls
 from sandbox.records import ApiError, forbidden, not_found
 from sandbox.rules import Rules
 from sandbox.search import page_window, search_tickets
@@ -122,6 +123,7 @@ class Api:
                 ("GET", "/links", self.links_index),
                 ("POST", "/links/add", self.links_add),
                 ("DELETE", "/links/remove", self.links_remove),
+                ("GET", "/cti/log", self.cti_log),
                 ("GET", "/mentions", self.mentions_index),
                 ("POST", "/mentions", self.mentions_create),
             )
@@ -545,3 +547,29 @@ class Api:
     def mentions_create(self, actor: Actor, req: Request) -> Response:
         ticket = self._mention_ticket(actor, req.params)
         return _json(201, self.rules.mention_add(actor, ticket))
+
+    # -- the caller log -----------------------------------------------------------------------
+
+    def cti_log(self, actor: Actor, req: Request) -> Response:
+        self._need(actor, "cti.agent")
+        rows = newest_calls(self.state)
+        users: dict[str, Any] = {}
+        for row in rows:
+            for side in ("from", "to"):
+                for match in row.preferences.get(side) or ():
+                    user = self.state.db.users.get(int(match["user_id"]))
+                    if user is not None:
+                        users[str(user.id)] = user_json(self.state, user)
+        backends = [
+            {"name": "CTI (generic)", "enabled": True, "url": "#system/integration/cti"},
+            {"name": "sipgate.io", "enabled": False, "url": "#system/integration/sipgate"},
+            {"name": "Placetel", "enabled": False, "url": "#system/integration/placetel"},
+        ]
+        return _json(
+            200,
+            {
+                "list": [call_json(r) for r in rows],
+                "assets": {"User": users} if users else {},
+                "backends": backends,
+            },
+        )

@@ -10,7 +10,7 @@ import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from connector.clock import SystemClock
 from sandbox.actor import Actor
 from sandbox.api import Api, Response
+from sandbox.calls import record_call
 from sandbox.faults import Fault, FaultQueue, RateLimited, Refuse, ServerError, error_page
 from sandbox.records import (
     AccessToken,
@@ -472,6 +473,38 @@ class ZammadSandbox:
             }
             params = {k: v for k, v in params.items() if v is not None}
             return self.rules.create_article(Actor(self.user_record(login)), params).id
+
+    def phone_call(
+        self,
+        to: str,
+        *,
+        agent: str,
+        direction: str = "out",
+        line: str = "+353 1 555 9000",
+        answered_after: timedelta | None = timedelta(seconds=12),
+        talk: timedelta = timedelta(minutes=4),
+    ) -> int:
+        """The phone system reports a whole call, ringing from now, to the caller log: by
+        default the agent ``agent`` (a login) calls ``to`` from the provider's ``line`` and
+        the customer answers. ``answered_after=None``: nobody took it. Returns its id."""
+        with self.lock:
+            name = self.user_record(agent).fullname
+            caller, callee = (line, to) if direction == "out" else (to, line)
+            row = record_call(
+                self.state,
+                direction=direction,
+                from_=caller,
+                to=callee,
+                agent=name,
+                answered_after=answered_after,
+                talk=talk,
+            )
+            return row.id
+
+    def grant_token(self, token: str, permission: str) -> None:
+        """Add a permission to an issued token (as an admin editing it would)."""
+        with self.lock:
+            self.state.db.tokens[token].permissions.append(permission)
 
     def add_tag(self, ticket_id: int, tag: str, *, login: str | None = None) -> None:
         """Add a tag (a duplicate is a no-op); as ``login`` with Zammad's checks, or else

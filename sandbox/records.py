@@ -306,6 +306,33 @@ class HistoryEntry:
 
 
 @dataclass
+class CallLogRow:
+    """A row of Zammad's ``cti_logs`` table (``app/models/cti/log.rb``): one call as the
+    phone system reported it. ``start_at`` is set when the call was answered; ``preferences``
+    holds the users each number was matched to (``{"from": [...], "to": [...]}``)."""
+
+    id: int
+    direction: str  # "in" or "out"
+    from_: str
+    to: str
+    call_id: str
+    state: str  # "newCall", "answer" or "hangup"
+    created_at: datetime
+    updated_at: datetime
+    initialized_at: datetime
+    from_comment: str | None = None
+    to_comment: str | None = None
+    queue: str | None = None
+    comment: str | None = None
+    done: bool = True
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    duration_waiting_time: int | None = None
+    duration_talking_time: int | None = None
+    preferences: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class AccessToken:
     token: str
     user_id: int

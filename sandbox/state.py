@@ -17,6 +17,7 @@ from sandbox.records import (
     AccessToken,
     ApiError,
     Article,
+    CallLogRow,
     Group,
     HistoryEntry,
     Link,
@@ -132,6 +133,8 @@ class Settings:
     ticket_number_min_size: int = 5
     tag_new: bool = True
     fqdn: str = "zammad.example.com"
+    cti_view_limit: int = 60
+    """``cti_config`` view_limit: how many calls ``GET /api/v1/cti/log`` lists."""
 
 
 @dataclass
@@ -155,6 +158,7 @@ class Tables:
     mentions: dict[int, Mention] = field(default_factory=dict)
     tokens: dict[str, AccessToken] = field(default_factory=dict)
     histories: dict[int, HistoryEntry] = field(default_factory=dict)
+    cti_logs: dict[int, CallLogRow] = field(default_factory=dict)
 
 
 class SandboxState:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from escalations.clock import FakeClock
+from escalations.mappings import Mappings, load_mappings
+from escalations.settings import shipped_mappings_dir
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -23,3 +26,15 @@ def load_fixture(name: str) -> Any:
 def clock() -> FakeClock:
     """A ``FakeClock`` at its default start; ``clock.sleeps`` records every sleep."""
     return FakeClock()
+
+
+def edited_mappings(tmp_path: Path, file: str, old: str, new: str) -> Mappings:
+    """The shipped mappings copied to ``tmp_path/mappings`` with ``old`` (which must occur
+    in ``file``) replaced by ``new``, loaded and validated."""
+    directory = tmp_path / "mappings"
+    shutil.copytree(shipped_mappings_dir(), directory)
+    path = directory / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {file}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return load_mappings(directory)

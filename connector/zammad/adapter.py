@@ -88,6 +88,16 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
              updated_at is stamped by Zammad's clock, not ours → ``clock_offset`` (from
              the Date header of each answer) lets the poll take its signpost in Zammad's
              time.                      test: test_sync.py::test_a_helpdesk_clock_behind*
+    CTI    GET /api/v1/cti/log answers {"list", "assets", "backends"}; "list" holds only the
+           newest calls (``cti_config`` view_limit, 60 unless changed), newest first, and
+           only the queues notify_map gives the token's user when one is set; it needs the
+           cti.agent permission (403 without); a call's "start_at" is set when it is
+           answered, never for one nobody took; the caller ids Zammad matched to users are
+           in preferences "from"/"to" with level "known" or "maybe" (a number seen in some
+           article) (app/models/cti/log.rb, cti_controller.rb)
+          → recent_calls reads the list once, keeps "known" matches only, and says from
+            when the list is complete (the oldest call when it holds view_limit or more).
+                                                           test: test_recent_calls_*
     Hist.  a tag write does not change the ticket's updated_by_id (it only touches the
            ticket), so updated_by_id does not say who tagged; GET /ticket_history/{id}
            does, but mixes in the rows of the ticket's articles, mentions and checklists
@@ -119,6 +129,9 @@ from connector.base import (
     ArticleKind,
     AttachmentRef,
     AttachmentUpload,
+    CallDirection,
+    CallLog,
+    CallRecord,
     Capability,
     CreatedTicket,
     Criterion,
@@ -153,6 +166,8 @@ log = logging.getLogger(__name__)
 
 SEARCH_PATH = "/api/v1/tickets/search"
 SEARCH_PAGE_MAX = 200
+CALL_LOG_VIEW_LIMIT = 60
+"""Calls ``GET /api/v1/cti/log`` returns unless ``cti_config`` sets another view_limit."""
 """Zammad clamps search pages to 200 rows without an error (reference §0.8, §3.6)."""
 INDEX_PAGE_SIZE = 500
 """Generic index endpoints (groups, states): default and safe page size on 5.x–7.x."""
@@ -247,6 +262,44 @@ def _person(value: Any) -> UserId | None:
     """A user id from Zammad, ``None`` for its user 1, "nobody" (the system)."""
     user_id = _int_or_none(value)
     return None if user_id == UNASSIGNED_USER_ID else user_id
+
+
+def _call(raw: Any) -> CallRecord | None:
+    """A ``CallRecord`` from one row of the caller log; ``None`` for a row it cannot read."""
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        direction = CallDirection(str(raw.get("direction")))
+        created_at = _parse_time(raw.get("created_at"))
+        if created_at is None:
+            return None
+        found = raw.get("preferences")
+        preferences: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        return CallRecord(
+            id=int(raw["id"]),
+            direction=direction,
+            from_number=str(raw.get("from") or ""),
+            to_number=str(raw.get("to") or ""),
+            created_at=created_at,
+            answered_at=_parse_time(raw.get("start_at")),
+            ended_at=_parse_time(raw.get("end_at")),
+            from_user_ids=_known_callers(preferences.get("from")),
+            to_user_ids=_known_callers(preferences.get("to")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _known_callers(entries: Any) -> frozenset[UserId]:
+    """The users Zammad matched a number to with certainty (level "known"; "maybe" means the
+    number only turned up in some article)."""
+    if not isinstance(entries, list):
+        return frozenset()
+    return frozenset(
+        int(e["user_id"])
+        for e in entries
+        if isinstance(e, Mapping) and e.get("level") == "known" and _int_or_none(e.get("user_id"))
+    )
 
 
 _TAG_EVENTS = {"added": EventKind.TAG_ADDED, "removed": EventKind.TAG_REMOVED}
@@ -498,6 +551,23 @@ class ZammadAdapter:
         events = [e for e in (_event(raw, int(ticket_id)) for raw in rows) if e is not None]
         # Zammad orders by created_at, id; the sort is stable, so ties keep that order.
         return sorted(events, key=lambda e: e.at)
+
+    # -- reading: the caller log ------------------------------------------------------------
+
+    def recent_calls(self) -> CallLog:
+        """The newest calls of Zammad's caller log (``GET /api/v1/cti/log``, one request)."""
+        path = "/api/v1/cti/log"
+        data = self._client.get_json(path)
+        rows = data.get("list") if isinstance(data, Mapping) else None
+        if not isinstance(rows, list):
+            raise TransientError("unexpected caller log response shape", method="GET", path=path)
+        calls = sorted(
+            (c for c in (_call(raw) for raw in rows) if c is not None),
+            key=lambda c: (c.created_at, c.id),
+            reverse=True,
+        )
+        complete_since = calls[-1].created_at if len(rows) >= CALL_LOG_VIEW_LIMIT else None
+        return CallLog(calls=tuple(calls), complete_since=complete_since)
 
     # -- reading: articles ------------------------------------------------------------------
 
@@ -1098,6 +1168,7 @@ class ZammadAdapter:
             # Only agents hold group access in Zammad.
             is_agent=bool(group_ids),
             group_access=access,
+            phones=tuple(str(raw[k]) for k in ("phone", "mobile") if raw.get(k)),
         )
 
     def _role_group_ids(self) -> dict[int, Mapping[str, Any]]:

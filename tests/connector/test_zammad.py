@@ -17,6 +17,7 @@ from connector.base import (
     ArticleKind,
     AttachmentRef,
     AttachmentUpload,
+    CallDirection,
     EventKind,
     FieldInfo,
     Link,
@@ -1136,3 +1137,77 @@ def test_writes_log_ids_not_content(rsps, adapter, caplog):
     assert "zammad.article_added ticket=5 article=35 marker=hde1-00112233445566ff" in caplog.text
     assert "Secret customer text" not in caplog.text
     assert "Private subject" not in caplog.text
+
+
+def _call_row(call_id: int, created: str, **extra: object) -> dict[str, object]:
+    """A caller-log row in ``Cti::Log#attributes`` shape (app/models/cti/log.rb)."""
+    return {
+        "id": call_id,
+        "direction": "out",
+        "state": "hangup",
+        "from": "35315559000",
+        "from_comment": "Alice Agent",
+        "to": "35315550101",
+        "to_comment": "Sean Walsh",
+        "queue": "35315559000",
+        "call_id": f"{call_id}-1",
+        "comment": "normalClearing",
+        "initialized_at": created,
+        "start_at": None,
+        "end_at": None,
+        "duration_waiting_time": None,
+        "duration_talking_time": None,
+        "done": True,
+        "preferences": {"from_pretty": "+353 1 555 9000", "to_pretty": "+353 1 555 0101"},
+        "created_at": created,
+        "updated_at": created,
+        "from_pretty": "+353 1 555 9000",
+        "to_pretty": "+353 1 555 0101",
+        **extra,
+    }
+
+
+def test_recent_calls_reads_answered_calls_and_known_callers(rsps, adapter):
+    known = [
+        {"caller_id": "35315550101", "level": "known", "object": "User", "o_id": 7, "user_id": 7},
+        {"caller_id": "35315550101", "level": "maybe", "object": "User", "o_id": 9, "user_id": 9},
+    ]
+    rows = [
+        _call_row(12, "2026-12-01T09:10:00.000Z"),  # nobody answered
+        _call_row(
+            11,
+            "2026-12-01T09:00:00.000Z",
+            start_at="2026-12-01T09:00:12.000Z",
+            end_at="2026-12-01T09:04:12.000Z",
+            preferences={"to": known},
+        ),
+        {"id": "x", "direction": "sideways"},  # unreadable: left out
+    ]
+    rsps.add("GET", f"{API}/cti/log", json={"list": rows, "assets": {}, "backends": []})
+    log = adapter.recent_calls()
+    assert [c.id for c in log.calls] == [12, 11]
+    assert log.complete_since is None  # fewer rows than the view limit: the whole log
+    unanswered, answered = log.calls
+    assert unanswered.answered_at is None
+    assert answered.direction is CallDirection.OUTBOUND
+    assert answered.answered_at == datetime(2026, 12, 1, 9, 0, 12, tzinfo=UTC)
+    assert answered.to_user_ids == frozenset({7})  # "maybe" is only a number seen somewhere
+    assert answered.to_number == "35315550101"
+
+
+def test_recent_calls_says_from_when_a_cut_list_is_complete(rsps, adapter):
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    rows = [_call_row(100 - n, utc_ms(start + timedelta(minutes=60 - n))) for n in range(60)]
+    rsps.add("GET", f"{API}/cti/log", json={"list": rows, "assets": {}, "backends": []})
+    log = adapter.recent_calls()
+    assert len(log.calls) == 60
+    assert log.complete_since == start + timedelta(minutes=1)
+
+
+def test_recent_calls_needs_cti_agent(rsps, adapter):
+    rsps.add("GET", f"{API}/cti/log", status=403, json={"error": "Not authorized"})
+    with pytest.raises(Forbidden):
+        adapter.recent_calls()
+    rsps.add("GET", f"{API}/cti/log", json=[])
+    with pytest.raises(TransientError, match="caller log response shape"):
+        adapter.recent_calls()

@@ -15,7 +15,9 @@ import pytest
 import responses
 
 from escalations.clock import FakeClock
-from tests.jobs.conftest import ALICE, World, make_world
+from escalations.mappings import Mappings
+from tests.conftest import edited_mappings
+from tests.jobs.conftest import ALICE, BOT, World, make_world
 
 THU = datetime(2027, 3, 25, 8, 30, tzinfo=UTC)  # 08:30 GMT, the Thursday before Good Friday
 TITLE = "Broadband down since Monday"
@@ -217,3 +219,77 @@ def test_a_level_change_makes_a_call_due_and_a_long_run_of_misses_alerts_once(
     # and 480 business minutes without an agent article since the level change at 09:00
     assert len([a for a in alerts if "no agent activity" in a["body"]]) == 1
     assert not [r for r in caplog.records if "payload_differs" in r.getMessage()]
+
+
+# -- the caller log: the phone system's own record -----------------------------------------------
+
+
+def _with_caller_log(tmp_path: Path) -> Mappings:
+    return edited_mappings(
+        tmp_path, "process.toml", "\ncaller_log = false\n", "\ncaller_log = true\n"
+    )
+
+
+@pytest.fixture
+def calls_week(tmp_path: Path) -> Iterator[World]:
+    """The week, with ``[comms] caller_log = true`` and a token that may read the log."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(THU), rsps, _with_caller_log(tmp_path))
+        w.sandbox.grant_token(w.sandbox.token_of(BOT), "cti.agent")
+        yield w
+        w.store.close()
+
+
+def called(world: World, at: datetime, number: str, **call: Any) -> int:
+    """The phone system reports a call by Alice to ``number``, ringing at ``at``."""
+    world.clock.set(at)
+    return world.sandbox.phone_call(number, agent=ALICE, **call)
+
+
+def test_an_answered_call_in_the_caller_log_is_a_call_done(calls_week: World) -> None:
+    w = calls_week
+    esc = escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    morning = called(w, _z("2027-03-25T09:50"), "+353 1 555 0101")  # Sean's number
+    # the afternoon: nobody answers; another customer's line; Sean calls in himself
+    called(w, _z("2027-03-25T13:30"), "+353 1 555 0101", answered_after=None)
+    called(w, _z("2027-03-25T14:00"), "+353 1 555 0202")
+    called(w, _z("2027-03-25T14:30"), "+353 1 555 0101", direction="in")
+    pass_at(w, _z("2027-03-25T17:05"))
+    assert duty(w, "callback").evidence == f"call:{morning}"
+    assert duty(w, "call:2027-03-25:morning").evidence == f"call:{morning}"
+    assert duty(w, "call:2027-03-25:morning").done_at == _z("2027-03-25T09:50:12")
+    assert duty(w, "call:2027-03-25:afternoon").missed_at is not None
+    (miss,) = notes_titled(w, esc["id"], "Missed:")
+    assert "afternoon contact call" in miss["body"]
+    # Tuesday morning: dialled as a national number, which Zammad matched to nobody
+    national = called(w, _z("2027-03-30T08:40"), "01 555 0101")
+    pass_at(w, _z("2027-03-30T10:45"))
+    assert duty(w, "call:2027-03-30:morning").evidence == f"call:{national}"
+    assert notes_titled(w, esc["id"], "Not progressing") == []  # the calls were activity
+    # one read of the caller log per pass, not one per escalation or per duty
+    reads = [c for c in w.http_calls() if c == "GET /api/v1/cti/log"]
+    assert 0 < len(reads) <= 8  # eight passes ran (each twice)
+
+
+def test_without_the_switch_the_caller_log_is_not_read(week: World) -> None:
+    w = week
+    escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    called(w, _z("2027-03-25T09:50"), "+353 1 555 0101")
+    pass_at(w, _z("2027-03-25T12:05"))
+    assert duty(w, "call:2027-03-25:morning").missed_at is not None
+    assert "GET /api/v1/cti/log" not in w.http_calls()
+
+
+def test_a_token_without_cti_agent_counts_articles_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(THU), rsps, _with_caller_log(tmp_path))
+        escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+        called(w, _z("2027-03-25T09:40"), "+353 1 555 0101")
+        call_logged(w, w.ticket_by_title(TITLE), _z("2027-03-25T09:50"))
+        caplog.set_level("WARNING")
+        pass_at(w, _z("2027-03-25T12:05"))
+        assert duty(w, "call:2027-03-25:morning").evidence.startswith("article:")
+        assert [r for r in caplog.records if "comms.caller_log_unread" in r.getMessage()]
+        w.store.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from connector.base import HelpdeskAdapter, User
-from connector.errors import AuthError
+from connector.base import Capability, HelpdeskAdapter, User
+from connector.errors import AuthError, Forbidden
 from escalations.bindings.zammad.fieldmap import ZammadFieldMap
-from escalations.mappings import Mappings
+from escalations.mappings import PROCESS_FILE, Mappings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,23 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
     placeholder = fieldmap.customer.placeholder
     if placeholder and adapter.find_user(placeholder) is None:
         problems.append(f"{where}: customer.placeholder: user '{placeholder}' not found")
+    if profile.comms.caller_log:
+        problems += _caller_log_problems(adapter, mappings, me)
     return problems
+
+
+def _caller_log_problems(adapter: HelpdeskAdapter, mappings: Mappings, me: User) -> list[str]:
+    where = f"{mappings.directory / PROCESS_FILE}: comms.caller_log"
+    if Capability.CALL_LOG not in adapter.capabilities:
+        return [f"{where}: this helpdesk has no caller log"]
+    try:
+        adapter.recent_calls()
+    except Forbidden:
+        return [
+            f"{where}: the worker's token (user '{me.login}') may not read the caller log "
+            "(it needs the cti.agent permission)"
+        ]
+    return []
 
 
 def _person_problems(where: str, role: str, user: User, group: str, owns: bool) -> list[str]:

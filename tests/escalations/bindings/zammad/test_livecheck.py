@@ -19,6 +19,7 @@ from escalations.mappings import Mappings, load_mappings
 from escalations.settings import shipped_mappings_dir
 from sandbox import ZammadSandbox, mount
 from sandbox.core import DEMO_SEED
+from tests.conftest import edited_mappings
 
 BASE_URL = "https://zammad.test"
 BOT = "escalation-bot"
@@ -206,3 +207,25 @@ def test_a_missing_state(sandbox: ZammadSandbox, mappings: Mappings, clock: Fake
     with sandbox.lock:
         sandbox.state.state_by_name("parked").active = False
     assert check(sandbox, mappings, clock) == [f"{WHERE}: states.parked: state 'parked' not found"]
+
+
+# -- the caller log ---------------------------------------------------------------------------
+
+
+def _caller_log_on(tmp_path: Path) -> Mappings:
+    return edited_mappings(
+        tmp_path, "process.toml", "\ncaller_log = false\n", "\ncaller_log = true\n"
+    )
+
+
+def test_the_caller_log_switch_needs_a_token_that_may_read_it(
+    sandbox: ZammadSandbox, clock: FakeClock, tmp_path: Path
+) -> None:
+    mappings = _caller_log_on(tmp_path)
+    assert mappings.profile.comms.caller_log
+    assert check(sandbox, mappings, clock) == [
+        f"{tmp_path / 'mappings' / 'process.toml'}: comms.caller_log: the worker's token "
+        "(user 'escalation-bot') may not read the caller log (it needs the cti.agent permission)"
+    ]
+    sandbox.grant_token(sandbox.token_of(BOT), "cti.agent")
+    assert check(sandbox, mappings, clock) == []
