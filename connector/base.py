@@ -34,6 +34,7 @@ class Capability(enum.Enum):
     USERS = "users"
     HISTORY = "history"  # ticket_events: who changed a field or a tag, and when
     CALL_LOG = "call_log"  # recent_calls: the phone system's record of calls
+    COUNT_TICKETS = "count_tickets"  # count_customer_tickets in one request
 
 
 class ArticleKind(enum.Enum):
@@ -350,6 +351,11 @@ class HelpdeskAdapter(Protocol):
     def ticket_events(self, ticket_id: TicketId) -> list[TicketEvent]:
         """The ticket's own history, oldest first: its creation, field changes and tag
         changes, each with who made it (``Capability.HISTORY``). Raises like any read."""
+        ...
+
+    def count_customer_tickets(self, customer_id: UserId, *, created_since: datetime) -> int:
+        """How many tickets of the customer created at or after ``created_since`` the token
+        may see, in one request (``Capability.COUNT_TICKETS``)."""
         ...
 
     def recent_calls(self) -> CallLog:

@@ -49,6 +49,8 @@ class Escalation:
     owner_id: int | None = None
     flagged_by_id: int | None = None
     callback_at: datetime | None = None
+    agreed_cadence_minutes: int | None = None
+    """Business minutes between updates agreed at the flag; ``None``: the segment's."""
     flagged_at: datetime | None = None
     opened_at: datetime | None = None
     resolved_at: datetime | None = None

@@ -67,6 +67,10 @@ class EscalationOpened:
     flagged_at: datetime
     callback_at: datetime | None
     owner: str
+    agreed_cadence_minutes: int | None = None
+    repeat_faults: tuple[int, int] | None = None
+    """(tickets, days): how many tickets the customer raised in the last ``days`` days (the
+    original among them when it is that recent); ``None`` when not counted."""
 
     def html(self, tz: ZoneInfo) -> str:
         rows = [
@@ -78,6 +82,17 @@ class EscalationOpened:
             ("Agreed callback", local_time(self.callback_at, tz)),
             ("Owner", self.owner),
         ]
+        if self.agreed_cadence_minutes is not None:
+            rows.append(("Agreed updates", f"every {self.agreed_cadence_minutes} business minutes"))
+        if self.repeat_faults is not None:
+            count, days = self.repeat_faults
+            rows.append(
+                (
+                    "Repeat faults",
+                    f"{count} ticket{'s' if count != 1 else ''} from this customer in the last "
+                    f"{days} days",
+                )
+            )
         return (
             "<p><b>Escalation raised.</b> Every customer email on the original ticket is copied "
             "here as an internal note.</p>"

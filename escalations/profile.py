@@ -130,6 +130,9 @@ class ProcessSection(_Model):
     time_zone: str
     rfo_required_from_level: int = Field(ge=1)
     default_segment: Name
+    repeat_fault_days: int = Field(default=30, ge=0, le=3650)
+    """The escalation's first note says how many tickets the customer raised in this many
+    days (0: not counted)."""
 
     @field_validator("time_zone")
     @classmethod

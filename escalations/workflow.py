@@ -99,6 +99,7 @@ def flag(
     organization_id: int | None = None,
     flagged_by_id: int | None = None,
     callback_at: datetime | None = None,
+    agreed_cadence_minutes: int | None = None,
     owner_id: int | None = None,
     updated_at: datetime | None = None,
     original_ticket_number: str | None = None,
@@ -121,6 +122,7 @@ def flag(
         owner_id=owner_id,
         flagged_by_id=flagged_by_id,
         callback_at=_aware(callback_at) if callback_at else None,
+        agreed_cadence_minutes=agreed_cadence_minutes,
         flagged_at=at,
         updated_at=_aware(updated_at) if updated_at else at,
     )

@@ -172,7 +172,7 @@ class CommsPass:
             level_changes=tuple(
                 (c.to_level, c.changed_at) for c in self.store.level_changes(esc.id)
             ),
-            agreed_cadence_minutes=None,
+            agreed_cadence_minutes=esc.agreed_cadence_minutes,
             ended_at=None,
         )
         specs = plan(facts, segment, self.calendar, self.rules, until=self.now)

@@ -552,6 +552,27 @@ class ZammadAdapter:
         # Zammad orders by created_at, id; the sort is stable, so ties keep that order.
         return sorted(events, key=lambda e: e.at)
 
+    def count_customer_tickets(self, customer_id: UserId, *, created_since: datetime) -> int:
+        """One condition-only search with ``only_total_count`` (6.5+). A Zammad before 6.5
+        ignores it and answers the first page: then the page's rows are counted, at most
+        ``SEARCH_PAGE_MAX``, which is a lower bound."""
+        body = {
+            "condition": {
+                "ticket.customer_id": {"operator": "is", "value": [str(int(customer_id))]},
+                "ticket.created_at": {
+                    "operator": "after (absolute)",
+                    "value": utc_ms(created_since),
+                },
+            },
+            "only_total_count": True,
+            "per_page": SEARCH_PAGE_MAX,
+            "expand": True,
+        }
+        data = self._client.post_json(SEARCH_PATH, body, idempotent=True)
+        if isinstance(data, Mapping) and isinstance(data.get("total_count"), int):
+            return int(data["total_count"])
+        return len(self._search_rows(data))
+
     # -- reading: the caller log ------------------------------------------------------------
 
     def recent_calls(self) -> CallLog:

@@ -43,6 +43,9 @@ class FlagDetails:
     reason: str
     segment: str
     callback_at: datetime | None
+    agreed_cadence_minutes: int | None = None
+    """The update cadence agreed with the customer (business minutes), where the flag
+    carries one."""
 
 
 @dataclass(frozen=True)

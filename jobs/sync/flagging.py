@@ -4,8 +4,10 @@ already open, consume the flag and tell its owner — never a second escalation 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from connector.base import Ticket
+from connector.base import Capability, Ticket
+from connector.errors import HelpdeskError
 from escalations import notes, workflow
 from escalations.bindings.base import FlagState, NewEscalationTicket
 from escalations.effects.base import key_purpose
@@ -30,6 +32,23 @@ def flagging_agent(p: SyncPass, ticket: Ticket) -> Credit:
     does not change and the customer's next email does. The ticket's owner, the agent
     handling the customer, when the history cannot be read or names no agent."""
     return credit(p, ticket, p.binding.flag_event, what="flag")
+
+
+def repeat_faults(p: SyncPass, ticket: Ticket) -> tuple[int, int] | None:
+    """(tickets, days): the customer's tickets created in the last ``repeat_fault_days`` days
+    (seed 000: the escalation says whether this is a repeat fault), in one search. ``None``
+    when switched off, when the helpdesk cannot count, or when the count fails: the note is
+    information, and a failed count must not hold up the escalation."""
+    days = p.profile.process.repeat_fault_days
+    if days == 0 or Capability.COUNT_TICKETS not in p.adapter.capabilities:
+        return None
+    since = p.ctx.clock.now() - timedelta(days=days)
+    try:
+        count = p.adapter.count_customer_tickets(ticket.customer_id, created_since=since)
+    except HelpdeskError as exc:
+        log.warning("flag.repeat_faults_unknown ticket=%s error=%s", ticket.id, exc)
+        return None
+    return count, days
 
 
 def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
@@ -60,6 +79,7 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
         updated_at=now,
         flagged_by_id=flagged_by,
         callback_at=details.callback_at,
+        agreed_cadence_minutes=details.agreed_cadence_minutes,
         owner_id=owner,
     )
     opened = notes.EscalationOpened(
@@ -72,6 +92,8 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
         flagged_at=ticket.updated_at,
         callback_at=details.callback_at,
         owner=p.people.name(owner) if owner else "unassigned",
+        agreed_cadence_minutes=details.agreed_cadence_minutes,
+        repeat_faults=repeat_faults(p, ticket),
     )
     new = NewEscalationTicket(
         escalation=esc,

@@ -1211,3 +1211,30 @@ def test_recent_calls_needs_cti_agent(rsps, adapter):
     rsps.add("GET", f"{API}/cti/log", json=[])
     with pytest.raises(TransientError, match="caller log response shape"):
         adapter.recent_calls()
+
+
+def test_count_customer_tickets_is_one_condition_only_search(rsps, adapter):
+    since = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    body = {
+        "condition": {
+            "ticket.customer_id": {"operator": "is", "value": ["7"]},
+            "ticket.created_at": {
+                "operator": "after (absolute)",
+                "value": "2026-11-01T09:30:00.000Z",
+            },
+        },
+        "only_total_count": True,
+        "per_page": 200,
+        "expand": True,
+    }
+    rsps.add("POST", SEARCH, json={"total_count": 4}, match=[matchers.json_params_matcher(body)])
+    assert adapter.count_customer_tickets(7, created_since=since) == 4
+
+
+def test_count_customer_tickets_before_6_5_counts_the_page(rsps, adapter):
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    rsps.add("POST", SEARCH, json=[{"id": 3}, {"id": 9}])  # only_total_count ignored, expanded
+    assert adapter.count_customer_tickets(7, created_since=since) == 2
+    rsps.add("POST", SEARCH, json={"oops": 1})
+    with pytest.raises(TransientError, match="search response shape"):
+        adapter.count_customer_tickets(7, created_since=since)

@@ -98,6 +98,23 @@ def _instant(value: FieldValue) -> datetime | None:
         return None
 
 
+MAX_AGREED_CADENCE_MINUTES = 100_000
+
+
+def _minutes(value: FieldValue) -> int | None:
+    """A positive whole number of minutes from an integer attribute; ``None`` when unset or
+    not one (a cadence of 0 or less would make every minute a duty)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and 0 < value <= MAX_AGREED_CADENCE_MINUTES:
+        return value
+    return None
+
+
 def _latest(
     events: Sequence[TicketEvent], wanted: Callable[[TicketEvent], bool]
 ) -> TicketEvent | None:
@@ -174,6 +191,11 @@ class ZammadBinding:
             reason=str(ticket.fields.get(fields.reason) or ""),
             segment=str(ticket.fields.get(fields.segment) or ""),
             callback_at=_instant(ticket.fields.get(fields.callback_at)),
+            agreed_cadence_minutes=(
+                _minutes(ticket.fields.get(fields.agreed_cadence))
+                if fields.agreed_cadence
+                else None
+            ),
         )
 
     def requested_level(self, ticket: Ticket) -> int | None:
@@ -255,6 +277,8 @@ class ZammadBinding:
             values[fields.reason] = esc.reason
         if esc.callback_at is not None:
             values[fields.callback_at] = _zammad_time(esc.callback_at)
+        if fields.agreed_cadence and esc.agreed_cadence_minutes is not None:
+            values[fields.agreed_cadence] = esc.agreed_cadence_minutes
         atomic = self._atomic
         payload = CreateEscalationPayload(
             title=title_at_level(original.title, esc.level),

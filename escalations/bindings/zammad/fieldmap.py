@@ -122,6 +122,8 @@ class Fields(_Model):
     """Boolean marking an original as escalated, where the helpdesk has no tags."""
     route_failed: AttributeName | None = None
     """Boolean an agent sets when the carrier route failed, where the helpdesk has no tags."""
+    agreed_cadence: AttributeName | None = None
+    """Integer: the update cadence in minutes agreed with the customer when escalating."""
 
 
 class Tags(_Model):

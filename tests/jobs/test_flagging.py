@@ -1,0 +1,117 @@
+"""What the flag carries into the escalation (jobs/sync/flagging.py): the repeat-fault count in
+the first note (one ticket search) and an update cadence agreed with the customer, read
+through the real adapter from the sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import responses
+
+from connector.errors import Forbidden
+from escalations.clock import FakeClock
+from escalations.models import State
+from tests.conftest import edited_mappings
+from tests.jobs.conftest import RESIDENTIAL, World, make_world
+
+
+def _first_note(world: World) -> str:
+    esc = world.the_escalation_ticket()
+    return str(world.sandbox.articles_of(esc["id"])[0]["body"])
+
+
+def test_the_first_note_counts_the_customer_s_tickets_of_the_last_30_days(world: World) -> None:
+    w = world
+    w.sandbox.create_ticket_as_customer(RESIDENTIAL, "Slow line", "Slow again.")  # old by then
+    w.clock.advance(timedelta(days=31))
+    w.sandbox.create_ticket_as_customer(RESIDENTIAL, "No dial tone", "Phone dead.")
+    latest = w.sandbox.create_ticket_as_customer(RESIDENTIAL, "Line down", "Down again.")
+    w.flag(latest)
+    w.sync()
+    assert "Repeat faults:</b> 2 tickets from this customer in the last 30 days" in _first_note(w)
+    counts = [
+        json.loads(c.request.body)
+        for c in w.rsps.calls
+        if c.request.method == "POST" and b"only_total_count" in (c.request.body or b"")
+    ]
+    assert len(counts) == 1  # one search, however many tickets the customer has
+    assert counts[0]["condition"]["ticket.customer_id"]["value"] == [
+        str(w.sandbox.user_id(RESIDENTIAL))
+    ]
+
+
+def test_a_failed_count_leaves_the_row_out_and_the_escalation_goes_ahead(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    original = w.ticket_by_title("Broadband down since Monday")
+    w.flag(original)
+    real = w.ctx.adapter.count_customer_tickets
+
+    def refused(*args: object, **kwargs: object) -> int:
+        raise Forbidden("Not authorized", status=403)
+
+    w.ctx.adapter.count_customer_tickets = refused  # type: ignore[method-assign]
+    try:
+        w.sync()
+    finally:
+        w.ctx.adapter.count_customer_tickets = real  # type: ignore[method-assign]
+    assert "Repeat faults" not in _first_note(w)
+    assert [r for r in caplog.records if "flag.repeat_faults_unknown" in r.getMessage()]
+
+
+# -- an update cadence agreed at the flag -------------------------------------------------------
+
+
+@pytest.fixture
+def agreed(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
+    mappings = edited_mappings(
+        tmp_path,
+        "zammad.toml",
+        '# agreed_cadence = "escalation_update_minutes"',
+        'agreed_cadence = "escalation_update_minutes"',
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, clock, rsps, mappings)
+        w.sandbox.add_attribute("escalation_update_minutes", "integer")
+        yield w
+        w.store.close()
+
+
+def test_an_agreed_cadence_replaces_the_segment_s(agreed: World) -> None:
+    w = agreed
+    flagged = w.clock.now()
+    w.flag(
+        w.ticket_by_title("HQ VPN outage"),
+        customer_segment="enterprise",
+        escalation_callback_at=None,
+        escalation_update_minutes=30,
+    )
+    w.sync(advance=timedelta(0))
+    w.sync(advance=timedelta(minutes=5))
+    (esc,) = w.store.escalations_in(State.OPEN)
+    assert esc.agreed_cadence_minutes == 30
+    assert w.the_escalation_ticket()["escalation_update_minutes"] == 30
+    assert "Agreed updates:</b> every 30 business minutes" in _first_note(w)
+    cadence = {d.slot: d for d in w.store.duties() if d.slot.startswith("cadence:")}
+    assert cadence["cadence:1"].due_at == flagged + timedelta(minutes=30)  # not the segment's 60
+
+
+@pytest.mark.parametrize("value", [0, -5, None])
+def test_no_usable_agreed_cadence_keeps_the_segment_s(agreed: World, value: object) -> None:
+    w = agreed
+    w.flag(
+        w.ticket_by_title("HQ VPN outage"),
+        customer_segment="enterprise",
+        escalation_callback_at=None,
+        escalation_update_minutes=value,
+    )
+    w.sync(advance=timedelta(0))
+    w.sync(advance=timedelta(minutes=5))
+    (esc,) = w.store.escalations_in(State.OPEN)
+    assert esc.agreed_cadence_minutes is None
+    assert "Agreed updates" not in _first_note(w)
