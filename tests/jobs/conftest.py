@@ -33,6 +33,7 @@ LLOYD = "lloyd.foley@jt.example"
 SARA = "sara.mccarthy@jt.example"
 PLACEHOLDER = "escalations-internal@example.invalid"
 RESIDENTIAL = "sean.walsh@residential.example"
+READS = ("GET", "POST /api/v1/tickets/search")
 
 
 @dataclass
@@ -42,6 +43,8 @@ class World:
     clock: FakeClock
     rsps: responses.RequestsMock
     results: list[JobResult] = field(default_factory=list)
+    twice: bool = True
+    """Run every ``sync`` pass a second time at the same instant and fail if that writes."""
 
     @property
     def ctx(self) -> JobContext:
@@ -65,7 +68,25 @@ class World:
                 raise AssertionError("a job of the pass failed; see the log")
             merged.merge(result)
         self.results.append(merged)
+        if self.twice:
+            self._again_writes_nothing()
         return merged
+
+    def _again_writes_nothing(self) -> None:
+        """The same pass at the same instant must find nothing more to write."""
+        before = len(self.writes())
+        for result in self.worker.run_once():
+            if result is None:
+                raise AssertionError("a repeated pass failed; see the log")
+        again = self.writes()[before:]
+        assert again == [], f"a second pass at {self.clock.now()} wrote again: {again}"
+        # The frozen clock would stamp the scenario's next helpdesk change with the instant
+        # of the worker's last write; Zammad's clock has moved on by then.
+        self.clock.advance(timedelta(milliseconds=1))
+
+    def writes(self) -> list[str]:
+        """Every write request so far (searches are reads)."""
+        return [c for c in self.http_calls() if not c.startswith(READS)]
 
     def ticket_by_title(self, title: str) -> int:
         for ticket_id, ticket in self.sandbox.tickets.items():
