@@ -18,6 +18,17 @@ rfo_blocked             — (stays ``open``)                the ticket back to o
                                                           to the owner (once)
 comms_note              —                                 a reminder, a missed duty or a stall
                                                           on the escalation ticket (once each)
+parked                  ``resolved`` then ``parked``;     the ticket parked (pending until the
+                        a parking period starts           end of parking, marked); a note
+unparked                ``open``; the period ends (the    the ticket back to open, unmarked; a
+                        customer wrote, not satisfied,    note to the owner saying why
+                        an agent reopened it)
+kept_parked             — (stays ``parked``)              the ticket back to parked; one note
+                                                          (once per parking)
+confirmed               ``confirmed`` then ``closed``;    the ticket closed (and the original,
+                        the period ends                   per the mappings); a note
+reopened                ``open`` again (a closed one an   a note
+                        agent reopened in retention)
 ======================  ================================  =====================================
 
 Every method runs inside the caller's transaction and does no I/O: the jobs read what a
@@ -36,7 +47,14 @@ from escalations.effects.base import Intent
 from escalations.effects.helpdesk import AddNote, NotePayload
 from escalations.effects.outbox import Outbox
 from escalations.errors import WorkflowError
-from escalations.models import ACTIVE_STATES, EffectRef, Escalation, LevelChange, State
+from escalations.models import (
+    ACTIVE_STATES,
+    EffectRef,
+    Escalation,
+    LevelChange,
+    ParkingOutcome,
+    State,
+)
 from escalations.profile import ProcessProfile
 from escalations.store.base import Store, Transaction
 
@@ -280,6 +298,129 @@ class Lifecycle:
             ticket_id,
             esc.level,
         )
+
+    def parked(
+        self,
+        tx: Transaction,
+        esc: Escalation,
+        *,
+        resolved_at: datetime,
+        until: datetime,
+        note_html: str,
+    ) -> Escalation:
+        """An agent resolved the escalation: it is parked until ``until``."""
+        esc = self._get(esc.id)
+        parked = workflow.apply(
+            workflow.apply(esc, workflow.Event.RESOLVE, resolved_at),
+            workflow.Event.PARK,
+            resolved_at,
+        )
+        self.store.update_escalation(tx, parked)
+        period = self.store.start_parking(tx, esc.id, resolved_at, until)
+        self._request(
+            tx,
+            [
+                *self.binding.park(parked, period.seq, until),
+                note_intent("parked-note", esc, period.seq, html=note_html, subject="Parked"),
+            ],
+        )
+        log.info(
+            "escalation.parked esc=%s ticket=%s until=%s parking=%s",
+            esc.key,
+            esc.escalation_ticket_id,
+            until.isoformat(),
+            period.seq,
+        )
+        return parked
+
+    def unparked(
+        self,
+        tx: Transaction,
+        esc: Escalation,
+        *,
+        at: datetime,
+        outcome: ParkingOutcome,
+        reason: str,
+        note_html: str,
+    ) -> None:
+        """Parking ends without a confirmation: back to open at the same level."""
+        esc = self._get(esc.id)
+        period = self.store.end_parking(tx, esc.id, at, outcome, reason)
+        if period is None:
+            raise WorkflowError(esc.id, esc.state, "unpark", "no parking period is open")
+        self.store.update_escalation(tx, workflow.apply(esc, workflow.Event.UNPARK, at))
+        self._request(
+            tx,
+            [
+                *self.binding.unpark(esc, period.seq),
+                note_intent("unparked-note", esc, period.seq, html=note_html, subject="Un-parked"),
+            ],
+        )
+        log.info(
+            "escalation.unparked esc=%s ticket=%s outcome=%s reason=%s",
+            esc.key,
+            esc.escalation_ticket_id,
+            outcome.value,
+            reason,
+        )
+
+    def kept_parked(
+        self,
+        tx: Transaction,
+        esc: Escalation,
+        *,
+        occurrence: str,
+        until: datetime,
+        note_html: str,
+    ) -> None:
+        """An agent closed a parked escalation's ticket with no outcome recorded: back to
+        parked each time, one note per parking."""
+        periods = self.store.parking_periods(esc.id)
+        seq = periods[-1].seq if periods else 0
+        self._request(
+            tx,
+            [
+                *self.binding.keep_parked(esc, occurrence, until),
+                note_intent(
+                    "keep-parked-note", esc, seq, html=note_html, subject="Confirmation needed"
+                ),
+            ],
+        )
+        log.info("escalation.kept_parked esc=%s ticket=%s", esc.key, esc.escalation_ticket_id)
+
+    def confirmed(self, tx: Transaction, esc: Escalation, *, at: datetime, note_html: str) -> None:
+        """The customer confirmed on the confirmation call: the escalation closes."""
+        esc = self._get(esc.id)
+        period = self.store.end_parking(tx, esc.id, at, ParkingOutcome.CONFIRMED, "confirmed")
+        if period is None:
+            raise WorkflowError(esc.id, esc.state, "confirm", "no parking period is open")
+        closed = workflow.apply(
+            workflow.apply(esc, workflow.Event.CONFIRM, at), workflow.Event.CLOSE, at
+        )
+        self.store.update_escalation(tx, closed)
+        self._request(
+            tx,
+            [
+                note_intent("closed-note", esc, period.seq, html=note_html, subject="Closed"),
+                *self.binding.close(closed, period.seq),
+            ],
+        )
+        log.info(
+            "escalation.closed esc=%s ticket=%s: the customer confirmed",
+            esc.key,
+            esc.escalation_ticket_id,
+        )
+
+    def reopened(self, tx: Transaction, esc: Escalation, *, at: datetime, note_html: str) -> None:
+        """An agent reopened the ticket of a closed escalation: the same escalation goes on
+        (no new one), open at its level."""
+        esc = self._get(esc.id)
+        closed_at = esc.closed_at.isoformat() if esc.closed_at else "?"
+        self.store.update_escalation(tx, workflow.apply(esc, workflow.Event.REOPEN, at))
+        self._request(
+            tx, [note_intent("reopened-note", esc, closed_at, html=note_html, subject="Reopened")]
+        )
+        log.info("escalation.reopened esc=%s ticket=%s", esc.key, esc.escalation_ticket_id)
 
     def comms_note(
         self,

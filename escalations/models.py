@@ -76,6 +76,33 @@ class LevelChange:
     reason: str | None = None
 
 
+class ParkingOutcome(enum.StrEnum):
+    """How a parking period ended."""
+
+    CONFIRMED = "confirmed"
+    """The customer confirmed the fix on the confirmation call: the escalation closes."""
+    NOT_SATISFIED = "not_satisfied"
+    CUSTOMER_WROTE = "customer_wrote"
+    """A new email from the customer, or a new ticket of theirs, while parked."""
+    REOPENED = "reopened"
+    """An agent set the escalation ticket back to open."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParkingPeriod:
+    """One stretch of an escalation parked after a resolve (``seq`` 1, 2, … per escalation)."""
+
+    escalation_id: int
+    seq: int
+    resolved_at: datetime
+    pending_until: datetime
+    """The end of parking: the state's pending time in the helpdesk."""
+    ended_at: datetime | None = None
+    outcome: ParkingOutcome | None = None
+    reason: str = ""
+    """For people: what ended it ("new email on #31001")."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CopiedArticle:
     """A customer article copied (or being copied) into the escalation ticket."""

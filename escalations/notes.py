@@ -352,3 +352,54 @@ def stalled_note(recipients_html: Sequence[str], level: int, why: str) -> str:
         f"<p><b>This escalation is not progressing</b> (level {level}): {escape(why)}.</p>"
         f"<p>{to}: please engage; the level is changed by an agent, never by the worker.</p>"
     )
+
+
+# -- parking, confirmation, close (issue 12) ---------------------------------------------------
+
+
+def parked_note(
+    until: datetime, call_opens: datetime, call_due: datetime, howto: str, tz: ZoneInfo
+) -> str:
+    """The escalation was resolved and is parked; ``howto`` says how to record the outcome
+    (the binding's words: a tag, a field)."""
+    return (
+        f"<p><b>Resolved and parked until {local_time(until, tz)}.</b> The account is watched "
+        "meanwhile: a new email or a new ticket from the customer puts the escalation back to "
+        "open.</p>"
+        f"<p>Make the final confirmation call between {local_time(call_opens, tz)} and "
+        f"{local_time(call_due, tz)} and log it. Then record the outcome: {escape(howto)}. "
+        "The escalation closes once the customer has confirmed.</p>"
+    )
+
+
+def unparked_note(owner_html: str, why: str) -> str:
+    """Back to open: ``why`` names what happened ("a new email on #31001")."""
+    return (
+        f"<p><b>Back to open:</b> {escape(why)}.</p><p>{owner_html}: the escalation goes on at "
+        "the same level; resolve it again when it is fixed.</p>"
+    )
+
+
+def keep_parked_note(howto: str) -> str:
+    return (
+        "<p><b>Still parked: the confirmation is not recorded yet.</b> The ticket was closed "
+        f"by hand and has been put back to parked. Record the outcome of the confirmation call "
+        f"first: {escape(howto)}; the worker then closes the escalation.</p>"
+        "<p>This note is written once; the ticket is put back each time it is closed without "
+        "an outcome.</p>"
+    )
+
+
+def closed_note(at: datetime, tz: ZoneInfo) -> str:
+    return (
+        f"<p><b>Closed:</b> the customer confirmed on the confirmation call "
+        f"({local_time(at, tz)}).</p>"
+    )
+
+
+def reopened_note(closed_at: datetime | None, tz: ZoneInfo) -> str:
+    return (
+        f"<p><b>Reopened:</b> this escalation, closed {local_time(closed_at, tz)}, is open "
+        "again at its level. The worker copies the customer's emails here again and keeps "
+        "the communication plan.</p>"
+    )

@@ -256,6 +256,8 @@ class Parking(_Model):
     days: int = Field(ge=1)
     confirmation_call_day: int = Field(ge=1)
     business_days: bool
+    close_original: bool = False
+    """When the customer confirms, close the original ticket as well as the escalation's."""
 
     @field_validator("confirmation_call_day")
     @classmethod

@@ -12,13 +12,14 @@
        │   purged ◄──purge── archived ◄──archive────────────────────────────── closed
        └──abandon (the escalation ticket could not be created)──────────────────────▲
     open, resolved, parked, confirmed ──lose_ticket (deleted in the helpdesk)──► closed
+    closed, archived ──reopen (an agent reopened the ticket within retention)──► open
 
 ``apply(esc, event, at, **data)`` returns a new ``Escalation`` with the new state, the matching
 timestamp and ``updated_at`` set; an event the table does not allow raises ``WorkflowError``.
-Going back to ``open`` (reopen, unpark) clears ``resolved_at`` and ``parked_at``, so a set
-timestamp always means "this stage was reached on the current path"; ``opened_at`` keeps the
-first opening. Guards that need the helpdesk (an RFO before closing at level 2+) belong to the
-jobs, not here.
+Going back to ``open`` (reopen, unpark) clears ``resolved_at``, ``parked_at`` and every later
+stage's timestamp, so a set timestamp always means "this stage was reached on the current
+path"; ``opened_at`` keeps the first opening. Guards that need the helpdesk (an RFO before
+closing at level 2+) belong to the jobs, not here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Event(enum.StrEnum):
     """The escalation ticket could not be created: the escalation ends before it began."""
     LOSE_TICKET = "lose_ticket"
     """The escalation ticket was deleted in the helpdesk: the escalation ends where it is."""
+    REOPEN = "reopen"
+    """An agent reopened the ticket of a closed escalation: the same escalation goes on."""
 
 
 TRANSITIONS: Mapping[tuple[State, Event], State] = {
@@ -65,6 +68,8 @@ TRANSITIONS: Mapping[tuple[State, Event], State] = {
     (State.RESOLVED, Event.LOSE_TICKET): State.CLOSED,
     (State.PARKED, Event.LOSE_TICKET): State.CLOSED,
     (State.CONFIRMED, Event.LOSE_TICKET): State.CLOSED,
+    (State.CLOSED, Event.REOPEN): State.OPEN,
+    (State.ARCHIVED, Event.REOPEN): State.OPEN,
 }
 
 STAGE_TIMESTAMP: Mapping[State, str] = {
@@ -165,6 +170,8 @@ def apply(esc: Escalation, event: Event | str, at: datetime, **data: Any) -> Esc
     target = TRANSITIONS.get((esc.state, ev))
     if target is None:
         raise WorkflowError(esc.id, esc.state, ev)
+    if ev is Event.REOPEN and esc.opened_at is None:
+        raise WorkflowError(esc.id, esc.state, ev, "it was abandoned before it opened")
     unknown = set(data) - _EVENT_DATA.get(ev, frozenset())
     if unknown:
         raise TypeError(f"event '{ev}' takes no {', '.join(sorted(unknown))}")
@@ -185,8 +192,8 @@ def apply(esc: Escalation, event: Event | str, at: datetime, **data: Any) -> Esc
         if esc.state is State.FLAGGED or target is not State.OPEN:
             changes[STAGE_TIMESTAMP[target]] = at
         else:  # back to open: reopen or unpark
-            changes["resolved_at"] = None
-            changes["parked_at"] = None
+            for later in ("resolved_at", "parked_at", "confirmed_at", "closed_at", "archived_at"):
+                changes[later] = None
     return replace(esc, **changes)
 
 

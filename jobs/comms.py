@@ -46,9 +46,16 @@ from connector.base import (
     Sender,
 )
 from connector.errors import Forbidden, NotFound
-from escalations import notes
+from escalations import notes, parking
 from escalations.comms.calendar import BusinessCalendar
-from escalations.comms.duties import DutyKind, EscalationFacts, PlanRules, plan
+from escalations.comms.duties import (
+    CONFIRMATION_PREFIX,
+    DutyKind,
+    EscalationFacts,
+    PlanRules,
+    plan,
+    suspended,
+)
 from escalations.comms.phones import same_number
 from escalations.models import Duty, Escalation, State
 from escalations.people import People
@@ -85,7 +92,7 @@ def run(ctx: JobContext) -> JobResult:
     result = JobResult(NAME)
     now = ctx.clock.now()
     comms = CommsPass(ctx, result, now)
-    for esc in ctx.store.escalations_in(State.OPEN):
+    for esc in ctx.store.escalations_in(State.OPEN, State.PARKED):
         if ctx.stop.is_set():
             log.info("comms.stopping")
             break
@@ -116,11 +123,19 @@ class CommsPass:
 
     # -- one escalation ------------------------------------------------------------------------
     def escalation(self, esc: Escalation) -> None:
-        self._store_plan(esc)
+        pauses = parking.pauses(self.store.parking_periods(esc.id))
+        self._store_plan(esc, pauses)
         duties = self.store.duties(esc.id)
-        in_play = [d for d in duties if not d.settled and (d.opens_at or d.due_at) <= self.now]
+        in_play = [
+            d
+            for d in duties
+            if not d.settled
+            and (d.opens_at or d.due_at) <= self.now
+            and (d.slot.startswith(CONFIRMATION_PREFIX) or not _suspended(d, pauses))
+        ]
+        parked = esc.state is State.PARKED
         activity = self._known_activity(esc)
-        stall_due = self._stall_due(esc, activity)
+        stall_due = not parked and self._stall_due(esc, activity)
         decisions = [d for d in in_play if self.now >= d.due_at - self.lead]
         if not decisions and not stall_due:
             return  # nothing to remind, flag or alert yet: the helpdesk is not read
@@ -158,12 +173,15 @@ class CommsPass:
             ]
             if newly_missed:
                 self._flag_missed(tx, esc, newly_missed)
-            self._stalled_by_misses(tx, esc)
-            if self._stall_due(esc, activity):
-                self._stalled_quiet(tx, esc, activity)
+            if not parked:  # a parked escalation is quiet by design
+                self._stalled_by_misses(tx, esc)
+                if self._stall_due(esc, activity):
+                    self._stalled_quiet(tx, esc, activity)
             self._remember(tx, ACTIVITY, esc, activity)
 
-    def _store_plan(self, esc: Escalation) -> None:
+    def _store_plan(
+        self, esc: Escalation, pauses: tuple[tuple[datetime, datetime | None], ...]
+    ) -> None:
         segment = self._segment(esc)
         flagged_at = esc.flagged_at or esc.opened_at or esc.updated_at
         facts = EscalationFacts(
@@ -174,6 +192,8 @@ class CommsPass:
             ),
             agreed_cadence_minutes=esc.agreed_cadence_minutes,
             ended_at=None,
+            pauses=pauses,
+            confirmations=self._confirmations(esc),
         )
         specs = plan(facts, segment, self.calendar, self.rules, until=self.now)
         stored = {d.slot for d in self.store.duties(esc.id)}
@@ -194,6 +214,18 @@ class CommsPass:
                     ),
                 )
         self.result.add("duties_planned", len(new))
+
+    def _confirmations(self, esc: Escalation) -> tuple[tuple[int, datetime, datetime], ...]:
+        """The confirmation call of each parking still open, or ended after its window (an
+        escalation un-parked before the call was due needs no call)."""
+        found = []
+        for period in self.store.parking_periods(esc.id):
+            opens, due = parking.confirmation_window(
+                self.profile, self.calendar, period.resolved_at
+            )
+            if period.ended_at is None or period.ended_at >= due:
+                found.append((period.seq, opens, due))
+        return tuple(found)
 
     def _segment(self, esc: Escalation) -> Segment:
         segments = self.profile.segments
@@ -381,6 +413,12 @@ def _counts_as(article: Article) -> DutyKind | None:
     if not article.internal:
         return DutyKind.UPDATE
     return None
+
+
+def _suspended(duty: Duty, pauses: tuple[tuple[datetime, datetime | None], ...]) -> bool:
+    """A duty stored before the escalation was parked whose window met the parking: the plan
+    was suspended then, so it is neither reminded nor flagged."""
+    return suspended(duty.opens_at or duty.due_at, duty.due_at, pauses)
 
 
 def _to_any(call: CallRecord, phones: Sequence[str]) -> bool:

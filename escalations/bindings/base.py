@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from connector.base import Capability, Criterion, Ticket, TicketEvent, User
+from connector.base import Capability, Criterion, HelpdeskAdapter, Ticket, TicketEvent, User
 from escalations.effects.base import Intent
-from escalations.models import EffectRef, Escalation
+from escalations.models import EffectRef, Escalation, ParkingOutcome
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,21 @@ class HelpdeskBinding(Protocol):
         """The Reason for Outage the ticket carries; ``None`` when empty."""
         ...
 
+    def reopened(self, ticket: Ticket) -> bool:
+        """Whether the ticket is in the open state (an agent set it back, or never left it)."""
+        ...
+
+    @property
+    def outcome_howto(self) -> str:
+        """How an agent records the outcome, in words for a note."""
+        ...
+
+    def outcome(self, ticket: Ticket, adapter: HelpdeskAdapter) -> ParkingOutcome | None:
+        """The confirmation call's outcome an agent recorded on a parked escalation's ticket
+        (``CONFIRMED`` or ``NOT_SATISFIED``); ``None`` while none is. Reads through
+        ``adapter`` what the ticket data does not show (at most one request)."""
+        ...
+
     # -- reading a ticket's history (who did it) -------------------------------------------
     def flag_event(self, events: Sequence[TicketEvent]) -> TicketEvent | None:
         """The latest event that raised the flag (the ticket's creation, if nothing later
@@ -188,6 +203,26 @@ class HelpdeskBinding(Protocol):
     def reopen(self, esc: Escalation, ticket_id: int, occurrence: str) -> list[Intent]:
         """Put ``ticket_id`` back to the open state (the RFO gate); one write per
         ``occurrence`` (each time an agent closed it)."""
+        ...
+
+    def park(self, esc: Escalation, seq: int, until: datetime) -> list[Intent]:
+        """The escalation ticket parked (the parked state, pending until ``until``, marked);
+        once per parking ``seq``."""
+        ...
+
+    def unpark(self, esc: Escalation, seq: int) -> list[Intent]:
+        """The escalation ticket back to open, unmarked, its outcome cleared; once per
+        parking ``seq``."""
+        ...
+
+    def keep_parked(self, esc: Escalation, occurrence: str, until: datetime) -> list[Intent]:
+        """Back to the parked state after an agent closed it with no outcome recorded; once
+        per ``occurrence``."""
+        ...
+
+    def close(self, esc: Escalation, seq: int) -> list[Intent]:
+        """The escalation ticket (and, per the mappings, the original) closed and unmarked as
+        parked, after the customer confirmed; once per parking ``seq``."""
         ...
 
     def apply_level(self, move: LevelMove, exists: Callable[[EffectRef], bool]) -> list[Intent]:

@@ -75,6 +75,23 @@ class BusinessCalendar:
             day += timedelta(days=1)
         raise ValueError("no business day within ten years: check [business_hours]")
 
+    def add_days(self, start: datetime, days: int, *, business: bool) -> datetime:
+        """``start`` moved on by ``days`` local days at the same wall-clock time (right across
+        a DST change); with ``business``, only business days count (from a closed day, the
+        first business day after it is day one)."""
+        local = self.local(start)
+        day, clock = local.date(), local.timetz().replace(tzinfo=None)
+        if not business:
+            return self.at(day + timedelta(days=days), clock)
+        left = days
+        for _ in range(MAX_DAYS):
+            if left == 0 and self.is_business_day(day):
+                return self.at(day, clock)
+            day += timedelta(days=1)
+            if self.is_business_day(day):
+                left = max(left - 1, 0)
+        raise ValueError("no business day within ten years: check [business_hours]")
+
     def next_business_instant(self, instant: datetime) -> datetime:
         """``instant`` if it is inside business hours, else the next opening."""
         day = self.local(instant).date()

@@ -13,7 +13,12 @@ find them again:
   there is one, else the segment's); a call or a ticket update by ``update_channel``;
 - ``level:<level>:<local time of the change>`` — after each level change, a call (a segment
   with ``contact_calls``, or ``update_channel = "call"``) or a ticket update, due within
-  ``level_change_within_minutes`` business minutes.
+  ``level_change_within_minutes`` business minutes;
+- ``confirmation:<n>`` — the final confirmation call of the *n*-th parking, inside its day
+  (``escalations.parking``).
+
+While the escalation is parked the plan is suspended: no duty but the confirmation call whose
+window meets a parking stretch is given (one still open ends the plan there).
 
 Business days, hours, holidays and the time zone are the calendar's; windows are local
 wall-clock times, so they are right on both sides of a DST change.
@@ -28,6 +33,8 @@ from datetime import datetime, timedelta
 from escalations.comms.calendar import BusinessCalendar
 from escalations.profile import Segment
 
+CONFIRMATION_PREFIX = "confirmation:"
+"""Slot prefix of the final confirmation call, the one duty of a parked escalation."""
 MAX_CADENCE_DUTIES = 10_000
 """A bound on cadence duties per escalation (a year of 15-minute updates is 9 000)."""
 
@@ -56,7 +63,11 @@ class EscalationFacts:
     """(level, when set) for each level set after the first."""
     agreed_cadence_minutes: int | None = None
     ended_at: datetime | None = None
-    """Resolved, parked or closed: no duty opens at or after it."""
+    """Closed: no duty opens at or after it."""
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+    """(resolved, un-parked or ``None`` while still parked) of each parking."""
+    confirmations: tuple[tuple[int, datetime, datetime], ...] = ()
+    """(parking number, opens, due) of each parking's confirmation call."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,14 @@ def plan(
     """Every duty whose window opens before ``until`` (and before ``facts.ended_at``),
     sorted by (due, key)."""
     limit = min(until, facts.ended_at) if facts.ended_at is not None else until
+    open_pause = [start for start, end in facts.pauses if end is None]
+    confirmations = [
+        DutySpec(f"{CONFIRMATION_PREFIX}{n}", DutyKind.CALL, opens, due, "final confirmation call")
+        for n, opens, due in facts.confirmations
+        if opens < limit
+    ]
+    if open_pause:
+        limit = min(limit, open_pause[0])
     duties: list[DutySpec] = []
     if facts.callback_at is not None:
         grace = rules.callback_grace_minutes
@@ -103,7 +122,22 @@ def plan(
                 f"{'call' if calls else 'update'} after level {level}",
             )
         )
-    return sorted((d for d in duties if d.opens_at < limit), key=lambda d: (d.due_at, d.key))
+    kept = [
+        d
+        for d in duties
+        if d.opens_at < limit and not suspended(d.opens_at, d.due_at, facts.pauses)
+    ]
+    return sorted([*kept, *confirmations], key=lambda d: (d.due_at, d.key))
+
+
+def suspended(
+    opens: datetime, due: datetime, pauses: tuple[tuple[datetime, datetime | None], ...]
+) -> bool:
+    """Whether a window [opens, due] meets a parking stretch (the plan is suspended then)."""
+    return any(
+        opens < (end or datetime.max.replace(tzinfo=opens.tzinfo)) and due > start
+        for start, end in pauses
+    )
 
 
 def _contact_calls(

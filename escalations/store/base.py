@@ -40,6 +40,8 @@ from escalations.models import (
     EffectState,
     Escalation,
     LevelChange,
+    ParkingOutcome,
+    ParkingPeriod,
     State,
 )
 
@@ -164,6 +166,27 @@ class EscalationRecords(Protocol):
     def record_carrier_contact(self, tx: Transaction, row: CarrierContact) -> bool: ...
 
     def carrier_contacts(self, escalation_id: int) -> list[CarrierContact]: ...
+
+    def start_parking(
+        self, tx: Transaction, escalation_id: int, resolved_at: datetime, pending_until: datetime
+    ) -> ParkingPeriod:
+        """Open the escalation's next parking period (the previous one must have ended)."""
+        ...
+
+    def end_parking(
+        self,
+        tx: Transaction,
+        escalation_id: int,
+        at: datetime,
+        outcome: ParkingOutcome,
+        reason: str = "",
+    ) -> ParkingPeriod | None:
+        """End the open parking period; ``None`` if none is open."""
+        ...
+
+    def parking_periods(self, escalation_id: int) -> list[ParkingPeriod]:
+        """Every parking period of the escalation, oldest first."""
+        ...
 
     def add_duty(self, tx: Transaction, duty: Duty) -> bool: ...
 

@@ -16,8 +16,17 @@ from connector.base import Article
 from connector.errors import Forbidden, NotFound
 from escalations import copies
 from escalations.effects.helpdesk import CopyArticle
-from escalations.models import TERMINAL_STATES, CopiedArticle, EffectRef, EffectState, Escalation
+from escalations.models import (
+    TERMINAL_STATES,
+    CopiedArticle,
+    EffectRef,
+    EffectState,
+    Escalation,
+    State,
+)
+from escalations.people import People
 from escalations.store.base import ScanRequest, Transaction
+from jobs import parking
 from jobs.context import JobContext, JobResult
 from jobs.sync._pass import Plan, SyncPass
 
@@ -88,6 +97,12 @@ def _request_copies(
     done = {c.source_article_id for c in copied}
     after = _last_copy(ctx, esc, copied[-1].source_article_id) if copied else None
     now = ctx.clock.now()
+    owner_name = (
+        People(ctx.adapter, ctx.binding, ctx.profile).name(esc.owner_id)
+        if esc.state is State.PARKED
+        else ""
+    )
+    newest: Article | None = None
     with ctx.outbox.transaction() as tx:
         for article in messages:
             if article.id in done:
@@ -117,7 +132,24 @@ def _request_copies(
             ctx.outbox.request(tx, intent)
             after = intent.ref
             result.add("copies_requested")
+            newest = article if newest is None or article.created_at > newest.created_at else newest
+        if newest is not None and parking.customer_wrote(
+            ctx,
+            tx,
+            esc,
+            at=newest.created_at,
+            what=_what_arrived(esc, request, newest),
+            owner_name=owner_name,
+        ):
+            result.add("escalations_unparked")
         store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+
+def _what_arrived(esc: Escalation, request: ScanRequest, article: Article) -> str:
+    subject = f" \u201c{article.subject}\u201d" if article.subject else ""
+    if request.ticket_id == esc.original_ticket_id:
+        return f"an email{subject} on #{request.ticket_number}"
+    return f"a new ticket #{request.ticket_number}{subject}"
 
 
 def _last_copy(ctx: JobContext, esc: Escalation, source_article_id: int) -> EffectRef | None:

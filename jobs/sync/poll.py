@@ -25,6 +25,7 @@ from connector.errors import Forbidden, HelpdeskError, TransientError, Unauthori
 from escalations.effects.helpdesk import CreateEscalation
 from escalations.models import TERMINAL_STATES, EffectState
 from escalations.store.base import LAST_SUCCESSFUL_POLL
+from jobs import parking
 from jobs.context import JobContext, JobResult
 from jobs.sync import carrier, copying, flagging, levels, reach, rfo
 from jobs.sync._pass import Plan, SyncPass
@@ -120,10 +121,13 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
     if p.binding.escalation_key_of(ticket):
         esc = store.escalation_by_ticket(ticket.id)
         if esc is None or esc.state in TERMINAL_STATES:
+            if esc is not None:
+                plans.append(parking.on_escalation_ticket(p, ticket, esc))  # reopened?
             return [plan for plan in plans if plan is not None]
         plans.append(levels.level_asked(p, ticket, esc))
         plans.append(carrier.carrier_log(p, ticket, esc))
         plans.append(rfo.gate(p, ticket, esc))
+        plans.append(parking.on_escalation_ticket(p, ticket, esc))
         return [plan for plan in plans if plan is not None]
     active = store.active_escalation_for_ticket(ticket.id)
     flag = p.flag_state(ticket)

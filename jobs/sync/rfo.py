@@ -16,17 +16,22 @@ from escalations.store.base import Transaction
 from jobs.sync._pass import Plan, SyncPass
 
 
+def needs_rfo(p: SyncPass, ticket: Ticket, esc: Escalation) -> bool:
+    """Whether the ticket is closed at a level that needs an RFO, without one."""
+    level = max(esc.level, p.binding.requested_level(ticket) or 0)
+    return (
+        level >= p.profile.process.rfo_required_from_level
+        and p.binding.closing(ticket)
+        and p.binding.rfo_of(ticket) is None
+    )
+
+
 def gate(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     """The plan for an escalation ticket closed without the RFO its level needs, if it was."""
+    if esc.state is not State.OPEN or not needs_rfo(p, ticket, esc):
+        return None
     from_level = p.profile.process.rfo_required_from_level
     level = max(esc.level, p.binding.requested_level(ticket) or 0)
-    if (
-        esc.state is not State.OPEN
-        or level < from_level
-        or not p.binding.closing(ticket)
-        or p.binding.rfo_of(ticket) is not None
-    ):
-        return None
     owner = (
         p.binding.person_html(esc.owner_id, p.people.name(esc.owner_id))
         if esc.owner_id is not None

@@ -22,6 +22,7 @@ from escalations.models import (
     EffectState,
     Escalation,
     LevelChange,
+    ParkingOutcome,
     State,
 )
 from escalations.store import LAST_SUCCESSFUL_POLL, Duplicate, SqliteStore
@@ -418,6 +419,30 @@ def test_duties_are_unique_per_slot_and_can_be_completed(store: SqliteStore) -> 
         assert store.complete_duty(tx, esc.id, "call", "nope", done_at) is False
     assert store.duties(esc.id, pending_only=True) == [pm]
     assert store.duties(esc.id)[0].done_at == done_at
+
+
+def test_parking_periods_open_one_at_a_time_and_end_once(store: SqliteStore) -> None:
+    esc = insert(store, new_escalation())
+    until = T0 + timedelta(days=3)
+    with store.transaction() as tx:
+        first = store.start_parking(tx, esc.id, T0, until)
+        with pytest.raises(StoreError, match="parked already"):
+            store.start_parking(tx, esc.id, T0, until)
+    assert first.seq == 1
+    later = T0 + timedelta(hours=5)
+    with store.transaction() as tx:
+        ended = store.end_parking(tx, esc.id, later, ParkingOutcome.CUSTOMER_WROTE, "an email")
+        assert store.end_parking(tx, esc.id, later, ParkingOutcome.REOPENED) is None
+        second = store.start_parking(tx, esc.id, later, later + timedelta(days=3))
+    assert ended is not None
+    assert ended.outcome is ParkingOutcome.CUSTOMER_WROTE
+    assert second.seq == 2
+    periods = store.parking_periods(esc.id)
+    assert [(p.seq, p.ended_at, p.outcome, p.reason) for p in periods] == [
+        (1, later, ParkingOutcome.CUSTOMER_WROTE, "an email"),
+        (2, None, None, ""),
+    ]
+    assert periods[0].pending_until == until
 
 
 # -- effects rows -------------------------------------------------------------------------

@@ -265,11 +265,15 @@ class WorkflowMachine(RuleBasedStateMachine):
         if event is Event.CHANGE_LEVEL or (event is Event.OPEN and with_level):
             data = {"level": level, "max_level": MAX_LEVEL}
         target = TRANSITIONS.get((self.model, event))
-        legal = target is not None and (
-            "level" not in data
-            or (
-                1 <= level <= MAX_LEVEL
-                and not (event is Event.CHANGE_LEVEL and level == self.esc.level)
+        legal = (
+            target is not None
+            and (not (event is Event.REOPEN and self.esc.opened_at is None))
+            and (
+                "level" not in data
+                or (
+                    1 <= level <= MAX_LEVEL
+                    and not (event is Event.CHANGE_LEVEL and level == self.esc.level)
+                )
             )
         )
         before = self.esc
@@ -282,6 +286,8 @@ class WorkflowMachine(RuleBasedStateMachine):
         assert (before.state, self.esc.state) in LEGAL_EDGES
         if event is Event.LOSE_TICKET:
             self.lost_at = self.model
+        if event is Event.REOPEN:
+            self.lost_at = None
         self.model = target
 
     @invariant()
@@ -319,3 +325,22 @@ class WorkflowMachine(RuleBasedStateMachine):
 
 TestWorkflowMachine = WorkflowMachine.TestCase
 TestWorkflowMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+def test_an_abandoned_escalation_cannot_be_reopened() -> None:
+    esc = apply(flagged(), Event.ABANDON, T0 + timedelta(minutes=1))
+    with pytest.raises(WorkflowError, match="abandoned before it opened"):
+        apply(esc, Event.REOPEN, T0 + timedelta(minutes=2))
+
+
+def test_reopening_a_closed_escalation_clears_the_later_stages() -> None:
+    esc, at = in_state(State.CLOSED)
+    again = apply(esc, Event.REOPEN, at + timedelta(days=1))
+    assert again.state is State.OPEN
+    assert (again.resolved_at, again.parked_at, again.confirmed_at, again.closed_at) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert again.opened_at == esc.opened_at

@@ -54,7 +54,7 @@ def test_a_close_with_the_rfo_filled_in_is_let_through(world: World) -> None:
     )
     world.sync()
     world.sync()
-    assert world.sandbox.ticket(esc["id"])["state"] == "closed"
+    assert world.sandbox.ticket(esc["id"])["state"] == "parked"  # let through: resolved
     assert _rfo_notes(world, esc["id"]) == []
 
 
@@ -64,5 +64,5 @@ def test_at_level_1_no_rfo_is_needed(world: World) -> None:
     esc = world.the_escalation_ticket()
     world.sandbox.agent_update(esc["id"], ALICE, state="closed")
     world.sync()
-    assert world.sandbox.ticket(esc["id"])["state"] == "closed"
+    assert world.sandbox.ticket(esc["id"])["state"] == "parked"  # resolved, not held
     assert _rfo_notes(world, esc["id"]) == []

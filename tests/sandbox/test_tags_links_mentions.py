@@ -55,7 +55,7 @@ def test_tag_search_is_a_substring_match_on_the_catalogue(
     assert len(ten) == 10  # Zammad's default limit
     assert ten[0]["value"] == "De-Escalation"  # ordered by name
     more = api("GET", "/tag_search", params={"term": "escalat", "limit": 50}).json()
-    assert len(more) == 11  # the demo's nine, plus two
+    assert len(more) == 12  # the demo's ten, plus two
     assert api("GET", "/tag_search", params={"term": "no-such-tag"}).json() == []
 
 

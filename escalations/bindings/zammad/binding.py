@@ -30,6 +30,7 @@ from connector.base import (
     Criterion,
     EventKind,
     FieldValue,
+    HelpdeskAdapter,
     Ticket,
     TicketEvent,
     User,
@@ -56,7 +57,7 @@ from escalations.effects.helpdesk import (
     UpdateTicket,
     UpdateTicketPayload,
 )
-from escalations.models import EffectRef, Escalation
+from escalations.models import EffectRef, Escalation, ParkingOutcome
 from escalations.profile import ProcessProfile
 
 TITLE_MAX = 250
@@ -67,6 +68,14 @@ WATCH_ACCESS = frozenset({"read", "full"})
 # Key purposes of the writes that clear a flag (``flag_being_cleared``).
 CONSUME_FIELD = "consume-flag"
 REOPEN = "rfo-reopen"
+PARK = "park"
+PARK_TAGS = "park-tags"
+UNPARK = "unpark"
+UNPARK_TAGS = "unpark-tags"
+KEEP_PARKED = "keep-parked"
+CLOSE = "close"
+CLOSE_TAGS = "close-tags"
+CLOSE_ORIGINAL = "close-original"
 CONSUME_TAG = "consume-flag-tag"
 ORIGINAL_TAGS = "original-tags"
 
@@ -214,6 +223,28 @@ class ZammadBinding:
         value = ticket.fields.get(self.fieldmap.fields.rfo)
         text = str(value).strip() if value is not None else ""
         return text or None
+
+    def reopened(self, ticket: Ticket) -> bool:
+        return ticket.state == self.fieldmap.states.open
+
+    @property
+    def outcome_howto(self) -> str:
+        marks = self.fieldmap.tags
+        return (
+            f"add the tag {marks.confirmed} when the customer confirms, or "
+            f"{marks.not_satisfied} when they are not satisfied"
+        )
+
+    def outcome(self, ticket: Ticket, adapter: HelpdeskAdapter) -> ParkingOutcome | None:
+        if not self._tags:
+            return None
+        tags = adapter.get_tags(ticket.id)
+        marks = self.fieldmap.tags
+        if marks.not_satisfied in tags:  # the stronger word wins when both are there
+            return ParkingOutcome.NOT_SATISFIED
+        if marks.confirmed in tags:
+            return ParkingOutcome.CONFIRMED
+        return None
 
     # -- reading a ticket's history (who did it) -------------------------------------------
     def _set(self, event: TicketEvent, field: str | None) -> bool:
@@ -412,6 +443,97 @@ class ZammadBinding:
                 escalation_id=esc.id,
             )
         ]
+
+    def park(self, esc: Escalation, seq: int, until: datetime) -> list[Intent]:
+        ticket_id = self._escalation_ticket(esc)
+        intents = [
+            UpdateTicket.intent(
+                UpdateTicket.key(PARK, esc.key, seq),
+                UpdateTicketPayload(
+                    ticket_id=ticket_id, state=self.fieldmap.states.parked, pending_until=until
+                ),
+                escalation_id=esc.id,
+            )
+        ]
+        if self._tags:
+            intents.append(
+                SetTags.intent(
+                    SetTags.key(PARK_TAGS, esc.key, seq),
+                    TagsPayload(ticket_id=ticket_id, present=(self.fieldmap.tags.parked,)),
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    def unpark(self, esc: Escalation, seq: int) -> list[Intent]:
+        ticket_id = self._escalation_ticket(esc)
+        marks = self.fieldmap.tags
+        intents = [
+            UpdateTicket.intent(
+                UpdateTicket.key(UNPARK, esc.key, seq),
+                UpdateTicketPayload(ticket_id=ticket_id, state=self.fieldmap.states.open),
+                escalation_id=esc.id,
+            )
+        ]
+        if self._tags:
+            intents.append(
+                SetTags.intent(
+                    SetTags.key(UNPARK_TAGS, esc.key, seq),
+                    TagsPayload(
+                        ticket_id=ticket_id,
+                        absent=(marks.parked, marks.not_satisfied, marks.confirmed),
+                    ),
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    def keep_parked(self, esc: Escalation, occurrence: str, until: datetime) -> list[Intent]:
+        return [
+            UpdateTicket.intent(
+                UpdateTicket.key(KEEP_PARKED, esc.key, occurrence),
+                UpdateTicketPayload(
+                    ticket_id=self._escalation_ticket(esc),
+                    state=self.fieldmap.states.parked,
+                    pending_until=until,
+                ),
+                escalation_id=esc.id,
+            )
+        ]
+
+    def close(self, esc: Escalation, seq: int) -> list[Intent]:
+        ticket_id = self._escalation_ticket(esc)
+        closed = self.fieldmap.states.closed
+        intents = [
+            UpdateTicket.intent(
+                UpdateTicket.key(CLOSE, esc.key, seq),
+                UpdateTicketPayload(ticket_id=ticket_id, state=closed),
+                escalation_id=esc.id,
+            )
+        ]
+        if self._tags:
+            intents.append(
+                SetTags.intent(
+                    SetTags.key(CLOSE_TAGS, esc.key, seq),
+                    TagsPayload(ticket_id=ticket_id, absent=(self.fieldmap.tags.parked,)),
+                    escalation_id=esc.id,
+                )
+            )
+        if self.profile.parking.close_original:
+            intents.append(
+                UpdateTicket.intent(
+                    UpdateTicket.key(CLOSE_ORIGINAL, esc.key, seq),
+                    UpdateTicketPayload(ticket_id=esc.original_ticket_id, state=closed),
+                    escalation_id=esc.id,
+                )
+            )
+        return intents
+
+    @staticmethod
+    def _escalation_ticket(esc: Escalation) -> int:
+        if esc.escalation_ticket_id is None:
+            raise ValueError(f"escalation {esc.key} has no escalation ticket")
+        return esc.escalation_ticket_id
 
     def flag_being_cleared(self, flag: FlagState, pending_purposes: frozenset[str]) -> bool:
         # The field and the tag each count only the writes that clear them: a field set again

@@ -127,7 +127,7 @@ class Fields(_Model):
 
 
 class Tags(_Model):
-    """``[tags]``: tags the worker sets."""
+    """``[tags]``: tags the worker sets, and the two an agent sets to record the confirmation."""
 
     escalated: TagName
     level: Annotated[TagName, AfterValidator(_check_level_tag)]
@@ -135,6 +135,7 @@ class Tags(_Model):
     parked: TagName
     confirmed: TagName
     carrier_route_failed: TagName
+    not_satisfied: TagName = "escalation-not-satisfied"
 
 
 class Groups(_Model):

@@ -91,6 +91,7 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
             "tags.escalation": fieldmap.tags.escalation,
             "tags.parked": fieldmap.tags.parked,
             "tags.confirmed": fieldmap.tags.confirmed,
+            "tags.not_satisfied": fieldmap.tags.not_satisfied,
             "tags.carrier_route_failed": fieldmap.tags.carrier_route_failed,
         }
         if fieldmap.flag.tag:

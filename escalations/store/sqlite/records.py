@@ -16,6 +16,8 @@ from escalations.models import (
     Duty,
     Escalation,
     LevelChange,
+    ParkingOutcome,
+    ParkingPeriod,
     State,
 )
 from escalations.store.base import Duplicate
@@ -184,6 +186,63 @@ class EscalationRecordsMixin(SqliteBase):
             values["problems"] = tuple(json.loads(values["problems"]))
             result.append(CarrierContact(**values))
         return result
+
+    # -- parking -----------------------------------------------------------------------------
+    def start_parking(
+        self, tx: object, escalation_id: int, resolved_at: datetime, pending_until: datetime
+    ) -> ParkingPeriod:
+        conn = self._tx(tx)
+        periods = self._parking_periods(conn, escalation_id)
+        if periods and periods[-1].ended_at is None:
+            raise StoreError(f"escalation {escalation_id} is parked already")
+        period = ParkingPeriod(
+            escalation_id=escalation_id,
+            seq=len(periods) + 1,
+            resolved_at=resolved_at,
+            pending_until=pending_until,
+        )
+        conn.execute(
+            "INSERT INTO parking (escalation_id, seq, resolved_at, pending_until)"
+            " VALUES (?, ?, ?, ?)",
+            (escalation_id, period.seq, to_db(resolved_at), to_db(pending_until)),
+        )
+        return period
+
+    def end_parking(
+        self,
+        tx: object,
+        escalation_id: int,
+        at: datetime,
+        outcome: ParkingOutcome,
+        reason: str = "",
+    ) -> ParkingPeriod | None:
+        conn = self._tx(tx)
+        periods = self._parking_periods(conn, escalation_id)
+        if not periods or periods[-1].ended_at is not None:
+            return None
+        conn.execute(
+            "UPDATE parking SET ended_at = ?, outcome = ?, reason = ?"
+            " WHERE escalation_id = ? AND seq = ?",
+            (to_db(at), outcome.value, reason, escalation_id, periods[-1].seq),
+        )
+        return replace(periods[-1], ended_at=at, outcome=outcome, reason=reason)
+
+    def parking_periods(self, escalation_id: int) -> list[ParkingPeriod]:
+        return self._parking_periods(self._conn(), escalation_id)
+
+    @staticmethod
+    def _parking_periods(conn: sqlite3.Connection, escalation_id: int) -> list[ParkingPeriod]:
+        rows = conn.execute(
+            "SELECT escalation_id, seq, resolved_at, pending_until, ended_at, outcome, reason"
+            " FROM parking WHERE escalation_id = ? ORDER BY seq",
+            (escalation_id,),
+        )
+        periods = []
+        for row in rows:
+            values = parse_times(dict(row))
+            values["outcome"] = ParkingOutcome(values["outcome"]) if values["outcome"] else None
+            periods.append(ParkingPeriod(**values))
+        return periods
 
     def add_duty(self, tx: object, duty: Duty) -> bool:
         cur = self._tx(tx).execute(

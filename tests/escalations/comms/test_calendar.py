@@ -55,3 +55,16 @@ def test_next_business_instant(cal: BusinessCalendar) -> None:
     assert cal.next_business_instant(z("2026-12-01T10:00")) == z("2026-12-01T10:00")
     assert cal.next_business_instant(z("2026-12-24T19:00")) == z("2026-12-29T08:00")
     assert cal.next_business_instant(z("2026-12-01T06:00")) == z("2026-12-01T08:00")
+
+
+def test_add_days_keeps_the_local_time_across_dst_and_skips_closed_days(
+    cal: BusinessCalendar,
+) -> None:
+    # Friday 26 Mar 2027 is Good Friday, Monday 29 Mar Easter Monday; clocks go forward on 28th
+    thursday = z("2027-03-25T15:00")  # 15:00 GMT
+    assert cal.add_days(thursday, 3, business=False) == z("2027-03-28T14:00")  # 15:00 BST
+    assert cal.add_days(thursday, 1, business=True) == z("2027-03-30T14:00")  # Tuesday
+    assert cal.add_days(thursday, 3, business=True) == z("2027-04-01T14:00")
+    saturday = z("2027-03-27T10:00")
+    assert cal.add_days(saturday, 1, business=True) == z("2027-03-30T09:00")  # day one: Tuesday
+    assert cal.add_days(thursday, 0, business=False) == thursday
