@@ -49,6 +49,7 @@ from escalations.effects.outbox import Outbox
 from escalations.errors import WorkflowError
 from escalations.models import (
     ACTIVE_STATES,
+    ArchiveCopy,
     EffectRef,
     Escalation,
     LevelChange,
@@ -421,6 +422,18 @@ class Lifecycle:
             tx, [note_intent("reopened-note", esc, closed_at, html=note_html, subject="Reopened")]
         )
         log.info("escalation.reopened esc=%s ticket=%s", esc.key, esc.escalation_ticket_id)
+
+    def archived(self, tx: Transaction, esc: Escalation, copy: ArchiveCopy) -> bool:
+        """The hard copy of a closed escalation is on disk: record it and mark the escalation
+        archived. ``False`` if this close was recorded before (nothing changes)."""
+        esc = self._get(esc.id)
+        if esc.state is not State.CLOSED or not self.store.record_archive(tx, copy):
+            return False
+        self.store.update_escalation(
+            tx, workflow.apply(esc, workflow.Event.ARCHIVE, copy.archived_at)
+        )
+        log.info("escalation.archived esc=%s path=%s", esc.key, copy.path)
+        return True
 
     def comms_note(
         self,

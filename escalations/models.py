@@ -104,6 +104,19 @@ class ParkingPeriod:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArchiveCopy:
+    """A hard copy written for one close of an escalation."""
+
+    escalation_id: int
+    closed_at: datetime
+    path: str
+    manifest_sha256: str
+    archived_at: datetime
+    purged_at: datetime | None = None
+    purge_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class CopiedArticle:
     """A customer article copied (or being copied) into the escalation ticket."""
 

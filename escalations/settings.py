@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     poll_interval_seconds: int = Field(default=30, ge=1, le=3600)
     poll_overlap_seconds: int = Field(default=120, ge=0, le=86400)
     comms_interval_seconds: int = Field(default=300, ge=10, le=86400)
+    archive_interval_seconds: int = Field(default=300, ge=10, le=86400)
+    archive_font_dir: Path = Path("/usr/share/fonts/truetype/dejavu")
     http_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     http_read_timeout: float = Field(default=30.0, gt=0, le=600)
     http_requests_per_minute: int = Field(default=60, ge=1, le=6000)

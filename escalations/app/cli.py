@@ -97,6 +97,28 @@ def _add_effects(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     retry.set_defaults(func=checked)
 
 
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from escalations.app.commands import archive_show, archive_verify
+
+    return archive_verify(args) if args.archive_command == "verify" else archive_show(args)
+
+
+def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    archive = sub.add_parser("archive", help="check and show the hard copies of closed escalations")
+    actions = archive.add_subparsers(dest="archive_command", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser(
+        "verify",
+        help="re-check every file of every hard copy against its manifest (exit 1 naming each "
+        "file that differs or is missing)",
+    )
+    p.add_argument("--escalation", metavar="KEY", help="only this escalation's copies")
+    p.set_defaults(func=_cmd_archive)
+    p = actions.add_parser("show", help="where an escalation's hard copy is and what it holds")
+    p.add_argument("key", metavar="KEY", help="the escalation key (see status)")
+    p.set_defaults(func=_cmd_archive)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from escalations.app.commands import sandbox
 
@@ -150,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     _add_effects(sub)
+    _add_archive(sub)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

@@ -18,7 +18,7 @@ from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError
 from escalations.faults import faults_from_env
 from escalations.mappings import Mappings, load_mappings
-from escalations.models import ACTIVE_STATES, Effect, EffectState, State
+from escalations.models import ACTIVE_STATES, ArchiveCopy, Effect, EffectState, State
 from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -339,3 +339,80 @@ def demo(args: argparse.Namespace) -> int:
     from escalations.app.demo import run_demo
 
     return run_demo(state_dir=args.state_dir)
+
+
+# -- archive ----------------------------------------------------------------------------------
+
+
+def archive_verify(args: argparse.Namespace) -> int:
+    """Every hard copy (of one escalation with ``--escalation``) checked against its
+    manifest: one line per copy, one per problem. Exit 1 if any differs."""
+    from escalations.archive.directory import verify
+
+    copies = _archive_copies(args, args.escalation)
+    if copies is None:
+        return 1
+    bad = 0
+    for copy in copies:
+        if copy.purged_at is not None:
+            _out(f"purged {copy.path} ({copy.purge_reason or 'retention'})")
+            continue
+        problems = verify(Path(copy.path))
+        if problems:
+            bad += 1
+            for problem in problems:
+                _err(f"damaged: {problem}")
+        else:
+            _out(f"ok {copy.path}")
+    if not copies:
+        _out("no hard copies yet")
+    return 1 if bad else 0
+
+
+def archive_show(args: argparse.Namespace) -> int:
+    """Where an escalation's hard copies are and what each holds (from its manifest)."""
+    import json
+
+    copies = _archive_copies(args, args.key)
+    if copies is None:
+        return 1
+    if not copies:
+        _err(f"escalation {args.key}: no hard copy yet (it is archived once closed)")
+        return 1
+    for copy in copies:
+        state = "purged" if copy.purged_at else "kept"
+        _out(
+            f"{copy.path} ({state}; closed {copy.closed_at.isoformat()}, manifest sha256 "
+            f"{copy.manifest_sha256})"
+        )
+        if copy.purged_at:
+            continue
+        try:
+            manifest = json.loads((Path(copy.path) / "manifest.json").read_text(encoding="utf-8"))
+            entries = manifest["files"]
+        except (OSError, ValueError, KeyError) as exc:
+            _err(f"{copy.path}/manifest.json: unreadable ({exc})")
+            return 1
+        for name, entry in sorted(entries.items()):
+            _out(f"  {name}  {entry['size']} bytes")
+    return 0
+
+
+def _archive_copies(args: argparse.Namespace, key: str | None) -> list[ArchiveCopy] | None:
+    settings = _settings(args)
+    if not settings.database_path.exists():
+        if key:
+            _err(f"escalation {key}: no such escalation (the worker has not run)")
+            return None
+        return []
+    store = _open_store(settings, SystemClock())
+    try:
+        if key is None:
+            return store.archives()
+        esc = store.escalation_by_key(key)
+        if esc is None:
+            _err(f"escalation {key}: no such escalation (see escalations status)")
+            return None
+        return store.archives(esc.id)
+    finally:
+        store.close()

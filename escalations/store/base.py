@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from escalations.errors import StoreError
 from escalations.models import (
+    ArchiveCopy,
     CarrierContact,
     CopiedArticle,
     Duty,
@@ -186,6 +187,14 @@ class EscalationRecords(Protocol):
 
     def parking_periods(self, escalation_id: int) -> list[ParkingPeriod]:
         """Every parking period of the escalation, oldest first."""
+        ...
+
+    def record_archive(self, tx: Transaction, copy: ArchiveCopy) -> bool:
+        """Record a hard copy; ``False`` if this close of the escalation has one already."""
+        ...
+
+    def archives(self, escalation_id: int | None = None) -> list[ArchiveCopy]:
+        """Hard copies (of one escalation, or all), oldest first."""
         ...
 
     def add_duty(self, tx: Transaction, duty: Duty) -> bool: ...

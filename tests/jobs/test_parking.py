@@ -70,7 +70,8 @@ def test_the_confirmation_call_is_reminded_once_and_confirmed_closes_it(world: W
     world.sandbox.add_tag(esc["id"], "escalation-confirmed", login=ALICE)
     world.sync()
     closed = _escalation(world)
-    assert closed.state is State.CLOSED
+    assert closed.state is State.ARCHIVED  # closed, and its hard copy filed in the same tick
+    assert closed.closed_at is not None
     assert closed.confirmed_at is not None
     assert world.sandbox.ticket(esc["id"])["state"] == "closed"
     assert "escalation-parked" not in world.sandbox.tags_of(esc["id"])
@@ -158,7 +159,7 @@ def test_a_closed_escalation_reopened_by_an_agent_is_the_same_escalation(world: 
     esc = _resolved(world)
     world.sandbox.add_tag(esc["id"], "escalation-confirmed", login=ALICE)
     world.sync()
-    assert _escalation(world).state is State.CLOSED
+    assert _escalation(world).state is State.ARCHIVED
     world.clock.advance(timedelta(days=40))
     world.sandbox.agent_update(esc["id"], ALICE, state="open")
     world.sync()
@@ -181,7 +182,7 @@ def test_a_closed_escalation_past_retention_is_not_reopened(world: World) -> Non
     world.clock.advance(timedelta(days=400))  # past the shipped 12 months
     world.sandbox.agent_update(esc["id"], ALICE, state="open")
     world.sync()
-    assert _escalation(world).state is State.CLOSED
+    assert _escalation(world).state is State.ARCHIVED
 
 
 def test_no_contact_call_is_due_while_parked(world: World) -> None:

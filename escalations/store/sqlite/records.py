@@ -11,6 +11,7 @@ from typing import Any
 from escalations.errors import StoreError
 from escalations.models import (
     TERMINAL_STATES,
+    ArchiveCopy,
     CarrierContact,
     CopiedArticle,
     Duty,
@@ -186,6 +187,29 @@ class EscalationRecordsMixin(SqliteBase):
             values["problems"] = tuple(json.loads(values["problems"]))
             result.append(CarrierContact(**values))
         return result
+
+    # -- hard copies -----------------------------------------------------------------------
+    def record_archive(self, tx: object, copy: ArchiveCopy) -> bool:
+        cur = self._tx(tx).execute(
+            "INSERT INTO archive (escalation_id, closed_at, path, manifest_sha256, archived_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                copy.escalation_id,
+                to_db(copy.closed_at),
+                copy.path,
+                copy.manifest_sha256,
+                to_db(copy.archived_at),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def archives(self, escalation_id: int | None = None) -> list[ArchiveCopy]:
+        rows = self._conn().execute(
+            "SELECT escalation_id, closed_at, path, manifest_sha256, archived_at, purged_at,"
+            " purge_reason FROM archive WHERE ? IS NULL OR escalation_id = ? ORDER BY id",
+            (escalation_id, escalation_id),
+        )
+        return [ArchiveCopy(**parse_times(dict(row))) for row in rows]
 
     # -- parking -----------------------------------------------------------------------------
     def start_parking(

@@ -1,0 +1,119 @@
+"""The ``archive`` job (DESIGN.md rule 8, issue 12 #4): the hard copy of every escalation the
+customer confirmed and the worker closed, one directory each under ``ESCALATIONS_ARCHIVE_DIR``:
+
+- ``escalation.pdf`` — the printable copy (``escalations.archive.pdf``);
+- ``record.json`` — the machine-readable record (``escalations.archive.record``);
+- ``attachments/`` — every attachment of the escalation ticket's articles, under a safe name;
+- ``manifest.json`` — the SHA-256 of every file.
+
+Reads first (the ticket, its articles, their attachments), then the directory is written
+atomically (``escalations.archive.directory``), then one transaction records it and marks the
+escalation archived. A crash after the directory is in place and before the commit is found
+by the next pass: the same directory verifies and is recorded, never written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from connector.errors import Forbidden, NotFound
+from escalations.archive import directory
+from escalations.archive.pdf import render
+from escalations.archive.record import ArchivedFile, ArchiveInput, build
+from escalations.filenames import safe_filename
+from escalations.models import ArchiveCopy, Escalation, State
+from escalations.people import People
+from jobs.context import JobContext, JobResult
+
+log = logging.getLogger(__name__)
+
+NAME = "archive"
+UNREADABLE = "archive.unreadable"
+"""Meta key: escalation id → the close whose ticket could not be read (logged once)."""
+
+
+def run(ctx: JobContext) -> JobResult:
+    result = JobResult(NAME)
+    people = People(ctx.adapter, ctx.binding, ctx.profile)
+    for esc in ctx.store.escalations_in(State.CLOSED):
+        if ctx.stop.is_set():
+            break
+        if esc.confirmed_at is None or esc.closed_at is None or esc.escalation_ticket_id is None:
+            continue  # abandoned, or ended when its ticket was deleted: nothing was confirmed
+        try:
+            archive_one(ctx, people, esc)
+        except (Forbidden, NotFound) as exc:
+            _unreadable(ctx, esc, exc)
+            result.add("archives_unreadable")
+            continue
+        result.add("archived")
+    return result
+
+
+def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy:
+    ticket_id, closed_at = esc.escalation_ticket_id, esc.closed_at
+    if ticket_id is None or closed_at is None:
+        raise ValueError(f"escalation {esc.key} is not a closed one with a ticket")
+    store = ctx.store
+    ticket = ctx.adapter.get_ticket(ticket_id)
+    articles = ctx.adapter.list_articles(ticket_id)
+    files: dict[str, bytes] = {}
+    kept: list[ArchivedFile] = []
+    limit = ctx.binding.limits.attachment_max_bytes
+    for article in articles:
+        for ref in article.attachments:
+            name = f"{article.id}-{safe_filename(ref.filename)}"
+            data = ctx.adapter.fetch_attachment(ref, max_bytes=max(limit, ref.size))
+            files[f"attachments/{name}"] = data
+            kept.append(ArchivedFile(article.id, name, ref.filename, ref.content_type, len(data)))
+    now = ctx.clock.now()
+    record = build(
+        ArchiveInput(
+            escalation=esc,
+            customer=people.name(esc.customer_id),
+            owner=people.name(esc.owner_id) if esc.owner_id else "unassigned",
+            rfo=ctx.binding.rfo_of(ticket),
+            articles=articles,
+            files=kept,
+            levels=store.level_changes(esc.id),
+            carrier_contacts=store.carrier_contacts(esc.id),
+            duties=store.duties(esc.id),
+            parkings=store.parking_periods(esc.id),
+            archived_at=now,
+        )
+    )
+    files["record.json"] = json.dumps(record, indent=2, ensure_ascii=False).encode() + b"\n"
+    files["escalation.pdf"] = render(
+        record,
+        font_dir=ctx.settings.archive_font_dir,
+        tz=ctx.profile.tz,
+        process=ctx.profile.process.name,
+    )
+    name = directory.directory_name(esc.key, closed_at.strftime("%Y%m%dT%H%M%SZ"))
+    written = directory.write(ctx.settings.archive_path, name, files)
+    copy = ArchiveCopy(
+        escalation_id=esc.id,
+        closed_at=closed_at,
+        path=str(written.path),
+        manifest_sha256=written.manifest_sha256,
+        archived_at=now,
+    )
+    with store.transaction() as tx:
+        ctx.lifecycle.archived(tx, esc, copy)
+    return copy
+
+
+def _unreadable(ctx: JobContext, esc: Escalation, exc: Exception) -> None:
+    seen = dict(ctx.store.get_meta(UNREADABLE) or {})
+    closed = esc.closed_at.isoformat() if esc.closed_at else ""
+    if seen.get(str(esc.id)) == closed:
+        return
+    log.warning(
+        "archive.unreadable esc=%s ticket=%s error=%s: not archived yet",
+        esc.key,
+        esc.escalation_ticket_id,
+        exc,
+    )
+    with ctx.store.transaction() as tx:
+        ctx.store.set_meta(tx, UNREADABLE, {**seen, str(esc.id): closed})
