@@ -31,7 +31,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
-from jobs import archive, comms, sync
+from jobs import archive, comms, retention, sync
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def default_jobs(ctx: JobContext) -> list[Job]:
         Job(sync.COPY, sync.run_copy, every),
         Job(comms.NAME, comms.run, ctx.settings.comms_interval_seconds),
         Job(archive.NAME, archive.run, ctx.settings.archive_interval_seconds),
+        Job(retention.NAME, retention.run, ctx.settings.archive_interval_seconds),
     ]
 
 

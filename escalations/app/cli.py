@@ -98,9 +98,10 @@ def _add_effects(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
-    from escalations.app.commands import archive_show, archive_verify
+    from escalations.app.commands import archive_hold, archive_show, archive_verify
 
-    return archive_verify(args) if args.archive_command == "verify" else archive_show(args)
+    command = {"verify": archive_verify, "show": archive_show, "hold": archive_hold}
+    return command[args.archive_command](args)
 
 
 def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +117,14 @@ def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_cmd_archive)
     p = actions.add_parser("show", help="where an escalation's hard copy is and what it holds")
     p.add_argument("key", metavar="KEY", help="the escalation key (see status)")
+    p.set_defaults(func=_cmd_archive)
+    p = actions.add_parser(
+        "hold",
+        help="keep an escalation's hard copies past retention (a local legal hold, for one "
+        "whose ticket is gone); --release lifts it",
+    )
+    p.add_argument("key", metavar="KEY", help="the escalation key (see status)")
+    p.add_argument("--release", action="store_true", help="lift the hold")
     p.set_defaults(func=_cmd_archive)
 
 

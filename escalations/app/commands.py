@@ -416,3 +416,30 @@ def _archive_copies(args: argparse.Namespace, key: str | None) -> list[ArchiveCo
         return store.archives(esc.id)
     finally:
         store.close()
+
+
+def archive_hold(args: argparse.Namespace) -> int:
+    """Put an escalation on local legal hold (``--release``: lift it); retention keeps its
+    copies while it is held."""
+    from jobs.retention import HOLDS
+
+    settings = _settings(args)
+    if not settings.database_path.exists():
+        _err(f"escalation {args.key}: no such escalation (the worker has not run)")
+        return 1
+    store = _open_store(settings, SystemClock())
+    try:
+        if store.escalation_by_key(args.key) is None:
+            _err(f"escalation {args.key}: no such escalation (see escalations status)")
+            return 1
+        with store.transaction() as tx:
+            holds = dict(store.get_meta(HOLDS) or {})
+            if args.release:
+                holds.pop(args.key, None)
+            else:
+                holds[args.key] = datetime.now(UTC).isoformat()
+            store.set_meta(tx, HOLDS, holds)
+    finally:
+        store.close()
+    _out(f"{args.key}: {'hold lifted' if args.release else 'on legal hold'}")
+    return 0

@@ -23,6 +23,8 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 INCOMING = ".incoming-"
 """Prefix of a temporary directory: never an archive."""
+PURGING = ".purging-"
+"""Prefix of an archive being removed by retention: renamed first, then deleted."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -148,3 +150,24 @@ def _clear_incoming(root: Path, name: str) -> None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def begin_purge(path: Path) -> Path:
+    """Take the archive at ``path`` out of place (one rename) before it is recorded as
+    purged; a crash leaves it under ``.purging-<name>``, and ``purging(path)`` finds it."""
+    target = purging(path)
+    if path.exists():
+        path.rename(target)
+        _fsync_dir(path.parent)
+    return target
+
+
+def purging(path: Path) -> Path:
+    return path.parent / f"{PURGING}{path.name}"
+
+
+def finish_purge(path: Path) -> None:
+    """Delete an archive taken out of place (``begin_purge``), once its purge is recorded."""
+    shutil.rmtree(purging(path), ignore_errors=True)
+    if path.parent.exists():
+        _fsync_dir(path.parent)

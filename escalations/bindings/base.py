@@ -205,6 +205,11 @@ class HelpdeskBinding(Protocol):
         ``occurrence`` (each time an agent closed it)."""
         ...
 
+    def legal_hold(self, ticket: Ticket, adapter: HelpdeskAdapter) -> bool:
+        """Whether the escalation ticket is marked as on legal hold (``[archive]``); reads
+        through ``adapter`` what the ticket data does not show."""
+        ...
+
     def park(self, esc: Escalation, seq: int, until: datetime) -> list[Intent]:
         """The escalation ticket parked (the parked state, pending until ``until``, marked);
         once per parking ``seq``."""

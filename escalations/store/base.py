@@ -197,6 +197,10 @@ class EscalationRecords(Protocol):
         """Hard copies (of one escalation, or all), oldest first."""
         ...
 
+    def archive_purged(self, tx: Transaction, path: str, at: datetime, reason: str) -> bool:
+        """Record that retention removed the copy at ``path``; ``False`` if it was already."""
+        ...
+
     def add_duty(self, tx: Transaction, duty: Duty) -> bool: ...
 
     def complete_duty(

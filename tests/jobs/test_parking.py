@@ -182,7 +182,7 @@ def test_a_closed_escalation_past_retention_is_not_reopened(world: World) -> Non
     world.clock.advance(timedelta(days=400))  # past the shipped 12 months
     world.sandbox.agent_update(esc["id"], ALICE, state="open")
     world.sync()
-    assert _escalation(world).state is State.ARCHIVED
+    assert _escalation(world).state is State.PURGED  # its copy removed, not reopened
 
 
 def test_no_contact_call_is_due_while_parked(world: World) -> None:

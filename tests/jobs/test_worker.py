@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import AuthError, RedirectError, Rejected, TransientError, Unauthorized
-from jobs import archive, comms, sync
+from jobs import archive, comms, retention, sync
 from jobs.context import JobContext, JobResult
 from jobs.worker import Job, Worker
 from sandbox import ZammadSandbox, serve
@@ -198,7 +198,7 @@ def test_run_once_starts_nothing_once_stopping(world: World) -> None:
     assert job.calls == 0
 
 
-def test_the_default_jobs_are_the_sync_tick_the_communication_plan_and_the_archive(
+def test_the_default_jobs_are_the_sync_tick_comms_archive_and_retention(
     world: World,
 ) -> None:
     worker = world.worker
@@ -208,9 +208,16 @@ def test_the_default_jobs_are_the_sync_tick_the_communication_plan_and_the_archi
         (sync.COPY, sync.run_copy, every),
         (comms.NAME, comms.run, world.ctx.settings.comms_interval_seconds),
         (archive.NAME, archive.run, world.ctx.settings.archive_interval_seconds),
+        (retention.NAME, retention.run, world.ctx.settings.archive_interval_seconds),
     ]
     results = worker.run_once()
-    assert [r.name for r in results if r is not None] == ["sync", "copy", "comms", "archive"]
+    assert [r.name for r in results if r is not None] == [
+        "sync",
+        "copy",
+        "comms",
+        "archive",
+        "retention",
+    ]
     (run,) = world.store.job_runs("sync")
     assert run.ok is True
 
@@ -221,7 +228,7 @@ def test_the_effects_step_runs_after_each_job(world: World) -> None:
     original = world.ticket_by_title("Broadband down since Monday")
     world.flag(original)
     world.clock.advance(timedelta(seconds=30))
-    poll, copy, _comms, _archive = world.worker.run_once()
+    poll, copy, _comms, _archive, _retention = world.worker.run_once()
     assert poll is not None
     assert copy is not None
     assert poll.counts["escalations_flagged"] == 1
@@ -365,16 +372,16 @@ def test_a_job_runs_on_the_worker_that_holds_its_lease_and_moves_when_it_lapses(
     )  # fmt: skip
     other = other_installation.worker()
     assert leader.worker_id != other.worker_id
-    (poll, _, _, _) = leader.run_once()
+    (poll, *_) = leader.run_once()
     assert poll is not None
     assert "not_leader" not in poll.counts
-    (skipped, _, _, _) = other.run_once()
+    (skipped, *_) = other.run_once()
     assert skipped is not None
     assert skipped.counts.get("not_leader") == 1
     world.clock.advance(timedelta(minutes=2))  # the leader stopped renewing
-    (taken, _, _, _) = other.run_once()
+    (taken, *_) = other.run_once()
     assert taken is not None
     assert "not_leader" not in taken.counts
-    (now_skipped, _, _, _) = leader.run_once()
+    (now_skipped, *_) = leader.run_once()
     assert now_skipped is not None
     assert now_skipped.counts.get("not_leader") == 1

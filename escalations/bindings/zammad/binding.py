@@ -444,6 +444,9 @@ class ZammadBinding:
             )
         ]
 
+    def legal_hold(self, ticket: Ticket, adapter: HelpdeskAdapter) -> bool:
+        return self._tags and self.profile.archive.legal_hold_tag in adapter.get_tags(ticket.id)
+
     def park(self, esc: Escalation, seq: int, until: datetime) -> list[Intent]:
         ticket_id = self._escalation_ticket(esc)
         intents = [

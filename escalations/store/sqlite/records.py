@@ -211,6 +211,14 @@ class EscalationRecordsMixin(SqliteBase):
         )
         return [ArchiveCopy(**parse_times(dict(row))) for row in rows]
 
+    def archive_purged(self, tx: object, path: str, at: datetime, reason: str) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE archive SET purged_at = ?, purge_reason = ?"
+            " WHERE path = ? AND purged_at IS NULL",
+            (to_db(at), reason, path),
+        )
+        return cur.rowcount == 1
+
     # -- parking -----------------------------------------------------------------------------
     def start_parking(
         self, tx: object, escalation_id: int, resolved_at: datetime, pending_until: datetime
