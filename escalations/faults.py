@@ -17,6 +17,17 @@ from typing import Protocol
 from escalations.errors import ConfigError
 
 POINTS = ("intent.committed", "effect.claimed", "effect.sent", "effect.committed")
+"""The steps of every write to the helpdesk."""
+ARCHIVE_POINTS = (
+    "archive.files_written",
+    "archive.placed",
+    "archive.committed",
+    "purge.moved",
+    "purge.recorded",
+)
+"""The steps of filing a hard copy (files written under the temporary name; renamed into
+place; recorded) and of purging one (moved out of place; recorded)."""
+KNOWN = POINTS + ARCHIVE_POINTS
 ENV_VAR = "ESCALATIONS_TEST_CRASH_AT"
 
 
@@ -35,8 +46,8 @@ class NoFaults:
 
 class _AtNthHit:
     def __init__(self, name: str, kind: str | None = None, nth: int = 1) -> None:
-        if name not in POINTS:
-            raise ValueError(f"unknown fault point {name!r}; known: {', '.join(POINTS)}")
+        if name not in KNOWN:
+            raise ValueError(f"unknown fault point {name!r}; known: {', '.join(KNOWN)}")
         if nth < 1:
             raise ValueError(f"nth counts from 1, not {nth}")
         self.name = name

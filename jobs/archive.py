@@ -91,7 +91,8 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
         process=ctx.profile.process.name,
     )
     name = directory.directory_name(esc.key, closed_at.strftime("%Y%m%dT%H%M%SZ"))
-    written = directory.write(ctx.settings.archive_path, name, files)
+    written = directory.write(ctx.settings.archive_path, name, files, step=ctx.faults.point)
+    ctx.faults.point("archive.placed")
     copy = ArchiveCopy(
         escalation_id=esc.id,
         closed_at=closed_at,
@@ -101,6 +102,7 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
     )
     with store.transaction() as tx:
         ctx.lifecycle.archived(tx, esc, copy)
+    ctx.faults.point("archive.committed")
     return copy
 
 

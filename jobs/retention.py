@@ -83,6 +83,7 @@ def _held(ctx: JobContext, copy: ArchiveCopy) -> bool:
 
 def _purge(ctx: JobContext, copy: ArchiveCopy, path: Path) -> None:
     directory.begin_purge(path)
+    ctx.faults.point("purge.moved")
     now = ctx.clock.now()
     with ctx.store.transaction() as tx:
         if not ctx.store.archive_purged(tx, copy.path, now, "retention"):
@@ -98,4 +99,5 @@ def _purge(ctx: JobContext, copy: ArchiveCopy, path: Path) -> None:
         copy.closed_at.isoformat(),
         copy.manifest_sha256,
     )
+    ctx.faults.point("purge.recorded")
     directory.finish_purge(path)

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +41,17 @@ def directory_name(key: str, closed_stamp: str) -> str:
     return f"{_UNSAFE.sub('-', key)}_{_UNSAFE.sub('', closed_stamp)}"
 
 
-def write(root: Path, name: str, files: Mapping[str, bytes]) -> Written:
+def write(
+    root: Path,
+    name: str,
+    files: Mapping[str, bytes],
+    *,
+    step: Callable[[str], None] = lambda _: None,
+) -> Written:
     """Write ``files`` (relative POSIX paths → bytes) as the archive ``root/name``. An archive
     already there under that name is kept as it is (a crash after the rename: the same
-    archive) when it verifies, and an error otherwise."""
+    archive) when it verifies, and an error otherwise. ``step`` is called with the name of
+    each step reached (the crash points of the tests)."""
     _make_dir(root)
     _clear_incoming(root, name)
     final = root / name
@@ -56,9 +63,10 @@ def write(root: Path, name: str, files: Mapping[str, bytes]) -> Written:
     temp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{name}-", dir=root))
     try:
         _fill(temp, files)
-    except BaseException:
+    except Exception:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+    step("archive.files_written")
     temp.rename(final)
     _fsync_dir(root)
     return Written(final, _sha256(final / MANIFEST))
