@@ -68,11 +68,18 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
             files[f"attachments/{name}"] = data
             kept.append(ArchivedFile(article.id, name, ref.filename, ref.content_type, len(data)))
     now = ctx.clock.now()
+    profile = ctx.profile
+    owner_id = ticket.owner_id or esc.owner_id
+    reason = profile.reason(esc.reason).label if esc.reason in profile.reason_keys else esc.reason
+    segment = profile.segments.get(esc.segment)
     record = build(
         ArchiveInput(
             escalation=esc,
             customer=people.name(esc.customer_id),
-            owner=people.name(esc.owner_id) if esc.owner_id else "unassigned",
+            owner_id=owner_id,
+            owner=people.name(owner_id) if owner_id else "unassigned",
+            reason_label=reason or "(not given)",
+            segment_label=segment.label if segment is not None else esc.segment,
             rfo=ctx.binding.rfo_of(ticket),
             articles=articles,
             files=kept,

@@ -59,3 +59,14 @@ def test_the_check_reports_a_missing_module_and_a_missing_test(tmp_path: Path) -
         "doc.md: jobs/sync/gone.py does not exist",
         "doc.md: tests/test_docs.py has no test_nothing_here",
     ]
+
+
+def test_every_image_a_doc_shows_is_a_png_in_the_repository() -> None:
+    shown = []
+    for doc in (ROOT / "docs").glob("*.md"):
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", doc.read_text(encoding="utf-8")):
+            image = (doc.parent / target).resolve()
+            assert image.is_file(), f"{doc.name}: {target} does not exist"
+            assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{target} is not a PNG"
+            shown.append(target)
+    assert "img/hard-copy-page-1.png" in shown  # the hard copy, as issue 12 asks

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -296,6 +296,35 @@ class _Demo:
         self.tick()
         self.at("15:30")
         self.tick()
+        self.at("16:30")
+        self.agent(
+            "BT repaired the fibre: Jane fills in the RFO and closes the escalation ticket",
+            lambda: sb.agent_update(
+                esc,
+                DUTY_MANAGER,
+                state=fieldmap.states.closed,
+                **{fields.rfo: "Fibre cut at the street cabinet; BT spliced it at 16:10."},
+            ),
+        )
+        self.tick()
+        self.clock.advance(timedelta(days=2, hours=18, minutes=15))  # day 3 of parking
+
+        def confirmed() -> None:
+            sb.agent_article(
+                esc,
+                ALICE,
+                "Confirmation call: Sean's line has been fine for three days.",
+                type="phone",
+                internal=False,
+            )
+            sb.add_tag(esc, fieldmap.tags.confirmed, login=ALICE)
+
+        self.agent(
+            "Friday, day 3 of parking: Alice makes the final confirmation call; Sean is "
+            "satisfied, and she records it",
+            confirmed,
+        )  # fmt: skip
+        self.tick()
 
     def summary(self) -> None:
         sb = self.sandbox
@@ -311,6 +340,8 @@ class _Demo:
             f"owner {ticket['owner']}, {len(copies)} customer emails copied, "
             f"{len(watchers)} subscribed, tags {', '.join(sorted(sb.tags_of(esc)))}."
         )
+        for copy in self.store.archives():
+            _say(f"Hard copy: {copy.path}/escalation.pdf (and record.json, manifest.json).")
         worker_mail = len(sb.outbox) - self.outbox_before
         _say(f"Mail Zammad sent because of the worker: {worker_mail}.")
         state_file = self.state_dir / "sandbox-state.json"

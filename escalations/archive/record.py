@@ -42,7 +42,11 @@ class ArchiveInput:
 
     escalation: Escalation
     customer: str
+    owner_id: int | None
+    """The escalation ticket's owner when it was archived (the helpdesk's word)."""
     owner: str
+    reason_label: str
+    segment_label: str
     rfo: str | None
     articles: Sequence[Article]
     files: Sequence[ArchivedFile]
@@ -71,9 +75,11 @@ def build(data: ArchiveInput) -> dict[str, Any]:
             },
             "customer": {"id": esc.customer_id, "name": data.customer},
             "segment": esc.segment,
+            "segment_label": data.segment_label,
             "reason": esc.reason,
+            "reason_label": data.reason_label,
             "level": esc.level,
-            "owner": {"id": esc.owner_id, "name": data.owner},
+            "owner": {"id": data.owner_id, "name": data.owner},
             "rfo": data.rfo,
             **{
                 stage: _json(getattr(esc, stage))
