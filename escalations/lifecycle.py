@@ -417,9 +417,17 @@ class Lifecycle:
         (no new one), open at its level."""
         esc = self._get(esc.id)
         closed_at = esc.closed_at.isoformat() if esc.closed_at else "?"
-        self.store.update_escalation(tx, workflow.apply(esc, workflow.Event.REOPEN, at))
+        reopened = workflow.apply(esc, workflow.Event.REOPEN, at)
+        self.store.update_escalation(tx, reopened)
+        periods = self.store.parking_periods(esc.id)
         self._request(
-            tx, [note_intent("reopened-note", esc, closed_at, html=note_html, subject="Reopened")]
+            tx,
+            [
+                note_intent("reopened-note", esc, closed_at, html=note_html, subject="Reopened"),
+                # the last confirmation's outcome comes off, or the next resolve would close
+                # the escalation again at once
+                *self.binding.unpark(reopened, periods[-1].seq if periods else 0),
+            ],
         )
         log.info("escalation.reopened esc=%s ticket=%s", esc.key, esc.escalation_ticket_id)
 

@@ -168,11 +168,16 @@ def test_a_closed_escalation_reopened_by_an_agent_is_the_same_escalation(world: 
     assert again.closed_at is None
     assert len(world.escalation_tickets()) == 1
     assert len(_notes(world, esc["id"], "Reopened")) == 1
+    assert "escalation-confirmed" not in world.sandbox.tags_of(esc["id"])  # outcome cleared
     # and its customer's emails are copied again
     world.sandbox.seed_customer_email(world.ticket_by_title(TITLE), "Broken again.", subject="x")
     world.sync()
     world.sync()
     assert any("Broken again." in c["body"] for c in world.copies_in(esc["id"]))
+    # resolved again: parked, waiting for a new confirmation (not closed at once)
+    world.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    world.sync()
+    assert _escalation(world).state is State.PARKED
 
 
 def test_a_closed_escalation_past_retention_is_not_reopened(world: World) -> None:
