@@ -10,8 +10,9 @@ writes again while parked.
   escalation closes (the ticket, and per the mappings the original); *not satisfied* → back
   to open at the same level, the owner told. An agent who sets the ticket back to open
   un-parks it; one who closes it with no outcome recorded gets it back to parked (one note
-  per parking). A new customer email on the original, or a new ticket of the customer, un-parks
-  it too (``customer_wrote``, called by the copy job in the transaction that copies it).
+  per parking); one who changes the level un-parks it, and the level applies. A new customer
+  email on the original, or a new ticket of the customer, un-parks it too
+  (``customer_wrote``, called by the copy job in the transaction that copies it).
 - **reopened.** A closed escalation whose ticket an agent sets back to open within the
   retention period (``[archive] retention_months``) is open again: the same record, not a
   new escalation.
@@ -87,6 +88,9 @@ def _while_parked(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
         return _unpark(p, esc, at, outcome, "the customer is not satisfied with the outcome")
     if p.binding.reopened(ticket):
         return _unpark(p, esc, at, ParkingOutcome.REOPENED, "an agent set the ticket back to open")
+    if p.binding.requested_level(ticket) not in (None, esc.level):
+        # work goes on: back to open, and the level applies once the un-park has landed
+        return _unpark(p, esc, at, ParkingOutcome.REOPENED, "an agent changed the level")
     if p.binding.closing(ticket):
         periods = p.store.parking_periods(esc.id)
         if not periods:

@@ -207,3 +207,15 @@ def test_no_contact_call_is_due_while_parked(world: World) -> None:
     assert "call:2026-12-03:morning" in slots
     assert "call:2026-12-02:afternoon" in slots  # after the customer wrote
     assert "call:2026-12-02:morning" not in slots  # its window met the parking
+
+
+def test_a_level_change_on_a_parked_escalation_unparks_it_and_applies(world: World) -> None:
+    esc = _resolved(world)
+    world.twice = False  # two steps: the un-park, then (its writes landed) the level
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    world.sync()
+    back = _escalation(world)
+    assert (back.state, back.level) == (State.OPEN, 2)
+    assert "escalation-l2" in world.sandbox.tags_of(esc["id"])
+    assert world.store.parking_periods(back.id)[0].reason == "an agent changed the level"

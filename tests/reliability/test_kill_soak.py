@@ -1,9 +1,11 @@
 """The kill soak (``RELIABILITY.md`` §B4): the real worker, ``escalations run`` as a
 long-running process, is killed with ``SIGKILL`` at random moments while a traffic generator
 writes into the sandbox what agents and customers do — customer emails (some with
-attachments), new tickets, flags, level changes, deletions, and moves to a group the worker
-cannot read and back. When the traffic stops, every moved ticket is back where the worker can
-read it; one clean pass must leave 0 duplicates, 0 losses and 0 stuck effects, and a second
+attachments), new tickets, flags, level changes, deletions, moves to a group the worker
+cannot read and back, and the end of escalations: closing (resolve), recording the
+confirmation's outcome, reopening a closed one. When the traffic stops, every moved ticket
+is back where the worker can read it; one clean pass must leave 0 duplicates, 0 losses and
+0 stuck effects, every confirmed escalation exactly one complete hard copy, and a second
 clean pass must write nothing.
 
 Seeded: ``SOAK_SEED`` picks the seed (a random one otherwise) and every failure message starts
@@ -27,8 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from escalations.archive import directory
 from escalations.clock import SystemClock
-from escalations.models import ACTIVE_STATES
+from escalations.models import State
 from escalations.store.sqlite import SqliteStore
 from sandbox import ZammadSandbox, serve
 from tests.reliability.invariants import check_invariants
@@ -76,6 +79,9 @@ class Traffic:
             (self.level_change, 3),
             (self.move, 2),
             (self.delete, 1),
+            (self.resolve, 2),
+            (self.outcome, 2),
+            (self.reopen, 1),
         ]
         funcs, weights = zip(*actions, strict=True)
         while not self.stop.wait(self.rng.uniform(*PAUSE)):
@@ -176,6 +182,37 @@ class Traffic:
         self.hidden.discard(ticket)
         self.done["delete"] += 1
 
+    def _escalations_in(self, state: str) -> list[int]:
+        tickets = self.sandbox.tickets
+        return [t for t in self._escalation_tickets() if tickets[t]["state"] == state]
+
+    def resolve(self) -> None:
+        """The fault is fixed: an agent fills in the RFO and closes the escalation ticket."""
+        tickets = self._escalations_in("open")
+        if not tickets:
+            return
+        ticket = self.rng.choice(tickets)
+        self.sandbox.agent_update(ticket, ALICE, escalation_rfo="Fibre spliced.", state="closed")
+        self.done["resolve"] += 1
+
+    def outcome(self) -> None:
+        """The confirmation call of a parked escalation: confirmed, mostly."""
+        tickets = self._escalations_in("parked")
+        if not tickets:
+            return
+        ticket = self.rng.choice(tickets)
+        tag = "escalation-confirmed" if self.rng.random() < 0.8 else "escalation-not-satisfied"
+        self.sandbox.add_tag(ticket, tag, login=ALICE)
+        self.done[tag.removeprefix("escalation-")] += 1
+
+    def reopen(self) -> None:
+        """An agent reopens a closed escalation ticket."""
+        tickets = self._escalations_in("closed")
+        if not tickets:
+            return
+        self.sandbox.agent_update(self.rng.choice(tickets), ALICE, state="open")
+        self.done["reopen"] += 1
+
     def bring_back(self) -> None:
         """Every ticket moved out of the worker's sight comes back (the traffic has stopped)."""
         for ticket in sorted(self.hidden):
@@ -240,6 +277,7 @@ def test_kill_soak(soak: Installation) -> None:
         soak.run()  # the clean pass
         report = check_invariants(soak.sandbox, soak.store_path, deleted=traffic.deleted)
         _check_flags_and_levels(soak, traffic)
+        _check_hard_copies(soak)
         before = len(soak.writes())
         soak.run()
         assert soak.writes()[before:] == [], "a second clean pass wrote to the helpdesk"
@@ -255,6 +293,29 @@ def test_kill_soak(soak: Installation) -> None:
         f"{len(report.escalation_tickets)} escalation tickets, {len(report.copies)} copies, "
         f"effects {dict(report.effects)}\n"
     )
+
+
+def _check_hard_copies(soak: Installation) -> None:
+    """Every closed escalation's close has exactly one complete hard copy, and nothing half
+    written is left in the archive."""
+    store = SqliteStore(soak.store_path, SystemClock())
+    try:
+        escalations = {esc.id: esc for esc in store.escalations_in()}
+        copies = store.archives()
+    finally:
+        store.close()
+    problems = []
+    root = soak.state_dir / "archive"
+    for esc in escalations.values():
+        if esc.state is State.CLOSED and esc.confirmed_at is not None:
+            problems.append(f"escalation {esc.key}: closed, and no hard copy")
+    recorded = {Path(c.path) for c in copies}
+    for copy in copies:
+        problems += directory.verify(Path(copy.path))
+    on_disk = set(root.iterdir()) if root.exists() else set()
+    for path in sorted(on_disk - recorded):
+        problems.append(f"{path}: in the archive, not recorded")
+    assert not problems, "\n".join(problems)
 
 
 def _check_flags_and_levels(soak: Installation, traffic: Traffic) -> None:
@@ -274,8 +335,8 @@ def _check_flags_and_levels(soak: Installation, traffic: Traffic) -> None:
             problems.append(f"ticket {ticket_id}: flagged, and no escalation was raised")
     for esc in escalations:
         ticket = tickets.get(esc.escalation_ticket_id or 0)
-        if esc.state not in ACTIVE_STATES or ticket is None:
-            continue
+        if esc.state is not State.OPEN or ticket is None:
+            continue  # a parked or closed one's level field is not the worker's to follow
         level_tags = sorted(
             t for t in soak.sandbox.tags_of(ticket["id"]) if t.startswith("escalation-l")
         )
