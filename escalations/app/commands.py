@@ -137,21 +137,66 @@ def run(args: argparse.Namespace) -> int:
             worker_id=worker_id,
         )
         worker = installation.worker()
-        _install_stop_handlers(stop)
-        if args.once:
-            results = worker.run_once()
-            return 0 if all(r is not None for r in results) else 1
-        worker.run_forever()
+        grace = _StopGrace()
+        _install_stop_handlers(stop, grace)
+        try:
+            with grace:
+                if args.once:
+                    results = worker.run_once()
+                    return 0 if all(r is not None for r in results) else 1
+                worker.run_forever()
+        except StopNow:
+            log.warning(
+                "worker.stop_forced after=%ss: a helpdesk call was still running and was "
+                "abandoned; a write it was making is looked for by its marker at the next start",
+                STOP_GRACE_SECONDS,
+            )
         return 0
     finally:
         store.release_lock()
         store.close()
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
+STOP_GRACE_SECONDS = 5.0
+"""After SIGTERM, how long a helpdesk call (its read timeout, its retries) may go on before
+it is abandoned, so the worker exits well inside systemd's stop timeout."""
+
+
+class StopNow(BaseException):
+    """The stop's grace ran out while the worker was still in a pass."""
+
+
+class _StopGrace:
+    """Inside ``with``: a stop signal arms a timer that abandons the pass after the grace.
+    Outside (clean-up: the lock, the store), the timer does nothing."""
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def __enter__(self) -> _StopGrace:
+        self.active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def arm(self) -> None:
+        def abandon(signum: int, frame: FrameType | None) -> None:
+            if self.active:
+                self.active = False
+                raise StopNow
+
+        signal.signal(signal.SIGALRM, abandon)
+        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
+
+
+def _install_stop_handlers(stop: threading.Event, grace: _StopGrace | None = None) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if not stop.is_set():
             log.info("worker.stopping signal=%s", signal.Signals(signum).name)
+            if grace is not None:
+                grace.arm()
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
