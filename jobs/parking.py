@@ -15,7 +15,7 @@ writes again while parked.
   (``customer_wrote``, called by the copy job in the transaction that copies it).
 - **reopened.** A closed escalation whose ticket an agent sets back to open within the
   retention period (``[archive] retention_months``) is open again: the same record, not a
-  new escalation.
+  new escalation; what the customer wrote while it was closed is copied in then.
 
 While the worker's own state writes to the ticket are still landing, the ticket's state is
 the worker's doing, not an agent's: the decision waits for the version those writes make.
@@ -135,12 +135,34 @@ def _reopened(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
         return None
     html = notes.reopened_note(esc.closed_at, p.tz)
     at = ticket.updated_at
+    catch_up = _written_while_closed(p, esc, esc.closed_at)
 
     def plan(tx: Transaction) -> None:
         p.lifecycle.reopened(tx, esc, at=at, note_html=html)
+        for ticket_id, number in catch_up:
+            p.store.request_scan(tx, esc.id, ticket_id, number, p.ctx.clock.now())
         p.result.add("escalations_reopened")
 
     return plan
+
+
+def _written_while_closed(
+    p: SyncPass, esc: Escalation, closed_at: datetime
+) -> list[tuple[int, str]]:
+    """The tickets whose customer messages the escalation must catch up on when it reopens:
+    the original and the customer's tickets raised since the flag, changed since the close
+    (while closed, nothing was copied from them). One search, from the close on."""
+    found = []
+    for changed in p.adapter.changed_tickets(closed_at):
+        ours = changed.id == esc.original_ticket_id or (
+            changed.customer_id == esc.customer_id
+            and esc.flagged_at is not None
+            and changed.created_at >= esc.flagged_at
+            and not p.binding.escalation_key_of(changed)
+        )
+        if ours:
+            found.append((changed.id, changed.number))
+    return found
 
 
 def customer_wrote(

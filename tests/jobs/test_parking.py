@@ -161,8 +161,18 @@ def test_a_closed_escalation_reopened_by_an_agent_is_the_same_escalation(world: 
     world.sync()
     assert _escalation(world).state is State.ARCHIVED
     world.clock.advance(timedelta(days=40))
+    # while it is closed, the customer writes again and raises a new ticket: not copied yet
+    original = world.ticket_by_title(TITLE)
+    world.sandbox.seed_customer_email(original, "While you were closed.", subject="z")
+    world.sandbox.create_ticket_as_customer(RESIDENTIAL, "Another fault", "A new one.")
+    world.sync()
+    assert not any("While you were closed." in c["body"] for c in world.copies_in(esc["id"]))
     world.sandbox.agent_update(esc["id"], ALICE, state="open")
     world.sync()
+    world.sync()
+    copied = " ".join(c["body"] for c in world.copies_in(esc["id"]))
+    assert "While you were closed." in copied  # caught up on reopening
+    assert "A new one." in copied
     again = _escalation(world)  # one escalation record, not two
     assert again.state is State.OPEN
     assert again.closed_at is None
