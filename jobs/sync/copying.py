@@ -51,6 +51,8 @@ def run(ctx: JobContext) -> JobResult:
         if ctx.stop.is_set():
             break
         esc = ctx.store.get_escalation(request.escalation_id)
+        if esc is not None and _may_reopen(esc):
+            continue  # closed, for now: an agent may reopen it, and then it is copied
         if esc is None or esc.state in TERMINAL_STATES:
             with ctx.store.transaction() as tx:
                 ctx.store.clear_scan(tx, request.escalation_id, request.ticket_id)
@@ -143,6 +145,16 @@ def _request_copies(
         ):
             result.add("escalations_unparked")
         store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+
+def _may_reopen(esc: Escalation) -> bool:
+    """Closed after it ran (not abandoned, its ticket not deleted) and not purged: a scan
+    requested before the close waits, since a reopen must still copy what it finds."""
+    return (
+        esc.state in (State.CLOSED, State.ARCHIVED)
+        and esc.opened_at is not None
+        and esc.confirmed_at is not None
+    )
 
 
 def _what_arrived(esc: Escalation, request: ScanRequest, article: Article) -> str:

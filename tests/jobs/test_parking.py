@@ -229,3 +229,28 @@ def test_a_level_change_on_a_parked_escalation_unparks_it_and_applies(world: Wor
     assert (back.state, back.level) == (State.OPEN, 2)
     assert "escalation-l2" in world.sandbox.tags_of(esc["id"])
     assert world.store.parking_periods(back.id)[0].reason == "an agent changed the level"
+
+
+def test_an_email_waiting_to_be_copied_when_it_closes_is_copied_if_it_reopens(
+    world: World,
+) -> None:
+    from sandbox import ServerError
+
+    esc = _resolved(world)
+    original = world.ticket_by_title(TITLE)
+    world.twice = False  # the refused read below is for the first pass only
+    world.sandbox.seed_customer_email(original, "One more thing.", subject="late")
+    world.sandbox.faults.add(
+        ServerError(
+            method="GET", path=f"/ticket_articles/by_ticket/{original}$", times=1, status=403
+        )
+    )
+    world.clock.advance(timedelta(minutes=1))
+    world.sandbox.add_tag(esc["id"], "escalation-confirmed", login=ALICE)
+    world.sync()  # confirmed and closed; the email's scan was refused, so it waits
+    assert _escalation(world).state in (State.CLOSED, State.ARCHIVED)
+    world.clock.advance(timedelta(days=2))
+    world.sandbox.agent_update(esc["id"], ALICE, state="open")
+    world.sync()
+    world.sync()
+    assert any("One more thing." in c["body"] for c in world.copies_in(esc["id"]))
