@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -176,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
-        "status", help="open escalations by level and state, duties and effects, last poll"
+        "status",
+        help="open escalations by level and state, duties and effects, last poll, health "
+        "(exit 0 healthy, 1 degraded, 2 down)",
     )
+    p.add_argument("--json", action="store_true", help="one JSON object (docs: README)")
     p.set_defaults(func=_cmd_status)
 
     _add_effects(sub)
@@ -231,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `escalations status | head`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from escalations.models import ACTIVE_STATES, ArchiveCopy, Effect, EffectState, 
 from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from escalations.store.base import StatusSummary
     from escalations.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -206,12 +208,41 @@ def _install_stop_handlers(stop: threading.Event, grace: _StopGrace | None = Non
 # -- status ---------------------------------------------------------------------------------
 
 
+STALE_AFTER_POLLS = 3
+"""``status`` says degraded when the last successful poll is older than this many intervals."""
+DOWN_AFTER_POLLS = 20
+"""… and down past this many (10 minutes at the default 30 s), or with none at all."""
+
+
+def _health(summary: StatusSummary | None, settings: Settings, now: datetime) -> tuple[int, str]:
+    """(exit code, words): 0 healthy, 1 degraded (failed effects, polls late), 2 down."""
+    if summary is None or summary.last_successful_poll is None:
+        return 2, "down: no successful poll yet"
+    interval = settings.poll_interval_seconds
+    age = max((now - summary.last_successful_poll).total_seconds(), 0.0)
+    if age > DOWN_AFTER_POLLS * interval:
+        return 2, f"down: the last successful poll was {age:.0f} s ago"
+    problems = []
+    if age > STALE_AFTER_POLLS * interval:
+        problems.append(f"the last successful poll was {age:.0f} s ago")
+    failed = summary.effects.get(EffectState.FAILED, 0)
+    if failed:
+        problems.append(f"{failed} failed effect{'s' if failed != 1 else ''}")
+    return (1, "degraded: " + "; ".join(problems)) if problems else (0, "healthy")
+
+
 def status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     clock = SystemClock()
+    as_json = bool(getattr(args, "json", False))
     if not settings.database_path.exists():
+        code, health = _health(None, settings, clock.now())
+        if as_json:
+            _out(json.dumps(_status_json(settings, None, [], code, health)))
+            return code
         _out(f"store: {settings.database_path} does not exist yet (the worker has not run)")
-        return 0
+        _out(f"health: {health}")
+        return code
     store = _open_store(settings, clock)
     try:
         summary = store.status(clock.now())
@@ -220,6 +251,10 @@ def status(args: argparse.Namespace) -> int:
         duty_lines = _duty_lines(store, clock.now(), tz)
     finally:
         store.close()
+    code, health = _health(summary, settings, clock.now())
+    if as_json:
+        _out(json.dumps(_status_json(settings, summary, failed, code, health)))
+        return code
     _out(f"store: {settings.database_path} (schema {summary.schema_version})")
     if summary.escalations:
         _out("open escalations:")
@@ -246,7 +281,47 @@ def status(args: argparse.Namespace) -> int:
         for run in summary.last_errors:
             when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
             _out(f"  {when} {run.job}: {run.error}")
-    return 0
+    _out(f"health: {health}")
+    return code
+
+
+def _status_json(
+    settings: Settings,
+    summary: StatusSummary | None,
+    failed: list[Effect],
+    code: int,
+    health: str,
+) -> dict[str, object]:
+    """``status --json``: schema ``helpdesk-escalations/status`` version 1 (README)."""
+    last = summary.last_successful_poll if summary else None
+    return {
+        "schema": "helpdesk-escalations/status",
+        "version": 1,
+        "store": str(settings.database_path),
+        "store_schema": summary.schema_version if summary else None,
+        "health": {"code": code, "status": health.split(":", 1)[0], "detail": health},
+        "escalations": [
+            {"state": state.value, "level": level, "count": count}
+            for (state, level), count in sorted(
+                (summary.escalations if summary else {}).items(),
+                key=lambda kv: (kv[0][1], kv[0][0]),
+            )
+        ],
+        "duties": {
+            "due": summary.duties_due if summary else 0,
+            "missed": summary.duties_missed if summary else 0,
+        },
+        "effects": {s.value: (summary.effects.get(s, 0) if summary else 0) for s in EffectState},
+        "failed_effects": [
+            {"id": e.id, "kind": e.kind, "key": e.key, "error": e.last_error}
+            for e in failed[-FAILED_SHOWN:]
+        ],
+        "last_successful_poll": last.isoformat() if last else None,
+        "last_errors": [
+            {"job": r.job, "at": r.started_at.isoformat(), "error": r.error}
+            for r in (summary.last_errors if summary else ())
+        ],
+    }
 
 
 DUTIES_SHOWN = 10

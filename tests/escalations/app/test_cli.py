@@ -8,6 +8,7 @@ module (``python -m escalations.app.cli``) in a subprocess, as systemd would."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -542,11 +543,17 @@ def test_check_live_when_the_helpdesk_is_down(
 
 def test_status_before_the_worker_has_run(capsys: pytest.CaptureFixture[str], env: Path) -> None:
     code, out, err = run_cli(capsys, "status")
-    assert code == 0, err
+    assert code == 2, err  # down: a monitoring check must not call this healthy
     assert out == (
         f"store: {env / 'escalations.sqlite3'} does not exist yet (the worker has not run)\n"
+        "health: down: no successful poll yet\n"
     )
     assert not (env / "escalations.sqlite3").exists()
+    code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 2
+    data = json.loads(out)
+    assert data["health"] == {"code": 2, "status": "down", "detail": "down: no successful poll yet"}
+    assert data["store_schema"] is None
 
 
 def test_status_after_a_pass(
@@ -582,7 +589,15 @@ def test_status_after_a_pass(
     assert re.fullmatch(
         r"last successful poll: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", lines[5]
     ), lines[5]
-    assert len(lines) == 6  # no "last errors"
+    assert lines[6] == "health: healthy"
+    assert len(lines) == 7  # no "last errors"
+    code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["schema"], data["version"]) == ("helpdesk-escalations/status", 1)
+    assert data["escalations"] == [{"state": "open", "level": 1, "count": 1}]
+    assert data["effects"]["failed"] == 0
+    assert data["health"]["status"] == "healthy"
 
 
 def test_status_lists_what_failed_and_why(
@@ -599,7 +614,8 @@ def test_status_lists_what_failed_and_why(
     code, _, err = run_cli(capsys, "run", "--once")
     assert code == 0, err
     code, out, err = run_cli(capsys, "status")
-    assert code == 0, err
+    assert code == 1, err  # degraded
+    assert out.splitlines()[-1] == "health: degraded: 1 failed effect"
     assert re.search(r"effects: .*failed 1", out), out
     assert re.search(
         rf"  failed create_escalation zammad:ticket:{ticket_id}:1 \(ticket {ticket_id}\): "
@@ -635,3 +651,25 @@ def test_every_subcommand_is_in_the_readme_command_table(command: str) -> None:
     assert re.search(rf"^\| `escalations {command}\b", table, re.MULTILINE), (
         f"`escalations {command}` is missing from README.md's command table"
     )
+
+
+def test_status_into_a_closed_pipe_ends_quietly(env: Path) -> None:
+    """``escalations status | head -1`` used to end in a BrokenPipeError traceback: here the
+    reader has gone before the first line is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "escalations", "status"],
+            env={**os.environ, "ESCALATIONS_STATE_DIR": str(env), "PYTHONPATH": str(ROOT)},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "BrokenPipeError" not in proc.stderr
+    assert proc.returncode == 0
