@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 
+from connector.base import Sender
 from connector.errors import Forbidden, NotFound
 from escalations.archive import directory
 from escalations.archive.pdf import render
@@ -58,6 +59,17 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
     store = ctx.store
     ticket = ctx.adapter.get_ticket(ticket_id)
     articles = ctx.adapter.list_articles(ticket_id)
+    # the agents' articles on the original too (calls, replies, notes); its customer emails
+    # are in the escalation ticket already, as copies
+    try:
+        on_original = [
+            a
+            for a in ctx.adapter.list_articles(esc.original_ticket_id)
+            if a.sender is not Sender.CUSTOMER
+        ]
+    except (Forbidden, NotFound):
+        on_original = []  # out of reach or deleted: the escalation ticket is the record
+    articles = sorted([*articles, *on_original], key=lambda a: (a.created_at, a.id))
     files: dict[str, bytes] = {}
     kept: list[ArchivedFile] = []
     limit = ctx.binding.limits.attachment_max_bytes

@@ -129,7 +129,10 @@ def _article(pdf: FPDF, article: dict[str, Any], tz: ZoneInfo) -> None:
     who = "internal note" if article["internal"] else "visible to the customer"
     title = article["subject"] or f"{article['kind']} article"
     _heading(pdf, f"{_local(article['created_at'], tz)} — {title}", 11)
-    rows = [("Kind", f"{article['kind']} from {article['sender']} ({who})")]
+    rows = [
+        ("Ticket", f"#{article['ticket']}"),
+        ("Kind", f"{article['kind']} from {article['sender']} ({who})"),
+    ]
     rows += [(k.title(), article[k]) for k in ("from", "to", "cc") if article[k]]
     files = [f"{f['name']} ({f['size']} bytes)" for f in article["attachments"]]
     if files:

@@ -101,6 +101,7 @@ def build(data: ArchiveInput) -> dict[str, Any]:
         "articles": [
             {
                 "id": a.id,
+                "ticket": _ticket_number(esc, a.ticket_id),
                 "created_at": _json(a.created_at),
                 "kind": a.kind.value,
                 "sender": a.sender.value,
@@ -115,6 +116,12 @@ def build(data: ArchiveInput) -> dict[str, Any]:
             for a in data.articles
         ],
     }
+
+
+def _ticket_number(esc: Escalation, ticket_id: int) -> str | None:
+    if ticket_id == esc.original_ticket_id:
+        return esc.original_ticket_number
+    return esc.escalation_ticket_number
 
 
 def article_text(article: Article) -> str:

@@ -45,6 +45,9 @@ def _confirmed(world: World) -> dict[str, Any]:
     )
     world.sync()
     world.sync()
+    world.sandbox.agent_article(
+        original, ALICE, "Called Sean back: engineer booked.", type="phone", internal=False
+    )
     world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
     world.sync()
     world.sandbox.agent_update(esc["id"], ALICE, escalation_rfo=RFO, state="closed")
@@ -87,6 +90,9 @@ def test_a_confirmed_escalation_is_archived_complete(world: World) -> None:
     assert record["escalation"]["rfo"] == RFO
     assert record["escalation"]["key"] == esc.key
     assert [lv["to_level"] for lv in record["levels"]] == [2]
+    calls = [a for a in record["articles"] if a["kind"] == "phone"]
+    assert [a["ticket"] for a in calls] == [record["escalation"]["original_ticket"]["number"]]
+    assert "Called Sean back" in text  # a call logged on the original is in the hard copy
     assert directory.verify(path) == []
 
 
