@@ -557,7 +557,7 @@ def archive_hold(args: argparse.Namespace) -> int:
             if args.release:
                 holds.pop(args.key, None)
             else:
-                holds[args.key] = datetime.now(UTC).isoformat()
+                holds[args.key] = SystemClock().now().isoformat()
             store.set_meta(tx, HOLDS, holds)
     finally:
         store.close()

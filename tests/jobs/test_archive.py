@@ -166,3 +166,20 @@ def test_a_half_written_directory_never_counts_and_is_cleared(tmp_path: Path) ->
     with pytest.raises(ValueError, match="outside the archive"):
         directory.write(root, "esc-2", {"../escape.txt": b"x"})
     assert [p.name for p in root.iterdir()] == ["esc-1_20261204T150000Z"]  # nothing left
+
+
+def test_archive_hold_and_release(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.retention import HOLDS
+
+    _confirmed(world)
+    (esc,) = world.store.escalations_in(State.ARCHIVED)
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(world.ctx.settings.state_dir))
+    assert main(["archive", "hold", esc.key]) == 0
+    assert f"{esc.key}: on legal hold" in capsys.readouterr().out
+    assert esc.key in (world.store.get_meta(HOLDS) or {})
+    assert main(["archive", "hold", esc.key, "--release"]) == 0
+    assert esc.key not in (world.store.get_meta(HOLDS) or {})
+    assert main(["archive", "hold", "zammad:ticket:999:1"]) == 1
+    assert "no such escalation" in capsys.readouterr().err
