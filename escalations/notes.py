@@ -69,8 +69,8 @@ class EscalationOpened:
     owner: str
     agreed_cadence_minutes: int | None = None
     repeat_faults: tuple[int, int] | None = None
-    """(tickets, days): how many tickets the customer raised in the last ``days`` days (the
-    original among them when it is that recent); ``None`` when not counted."""
+    """(tickets, days): how many other tickets the customer raised in the last ``days`` days
+    (the escalated one left out); ``None`` when not counted."""
 
     def html(self, tz: ZoneInfo) -> str:
         rows = [
@@ -89,8 +89,8 @@ class EscalationOpened:
             rows.append(
                 (
                     "Repeat faults",
-                    f"{count} ticket{'s' if count != 1 else ''} from this customer in the last "
-                    f"{days} days",
+                    f"{count} other ticket{'s' if count != 1 else ''} from this customer in the "
+                    f"last {days} days",
                 )
             )
         return (

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from connector.errors import HelpdeskError, TransientError, Unauthorized
 from escalations import notes, parking
 from escalations.comms.calendar import BusinessCalendar
 from escalations.comms.duties import (
@@ -75,7 +76,19 @@ def run(ctx: JobContext) -> JobResult:
             break
         if esc.escalation_ticket_id is None:
             continue
-        comms.escalation(esc)
+        try:
+            comms.escalation(esc)
+        except (Unauthorized, TransientError):
+            raise  # the token or the helpdesk: no other escalation would fare better
+        except Exception as exc:  # noqa: BLE001 - this escalation only: the others go on
+            result.add("escalations_failed")
+            log.error(
+                "comms.escalation_failed esc=%s error=%s: %s",
+                esc.key,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, HelpdeskError),
+            )
     return result
 
 
@@ -92,9 +105,15 @@ class CommsPass:
         self.rules = PlanRules(
             callback_grace_minutes=self.settings.callback_grace_minutes,
             level_change_within_minutes=self.settings.level_change_within_minutes,
+            shortest_window_minutes=self.settings.reminder_lead_minutes,
         )
         self.people = People(ctx.adapter, ctx.binding, ctx.profile)
-        self.lead = timedelta(minutes=self.settings.reminder_lead_minutes)
+        # a pass must fall inside the lead for the reminder to go out: never less than the
+        # time between two passes
+        self.lead = max(
+            timedelta(minutes=self.settings.reminder_lead_minutes),
+            timedelta(seconds=ctx.settings.comms_interval_seconds),
+        )
         self.evidence = EvidenceReader(ctx, result, self.people)
 
     # -- one escalation ------------------------------------------------------------------------
@@ -127,6 +146,8 @@ class CommsPass:
             and d.reminded_at is None
             and d.due_at - self.lead <= self.now <= d.due_at
         ]
+        owner_html = self._owner_html(esc)  # the helpdesk is read before the transaction
+        executives = self._executives_html(esc)
         with self.ctx.outbox.transaction() as tx:
             for d in in_play:
                 found = done[d.slot]
@@ -139,7 +160,7 @@ class CommsPass:
                     self.ctx.lifecycle.comms_note(
                         tx, esc, REMINDER, d.kind, d.slot,
                         html=notes.duty_reminder_note(
-                            self._owner_html(esc), d.reason, d.kind, d.opens_at, d.due_at, self.tz
+                            owner_html, d.reason, d.kind, d.opens_at, d.due_at, self.tz
                         ),
                         subject=f"Reminder: {d.reason}",
                     )  # fmt: skip
@@ -148,11 +169,11 @@ class CommsPass:
                 d for d in missed if self.store.duty_missed(tx, esc.id, d.kind, d.slot, self.now)
             ]
             if newly_missed:
-                self._flag_missed(tx, esc, newly_missed)
+                self._flag_missed(tx, esc, newly_missed, executives)
             if not parked:  # a parked escalation is quiet by design
-                self._stalled_by_misses(tx, esc)
+                self._stalled_by_misses(tx, esc, executives)
                 if self._stall_due(esc, activity):
-                    self._stalled_quiet(tx, esc, activity)
+                    self._stalled_quiet(tx, esc, activity, executives)
             self._remember(tx, ACTIVITY, esc, activity)
 
     def _store_plan(
@@ -221,11 +242,13 @@ class CommsPass:
             for user, _role in self.people.watchers_for_level(level)
         ]
 
-    def _flag_missed(self, tx: Transaction, esc: Escalation, missed: Sequence[Duty]) -> None:
+    def _flag_missed(
+        self, tx: Transaction, esc: Escalation, missed: Sequence[Duty], executives: list[str]
+    ) -> None:
         slots = ",".join(sorted(d.slot for d in missed))
         digest = hashlib.sha256(slots.encode()).hexdigest()[:16]
         html = notes.duties_missed_note(
-            self._executives_html(esc),
+            executives,
             [(d.reason, d.kind, d.opens_at, d.due_at) for d in missed],
             self.tz,
         )
@@ -242,7 +265,7 @@ class CommsPass:
             slots,
         )
 
-    def _stalled_by_misses(self, tx: Transaction, esc: Escalation) -> None:
+    def _stalled_by_misses(self, tx: Transaction, esc: Escalation, executives: list[str]) -> None:
         need = self.settings.stalled_after_missed
         settled = [d for d in self.store.duties(esc.id) if d.settled]
         run: list[Duty] = []
@@ -252,7 +275,7 @@ class CommsPass:
             return
         first = run[0]  # one alert per run of misses, however long it grows
         html = notes.stalled_note(
-            self._executives_html(esc),
+            executives,
             esc.level,
             f"{len(run)} duties of the communication plan missed in a row",
         )
@@ -262,13 +285,15 @@ class CommsPass:
             self.result.add("stalled")
             log.warning("comms.stalled esc=%s missed_in_a_row=%s", esc.key, len(run))
 
-    def _stalled_quiet(self, tx: Transaction, esc: Escalation, activity: datetime) -> None:
+    def _stalled_quiet(
+        self, tx: Transaction, esc: Escalation, activity: datetime, executives: list[str]
+    ) -> None:
         minutes = self.settings.stalled_after_minutes
         why = (
             f"no agent activity on its tickets since {notes.local_time(activity, self.tz)} "
             f"({minutes} business minutes)"
         )
-        html = notes.stalled_note(self._executives_html(esc), esc.level, why)
+        html = notes.stalled_note(executives, esc.level, why)
         if self.ctx.lifecycle.comms_note(
             tx, esc, STALLED, activity.isoformat(), html=html, subject="Not progressing"
         ):
@@ -288,6 +313,8 @@ class CommsPass:
     def _known_activity(self, esc: Escalation) -> datetime:
         known = self._meta(ACTIVITY).get(str(esc.id))
         changes = [c.changed_at for c in self.store.level_changes(esc.id)]
+        # back from parking counts as activity: the quiet spell starts again there
+        changes += [p.ended_at for p in self.store.parking_periods(esc.id) if p.ended_at]
         start = esc.opened_at or esc.flagged_at or esc.updated_at
         return max([start, *changes, *([datetime.fromisoformat(known)] if known else [])])
 

@@ -74,6 +74,10 @@ class EscalationFacts:
 class PlanRules:
     callback_grace_minutes: int = 30
     level_change_within_minutes: int = 60
+    shortest_window_minutes: int = 0
+    """A contact-call window already running at the flag is a duty only with at least this
+    much of it left (the comms job passes the reminder lead): a flag at 11:55 does not make
+    a morning call due at 12:00."""
 
 
 def plan(
@@ -96,18 +100,16 @@ def plan(
         limit = min(limit, open_pause[0])
     duties: list[DutySpec] = []
     if facts.callback_at is not None:
-        grace = rules.callback_grace_minutes
-        duties.append(
-            DutySpec(
-                "callback",
-                DutyKind.CALL,
-                min(facts.flagged_at, facts.callback_at),
-                facts.callback_at + _minutes(grace),
-                "agreed callback",
-            )
-        )
+        grace = _minutes(rules.callback_grace_minutes)
+        due = facts.callback_at + grace
+        # around the agreed time (from grace before it), never before the flag; an agreed
+        # time already past at the flag keeps its old window
+        opens = max(facts.flagged_at, facts.callback_at - grace)
+        if opens >= due:
+            opens = min(facts.flagged_at, facts.callback_at)
+        duties.append(DutySpec("callback", DutyKind.CALL, opens, due, "agreed callback"))
     if segment.contact_calls:
-        duties += _contact_calls(facts, segment, calendar, limit)
+        duties += _contact_calls(facts, segment, calendar, limit, rules)
     else:
         duties += _cadence(facts, segment, calendar, limit)
     calls = bool(segment.contact_calls) or segment.update_channel == "call"
@@ -141,13 +143,19 @@ def suspended(
 
 
 def _contact_calls(
-    facts: EscalationFacts, segment: Segment, calendar: BusinessCalendar, limit: datetime
+    facts: EscalationFacts,
+    segment: Segment,
+    calendar: BusinessCalendar,
+    limit: datetime,
+    rules: PlanRules,
 ) -> list[DutySpec]:
     found = []
+    shortest = _minutes(rules.shortest_window_minutes)
     for day in calendar.business_days(facts.flagged_at, limit):
         for window in segment.contact_calls:
             opens, closes = calendar.window(day, window.start, window.end)
-            if closes > facts.flagged_at and opens < limit:
+            opens = max(opens, facts.flagged_at)  # a call before the escalation is not one
+            if closes - opens >= max(shortest, _minutes(1)) and opens < limit:
                 found.append(
                     DutySpec(
                         f"call:{day.isoformat()}:{window.name}",

@@ -48,7 +48,9 @@ def repeat_faults(p: SyncPass, ticket: Ticket) -> tuple[int, int] | None:
     except HelpdeskError as exc:
         log.warning("flag.repeat_faults_unknown ticket=%s error=%s", ticket.id, exc)
         return None
-    return count, days
+    if ticket.created_at >= since:
+        count -= 1  # the ticket being escalated is not a repeat of itself
+    return max(count, 0), days
 
 
 def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:

@@ -187,11 +187,17 @@ def test_a_worker_stopped_for_three_days_flags_what_it_missed_in_one_note(world:
 
 
 def test_status_lists_duties_due_and_missed(world: World) -> None:
-    escalate(world, TITLE)
+    esc = escalate(world, TITLE)
     pass_at(world, _z("2026-12-01T12:05"))
     summary = world.store.status(world.clock.now())
     assert summary.duties_missed == 1  # the morning call
-    assert summary.duties_due == 1  # the callback (15:00); the afternoon window opens at 13:00
+    assert summary.duties_due == 0  # the callback's window opens at 14:30, the afternoon's at 13
+    pass_at(world, _z("2026-12-01T14:35"))
+    assert world.store.status(world.clock.now()).duties_due == 2  # afternoon call, callback
+    # resolved: parked, the plan pauses, and nothing is due but the confirmation call later
+    world.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    pass_at(world, _z("2026-12-01T14:40"))
+    assert world.store.status(world.clock.now()).duties_due == 0
 
 
 def test_a_level_change_makes_a_call_due_and_a_long_run_of_misses_alerts_once(
@@ -287,3 +293,57 @@ def test_a_token_without_cti_agent_counts_articles_and_says_so(
         assert duty(w, "call:2027-03-25:morning").evidence.startswith("article:")
         assert [r for r in caplog.records if "comms.caller_log_unread" in r.getMessage()]
         w.store.close()
+
+
+def test_a_flag_late_in_a_window_makes_no_call_due_in_it(week: World) -> None:
+    """Flagged at 11:55 (the morning window closes at 12:00): no morning call is due, and a
+    phone article logged before the flag counts for nothing."""
+    w = week
+    call_logged(w, w.ticket_by_title(TITLE), _z("2027-03-25T09:30"))  # before the flag
+    w.clock.set(_z("2027-03-25T11:55"))
+    escalate(w, TITLE, escalation_callback_at=None)
+    pass_at(w, _z("2027-03-25T13:10"))
+    slots = {d.slot for d in w.store.duties()}
+    assert "call:2027-03-25:morning" not in slots
+    afternoon = duty(w, "call:2027-03-25:afternoon")
+    assert afternoon.opens_at == _z("2027-03-25T13:00")
+    pass_at(w, _z("2027-03-25T17:05"))
+    assert duty(w, "call:2027-03-25:afternoon").missed_at is not None  # the 09:30 call: no
+
+
+def test_a_reminder_lead_shorter_than_the_pass_interval_still_reminds(
+    tmp_path: Path,
+) -> None:
+    """With a 5-minute lead and passes every 15 minutes, a pass may never fall inside the
+    lead: the lead is taken as at least the interval, so the reminder goes out."""
+    mappings = edited_mappings(
+        tmp_path, "process.toml", "\nreminder_lead_minutes = 30\n", "\nreminder_lead_minutes = 5\n"
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(THU), rsps, mappings)
+        w.installation.ctx.settings.__dict__["comms_interval_seconds"] = 900
+        esc = escalate(w, TITLE, escalation_callback_at=None)
+        pass_at(w, _z("2027-03-25T11:48"))  # 12 minutes before the morning window closes
+        assert len(notes_titled(w, esc["id"], "Reminder:")) == 1
+        w.store.close()
+
+
+def test_one_failing_escalation_does_not_stop_the_others(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    first = escalate(w, TITLE)
+    second = escalate(w, ENTERPRISE_TITLE, customer_segment="enterprise")
+    real = w.ctx.adapter.list_articles
+
+    def broken(ticket_id: int) -> Any:
+        if ticket_id in (first["id"], w.ticket_by_title(TITLE)):
+            raise ValueError("an article the adapter cannot read")
+        return real(ticket_id)
+
+    w.ctx.adapter.list_articles = broken  # type: ignore[method-assign]
+    w.twice = False
+    w.clock.set(_z("2026-12-01T11:35"))
+    w.sync(advance=timedelta(0))
+    assert notes_titled(w, second["id"], "Reminder:") or notes_titled(w, second["id"], "Missed:")
+    assert [r for r in caplog.records if "comms.escalation_failed" in r.getMessage()]

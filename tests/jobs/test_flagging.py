@@ -32,7 +32,9 @@ def test_the_first_note_counts_the_customer_s_tickets_of_the_last_30_days(world:
     latest = w.sandbox.create_ticket_as_customer(RESIDENTIAL, "Line down", "Down again.")
     w.flag(latest)
     w.sync()
-    assert "Repeat faults:</b> 2 tickets from this customer in the last 30 days" in _first_note(w)
+    assert (
+        "Repeat faults:</b> 1 other ticket from this customer in the last 30 days" in _first_note(w)
+    )
     counts = [
         json.loads(c.request.body)
         for c in w.rsps.calls
@@ -101,7 +103,7 @@ def test_an_agreed_cadence_replaces_the_segment_s(agreed: World) -> None:
     assert cadence["cadence:1"].due_at == flagged + timedelta(minutes=30)  # not the segment's 60
 
 
-@pytest.mark.parametrize("value", [0, -5, None])
+@pytest.mark.parametrize("value", [0, -5, 1, None])
 def test_no_usable_agreed_cadence_keeps_the_segment_s(agreed: World, value: object) -> None:
     w = agreed
     w.flag(

@@ -107,6 +107,8 @@ def _instant(value: FieldValue) -> datetime | None:
         return None
 
 
+MIN_AGREED_CADENCE_MINUTES = 15
+"""A shorter cadence would make every pass a reminder and a miss: it is not taken."""
 MAX_AGREED_CADENCE_MINUTES = 100_000
 
 
@@ -119,7 +121,7 @@ def _minutes(value: FieldValue) -> int | None:
         value = int(value)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, int) and 0 < value <= MAX_AGREED_CADENCE_MINUTES:
+    if isinstance(value, int) and MIN_AGREED_CADENCE_MINUTES <= value <= MAX_AGREED_CADENCE_MINUTES:
         return value
     return None
 

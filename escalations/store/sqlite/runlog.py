@@ -77,8 +77,17 @@ class RunLogMixin(SqliteBase):
             )
         }
         duties_due = conn.execute(
-            "SELECT count(*) FROM duty WHERE done_at IS NULL AND missed_at IS NULL"
-            " AND COALESCE(opens_at, due_at) <= ?",
+            "SELECT count(*) FROM duty JOIN escalation ON escalation.id = duty.escalation_id"
+            " WHERE duty.done_at IS NULL AND duty.missed_at IS NULL"
+            " AND COALESCE(duty.opens_at, duty.due_at) <= ?"
+            # the communication plan runs for open escalations; a parked one has its
+            # confirmation call only, and a duty whose window met a parking is suspended
+            " AND (escalation.state = 'open' OR (escalation.state = 'parked'"
+            "      AND duty.slot LIKE 'confirmation:%'))"
+            " AND (duty.slot LIKE 'confirmation:%' OR NOT EXISTS (SELECT 1 FROM parking"
+            "      WHERE parking.escalation_id = duty.escalation_id"
+            "      AND COALESCE(duty.opens_at, duty.due_at) < COALESCE(parking.ended_at, '9')"
+            "      AND duty.due_at > parking.resolved_at))",
             (to_db(now),),
         ).fetchone()[0]
         duties_missed = conn.execute(
