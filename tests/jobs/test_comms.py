@@ -347,3 +347,43 @@ def test_one_failing_escalation_does_not_stop_the_others(
     w.sync(advance=timedelta(0))
     assert notes_titled(w, second["id"], "Reminder:") or notes_titled(w, second["id"], "Missed:")
     assert [r for r in caplog.records if "comms.escalation_failed" in r.getMessage()]
+
+
+RESELLER_TITLE = "Leased line flapping - end users affected"
+
+
+def test_a_reseller_update_is_a_customer_visible_article_not_an_internal_note(
+    week: World,
+) -> None:
+    """Reseller: an update every 2 business hours by ticket; an internal note does not count,
+    a reply the customer can see does."""
+    w = week
+    w.clock.set(_z("2027-03-25T09:00"))
+    esc = escalate(w, RESELLER_TITLE, customer_segment="reseller", escalation_callback_at=None)
+    original = w.ticket_by_title(RESELLER_TITLE)
+    w.clock.set(_z("2027-03-25T10:00"))
+    w.sandbox.agent_article(original, ALICE, "Checked the line: still flapping.")  # internal
+    pass_at(w, _z("2027-03-25T11:05"))
+    assert duty(w, "cadence:1").missed_at is not None  # due 11:00: the internal note did not do
+    w.clock.set(_z("2027-03-25T12:00"))
+    w.sandbox.agent_article(
+        original, ALICE, "Update: BT engineer on site at 14:00.", type="email", internal=False,
+        to="orla.byrne@netreseller.example",
+    )  # fmt: skip
+    pass_at(w, _z("2027-03-25T13:05"))
+    assert duty(w, "cadence:2").done_at == _z("2027-03-25T12:00")
+    assert duty(w, "cadence:2").kind == "update"
+    assert len(notes_titled(w, esc["id"], "Missed:")) == 1
+
+
+def test_the_caller_log_is_read_once_per_pass_for_every_escalation(calls_week: World) -> None:
+    w = calls_week
+    escalate(w, TITLE, escalation_callback_at=None)
+    escalate(w, ENTERPRISE_TITLE, customer_segment="enterprise", escalation_callback_at=None)
+    before = len([c for c in w.http_calls() if c == "GET /api/v1/cti/log"])
+    w.twice = False
+    w.clock.set(_z("2027-03-25T11:45"))  # both have a duty at its decision point
+    result = w.sync(advance=timedelta(0))
+    reads = len([c for c in w.http_calls() if c == "GET /api/v1/cti/log"]) - before
+    assert result.counts.get("tickets_read", 0) >= 4  # two escalations' tickets were read
+    assert reads == 1
