@@ -27,12 +27,13 @@ import logging
 from datetime import datetime
 
 from connector.base import Ticket
-from escalations import notes, parking
+from escalations import notes, parking, workflow
 from escalations.comms.calendar import BusinessCalendar
 from escalations.effects.helpdesk import UpdateTicket
 from escalations.models import EffectState, Escalation, ParkingOutcome, State
 from escalations.store.base import Transaction
 from jobs.context import JobContext
+from jobs.sync import levels
 from jobs.sync._pass import Plan, SyncPass
 from jobs.sync.rfo import needs_rfo
 
@@ -45,12 +46,9 @@ def on_escalation_ticket(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan |
     """The plan for a change to an escalation ticket's state, if it means one."""
     if ticket.id != esc.escalation_ticket_id or _state_writes_landing(p.ctx, esc):
         return None
-    if (
-        esc.state is State.OPEN
-        and p.binding.closing(ticket)
-        and p.binding.requested_level(ticket) in (None, esc.level)  # a level move goes first
-        and not needs_rfo(p, ticket, esc)
-    ):
+    if esc.state is State.OPEN and p.binding.closing(ticket) and not needs_rfo(p, ticket, esc):
+        # a level set in the same change is applied first, in the same transaction (the
+        # level's plan runs before this one, and parking reads the escalation afresh)
         return _resolved(p, ticket, esc)
     if esc.state is State.PARKED:
         return _while_parked(p, ticket, esc)
@@ -89,8 +87,16 @@ def _while_parked(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     if p.binding.reopened(ticket):
         return _unpark(p, esc, at, ParkingOutcome.REOPENED, "an agent set the ticket back to open")
     if p.binding.requested_level(ticket) not in (None, esc.level):
-        # work goes on: back to open, and the level applies once the un-park has landed
-        return _unpark(p, esc, at, ParkingOutcome.REOPENED, "an agent changed the level")
+        # work goes on: back to open, and the level applied in the same transaction
+        unpark = _unpark(p, esc, at, ParkingOutcome.REOPENED, "an agent changed the level")
+        move = levels.level_asked(p, ticket, workflow.apply(esc, workflow.Event.UNPARK, at))
+
+        def both(tx: Transaction) -> None:
+            unpark(tx)
+            if move is not None:
+                move(tx)
+
+        return both
     if p.binding.closing(ticket):
         periods = p.store.parking_periods(esc.id)
         if not periods:

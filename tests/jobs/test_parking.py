@@ -221,7 +221,6 @@ def test_no_contact_call_is_due_while_parked(world: World) -> None:
 
 def test_a_level_change_on_a_parked_escalation_unparks_it_and_applies(world: World) -> None:
     esc = _resolved(world)
-    world.twice = False  # two steps: the un-park, then (its writes landed) the level
     world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
     world.sync()
     world.sync()
@@ -254,3 +253,17 @@ def test_an_email_waiting_to_be_copied_when_it_closes_is_copied_if_it_reopens(
     world.sync()
     world.sync()
     assert any("One more thing." in c["body"] for c in world.copies_in(esc["id"]))
+
+
+def test_a_level_and_a_close_in_one_change_are_both_done_in_one_pass(world: World) -> None:
+    """Found by the kill soak: the close waited for the level's writes, so a second clean
+    pass still parked. Now one pass applies the level and parks; the repeat writes nothing."""
+    esc = _open_escalation(world)
+    world.sandbox.agent_update(
+        esc["id"], ALICE, escalation_level="2", escalation_rfo="Fibre cut.", state="closed"
+    )
+    world.sync()
+    parked = _escalation(world)
+    assert (parked.state, parked.level) == (State.PARKED, 2)
+    assert "escalation-l2" in world.sandbox.tags_of(esc["id"])
+    assert world.sandbox.ticket(esc["id"])["state"] == "parked"
