@@ -558,6 +558,9 @@ class HttpClient:
         clock: time source for back-off sleeps, ``Retry-After`` dates and the request budget.
         session: a session from ``build_session`` (tests mount fault adapters on it).
         rng: jitter source (tests pass a seeded one).
+        progress: called before every attempt, on the caller's thread: the service's
+            watchdog ping, so a worker busy with many requests stays "alive" while one stuck
+            in a single call stops pinging.
 
     Raises:
         UnsafeURLError: the URL is refused (see ``check_base_url``).
@@ -572,8 +575,10 @@ class HttpClient:
         session: requests.Session | None = None,
         *,
         rng: random.Random | None = None,
+        progress: Callable[[], None] | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self._progress = progress
         self.policy = policy
         self._origin = _origin(self.base_url)
         self._clock = clock
@@ -802,6 +807,8 @@ class HttpClient:
         state: _CallState,
     ) -> requests.Response:
         self._bucket.acquire()
+        if self._progress is not None:
+            self._progress()
         try:
             resp = self._session.request(
                 method,

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import schedule
 
@@ -43,6 +44,27 @@ that died is replaced within about that long."""
 EFFECT_ROUNDS = 6
 """Sweeps of the executor per effects step: a commit may request follow-up writes that
 become due in the same step (each sweep also reaches those requested during it)."""
+QUIET_COUNTS = frozenset({"not_leader", "effects_deferred"})
+"""Counts that do not make a pass worth an INFO line (a standby, a write still settling):
+a pass with nothing else logs ``job.done`` at DEBUG, so an idle worker is silent."""
+
+
+class Liveness(Protocol):
+    """Who watches the worker (systemd, through ``escalations.app.systemd.Notifier``)."""
+
+    def alive(self) -> None:
+        """The main loop is making progress (a watchdog ping, throttled by the watcher)."""
+
+    def status(self, line: str) -> None:
+        """One line saying how the worker is doing."""
+
+
+class _Unwatched:
+    def alive(self) -> None:
+        pass
+
+    def status(self, line: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -78,8 +100,11 @@ class Worker:
         jobs: Sequence[Job] | None = None,
         *,
         executor: Executor | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.ctx = ctx
+        self.liveness: Liveness = liveness or _Unwatched()
+        self._last_sync: datetime | None = None
         self.jobs = list(jobs) if jobs is not None else default_jobs(ctx)
         self.executor = executor
         self.worker_id = executor.worker_id if executor is not None else new_worker_id()
@@ -98,6 +123,7 @@ class Worker:
         )
         scheduler.run_all()  # a first pass right away, then on the ticks
         while not self.ctx.stop.is_set():
+            self.liveness.alive()
             idle = scheduler.idle_seconds
             self.ctx.stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
             if not self.ctx.stop.is_set():
@@ -121,6 +147,7 @@ class Worker:
         except TransientError as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
             self._helpdesk_down(exc)
+            self._report()
             return None
         except HelpdeskError as exc:  # the helpdesk refused or redirected: a setup, not a bug
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
@@ -132,8 +159,30 @@ class Worker:
             return None
         self._record(run_id, ok=True, counts=result.counts)
         self._helpdesk_up()
-        log.info("job.done job=%s %s", job.name, result.summary())
+        if job.name == sync.NAME and not result.counts.get("not_leader"):
+            self._last_sync = self.ctx.clock.now()
+        quiet = not any(n for key, n in result.counts.items() if key not in QUIET_COUNTS)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "job.done job=%s %s",
+            job.name,
+            result.summary(),
+        )
+        self._report()
         return result
+
+    def _report(self) -> None:
+        """Tell the watcher the worker is alive and how it is doing, in one line."""
+        self.liveness.alive()
+        due = self.ctx.store.count_due(now=self.ctx.clock.now())
+        writes = f"{due} write{'s' if due != 1 else ''} due"
+        if self._down is not None:
+            line = f"helpdesk {self._down[0]} since {_hhmm(self._down[1])} · {writes}"
+        elif self._last_sync is not None:
+            line = f"polling ok · last sync {_hhmm(self._last_sync.isoformat())} · {writes}"
+        else:
+            line = f"starting · {writes}"
+        self.liveness.status(line)
 
     def _leads(self, job: Job) -> bool:
         """Take or renew this job's leadership lease; ``False`` while another worker holds
@@ -160,6 +209,7 @@ class Worker:
         if self.executor is None:
             return
         for _ in range(EFFECT_ROUNDS):
+            self.liveness.alive()
             if self.ctx.stop.is_set():
                 return
             outcome = self.executor.run_pending()
@@ -194,3 +244,12 @@ class Worker:
     def helpdesk_down(self) -> tuple[str, str] | None:
         """``(unreachable|maintenance, since)`` while the helpdesk is down."""
         return self._down
+
+
+def _hhmm(instant: str) -> str:
+    """``2026-12-07T09:03:12+00:00`` → ``09:03Z`` (the status line is short)."""
+    try:
+        parsed = datetime.fromisoformat(instant)
+    except ValueError:
+        return instant
+    return parsed.astimezone(UTC).strftime("%H:%MZ")

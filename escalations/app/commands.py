@@ -23,6 +23,7 @@ from escalations.models import ACTIVE_STATES, ArchiveCopy, Effect, EffectState, 
 from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from escalations.app.systemd import Notifier
     from escalations.store.base import StatusSummary
     from escalations.store.sqlite import SqliteStore
 
@@ -54,13 +55,19 @@ def _mappings(settings: Settings) -> Mappings:
 def _open_store(settings: Settings, clock: Clock) -> SqliteStore:
     """The store, or a ``ConfigError`` when its directory cannot be made or opened (a
     permission, a read-only file system): the admin has to fix the setting."""
+    import sqlite3
+
+    from escalations.app.preflight import places
     from escalations.app.wiring import open_store
 
+    setting = places(settings)[0].setting
     try:
         return open_store(settings, clock)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(
-            f"{settings.database_path}: cannot open the store: {exc.strerror or exc}"
+            f"{setting}: {settings.database_path}: cannot open the store: {problem} "
+            f"(fix its owner or mode, or set {setting})"
         ) from None
 
 
@@ -76,26 +83,35 @@ def _display_tz(settings: Settings) -> tzinfo:
 
 
 def check(args: argparse.Namespace) -> int:
+    """Every check ``run`` makes before it starts (``preflight``), without starting: exit 0
+    when ``run`` would start, 78 when a setting or mapping must change, 1 when another
+    worker holds the store."""
+    from escalations.app.preflight import lock_problem, places, prepare
+
     settings = _settings(args)
     mappings = _mappings(settings)
     profile = mappings.profile
-    helpdesk = settings.helpdesk_url if settings.helpdesk_configured else "no helpdesk configured"
-    _out(f"settings: ok ({helpdesk})")
     _out(
         f"mappings: ok ({mappings.directory}: {profile.max_level} levels, "
         f"{len(profile.reasons)} reasons, {len(profile.segments)} segments, "
         f"time zone {profile.process.time_zone})"
     )
+    adapter = prepare(settings, SystemClock())
+    _out(f"settings: ok ({settings.helpdesk} at {settings.helpdesk_url})")
+    where = ", ".join(f"{p.what.split()[0]} {p.path}" for p in places(settings))
+    _out(f"state: ok (writable: {where})")
+    held = lock_problem(settings)
+    if held is not None:
+        _err(f"store: {held}; `escalations run` would be refused while it runs")
+        return 1
+    _out(f"store: ok ({settings.database_path}: no other worker holds it)")
     if not args.live:
         return 0
-    from escalations.app.wiring import build_adapter
     from escalations.bindings.zammad.livecheck import live_check
 
-    clock = SystemClock()
-    adapter = build_adapter(settings, clock)
     problems = live_check(adapter, mappings)
     for problem in problems:
-        print(f"escalations: live: {problem}", file=sys.stderr)  # noqa: T201
+        _err(f"live: {problem}")
     if problems:
         return 78
     _out(f"helpdesk: ok ({settings.helpdesk_url}: every field, tag, group, state and person found)")
@@ -106,7 +122,9 @@ def check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from escalations.app.wiring import build, build_adapter
+    from escalations.app.preflight import prepare
+    from escalations.app.systemd import Notifier
+    from escalations.app.wiring import build
     from escalations.effects.executor import new_worker_id
 
     settings = _settings(args)
@@ -122,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
                 "(ISO-8601, e.g. 2026-12-01T09:30:00Z)"
             ) from None
     mappings = _mappings(settings)
-    adapter = build_adapter(settings, clock)
+    notifier = Notifier()
+    adapter = prepare(settings, clock, progress=notifier.alive)
     store = _open_store(settings, clock)
     try:
         worker_id = new_worker_id()
@@ -138,9 +157,12 @@ def run(args: argparse.Namespace) -> int:
             stop=stop,
             worker_id=worker_id,
         )
-        worker = installation.worker()
+        worker = installation.worker(liveness=notifier)
         grace = _StopGrace()
-        _install_stop_handlers(stop, grace)
+        _install_stop_handlers(stop, grace, notifier)
+        # settings, mappings, migrations and the lock are done; the helpdesk is not waited
+        # for (when it is down, the status line says so)
+        notifier.ready(f"started · worker {worker_id}")
         try:
             with grace:
                 if args.once:
@@ -157,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.release_lock()
         store.close()
+        notifier.close()
 
 
 STOP_GRACE_SECONDS = 5.0
@@ -193,9 +216,13 @@ class _StopGrace:
         signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
 
 
-def _install_stop_handlers(stop: threading.Event, grace: _StopGrace | None = None) -> None:
+def _install_stop_handlers(
+    stop: threading.Event, grace: _StopGrace | None = None, notifier: Notifier | None = None
+) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if not stop.is_set():
+            if notifier is not None:
+                notifier.stopping()
             log.info("worker.stopping signal=%s", signal.Signals(signum).name)
             if grace is not None:
                 grace.arm()

@@ -8,7 +8,7 @@ wiring."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +33,7 @@ from escalations.settings import Settings
 from escalations.store.base import Store
 from escalations.store.sqlite import SqliteStore
 from jobs.context import JobContext
-from jobs.worker import Job, Worker
+from jobs.worker import Job, Liveness, Worker
 
 if TYPE_CHECKING:
     import requests
@@ -67,9 +67,14 @@ def http_policy(settings: Settings) -> HttpPolicy:
 
 
 def build_adapter(
-    settings: Settings, clock: Clock, session: requests.Session | None = None
+    settings: Settings,
+    clock: Clock,
+    session: requests.Session | None = None,
+    *,
+    progress: Callable[[], None] | None = None,
 ) -> HelpdeskAdapter:
-    """The adapter for ``ESCALATIONS_HELPDESK``, built from its URL, token and HTTP policy.
+    """The adapter for ``ESCALATIONS_HELPDESK``, built from its URL, token and HTTP policy
+    (``progress``: see ``HttpClient``).
 
     Raises:
         ConfigError: no URL or no token configured, or the URL is refused.
@@ -91,6 +96,7 @@ def build_adapter(
             http_policy(settings),
             clock,
             session=session,
+            progress=progress,
         )
     except SetupError as exc:
         raise ConfigError(f"ESCALATIONS_HELPDESK_URL: {exc}") from None
@@ -111,8 +117,8 @@ class Installation:
     ctx: JobContext
     executor: Executor
 
-    def worker(self, jobs: Sequence[Job] | None = None) -> Worker:
-        return Worker(self.ctx, jobs, executor=self.executor)
+    def worker(self, jobs: Sequence[Job] | None = None, liveness: Liveness | None = None) -> Worker:
+        return Worker(self.ctx, jobs, executor=self.executor, liveness=liveness)
 
 
 def build(

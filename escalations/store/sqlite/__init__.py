@@ -32,6 +32,37 @@ from escalations.store.sqlite.runlog import RunLogMixin
 from escalations.store.sqlite.sync_state import SyncStateMixin
 
 
+def lock_path_of(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+def _held_message(fd: int, database: Path) -> str:
+    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    who = f"pid {holder}" if holder.isdigit() else "another process"
+    return (
+        f"another worker ({who}) is running on {database} "
+        f"(lock file {lock_path_of(database)}); only one worker may use a store"
+    )
+
+
+def probe_lock(database: Path) -> str | None:
+    """Why ``acquire_lock`` would fail now (another worker holds the lock), or ``None``;
+    takes nothing and creates nothing (``escalations check``)."""
+    try:
+        fd = os.open(lock_path_of(database), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _held_message(fd, database)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMixin):
     def __init__(self, path: Path | str, clock: Clock) -> None:
         self._lock_fd: int | None = None
@@ -39,7 +70,7 @@ class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMix
 
     @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+        return lock_path_of(self.path)
 
     def acquire_lock(self, *, worker: str = "") -> None:
         """Take the single-host lock, or raise ``LockHeld``; then release the claims and the
@@ -51,13 +82,9 @@ class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMix
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            message = _held_message(fd, self.path)
             os.close(fd)
-            who = f"pid {holder}" if holder.isdigit() else "another process"
-            raise LockHeld(
-                f"another worker ({who}) is running on {self.path} "
-                f"(lock file {self.lock_path}); only one worker may use a store"
-            ) from None
+            raise LockHeld(message) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd

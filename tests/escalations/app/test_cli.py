@@ -115,15 +115,30 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 # -- check ------------------------------------------------------------------------------------
 
 
-def test_check_passes_on_the_shipped_mappings(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_passes_on_the_shipped_mappings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: Path
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "check-token-0001")
     code, out, err = run_cli(capsys, "check")
     assert code == 0, err
     assert out.splitlines() == [
-        "settings: ok (no helpdesk configured)",
         f"mappings: ok ({shipped_mappings_dir()}: 4 levels, 6 reasons, 4 segments, "
         "time zone Europe/London)",
+        "settings: ok (zammad at https://zammad.example.com)",
+        f"state: ok (writable: store {env}, archive {env / 'archive'}, reports {env / 'reports'})",
+        f"store: ok ({env / 'escalations.sqlite3'}: no other worker holds it)",
     ]
     assert error_lines(err) == []
+
+
+def test_check_without_a_helpdesk_fails_as_run_would(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run`` refuses to start without a helpdesk; ``check`` used to say "ok"."""
+    code, out, err = run_cli(capsys, "check")
+    assert code == EX_CONFIG
+    assert out.startswith("mappings: ok (")
+    (line,) = error_lines(err)
+    assert line.startswith(f"escalations: {NOT_CONFIGURED}: set ESCALATIONS_HELPDESK_URL")
 
 
 def test_check_names_file_line_and_key_of_a_bad_mapping(
@@ -413,13 +428,17 @@ def test_a_store_that_cannot_be_created_is_a_config_error(
     monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
     monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
     monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "t")
-    code, out, err = run_cli(capsys, "run", "--once")
-    assert (code, out) == (EX_CONFIG, "")
-    assert re.fullmatch(
-        rf"escalations: {re.escape(str(state))}/escalations\.sqlite3: cannot open the store: "
-        r"[A-Z][^\n]+\n",
-        err,
-    ), err
+    for command in ("run", "check"):  # the same refusal from both
+        code, out, err = (
+            run_cli(capsys, command, "--once") if command == "run" else run_cli(capsys, command)
+        )
+        assert code == EX_CONFIG
+        assert re.fullmatch(
+            rf"escalations: ESCALATIONS_STATE_DIR: {re.escape(str(state))}: cannot create the "
+            r"store directory: [A-Z][^\n]+ \(set ESCALATIONS_STATE_DIR to a directory this user "
+            r"may write\)\n",
+            err,
+        ), err
 
 
 # -- run: refusals before any work ------------------------------------------------------------
@@ -521,7 +540,8 @@ def test_check_live_without_a_helpdesk(capsys: pytest.CaptureFixture[str]) -> No
     assert code == EX_CONFIG
     (line,) = error_lines(err)
     assert line.startswith(f"escalations: {NOT_CONFIGURED}: ")
-    assert out.startswith("settings: ok (no helpdesk configured)\n")
+    assert out.startswith("mappings: ok (")
+    assert "settings: ok" not in out
 
 
 def test_check_live_when_the_helpdesk_is_down(

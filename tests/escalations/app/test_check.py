@@ -1,0 +1,123 @@
+"""``escalations check`` runs every check ``run`` makes before it starts (issue 14 #3): the
+same refusal, the same line, the same exit code from both — and never a secret. Offline
+``check`` used to pass what ``run`` refused (``http://`` to a remote host, a missing CA bundle),
+printed the password of ``https://user:pw@host``, and a state directory that could not be used
+was a traceback or "unable to open database file" with exit 1 (a restart loop)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from escalations.app.cli import main
+from escalations.clock import SystemClock
+from escalations.errors import EX_CONFIG
+from escalations.store.sqlite import SqliteStore
+
+TOKEN = "check-token-0001"
+
+
+@pytest.fixture(autouse=True)
+def configured(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", TOKEN)
+    return cli_env
+
+
+def both(capsys: pytest.CaptureFixture[str]) -> dict[str, tuple[int, str]]:
+    """``check`` and ``run --once``: exit code and the ``escalations:`` lines of each."""
+    seen = {}
+    for argv in (["check"], ["run", "--once"]):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert TOKEN not in out + err
+        lines = [line for line in err.splitlines() if line.startswith("escalations: ")]
+        seen[argv[0]] = (code, "\n".join(lines))
+    return seen
+
+
+def test_plain_http_to_a_remote_host(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "http://zammad.example.com")
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    code, line = seen["check"]
+    assert code == EX_CONFIG
+    assert line.startswith("escalations: ESCALATIONS_HELPDESK_URL: refusing http:// to ")
+
+
+def test_missing_ca_bundle(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_CA_BUNDLE", str(tmp_path / "no-ca.pem"))
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    assert seen["check"] == (
+        EX_CONFIG,
+        f"escalations: ESCALATIONS_CA_BUNDLE: CA bundle {tmp_path / 'no-ca.pem'} is not a file",
+    )
+
+
+def test_state_directory_that_cannot_be_created(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", "/sys/helpdesk-escalations-test")  # EPERM, root too
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    code, line = seen["check"]
+    assert code == EX_CONFIG
+    assert line.startswith(
+        "escalations: ESCALATIONS_STATE_DIR: /sys/helpdesk-escalations-test: cannot create the "
+        "store directory: "
+    )
+    assert line.endswith("(set ESCALATIONS_STATE_DIR to a directory this user may write)")
+
+
+def test_state_directory_that_is_not_writable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    state = tmp_path / "read-only"
+    state.mkdir(mode=0o500)
+    if os.access(state, os.W_OK):  # root writes anywhere, but not into /proc
+        state = Path("/proc")
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    code, line = seen["check"]
+    assert code == EX_CONFIG
+    assert line.startswith(
+        f"escalations: ESCALATIONS_STATE_DIR: {state}: the store directory is not writable: "
+    )
+
+
+def test_archive_directory_setting_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_ARCHIVE_DIR", "/sys/helpdesk-escalations-archive")
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    assert seen["check"][1].startswith(
+        "escalations: ESCALATIONS_ARCHIVE_DIR: /sys/helpdesk-escalations-archive: cannot create "
+        "the archive directory: "
+    )
+
+
+def test_another_worker_holds_the_store(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    """The second worker is refused, and ``check`` says it would be."""
+    configured.mkdir(parents=True, exist_ok=True)
+    holder = SqliteStore(configured / "escalations.sqlite3", SystemClock())
+    holder.acquire_lock(worker="the-first")
+    try:
+        seen = both(capsys)
+    finally:
+        holder.close()
+    for command in ("check", "run"):
+        code, line = seen[command]
+        assert code == 1, command
+        assert f"another worker (pid {os.getpid()}) is running on " in line
+    assert seen["check"][1].endswith("`escalations run` would be refused while it runs")
