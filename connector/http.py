@@ -898,10 +898,11 @@ class HttpClient:
         maintenance) is said once by the worker loop, which sees every adapter's errors; here
         a give-up is only a DEBUG line, so an outage does not repeat a WARNING every pass."""
         if isinstance(exc, Unauthorized):
-            # the token is wrong or expired, everything will fail: ERROR, once
+            # the token is wrong or expired, everything will fail; the caller stops and says
+            # so in one line (the worker's CLI), so here it is only DEBUG, once
             if not self._auth_failed:
                 self._auth_failed = True
-                log.error("http.auth_failed method=%s path=%s status=401", method, path)
+                log.debug("http.auth_failed method=%s path=%s status=401", method, path)
             return
         if isinstance(exc, Forbidden):
             # this token lacks one permission; the caller may expect that (optional

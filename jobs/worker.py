@@ -3,7 +3,8 @@
 - ``Worker.run_job`` runs one job, then the **effects step** (the executor makes the writes the
   job recorded; no job runs the executor itself), records the run with the job's counts and
   the writes' outcomes, logs one line, and carries on after any ``Exception``
-  (``BaseException`` propagates, and a refused token stops the worker: retrying cannot help).
+  (``BaseException`` propagates, and a refused token stops the worker: retrying cannot help;
+  it is recorded, and said once, by the CLI).
 - The helpdesk being unreachable or in maintenance is logged here, once when it starts and
   once when it ends, whichever adapter said so; the jobs and the HTTP client only record it.
 - **Leadership**: several workers may share one store; a job runs on the one that holds its
@@ -44,9 +45,10 @@ that died is replaced within about that long."""
 EFFECT_ROUNDS = 6
 """Sweeps of the executor per effects step: a commit may request follow-up writes that
 become due in the same step (each sweep also reaches those requested during it)."""
-QUIET_COUNTS = frozenset({"not_leader", "effects_deferred"})
-"""Counts that do not make a pass worth an INFO line (a standby, a write still settling):
-a pass with nothing else logs ``job.done`` at DEBUG, so an idle worker is silent."""
+QUIET_COUNTS = frozenset({"not_leader", "effects_deferred", "tickets_unchanged"})
+"""Counts that do not make a pass worth an INFO line (a standby, a write still settling, a
+ticket seen again inside the poll overlap): a pass with nothing else logs ``job.done`` at
+DEBUG, so an idle worker is silent."""
 
 
 class Liveness(Protocol):
@@ -141,8 +143,8 @@ class Worker:
             result = job.run(self.ctx) if self._leads(job) else _not_leader(job)
             self.run_effects(result)
         except Unauthorized as exc:
+            # recorded, not logged: the worker stops, and the CLI says why in one line
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
-            log.error("job.auth_refused job=%s error=%s", job.name, exc)  # noqa: TRY400
             raise
         except TransientError as exc:
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from connector.errors import AuthError, HelpdeskError
+from escalations.app.logs import error_line
 from escalations.errors import EX_CONFIG, ConfigError, EscalationsError
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str) -> None:
+    print(error_line(text), file=sys.stderr)  # noqa: T201
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -220,18 +225,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         for line in str(exc).splitlines():
-            print(f"escalations: {line}", file=sys.stderr)  # noqa: T201
+            _say(line)
         return EX_CONFIG
     except EscalationsError as exc:
-        print(f"escalations: {exc}", file=sys.stderr)  # noqa: T201
+        _say(str(exc))
         return exc.exit_code
     except AuthError as exc:
-        print(  # noqa: T201
-            f"escalations: the helpdesk refused the token: {exc}", file=sys.stderr
+        _say(
+            f"the helpdesk refused the token ({exc}): check ESCALATIONS_HELPDESK_TOKEN or the "
+            "helpdesk-token credential"
         )
         return EX_CONFIG
     except HelpdeskError as exc:
-        print(f"escalations: helpdesk error: {exc}", file=sys.stderr)  # noqa: T201
+        _say(f"helpdesk error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130

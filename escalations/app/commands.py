@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from escalations.app.logs import configure_logging
+from escalations.app.logs import configure_logging, error_line
 from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError
 from escalations.faults import faults_from_env
@@ -39,12 +39,12 @@ def _out(line: str = "") -> None:
 
 def _err(line: str) -> None:
     """A problem the admin should see, in the CLI's ``escalations: ...`` form on stderr."""
-    print(f"escalations: {line}", file=sys.stderr)  # noqa: T201
+    print(error_line(line), file=sys.stderr)  # noqa: T201
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.env_file)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, getattr(settings, "log_format", "text"))
     return settings
 
 

@@ -502,16 +502,18 @@ def test_retry_is_logged_with_stable_names_and_no_query(rsps, clock, caplog):
     assert "jane@example.com" not in caplog.text
 
 
-def test_auth_failure_is_logged_once_at_error(rsps, clock, caplog):
+def test_auth_failure_is_left_to_the_caller_to_say(rsps, clock, caplog):
+    """A refused token stops the worker, and the CLI says so in one line; the client only
+    notes it once at DEBUG (it was an ERROR here, then again in the worker and the CLI)."""
+    caplog.set_level(logging.DEBUG, logger="connector.http")
     rsps.add("GET", f"{BASE}/api/v1/a", status=401, json={"error": "Can't find User for Token"})
     client = make_client(clock)
     for _ in range(3):
         with pytest.raises(AuthError):
             client.get_json("/api/v1/a")
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert [r.getMessage() for r in errors] == [
-        "http.auth_failed method=GET path=/api/v1/a status=401"
-    ]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    noted = [r.getMessage() for r in caplog.records if "auth_failed" in r.getMessage()]
+    assert noted == ["http.auth_failed method=GET path=/api/v1/a status=401"]
     assert len(rsps.calls) == 3  # never retried
 
 

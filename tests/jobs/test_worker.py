@@ -142,8 +142,8 @@ def test_a_refused_token_stops_the_worker(world: World, caplog: pytest.LogCaptur
     assert run.ok is False
     assert run.error is not None
     assert run.error.startswith("Unauthorized: ")
-    (record,) = [r for r in caplog.records if r.getMessage().startswith("job.auth_refused")]
-    assert record.levelno == logging.ERROR
+    # said once, by the CLI that ends the worker (a refused token used to be logged 3 times)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_base_exceptions_are_not_swallowed(world: World) -> None:
