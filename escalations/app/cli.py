@@ -7,13 +7,12 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 
 from connector.errors import AuthError, HelpdeskError
 from escalations.app.logs import error_line
+from escalations.app.version import package_version
 from escalations.errors import EX_CONFIG, ConfigError, EscalationsError
 
 log = logging.getLogger(__name__)
@@ -21,20 +20,8 @@ log = logging.getLogger(__name__)
 Command = Callable[[argparse.Namespace], int]
 
 
-def _version() -> str:
-    try:
-        return metadata.version("helpdesk-escalations")
-    except metadata.PackageNotFoundError:  # running from a source tree without install
-        pass
-    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-    try:
-        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "0+unknown"
-
-
 def _cmd_version(args: argparse.Namespace) -> int:
-    print(f"helpdesk-escalations {_version()}")  # noqa: T201
+    print(f"helpdesk-escalations {package_version()}")  # noqa: T201
     return 0
 
 
@@ -130,6 +117,12 @@ def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_cmd_archive)
 
 
+def _cmd_diagnostics(args: argparse.Namespace) -> int:
+    from escalations.app.commands import diagnostics
+
+    return diagnostics(args)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from escalations.app.commands import sandbox
 
@@ -146,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escalations",
         description="Formal multi-level escalations for Zammad: sync worker and tools.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"helpdesk-escalations {package_version()}"
     )
     parser.add_argument(
         "--env-file",
@@ -187,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_effects(sub)
     _add_archive(sub)
+
+    p = sub.add_parser(
+        "diagnostics",
+        help="print a bundle for a bug report: versions, settings and environment (secrets "
+        "masked), mapping checksums, store statistics, last errors",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=_cmd_diagnostics)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

@@ -232,6 +232,21 @@ def _install_stop_handlers(
     signal.signal(signal.SIGINT, handler)
 
 
+# -- diagnostics ----------------------------------------------------------------------------
+
+
+def diagnostics(args: argparse.Namespace) -> int:
+    from escalations.app.diagnostics import bundle, render_text
+
+    data = bundle(args.env_file, dict(os.environ))
+    if args.json:
+        _out(json.dumps(data, indent=2))
+    else:
+        for line in render_text(data):
+            _out(line)
+    return 0
+
+
 # -- status ---------------------------------------------------------------------------------
 
 
