@@ -23,7 +23,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -40,6 +40,7 @@ from escalations.profile import (
     format_loc,
 )
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 PROCESS_FILE = "process.toml"
 ZAMMAD_FILE = "zammad.toml"
 
@@ -116,6 +117,21 @@ def load_mappings(directory: Path, helpdesk: str = "zammad") -> Mappings:
     return Mappings(
         profile=process_model, helpdesk=field_map, directory=directory, helpdesk_name=helpdesk
     )
+
+
+def load_mapping_file(path: Path, model_cls: type[ModelT]) -> ModelT:
+    """Load and validate one more mappings file (e.g. ``zammad-provision.toml``, read only by
+    the command that needs it) with the same rules and messages as the two main files.
+
+    Raises:
+        MappingError: with every problem found, each naming file, line and key.
+    """
+    problems: list[MappingProblem] = []
+    loaded = _load(Path(path), model_cls, lambda: [], problems)
+    model = loaded.model if loaded is not None else None
+    if problems or not isinstance(model, model_cls):
+        raise MappingError(sorted(problems, key=lambda p: p.line or 0))
+    return model
 
 
 # -- one file ------------------------------------------------------------------------------
