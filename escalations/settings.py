@@ -6,17 +6,26 @@ Every field is documented, with its default, in ``settings.example.env`` (a test
 
 from __future__ import annotations
 
-import io
+import difflib
 import os
+import re
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from escalations.envfile import (
+    Assignment,
+    EnvFileError,
+    IgnoredLine,
+    is_variable_name,
+    parse_env_file,
+)
 from escalations.errors import ConfigError
 
 ENV_PREFIX = "ESCALATIONS_"
@@ -68,6 +77,7 @@ class Settings(BaseSettings):
     write_settle_seconds: int = Field(default=300, ge=0, le=3600)
     ca_bundle: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -125,6 +135,10 @@ def _check_url(url: str) -> None:
         raise ValueError("contains whitespace or control characters")
     try:
         parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    _refuse_credentials(parts)
+    try:
         parts.port  # noqa: B018 - parsing the port is what raises for 99999 or "abc"
     except ValueError as exc:
         raise ValueError(f"not a valid URL ({exc})") from None
@@ -138,41 +152,104 @@ def _check_url(url: str) -> None:
         raise ValueError(f"host {host!r} is not a host name (no spaces or punctuation)")
 
 
-def _unknown_prefixed_variables(environ: dict[str, str]) -> list[str]:
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(
-        k
-        for k in environ
-        if k.upper().startswith(ENV_PREFIX) and k.upper() not in known | NON_SETTING_VARIABLES
+def _refuse_credentials(parts: SplitResult) -> None:
+    """A user name or password in the URL would be sent to the helpdesk and printed wherever
+    the URL is (``check``'s "ok" line, diagnostics, logs): refuse it without showing it."""
+    _, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return
+    masked = f"{parts.scheme}://***@{host}{parts.path}"
+    raise ValueError(
+        f"must not hold a user name or password ({masked}); put the token in "
+        f"{ENV_PREFIX}HELPDESK_TOKEN or the {CREDENTIAL_NAME} credential"
     )
 
 
+def _known_names() -> frozenset[str]:
+    return frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+
+
+def _is_ours(name: str) -> bool:
+    return name.upper().startswith(ENV_PREFIX)
+
+
+def _unknown_setting(name: str) -> str:
+    """``NAME: unknown setting``, with the closest known name when one is close. The prefix is
+    left out of the comparison: every name shares it, which would make all of them close."""
+    stems = {known.removeprefix(ENV_PREFIX): known for known in _known_names()}
+    close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), sorted(stems), n=1)
+    hint = f" (did you mean {stems[close[0]]}?)" if close else ""
+    return f"{name}: unknown setting{hint}"
+
+
+def _unknown_in_environment(environ: Iterable[str]) -> list[str]:
+    """One line per ``ESCALATIONS_*`` variable in the environment that is not a setting."""
+    allowed = _known_names() | NON_SETTING_VARIABLES
+    return [
+        f"environment: {_unknown_setting(name)}"
+        for name in sorted(environ)
+        if _is_ours(name) and name.upper() not in allowed
+    ]
+
+
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings, turning every problem into one ``ConfigError`` line per field."""
+    """Load settings, turning every problem into one ``ConfigError`` line each.
+
+    Precedence, highest first: ``overrides``, the helpdesk-token credential, the process
+    environment, the env file, the defaults. Only the file's ``ESCALATIONS_*`` variables are
+    settings; it may hold others (``TZ=UTC``), which are left alone, as systemd passes them on
+    to the process.
+    """
+    file_values: dict[str, Assignment] = {}
+    problems: list[str] = []
     if env_file is not None:
-        if not env_file.is_file():
-            raise ConfigError(f"{env_file}: env file not found")
-        _check_env_file(env_file)
-    unknown = _unknown_prefixed_variables(dict(os.environ))
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]} in the environment (typo?)")
+        file_values, problems = _read_env_file(env_file)
+    problems += _unknown_in_environment(os.environ)
     token = _credential_token()
     if token is not None and "helpdesk_token" not in overrides:
         overrides["helpdesk_token"] = token
+    origins = _file_settings_in_effect(env_file, file_values, os.environ, overrides)
+    values: dict[str, Any] = {field: file_values[field].value for field in origins}
     try:
-        settings = Settings(_env_file=env_file, **overrides)
+        settings = Settings(**values, **overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
-            where = f"{env_file}: " if env_file else ""
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = "unknown setting (typo?)"
-            lines.append(f"{where}{name}: {message}")
-        raise ConfigError("\n".join(lines)) from None
+        invalid = [_validation_problem(err, origins) for err in exc.errors()]
+        raise ConfigError("\n".join(problems + invalid)) from None
+    if problems:
+        raise ConfigError("\n".join(problems))
     _check_directories(settings)
     return settings
+
+
+def _file_settings_in_effect(
+    env_file: Path | None,
+    file_values: Mapping[str, Assignment],
+    environ: Iterable[str],
+    overrides: Mapping[str, Any],
+) -> dict[str, str]:
+    """``field → FILE:LINE`` for the file's settings that nothing above the file sets. They
+    go to ``Settings`` as init values, which pydantic-settings ranks above the environment,
+    so those the environment sets are left out."""
+    in_environment = {name.upper() for name in environ}
+    return {
+        field: f"{env_file}:{assignment.line}"
+        for field, assignment in file_values.items()
+        if ENV_PREFIX + field.upper() not in in_environment and field not in overrides
+    }
+
+
+def _validation_problem(err: ErrorDetails, origins: Mapping[str, str]) -> str:
+    """``[FILE:LINE: ]NAME: message`` for one pydantic error, never showing the value."""
+    field = str(err["loc"][0]) if err["loc"] else ""
+    name = ENV_PREFIX + field.upper()
+    where = f"{origins[field]}: " if field in origins else ""
+    if err["type"] == "extra_forbidden":
+        return where + _unknown_setting(name)
+    message = err["msg"]
+    value = err.get("input")
+    if isinstance(value, str) and len(value) >= 4 and value in message:
+        message = message.replace(value, "***")  # none of ours does; a library's might
+    return f"{where}{name}: {message}"
 
 
 def _read_text(path: Path, what: str, *, show_line: bool = True) -> str:
@@ -190,23 +267,57 @@ def _read_text(path: Path, what: str, *, show_line: bool = True) -> str:
         raise ConfigError(f"{where}: the {what} is not UTF-8 text (save it as UTF-8)") from None
 
 
-def _check_env_file(path: Path) -> None:
-    """Every line of the env file must be a setting, a comment or blank. The reader behind
-    pydantic-settings skips a line it cannot parse (with a warning at best), so a setting
-    with an unterminated quote would silently keep its default. The line itself is not
-    shown: it may hold the token."""
-    text = _read_text(path, "env file")
-    problems: list[str] = []
-    for binding in parse_stream(io.StringIO(text)):
-        where = f"{path}:{binding.original.line}"
-        first = binding.original.string.splitlines()[0] if binding.original.string else ""
-        if binding.error and "=" in first:
-            name = first.split("=", 1)[0].strip().removeprefix("export").strip()
-            problems.append(f"{where}: {name}: cannot parse the value (unterminated quote?)")
-        elif binding.error or (binding.key is not None and binding.value is None):
-            problems.append(f"{where}: not a setting: no '=' (expected NAME=value)")
-    if problems:
-        raise ConfigError("\n".join(problems))
+def _read_env_file(path: Path) -> tuple[dict[str, Assignment], list[str]]:
+    """The file's settings (``field → assignment``) and one line per problem in it, in file
+    order. Its other variables are not ours and pass silently, as do the lines systemd skips
+    unless they look like a setting: that setting would silently keep its default. No line's
+    text is shown (it may hold the token), only names that are valid variable names."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: env file not found")
+    try:
+        parsed = parse_env_file(_read_text(path, "env file"))
+    except EnvFileError as exc:
+        name = f"{exc.name}: " if exc.name else ""
+        raise ConfigError(f"{path}:{exc.line}: {name}{exc.reason}") from None
+    known = _known_names()
+    found: dict[str, Assignment] = {}
+    problems = [(i.line, _ignored_problem(path, i)) for i in parsed.ignored if _looks_ours(i)]
+    for assignment in sorted(parsed.variables().values(), key=lambda a: a.line):
+        name = assignment.name.upper()
+        if not _is_ours(name) or name in NON_SETTING_VARIABLES:
+            continue
+        if name in known:
+            found[name.removeprefix(ENV_PREFIX).lower()] = assignment
+        else:
+            where = f"{path}:{assignment.line}"
+            problems.append((assignment.line, f"{where}: {_unknown_setting(assignment.name)}"))
+    return found, [problem for _, problem in sorted(problems)]
+
+
+def _looks_ours(ignored: IgnoredLine) -> bool:
+    """A skipped line meant as one of our settings: it starts with the prefix, perhaps after
+    the shell's ``export`` or a byte order mark, the usual ways to spoil a name."""
+    return _is_ours(_without_export(ignored.text.lstrip("\ufeff")))
+
+
+def _without_export(text: str) -> str:
+    return re.sub(r"^export[ \t]+", "", text)
+
+
+def _ignored_problem(path: Path, ignored: IgnoredLine) -> str:
+    """The line for a skipped line that looks like a setting (see ``_looks_ours``)."""
+    where = f"{path}:{ignored.line}"
+    if ignored.reason == "no '='":
+        return f"{where}: not a setting: no '=' (expected NAME=value)"
+    if ignored.text.startswith("\ufeff"):
+        return f"{where}: the env file starts with a byte order mark (save it as UTF-8 without BOM)"
+    name = _without_export(ignored.text)
+    if name != ignored.text and is_variable_name(name):
+        return f"{where}: {name}: 'export' is shell syntax; systemd ignores the line (drop it)"
+    return (
+        f"{where}: not a setting: the name before '=' is not a valid variable name "
+        "(letters, digits and _ only; systemd ignores the line)"
+    )
 
 
 def _check_directories(settings: Settings) -> None:

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from connector.errors import AuthError, HelpdeskError
 from escalations.app.logs import error_line
@@ -135,6 +136,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+_ENV_FILE_HELP = (
+    "read settings from FILE (systemd EnvironmentFile= syntax; only its ESCALATIONS_* "
+    "variables); the environment overrides it. Before or after the command"
+)
+
+
+def _env_file_parent() -> argparse.ArgumentParser:
+    """The ``--env-file`` every command and action takes. Its default is SUPPRESS so that a
+    command's parser, which runs after the top-level one, never overwrites the FILE given
+    before the command with an absent option's default."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--env-file", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=_ENV_FILE_HELP
+    )
+    return parent
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of every command and nested action: argparse builds sub-parsers with the
+    class of the parser they hang from, so each one, also a command added later, gets
+    ``--env-file`` from the shared parent without being told."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["parents"] = [*kwargs.get("parents", ()), _env_file_parent()]
+        super().__init__(**kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escalations",
@@ -143,13 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"helpdesk-escalations {package_version()}"
     )
-    parser.add_argument(
-        "--env-file",
-        type=Path,
-        metavar="FILE",
-        help="read settings from FILE (systemd EnvironmentFile= syntax) before the environment",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # here the default is None, so args.env_file always exists
+    parser.add_argument("--env-file", type=Path, metavar="FILE", help=_ENV_FILE_HELP)
+    # typed as a plain ArgumentParser, the type the _add_* helpers take
+    command_parser = cast(type[argparse.ArgumentParser], _CommandParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=command_parser)
     sub.required = True
 
     p = sub.add_parser(

@@ -155,27 +155,63 @@ def test_credential_not_utf8_names_the_file_only(
     ("text", "expected"),
     [
         (
-            "ESCALATIONS_LOG_LEVEL=DEBUG\nno equals sign here\n",
+            "ESCALATIONS_LOG_LEVEL=DEBUG\nESCALATIONS_POLL_INTERVAL_SECONDS 45\n",
             ["{env}:2: not a setting: no '=' (expected NAME=value)"],
         ),
         ("ESCALATIONS_LOG_LEVEL\n", ["{env}:1: not a setting: no '=' (expected NAME=value)"]),
         (
             '# url\nESCALATIONS_HELPDESK_URL="https://z.example\nESCALATIONS_LOG_LEVEL=DEBUG\n',
-            ["{env}:2: ESCALATIONS_HELPDESK_URL: cannot parse the value (unterminated quote?)"],
+            [
+                '{env}:2: ESCALATIONS_HELPDESK_URL: unterminated " quote: the value would run '
+                "to the end of the file"
+            ],
         ),
         (
             "export ESCALATIONS_HELPDESK_URL='https://z.example\n",
-            ["{env}:1: ESCALATIONS_HELPDESK_URL: cannot parse the value (unterminated quote?)"],
+            ["{env}:1: unterminated ' quote: the value would run to the end of the file"],
         ),
         (
-            "just-the-token\n\nESCALATIONS_LOG_LEVEL=DEBUG\nESCALATIONS_POLL\n",
+            "just-the-token\nESCALATIONS_HELPDESK_TOKEN just-the-token\n\n"
+            "ESCALATIONS_LOG_LEVEL=DEBUG\nESCALATIONS_POLL\n",
             [
-                "{env}:1: not a setting: no '=' (expected NAME=value)",
-                "{env}:4: not a setting: no '=' (expected NAME=value)",
+                "{env}:2: not a setting: no '=' (expected NAME=value)",
+                "{env}:5: not a setting: no '=' (expected NAME=value)",
             ],
         ),
+        (
+            "export ESCALATIONS_LOG_LEVEL=debug\n",
+            [
+                "{env}:1: ESCALATIONS_LOG_LEVEL: 'export' is shell syntax; systemd ignores the "
+                "line (drop it)"
+            ],
+        ),
+        (
+            "ESCALATIONS_LOG-LEVEL=debug\n",
+            [
+                "{env}:1: not a setting: the name before '=' is not a valid variable name "
+                "(letters, digits and _ only; systemd ignores the line)"
+            ],
+        ),
+        (
+            "\ufeffESCALATIONS_LOG_LEVEL=debug\n",
+            ["{env}:1: the env file starts with a byte order mark (save it as UTF-8 without BOM)"],
+        ),
+        (
+            "ESCALATIONS_HELPDESK_TOKEN=just-the-token\x00\n",
+            ["{env}:1: holds a NUL character (systemd stops reading the file there)"],
+        ),
     ],
-    ids=["no equals", "name only", "unterminated quote", "export, single quote", "two"],
+    ids=[
+        "no equals",
+        "name only",
+        "unterminated quote",
+        "export, single quote",
+        "two",
+        "export",
+        "invalid name",
+        "byte order mark",
+        "NUL",
+    ],
 )
 def test_env_file_line_that_cannot_be_read_is_reported(
     tmp_path: Path, text: str, expected: list[str]
@@ -190,13 +226,196 @@ def test_env_file_line_that_cannot_be_read_is_reported(
 def test_env_file_forms_that_are_fine(tmp_path: Path) -> None:
     env = tmp_path / "env"
     env.write_text(
-        "# comment\n\n   \nexport ESCALATIONS_LOG_LEVEL=debug\n"
+        "# comment\n; comment\n\n   \n  ESCALATIONS_LOG_LEVEL = debug  \r\n"
         "ESCALATIONS_HELPDESK_URL='https://zammad.example.com'\n"
-        'ESCALATIONS_HELPDESK_TOKEN="abc"  # trailing comment\nESCALATIONS_ARCHIVE_DIR=\n'
+        'ESCALATIONS_HELPDESK_TOKEN="abc"\nESCALATIONS_DATABASE_URL=sqlite:///\\\n'
+        f"{tmp_path}/db.sqlite3\n"
     )
     settings = load_settings(env)
     assert settings.log_level == "DEBUG"
     assert settings.helpdesk_url == "https://zammad.example.com"
+    assert settings.helpdesk_token is not None
+    assert settings.helpdesk_token.get_secret_value() == "abc"
+    assert settings.database_path == tmp_path / "db.sqlite3"
+
+
+def test_env_file_lines_systemd_skips_are_skipped_unless_they_look_like_settings(
+    tmp_path: Path,
+) -> None:
+    env = tmp_path / "env"
+    env.write_text(
+        "just some text\nexport PATH=/usr/bin\nFOO-BAR=1\nESCALATIONS_POLL_INTERVAL_SECONDS=45\n"
+    )
+    assert load_settings(env).poll_interval_seconds == 45
+
+
+def test_env_file_other_variables_are_ignored(tmp_path: Path) -> None:
+    """systemd passes the whole file to the process: TZ, PATH and the like belong there."""
+    env = tmp_path / "env"
+    env.write_text(
+        "TZ=UTC\nPATH=/usr/local/bin:/usr/bin\nLANG=C.UTF-8\nPYTHONUNBUFFERED=1\n"
+        "ESCALATIONS_POLL_INTERVAL_SECONDS=45\nESCALATIONS_TEST_CRASH_AT=nowhere\n"
+    )
+    settings = load_settings(env)
+    assert settings.poll_interval_seconds == 45
+
+
+def test_env_file_every_typo_is_reported_with_line_and_suggestion(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text(
+        "ESCALATIONS_LOG_LEVL=DEBUG\nTZ=UTC\n# ESCALATIONS_NOPE=1\n"
+        "ESCALATIONS_POLL_INTERVALL_SECONDS=45\nESCALATIONS_WHATEVER=1\n"
+        "escalations_helpdesk_tokn=t\nESCALATIONS_POLL\n"
+    )
+    assert config_error(env).splitlines() == [
+        f"{env}:1: ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)",
+        f"{env}:4: ESCALATIONS_POLL_INTERVALL_SECONDS: unknown setting (did you mean "
+        "ESCALATIONS_POLL_INTERVAL_SECONDS?)",
+        f"{env}:5: ESCALATIONS_WHATEVER: unknown setting",
+        f"{env}:6: escalations_helpdesk_tokn: unknown setting (did you mean "
+        "ESCALATIONS_HELPDESK_TOKEN?)",
+        f"{env}:7: not a setting: no '=' (expected NAME=value)",
+    ]
+
+
+def test_env_file_a_typo_given_twice_is_reported_once_at_the_last_line(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text("ESCALATIONS_LOG_LEVL=DEBUG\nESCALATIONS_LOG_LEVL=INFO\n")
+    assert config_error(env) == (
+        f"{env}:2: ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)"
+    )
+
+
+def test_env_file_the_last_assignment_wins(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text("ESCALATIONS_POLL_INTERVAL_SECONDS=45\nESCALATIONS_POLL_INTERVAL_SECONDS=50\n")
+    assert load_settings(env).poll_interval_seconds == 50
+
+
+def test_env_file_bad_values_name_file_line_and_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / "env"
+    env.write_text(
+        "# poll\nESCALATIONS_POLL_INTERVAL_SECONDS=soon\n"
+        "ESCALATIONS_HELPDESK_URL=https://zammad.example.com # production\n"
+        "ESCALATIONS_LOG_LEVL=DEBUG\n"
+    )
+    monkeypatch.setenv("ESCALATIONS_HTTP_READ_TIMEOUT", "0")
+    assert config_error(env).splitlines() == [
+        f"{env}:4: ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)",
+        f"{env}:3: ESCALATIONS_HELPDESK_URL: Value error, contains whitespace or control "
+        "characters",
+        f"{env}:2: ESCALATIONS_POLL_INTERVAL_SECONDS: Input should be a valid integer, unable "
+        "to parse string as an integer",
+        "ESCALATIONS_HTTP_READ_TIMEOUT: Input should be greater than 0",
+    ]
+
+
+def test_environment_wins_over_a_bad_value_in_the_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / "env"
+    env.write_text("ESCALATIONS_POLL_INTERVAL_SECONDS=soon\n")
+    monkeypatch.setenv("ESCALATIONS_POLL_INTERVAL_SECONDS", "12")
+    assert load_settings(env).poll_interval_seconds == 12
+
+
+def test_credential_wins_over_the_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "helpdesk-token").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    env = tmp_path / "env"
+    env.write_text("ESCALATIONS_HELPDESK_TOKEN=from-file\n")
+    token = load_settings(env).helpdesk_token
+    assert token is not None
+    assert token.get_secret_value() == "from-credential"
+
+
+def test_every_unknown_variable_in_the_environment_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_LOGLEVEL", "DEBUG")
+    monkeypatch.setenv("ESCALATIONS_POLL_INTERVAL", "30")
+    monkeypatch.setenv("ESCALATIONS_ZZZ", "1")
+    monkeypatch.setenv("ESCALATIONS_TEST_CRASH_AT", "nowhere")  # a test hook, not a typo
+    env = tmp_path / "env"
+    env.write_text("ESCALATIONS_LOG_LEVL=DEBUG\n")
+    assert config_error(env).splitlines() == [
+        f"{env}:1: ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)",
+        "environment: ESCALATIONS_LOGLEVEL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)",
+        "environment: ESCALATIONS_POLL_INTERVAL: unknown setting (did you mean "
+        "ESCALATIONS_POLL_INTERVAL_SECONDS?)",
+        "environment: ESCALATIONS_ZZZ: unknown setting",
+    ]
+
+
+def test_an_unknown_override_is_an_unknown_setting() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(log_levl="DEBUG")
+    assert str(err.value) == (
+        "ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)"
+    )
+
+
+def test_settings_no_longer_read_a_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``.env`` in the working directory is not ours: only ``--env-file`` is read."""
+    (tmp_path / ".env").write_text("ESCALATIONS_POLL_INTERVAL_SECONDS=45\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().poll_interval_seconds == 30
+    assert Settings(_env_file=None).poll_interval_seconds == 30
+
+
+def test_no_error_shows_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic's own text (``input_value=...``) is never printed; only its message."""
+    witness = "witness-S3cr3t value"
+    for name in Settings.model_fields:
+        monkeypatch.setenv(ENV_PREFIX + name.upper(), witness)
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://bot:witness-S3cr3t@zammad.example")
+    message = config_error()
+    assert "witness-S3cr3t" not in message
+    assert "ESCALATIONS_POLL_INTERVAL_SECONDS: Input should be a valid integer" in message
+
+
+def test_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().log_format == "text"
+    monkeypatch.setenv("ESCALATIONS_LOG_FORMAT", "json")
+    assert load_settings().log_format == "json"
+    monkeypatch.setenv("ESCALATIONS_LOG_FORMAT", "xml")
+    assert config_error() == "ESCALATIONS_LOG_FORMAT: Input should be 'text' or 'json'"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://bot:hunter2-pw@zammad.example.com", "https://***@zammad.example.com"),
+        ("https://hunter2-pw@zammad.example.com/", "https://***@zammad.example.com"),
+        (
+            "https://bot:hunter2-pw@zammad.example.com:8443/z",
+            "https://***@zammad.example.com:8443/z",
+        ),
+        ("http://bot:hunter2-pw@127.0.0.1:8765", "http://***@127.0.0.1:8765"),
+        ("https://bot:hunter2-pw@zammad.example.com:port", "https://***@zammad.example.com:port"),
+    ],
+)
+def test_helpdesk_url_with_credentials_is_refused_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", url)
+    message = config_error()
+    assert message == (
+        f"ESCALATIONS_HELPDESK_URL: Value error, must not hold a user name or password ({shown}); "
+        "put the token in ESCALATIONS_HELPDESK_TOKEN or the helpdesk-token credential"
+    )
+    assert "hunter2" not in message
+
+
+def test_helpdesk_url_with_an_at_sign_in_the_path_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com/team@x")
+    assert load_settings().helpdesk_url == "https://zammad.example.com/team@x"
 
 
 @pytest.mark.parametrize(

@@ -210,7 +210,8 @@ def test_malformed_mapping_in_a_real_process_exits_78_without_traceback(tmp_path
         (
             "ESCALATIONS_POLL_INTERVAL",
             "30",
-            "escalations: unknown setting ESCALATIONS_POLL_INTERVAL in the environment (typo?)",
+            "escalations: environment: ESCALATIONS_POLL_INTERVAL: unknown setting (did you mean "
+            "ESCALATIONS_POLL_INTERVAL_SECONDS?)",
         ),
         (
             "ESCALATIONS_HELPDESK_URL",
@@ -303,7 +304,16 @@ def _env_no_equals(tmp_path: Path) -> tuple[dict[str, str], str]:
 def _env_unterminated_quote(tmp_path: Path) -> tuple[dict[str, str], str]:
     path = _env_file(tmp_path, b'# x\nESCALATIONS_HELPDESK_URL="https://z.example\n')
     return {"--env-file": str(path)}, (
-        f"{path}:2: ESCALATIONS_HELPDESK_URL: cannot parse the value (unterminated quote?)"
+        f'{path}:2: ESCALATIONS_HELPDESK_URL: unterminated " quote: the value would run to the '
+        "end of the file"
+    )
+
+
+def _env_typos(tmp_path: Path) -> tuple[dict[str, str], str]:
+    path = _env_file(tmp_path, b"TZ=UTC\nESCALATIONS_LOG_LEVL=DEBUG\nESCALATIONS_POLL=1\n")
+    return {"--env-file": str(path)}, (
+        f"{path}:2: ESCALATIONS_LOG_LEVL: unknown setting (did you mean ESCALATIONS_LOG_LEVEL?)\n"
+        f"escalations: {path}:3: ESCALATIONS_POLL: unknown setting"  # nothing close enough
     )
 
 
@@ -347,6 +357,7 @@ USER_MISTAKES = {
     "env file not UTF-8": _env_not_utf8,
     "env file line without =": _env_no_equals,
     "env file unterminated quote": _env_unterminated_quote,
+    "env file with two typos": _env_typos,
     "credential not UTF-8": _credential_not_utf8,
     "URL with an open IPv6 bracket": _url("https://[::1", "not a valid URL (Invalid IPv6 URL)"),
     "URL with port 99999": _url(
@@ -354,6 +365,11 @@ USER_MISTAKES = {
     ),
     "URL with a space in the host": _url(
         "https://zammad example.com", "contains whitespace or control characters"
+    ),
+    "URL with a user and password": _url(
+        "https://bot:hunter2-pw@zammad.example.com",
+        "must not hold a user name or password (https://***@zammad.example.com); put the token "
+        "in ESCALATIONS_HELPDESK_TOKEN or the helpdesk-token credential",
     ),
     "state directory under a regular file": _state_under_a_file,
     "database under a regular file": _database_under_a_file,
@@ -385,6 +401,7 @@ def test_a_user_mistake_is_one_line_and_exit_78(
         "URL with an open IPv6 bracket",
         "URL with port 99999",
         "URL with a space in the host",
+        "URL with a user and password",
         "state directory under a regular file",
         "database under a regular file",
     ],
@@ -405,6 +422,127 @@ def test_run_and_status_refuse_the_same_mistakes_before_any_work(
     code, out, err = run_cli(capsys, *_apply(monkeypatch, setup, command))
     assert (code, out, err) == (EX_CONFIG, "", f"escalations: {expected}\n")
     assert not env.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["status"], ["diagnostics"], ["diagnostics", "--json"], ["run", "--once"]],
+)
+@pytest.mark.parametrize("where", ["environment", "env file"])
+def test_a_password_in_the_helpdesk_url_is_never_printed(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+    where: str,
+) -> None:
+    """``check`` used to print it in its "ok" line."""
+    url = "https://bot:hunter2-pw@zammad.example.com"
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "t")
+    if where == "environment":
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", url)
+        argv = command
+    else:
+        argv = [
+            *command,
+            "--env-file",
+            str(_env_file(tmp_path, f"ESCALATIONS_HELPDESK_URL={url}\n".encode())),
+        ]
+    code, out, err = run_cli(capsys, *argv)
+    assert "hunter2" not in out + err
+    assert "https://***@zammad.example.com" in out + err
+    if command[0] != "diagnostics":  # diagnostics reports a broken setting inside the bundle
+        assert code == EX_CONFIG
+
+
+# -- --env-file before or after the command ---------------------------------------------------
+
+
+def _all_parsers(
+    parser: argparse.ArgumentParser, name: str = "escalations"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_command_and_action_takes_env_file() -> None:
+    names = []
+    for name, parser in _all_parsers(build_parser()):
+        names.append(name)
+        options = {o for a in parser._actions for o in a.option_strings}
+        assert "--env-file" in options, name
+    assert {"escalations effects list", "escalations archive verify"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--env-file", "F", "check"],
+        ["check", "--env-file", "F"],
+        ["check", "--env-file", "F", "--live"],
+        ["--env-file", "F", "status"],
+        ["status", "--env-file", "F", "--json"],
+        ["effects", "list", "--env-file", "F"],
+        ["effects", "--env-file", "F", "list"],
+        ["--env-file", "F", "effects", "list", "--failed"],
+        ["archive", "verify", "--env-file", "F"],
+        ["--env-file", "other", "archive", "verify", "--env-file", "F"],
+        ["run", "--once", "--env-file", "F"],
+    ],
+)
+def test_env_file_is_taken_before_or_after_the_command(argv: list[str]) -> None:
+    assert build_parser().parse_args(argv).env_file == Path("F")
+
+
+@pytest.mark.parametrize("argv", [["check"], ["status"], ["effects", "list"], ["version"]])
+def test_env_file_is_none_when_not_given(argv: list[str]) -> None:
+    assert build_parser().parse_args(argv).env_file is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["status"], ["effects", "list"], ["archive", "verify"], ["run", "--once"]],
+)
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_env_file_is_read_wherever_it_is_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str], position: str
+) -> None:
+    path = _env_file(tmp_path, b"ESCALATIONS_LOG_LEVL=DEBUG\n")
+    option = ["--env-file", str(path)]
+    argv = [*option, *command] if position == "before" else [*command, *option]
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out, err) == (
+        EX_CONFIG,
+        "",
+        f"escalations: {path}:1: ESCALATIONS_LOG_LEVL: unknown setting (did you mean "
+        "ESCALATIONS_LOG_LEVEL?)\n",
+    )
+
+
+def test_check_with_env_file_after_the_command_uses_its_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = _env_file(
+        tmp_path,
+        b"TZ=UTC\nESCALATIONS_HELPDESK_URL=https://from-file.example\n"
+        b"ESCALATIONS_HELPDESK_TOKEN='file-token-0001'\n",
+    )
+    code, out, err = run_cli(capsys, "check", "--env-file", str(path))
+    assert code == 0, err
+    assert "settings: ok (zammad at https://from-file.example)" in out.splitlines()
+
+
+def test_env_file_after_the_command_in_a_real_process(tmp_path: Path) -> None:
+    path = _env_file(tmp_path, b"ESCALATIONS_POLL_INTERVALL_SECONDS=5\n")
+    done = run_subprocess("archive", "verify", "--env-file", str(path))
+    assert (done.returncode, done.stdout) == (EX_CONFIG, "")
+    assert done.stderr == (
+        f"escalations: {path}:1: ESCALATIONS_POLL_INTERVALL_SECONDS: unknown setting (did you "
+        "mean ESCALATIONS_POLL_INTERVAL_SECONDS?)\n"
+    )
 
 
 def test_deep_mappings_in_a_real_process_exit_78_without_traceback(tmp_path: Path) -> None:
