@@ -7,6 +7,7 @@ Every field is documented, with its default, in ``settings.example.env`` (a test
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -30,6 +31,7 @@ from escalations.errors import ConfigError
 
 ENV_PREFIX = "ESCALATIONS_"
 CREDENTIAL_NAME = "helpdesk-token"
+WEBHOOK_CREDENTIAL_NAME = "webhook-secret"
 # Variables with our prefix that are not settings: test-only hooks and knobs.
 NON_SETTING_VARIABLES = frozenset(
     {"ESCALATIONS_TEST_CRASH_AT", "ESCALATIONS_MODEL_EXAMPLES", "ESCALATIONS_MODEL_STEPS"}
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    webhook_listen: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_path: str = "/zammad/webhook"
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -95,6 +101,33 @@ class Settings(BaseSettings):
             # message from the HTTP library, with the token around it
             raise ValueError("contains whitespace or control characters")
         return SecretStr(token)
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return ""
+        return listen_address(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # empty, as in settings.example.env: no secret
+        secret = value.get_secret_value().strip()
+        if any(not ch.isprintable() for ch in secret):
+            raise ValueError("contains control characters")
+        return SecretStr(secret)
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(
+            ch.isspace() or not ch.isprintable() or ch in "?#" for ch in value
+        ):
+            raise ValueError("must be a URL path starting with / (no spaces, no ? or #)")
+        return value
 
     @field_validator("helpdesk_url")
     @classmethod
@@ -127,6 +160,40 @@ class Settings(BaseSettings):
     @property
     def helpdesk_configured(self) -> bool:
         return bool(self.helpdesk_url)
+
+
+def listen_address(value: str) -> str:
+    """``value`` checked and written one way (``127.0.0.1:8766``, ``[::1]:8766``; ``""``
+    stays off); see ``parse_listen_address``."""
+    if not value.strip():
+        return ""
+    host, port = parse_listen_address(value)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → ``(host, port)``. The host is an IP literal or
+    ``localhost`` (taken as ``127.0.0.1``), never a name to resolve; the port is 1–65535.
+
+    Raises:
+        ValueError: what is wrong, without the value.
+    """
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8766 or [::1]:8766")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("an IPv6 address goes in brackets: [::1]:8766")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("the port must be a number from 1 to 65535")
+    if host.lower() == "localhost":
+        return "127.0.0.1", int(port)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("the host must be an IP address or localhost") from None
+    return str(address), int(port)
 
 
 def _check_url(url: str) -> None:
@@ -195,10 +262,10 @@ def _unknown_in_environment(environ: Iterable[str]) -> list[str]:
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings, turning every problem into one ``ConfigError`` line each.
 
-    Precedence, highest first: ``overrides``, the helpdesk-token credential, the process
-    environment, the env file, the defaults. Only the file's ``ESCALATIONS_*`` variables are
-    settings; it may hold others (``TZ=UTC``), which are left alone, as systemd passes them on
-    to the process.
+    Precedence, highest first: ``overrides``, the credentials (``helpdesk-token``,
+    ``webhook-secret``), the process environment, the env file, the defaults. Only the file's
+    ``ESCALATIONS_*`` variables are settings; it may hold others (``TZ=UTC``), which are left
+    alone, as systemd passes them on to the process.
     """
     file_values: dict[str, Assignment] = {}
     problems: list[str] = []
@@ -208,6 +275,9 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     token = _credential_token()
     if token is not None and "helpdesk_token" not in overrides:
         overrides["helpdesk_token"] = token
+    secret = _credential_token(WEBHOOK_CREDENTIAL_NAME)
+    if secret is not None and "webhook_secret" not in overrides:
+        overrides["webhook_secret"] = secret
     origins = _file_settings_in_effect(env_file, file_values, os.environ, overrides)
     values: dict[str, Any] = {field: file_values[field].value for field in origins}
     try:
@@ -355,11 +425,11 @@ def _kind(path: Path) -> str:
     return "directory" if stat.S_ISDIR(mode) else "file"
 
 
-def _credential_token() -> SecretStr | None:
+def _credential_token(name: str = CREDENTIAL_NAME) -> SecretStr | None:
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return None
-    path = Path(directory) / CREDENTIAL_NAME
+    path = Path(directory) / name
     if not path.is_file():
         return None
     # no line number: it would say where in the token the bad byte is

@@ -16,6 +16,12 @@
 - ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
   every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
   answered at once: the current effect finishes, no new one starts, exit 0.
+- **Wake** (optional, ``escalations run`` with a webhook listener): when the ``wake`` event is
+  set, the loop stops waiting and runs the poll at once (``sync``, then ``copy``, each with its
+  effects step), then carries on ticking. Several wakes before that pass make one pass, and
+  two wake passes start at least ``WAKE_MIN_SECONDS`` apart: a flood of calls cannot make the
+  worker poll the helpdesk more than once a second. A wake only moves the poll earlier; what
+  the poll does is decided by the helpdesk's state, as on any tick.
 
 Jobs are level-triggered, so a missed or extra tick does no harm.
 """
@@ -23,6 +29,8 @@ Jobs are level-triggered, so a missed or extra tick does no harm.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +57,10 @@ QUIET_COUNTS = frozenset({"not_leader", "effects_deferred", "tickets_unchanged"}
 """Counts that do not make a pass worth an INFO line (a standby, a write still settling, a
 ticket seen again inside the poll overlap): a pass with nothing else logs ``job.done`` at
 DEBUG, so an idle worker is silent."""
+WAKE_MIN_SECONDS = 1.0
+"""Two passes started by a wake are at least this far apart (real seconds, as the waits)."""
+WAKE_JOBS = (sync.NAME, sync.COPY)
+"""What a wake runs: the poll, then the copy of what it found."""
 
 
 class Liveness(Protocol):
@@ -103,8 +115,13 @@ class Worker:
         *,
         executor: Executor | None = None,
         liveness: Liveness | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self.ctx = ctx
+        self.wake = wake
+        """Set by someone who knows the helpdesk changed (the webhook): poll now."""
+        self._next_wake_pass = float("-inf")
+        """``time.monotonic()`` before which a wake waits (``WAKE_MIN_SECONDS``)."""
         self.liveness: Liveness = liveness or _Unwatched()
         self._last_sync: datetime | None = None
         self.jobs = list(jobs) if jobs is not None else default_jobs(ctx)
@@ -124,14 +141,72 @@ class Worker:
             "worker.started jobs=%s", ",".join(f"{j.name}/{j.every_seconds}s" for j in self.jobs)
         )
         scheduler.run_all()  # a first pass right away, then on the ticks
-        while not self.ctx.stop.is_set():
-            self.liveness.alive()
-            idle = scheduler.idle_seconds
-            self.ctx.stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
-            if not self.ctx.stop.is_set():
+        relay = self._relay_stop_to_wake()
+        try:
+            while not self.ctx.stop.is_set():
+                self.liveness.alive()
+                idle = scheduler.idle_seconds
+                self._wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
+                if self.ctx.stop.is_set():
+                    break
+                if self._woken():
+                    self._wake_pass()
                 scheduler.run_pending()
+        finally:
+            if relay is not None:
+                relay.set()
         self.release_leadership()
         log.info("worker.stopped")
+
+    def _wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a stop, or a wake when one may run now. A wake that
+        came too soon after the last wake pass is held, not dropped: the wait is then on
+        the stop alone, until the wake may run."""
+        if self.wake is None:
+            self.ctx.stop.wait(timeout)
+            return
+        hold = self._next_wake_pass - time.monotonic()
+        if hold > 0 and self.wake.is_set():
+            self.ctx.stop.wait(min(timeout, hold))
+        else:
+            self.wake.wait(timeout)  # a stop sets it too (``_relay_stop_to_wake``)
+
+    def _woken(self) -> bool:
+        return (
+            self.wake is not None
+            and self.wake.is_set()
+            and time.monotonic() >= self._next_wake_pass
+        )
+
+    def _wake_pass(self) -> None:
+        """The poll, now. The event is cleared first, so a wake that arrives during the pass
+        makes one more pass (after ``WAKE_MIN_SECONDS``) instead of being lost."""
+        if self.wake is None:
+            return
+        self.wake.clear()
+        self._next_wake_pass = time.monotonic() + WAKE_MIN_SECONDS
+        log.debug("worker.woken jobs=%s", ",".join(WAKE_JOBS))
+        for job in self.jobs:
+            if job.name in WAKE_JOBS and not self.ctx.stop.is_set():
+                self.run_job(job)
+
+    def _relay_stop_to_wake(self) -> threading.Event | None:
+        """With a wake event the loop waits on it, not on ``stop``; a thread passes a stop on
+        to it, so a SIGTERM still ends the wait at once. Setting the event returned ends the
+        thread (within a second) when the loop ends for another reason."""
+        wake = self.wake
+        if wake is None:
+            return None
+        done = threading.Event()
+
+        def relay() -> None:
+            while not done.is_set():
+                if self.ctx.stop.wait(1.0):
+                    wake.set()
+                    return
+
+        threading.Thread(target=relay, name="worker-stop-relay", daemon=True).start()
+        return done
 
     def run_job(self, job: Job) -> JobResult | None:
         """Run one job and the effects step, record them, and carry on after any failure but

@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the pass as of this instant (ISO-8601 with zone, e.g. 2026-12-01T09:30:00Z); "
         "needs --once",
     )
+    p.add_argument(
+        "--webhook",
+        metavar="HOST:PORT",
+        help="listen for Zammad's signed webhook on HOST:PORT and poll at once on each call "
+        "(overrides ESCALATIONS_WEBHOOK_LISTEN; needs ESCALATIONS_WEBHOOK_SECRET; "
+        "docs/webhook.md)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(

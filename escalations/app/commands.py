@@ -124,12 +124,22 @@ def check(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from escalations.app.preflight import prepare
     from escalations.app.systemd import Notifier
+    from escalations.app.webhook import WebhookServer, require_secret
     from escalations.app.wiring import build
     from escalations.effects.executor import new_worker_id
+    from escalations.settings import listen_address
 
     settings = _settings(args)
     if args.at and not args.once:
         raise ConfigError("--at needs --once (a single pass as of that instant)")
+    listen_source = None  # the setting
+    if args.webhook is not None:
+        listen_source = "--webhook"
+        try:
+            settings = settings.model_copy(update={"webhook_listen": listen_address(args.webhook)})
+        except ValueError as exc:
+            raise ConfigError(f"--webhook: {exc}") from None
+    require_secret(settings, source=listen_source)
     clock: Clock = SystemClock()
     if args.at:
         try:
@@ -143,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     notifier = Notifier()
     adapter = prepare(settings, clock, progress=notifier.alive)
     store = _open_store(settings, clock)
+    listener: WebhookServer | None = None
     try:
         worker_id = new_worker_id()
         store.acquire_lock(worker=worker_id)
@@ -158,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
             worker_id=worker_id,
         )
         worker = installation.worker(liveness=notifier)
+        if settings.webhook_listen and not args.once:  # a single pass has nothing to wake
+            worker.wake = threading.Event()
+            listener = WebhookServer.from_settings(settings, worker.wake, source=listen_source)
+            listener.start()
         grace = _StopGrace()
         _install_stop_handlers(stop, grace, notifier)
         # settings, mappings, migrations and the lock are done; the helpdesk is not waited
@@ -177,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     finally:
+        if listener is not None:
+            listener.close()
         store.release_lock()
         store.close()
         notifier.close()
