@@ -246,14 +246,25 @@ class LevelChanged:
 
 
 def carrier_incomplete_note(
-    written_at: datetime, missing: Sequence[str], problems: Sequence[str], tz: ZoneInfo
+    written_at: datetime,
+    missing: Sequence[str],
+    problems: Sequence[str],
+    tz: ZoneInfo,
+    *,
+    heading: str,
 ) -> str:
-    items = [f"<li>missing: {escape(m)}</li>" for m in missing]
-    items += [f"<li>{escape(p)}</li>" for p in problems]
+    """The one reply to a carrier-contact note the parser could not read in full: one line
+    per detail to fix (``problems`` as the parser words them, then each label ``missing``)
+    and how to resubmit."""
+    items = [f"<li>{escape(p)}</li>" for p in problems]
+    items += [f"<li>{escape(m)}: missing</li>" for m in missing]
     return (
-        f"<p><b>Carrier contact logged at {local_time(written_at, tz, with_day=False)} is "
-        "incomplete.</b> The process needs every detail of each carrier contact; please add a "
-        f"corrected note.</p><ul>{''.join(items)}</ul>"
+        f"<p><b>The carrier contact logged at {local_time(written_at, tz, with_day=False)} is "
+        "incomplete.</b> The process needs every detail of each carrier contact. "
+        f"Please fix:</p><ul>{''.join(items)}</ul>"
+        "<p>To resubmit, write a new internal note with every line filled in (the note above "
+        f"stays logged as incomplete). Its first line must be <b>{escape(heading)}</b>, then "
+        "one <b>Label: value</b> line per detail, as in the carrier-contact template.</p>"
     )
 
 

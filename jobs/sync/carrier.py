@@ -1,5 +1,6 @@
 """The carrier contact log (DESIGN.md rule 5): each carrier-contact note an agent writes on an
-escalation ticket is recorded (an incomplete one gets a note naming what is missing); when an
+escalation ticket is recorded, and one the parser cannot read in full gets one reply (its
+effect keyed by the note's article id) naming each detail to fix and how to resubmit; when an
 agent marks the carrier route as failed, everything collected goes to the customer-support
 supervisor in one note naming that agent (from the ticket's history), and the ticket to
 them."""
@@ -30,6 +31,7 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     known = {c.source_article_id: c for c in p.store.carrier_contacts(esc.id)}
     new: list[CarrierContact] = []
     written_at: dict[int, datetime] = {}
+    now = p.ctx.clock.now()
     for article in p.adapter.list_articles(ticket.id):
         if article.id in known or not _written_by_an_agent(p, article):
             continue
@@ -42,6 +44,7 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
             required=tuple(carrier.required_details),
             escalation_id=esc.id,
             source_article_id=article.id,
+            now=now,
         )
         if parsed is not None:
             new.append(parsed)
@@ -65,7 +68,11 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
         )
     incomplete_html = {
         c.source_article_id: notes.carrier_incomplete_note(
-            written_at[c.source_article_id], c.missing, c.problems, p.tz
+            written_at[c.source_article_id],
+            c.missing,
+            c.problems,
+            p.tz,
+            heading=p.binding.carrier_heading,
         )
         for c in new
         if not c.complete
