@@ -87,8 +87,10 @@ def check(args: argparse.Namespace) -> int:
     when ``run`` would start, 78 when a setting or mapping must change, 1 when another
     worker holds the store."""
     from escalations.app.preflight import lock_problem, places, prepare
+    from escalations.app.webhook import require_secret
 
     settings = _settings(args)
+    require_secret(settings)
     mappings = _mappings(settings)
     profile = mappings.profile
     _out(

@@ -121,3 +121,14 @@ def test_another_worker_holds_the_store(
         assert code == 1, command
         assert f"another worker (pid {os.getpid()}) is running on " in line
     assert seen["check"][1].endswith("`escalations run` would be refused while it runs")
+
+
+def test_a_webhook_listener_without_a_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_WEBHOOK_LISTEN", "127.0.0.1:8766")
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    code, line = seen["check"]
+    assert code == EX_CONFIG
+    assert line.startswith("escalations: ESCALATIONS_WEBHOOK_SECRET: missing ")
