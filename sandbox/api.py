@@ -80,7 +80,12 @@ def _json(status: int, payload: object, headers: dict[str, str] | None = None) -
     return status, {"Content-Type": JSON_TYPE, **(headers or {})}, body
 
 
+json_response = _json
+"""A JSON answer (for the route modules beside this one, ``sandbox/admin.py``)."""
+
 Handler = Callable[..., Response]
+Route = tuple[str, str, Handler]
+"""``(method, path pattern below /api/v1, handler(actor, request, *groups))``."""
 
 
 class Api:
@@ -128,6 +133,11 @@ class Api:
                 ("POST", "/mentions", self.mentions_create),
             )
         ]
+
+    def add_routes(self, routes: list[Route]) -> None:
+        """More routes (checked after the ones above; the first match wins)."""
+        for method, path, handler in routes:
+            self._routes.append((method, re.compile(f"^/api/v1{path}$"), handler))
 
     # -- entry --------------------------------------------------------------------------------
 
@@ -286,7 +296,8 @@ class Api:
     def roles_index(self, actor: Actor, req: Request) -> Response:
         """Agents may read roles (reference §8); each carries its group access like a user."""
         self._need(actor, "ticket.agent", "admin.role")
-        roles = sorted(self.state.db.roles.values(), key=lambda r: r.id)
+        offset, limit = page_window(req.params, default=500, maximum=1000)
+        roles = sorted(self.state.db.roles.values(), key=lambda r: r.id)[offset : offset + limit]
         return _json(
             200,
             [
@@ -294,7 +305,14 @@ class Api:
                     "id": r.id,
                     "name": r.name,
                     "active": True,
+                    "default_at_signup": r.name == "Customer",
+                    "note": "",
                     "group_ids": {str(g): list(levels) for g, levels in r.group_access.items()},
+                    **(
+                        {"permissions": list(r.permissions)}
+                        if truthy(req.params.get("expand"))
+                        else {}
+                    ),
                 }
                 for r in roles
             ],
@@ -323,7 +341,7 @@ class Api:
 
     def attributes_index(self, actor: Actor, req: Request) -> Response:
         self._need(actor, "admin.object")
-        attrs = sorted(self.state.db.attributes.values(), key=lambda a: a.id)
+        attrs = sorted(self.state.db.attributes.values(), key=lambda a: (a.position, a.name))
         return _json(200, [attribute_json(a) for a in attrs])
 
     def version(self, actor: Actor, req: Request) -> Response:

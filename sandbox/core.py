@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,9 +18,11 @@ from typing import Any
 
 from connector.clock import SystemClock
 from sandbox.actor import Actor
+from sandbox.admin import AdminApi
 from sandbox.api import Api, Response
 from sandbox.calls import record_call
 from sandbox.faults import Fault, FaultQueue, RateLimited, Refuse, ServerError, error_page
+from sandbox.perform import Performer
 from sandbox.records import (
     AccessToken,
     ApiError,
@@ -32,6 +35,7 @@ from sandbox.records import (
 from sandbox.rules import Rules
 from sandbox.state import ACCESS_LEVELS, Clock, SandboxState
 from sandbox.views import article_json, ticket_json
+from sandbox.webhooks import WebhookDelivery, WebhookDispatcher
 
 AttachmentSpec = tuple[str, str, bytes] | tuple[str, str, bytes, str]
 """``(filename, mime type, data)``, or with a fourth item, the ``Content-ID`` of an inline
@@ -53,7 +57,12 @@ class Exchange:
 
 class ZammadSandbox:
     """An in-memory Zammad (6.5 semantics) for tests and the demo. Thread-safe: one lock
-    guards every request and helper."""
+    guards every request and helper.
+
+    Each request, and each scenario helper that changes tickets, is a transaction: when it
+    ends, the action triggers run (``sandbox/perform.py``) and their webhook calls go out
+    from background threads (``webhooks``: set ``webhooks.retry_delays`` to shorten
+    Zammad's retry schedule, ``performer.macro_webhooks`` to let macros call webhooks)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
@@ -65,6 +74,11 @@ class ZammadSandbox:
         self.state = SandboxState(self.clock)
         self.rules = Rules(self.state, self.outbox)
         self.api = Api(self.state, self.rules)
+        self.webhooks = WebhookDispatcher()
+        self.performer = Performer(self.state, self.rules, self.webhooks)
+        self.admin = AdminApi(self.state, self.rules, self.performer)
+        self.api.add_routes(self.admin.routes())
+        self._depth = 0
 
     # -- construction -------------------------------------------------------------------------
 
@@ -93,8 +107,32 @@ class ZammadSandbox:
         body: bytes = b"",
     ) -> Response:
         """Answer one API request (no faults): ``(status, headers, body)``."""
-        with self.lock:
+        with self._transaction():
             return self.api.handle(method, path, query or {}, headers or {}, body)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Hold the lock; when the outermost transaction ends well, run the triggers for
+        what it did to tickets (``SandboxState.journal``)."""
+        with self.lock:
+            outermost = self._depth == 0
+            if outermost:
+                self.state.journal.clear()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            if outermost:
+                journal = dict(self.state.journal)
+                self.state.journal.clear()
+                self.performer.run_triggers(journal)
+                self.state.journal.clear()
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook delivery so far (``WebhookDelivery``: headers, body, attempts)."""
+        return self.webhooks.deliveries
 
     def process(
         self,
@@ -309,8 +347,7 @@ class ZammadSandbox:
     def create_tag_item(self, name: str) -> None:
         """Pre-create a tag in the catalogue (``POST /api/v1/tag_list``)."""
         with self.lock:
-            items = self.state.db.tag_items
-            items.setdefault(name, len(items) + 1)
+            self.state.ensure_tag_item(name)
 
     def set_setting(self, name: str, value: Any) -> None:
         """``tag_new``, ``system_id``, ``ticket_number_min_size``, ``fqdn``; and
@@ -363,7 +400,7 @@ class ZammadSandbox:
         """A ticket as inbound mail (or a web form) creates it: first article from sender
         Customer, created by the customer, and the auto-reply trigger fires. An unknown
         ``customer`` address becomes a new customer, as the postmaster does."""
-        with self.lock:
+        with self._transaction():
             user = self.state.user_by_login_or_email(customer)
             if user is None:
                 user = self.rules.create_customer(email=customer)
@@ -392,7 +429,7 @@ class ZammadSandbox:
     ) -> int:
         """An inbound follow-up email from the ticket's customer: an article of type email,
         sender Customer, not internal. A pending or closed ticket reopens (follow-up)."""
-        with self.lock:
+        with self._transaction():
             st = self.state
             ticket = st.ticket(ticket_id)
             customer = st.db.users[ticket.customer_id]
@@ -438,7 +475,7 @@ class ZammadSandbox:
     def agent_update(self, ticket_id: int, login: str, **attrs: Any) -> dict[str, Any]:
         """An agent edits the ticket in the UI (same rules as ``PUT /tickets/{id}``); returns
         the expanded ticket. Raises ``ApiError`` where Zammad would refuse."""
-        with self.lock:
+        with self._transaction():
             actor = Actor(self.user_record(login))
             ticket = self.state.ticket(ticket_id)
             self.rules.update_ticket(actor, ticket, dict(attrs))
@@ -459,7 +496,7 @@ class ZammadSandbox:
         attachments: Sequence[AttachmentSpec] = (),
     ) -> int:
         """An agent adds an article (a note, a logged phone call, an email reply)."""
-        with self.lock:
+        with self._transaction():
             params: dict[str, Any] = {
                 "ticket_id": ticket_id,
                 "type": type,
@@ -509,7 +546,7 @@ class ZammadSandbox:
     def add_tag(self, ticket_id: int, tag: str, *, login: str | None = None) -> None:
         """Add a tag (a duplicate is a no-op); as ``login`` with Zammad's checks, or else
         unchecked, as a trigger or macro would."""
-        with self.lock:
+        with self._transaction():
             ticket = self.state.ticket(ticket_id)
             if login is None:
                 self.rules.tag_add_unchecked(ticket, tag.strip())
@@ -518,7 +555,7 @@ class ZammadSandbox:
 
     def remove_tag(self, ticket_id: int, tag: str, *, login: str | None = None) -> None:
         """Remove a tag; ``updated_at`` moves even when the tag was not there."""
-        with self.lock:
+        with self._transaction():
             ticket = self.state.ticket(ticket_id)
             if login:
                 actor = Actor(self.user_record(login))
@@ -528,14 +565,14 @@ class ZammadSandbox:
 
     def link(self, source_id: int, target_id: int, link_type: str = "normal") -> None:
         """Link two tickets: ``source`` is the ``link_type`` of ``target`` (both bumped)."""
-        with self.lock:
+        with self._transaction():
             self.state.ticket(source_id)
             self.state.ticket(target_id)
             self.rules.link_unchecked(link_type, source_id, target_id)
 
     def subscribe(self, ticket_id: int, login: str) -> None:
         """Subscribe (mention) a user; they need agent read access to the group."""
-        with self.lock:
+        with self._transaction():
             ticket = self.state.ticket(ticket_id)
             user = self.user_record(login)
             if not self.state.group_access(user, ticket.group_id, "read"):
@@ -562,7 +599,7 @@ class ZammadSandbox:
     def process_pending(self) -> list[int]:
         """Run Zammad's pending job once: pending *action* states whose time has come move
         on (bumped); pending *reminders* change nothing. Returns the ids moved."""
-        with self.lock:
+        with self._transaction():
             return self.rules.process_pending()
 
     # -- inspection ---------------------------------------------------------------------------

@@ -192,6 +192,15 @@ class ObjectAttribute:
     active: bool = True
     position: int = 1500
     screens: dict[str, Any] = field(default_factory=dict)
+    to_create: bool = False
+    """Created through the API and not migrated yet: the column does not exist."""
+    to_migrate: bool = False
+    to_delete: bool = False
+    to_config: bool = False
+    """A change staged in ``data_option_new`` until migrations run."""
+    data_option_new: dict[str, Any] = field(default_factory=dict)
+    created_by_id: int = 1
+    updated_by_id: int = 1
 
 
 @dataclass
@@ -287,8 +296,8 @@ class Mention:
 class HistoryEntry:
     """A row of Zammad's ``histories`` table (``app/models/history.rb``), its lookups (type,
     object, attribute) kept as names. ``value_*`` are text, as ``HasHistory`` writes them
-    (``to_s``); ``id_*`` are set for ``*_id`` columns. The ``sourceable_*`` columns (6.0+,
-    the trigger or macro behind a change) stay empty in the sandbox."""
+    (``to_s``); ``id_*`` are set for ``*_id`` columns. The ``sourceable_*`` columns (6.0+)
+    name the macro or trigger behind a change, and are empty otherwise."""
 
     id: int
     o_id: int
@@ -303,6 +312,9 @@ class HistoryEntry:
     id_to: int | None = None
     related_object: str | None = None
     related_o_id: int | None = None
+    sourceable_type: str | None = None
+    sourceable_id: int | None = None
+    sourceable_name: str | None = None
 
 
 @dataclass

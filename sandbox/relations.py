@@ -43,7 +43,7 @@ class RelationRules:
     def tag_add_unchecked(self, ticket: Ticket, name: str, *, by: int = 1) -> None:
         """Add a tag as user ``by`` (1, the system, for a trigger or a macro)."""
         st = self.state
-        st.db.tag_items.setdefault(name, len(st.db.tag_items) + 1)
+        st.ensure_tag_item(name)
         tags = st.tags_of(ticket.id)
         if name not in tags:
             tags.append(name)
@@ -56,7 +56,7 @@ class RelationRules:
         if not actor.may(st, ticket, "change") or not actor.is_agent(st):
             raise forbidden()
         name = _tag_name(item)
-        st.db.tag_items.setdefault(name, len(st.db.tag_items) + 1)
+        st.ensure_tag_item(name)
         tags = st.tags_of(ticket.id)
         if name in tags:
             tags.remove(name)

@@ -128,6 +128,17 @@ class Clock(Protocol):
 
 
 @dataclass
+class TicketChange:
+    """What one transaction did to a ticket, for the triggers (``Transaction::Trigger``):
+    created or updated, the columns that changed (``tags`` for a tag added or removed) and
+    the articles added."""
+
+    created: bool = False
+    attributes: set[str] = field(default_factory=set)
+    article_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     system_id: str = "31"
     ticket_number_min_size: int = 5
@@ -159,6 +170,9 @@ class Tables:
     tokens: dict[str, AccessToken] = field(default_factory=dict)
     histories: dict[int, HistoryEntry] = field(default_factory=dict)
     cti_logs: dict[int, CallLogRow] = field(default_factory=dict)
+    admin: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    """The admin resources kept as plain rows (``sandbox/admin.py``): ``macros``,
+    ``overviews``, ``triggers``, ``webhooks``, ``text_modules``, by id."""
 
 
 class SandboxState:
@@ -172,6 +186,12 @@ class SandboxState:
         self._ticket_counter = itertools.count(1)
         self._historised: dict[int, dict[str, Any]] = {}
         """Ticket id → the historised values as of its last save (``saved_changes``)."""
+        self.journal: dict[int, TicketChange] = {}
+        """Ticket id → what the current transaction did to it (``sandbox/admin.py`` runs the
+        triggers from it)."""
+        self.source: tuple[str, int, str] | None = None
+        """``(type, id, name)`` of the macro or trigger being applied: stamped on the history
+        rows written meanwhile (``sourceable_*``)."""
         self._seed_builtins()
 
     # -- ids and time --------------------------------------------------------------------------
@@ -309,12 +329,20 @@ class SandboxState:
         return next((t for t in self.db.tickets.values() if t.number == str(number)), None)
 
     def ticket_attributes(self) -> dict[str, ObjectAttribute]:
-        """Active custom Ticket attributes (the ones that are real columns)."""
+        """Active custom Ticket attributes that are real columns (an attribute created
+        through the API is not one until the migrations run)."""
         return {
             a.name: a
             for a in self.db.attributes.values()
-            if a.object == "Ticket" and a.editable and a.active
+            if a.object == "Ticket" and a.editable and a.active and not a.to_create
         }
+
+    def ensure_tag_item(self, name: str) -> int:
+        """The tag catalogue's id for ``name``, creating the item if it is new."""
+        items = self.db.tag_items
+        if name not in items:
+            items[name] = max(items.values(), default=0) + 1
+        return items[name]
 
     def tags_of(self, ticket_id: int) -> list[str]:
         return self.db.ticket_tags.setdefault(ticket_id, [])
@@ -355,6 +383,7 @@ class SandboxState:
     def touch(self, ticket: Ticket) -> None:
         """Rails ``touch``: moves ``updated_at`` only; ``updated_by_id`` stays as it was."""
         ticket.updated_at = max(self.now(), ticket.updated_at)
+        self.journal.setdefault(ticket.id, TicketChange())
 
     def touch_id(self, ticket_id: int) -> None:
         ticket = self.db.tickets.get(ticket_id)
@@ -400,8 +429,23 @@ class SandboxState:
             related_object=related[0] if related else None,
             related_o_id=related[1] if related else None,
         )
+        if self.source is not None:
+            entry.sourceable_type, entry.sourceable_id, entry.sourceable_name = self.source
         self.db.histories[entry.id] = entry
+        self._journal_history(entry)
         return entry
+
+    def _journal_history(self, entry: HistoryEntry) -> None:
+        if entry.object == "Ticket":
+            change = self.journal.setdefault(entry.o_id, TicketChange())
+            if entry.type == "created":
+                change.created = True
+            elif entry.attribute == "tag":
+                change.attributes.add("tags")
+        elif entry.object == "Ticket::Article" and entry.related_o_id is not None:
+            change = self.journal.setdefault(entry.related_o_id, TicketChange())
+            if entry.type == "created":
+                change.article_ids.append(entry.o_id)
 
     def history_created(self, ticket: Ticket) -> None:
         """``history_create``: the ``created`` row, by the creator, at ``updated_at``."""
@@ -435,6 +479,7 @@ class SandboxState:
             old = before.get(key)
             if old == new:
                 continue
+            self.journal.setdefault(ticket.id, TicketChange()).attributes.add(key)
             row: dict[str, Any] = {
                 "attribute": key,
                 "value_from": ruby_text(old),
