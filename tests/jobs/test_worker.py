@@ -176,6 +176,23 @@ def test_unreachable_is_logged_once_and_recovered_once(
     assert len(events(caplog, "helpdesk.recovered")) == 2
 
 
+def test_a_job_without_helpdesk_calls_does_not_end_an_outage(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The copy job succeeding with nothing to do used to log "recovered" right after the
+    poll's "unreachable", every pass (found by the review of issue 14)."""
+    caplog.set_level(logging.INFO, logger="jobs.worker")
+    down = TransientError("connection refused", method="POST", path="/api/v1/tickets/search")
+    poll = Recorder("sync", down, down, down)
+    copy = Recorder("copy", {}, {}, {})
+    worker = worker_with(world, poll, copy)
+    for _ in range(3):
+        worker.run_once()
+    assert len(events(caplog, "helpdesk.unreachable")) == 1
+    assert events(caplog, "helpdesk.recovered") == []
+    assert worker.helpdesk_down is not None
+
+
 def test_run_once_runs_each_job_once_in_order(world: World) -> None:
     order: list[str] = []
 
