@@ -1,5 +1,6 @@
 """The ``escalations`` command. Every user error becomes one clear line on stderr and a
-non-zero exit code (78 for configuration); only unexpected faults show a traceback."""
+non-zero exit code (78 for configuration); only unexpected faults show a traceback, logged at
+CRITICAL (``<2>`` on every line under the journal), exit 1."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from connector.errors import AuthError, HelpdeskError
-from escalations.app.logs import error_line
+from escalations.app.logs import error_line, log_crash
 from escalations.app.version import package_version
 from escalations.errors import EX_CONFIG, ConfigError, EscalationsError
 
 log = logging.getLogger(__name__)
+
+EX_FAULT = 1
+"""An unexpected fault (a bug): ``Restart=on-failure`` restarts the worker, within the unit's
+start limit. The same code as any other failure that a restart may cure."""
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -124,6 +129,35 @@ def _cmd_diagnostics(args: argparse.Namespace) -> int:
     return diagnostics(args)
 
 
+def _cmd_provision(args: argparse.Namespace) -> int:
+    from escalations.app.provision import command
+
+    return command(args)
+
+
+def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "provision",
+        help="create or update in Zammad what agents click and the worker needs (attributes, "
+        "parked state, group, tags, macros, overviews, text modules; the webhook trigger with "
+        "--webhook-url), from the mappings; idempotent; needs the admin token",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also overwrite objects an admin changed by hand since provision made them",
+    )
+    p.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="the worker's webhook address as Zammad reaches it (e.g. "
+        "https://worker.example:8080/zammad-webhook): creates the signed webhook and the "
+        "trigger that calls it (needs ESCALATIONS_WEBHOOK_SECRET; docs/webhook.md)",
+    )
+    p.set_defaults(func=_cmd_provision)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from escalations.app.commands import sandbox
 
@@ -216,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_effects(sub)
     _add_archive(sub)
+    _add_provision(sub)
 
     p = sub.add_parser(
         "diagnostics",
@@ -282,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0
+    except Exception:  # noqa: BLE001 - a bug: its traceback goes to the log, with its priority
+        log_crash(getattr(args, "command", None))
+        return EX_FAULT
 
 
 if __name__ == "__main__":  # pragma: no cover

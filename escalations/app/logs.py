@@ -9,7 +9,10 @@ are plain. ``ESCALATIONS_LOG_FORMAT=json`` writes one JSON object per line inste
 shipper; the priority prefix is added to those too when the journal reads them.
 
 The CLI's own one-line errors (``escalations: …``) go through ``error_line`` so they carry the
-error priority as well.
+error priority as well, and an unexpected exception that reaches the CLI is logged by
+``log_crash`` at CRITICAL through the same handler: every line of its traceback starts with
+``<2>`` under the journal (``journalctl -p err`` shows it whole), and the secrets in it are
+masked.
 """
 
 from __future__ import annotations
@@ -117,3 +120,21 @@ def error_line(text: str) -> str:
     the journal, secrets masked."""
     line = SECRETS.redact(f"escalations: {text}")
     return f"<{ERROR_PRIORITY}>{line}" if writes_to_journal() else line
+
+
+def _configured() -> bool:
+    return any(getattr(h, "_escalations", False) for h in logging.getLogger().handlers)
+
+
+def log_crash(command: str | None) -> None:
+    """Log the exception being handled, with its traceback, at CRITICAL (the CLI's last
+    resort: a bug, not a user error). Sets up logging first when the crash came before the
+    command had done so, so the traceback never reaches stderr without its priority."""
+    if not _configured():
+        configure_logging()
+    logging.getLogger("escalations.app.cli").critical(
+        "escalations.crashed command=%s: an unexpected error (a bug: please report it with "
+        "`escalations diagnostics`)",
+        command or "-",
+        exc_info=sys.exc_info(),
+    )

@@ -129,3 +129,47 @@ def test_a_refused_token_is_said_once(install: Installation, tmp_path: Path) -> 
     assert len(lines) == 1, text
     assert lines[0].startswith("escalations: the helpdesk refused the token (HTTP 401 ")
     assert lines[0].endswith("check ESCALATIONS_HELPDESK_TOKEN or the helpdesk-token credential")
+
+
+CRASH = """
+import sys
+import escalations.app.commands as commands
+from escalations.app.cli import main
+
+def broken(args):
+    raise RuntimeError("an unexpected fault")
+
+commands.status = broken
+sys.exit(main(["status"]))
+"""
+
+
+def test_an_unexpected_traceback_carries_its_priority_on_every_line(tmp_path: Path) -> None:
+    """A bug reaching the CLI used to print Python's own traceback: lines without a priority,
+    which ``journalctl -p err`` never shows. Now it is logged at CRITICAL (``<2>``), every
+    line of it, and the exit code is the documented 1."""
+    path = tmp_path / "journal.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        ESCALATIONS_STATE_DIR=str(tmp_path / "state"),
+    )
+    with path.open("w") as stderr:
+        info = os.fstat(stderr.fileno())
+        env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+        proc = subprocess.run(
+            [sys.executable, "-c", CRASH],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=60,
+            check=False,
+        )
+    text = path.read_text()
+    lines = text.splitlines()
+    assert proc.returncode == 1, text
+    assert any("Traceback" in line for line in lines), text
+    assert any("RuntimeError: an unexpected fault" in line for line in lines), text
+    assert all(line.startswith("<2>") for line in lines), text
+    assert lines[0].startswith("<2>CRITICAL escalations.app.cli escalations.crashed command=status")
