@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from connector.errors import AuthError, HelpdeskError
 from escalations.app.logs import error_line, log_crash
@@ -187,7 +187,20 @@ def _env_file_parent() -> argparse.ArgumentParser:
     return parent
 
 
-class _CommandParser(argparse.ArgumentParser):
+EX_USAGE = 64
+"""A command line argparse cannot read (sysexits' ``EX_USAGE``): kept apart from ``status``'s
+2 (down), so a monitoring check never takes a typo for an outage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors exiting ``EX_USAGE`` instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class _CommandParser(_Parser):
     """The parser of every command and nested action: argparse builds sub-parsers with the
     class of the parser they hang from, so each one, also a command added later, gets
     ``--env-file`` from the shared parent without being told."""
@@ -198,7 +211,7 @@ class _CommandParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="escalations",
         description="Formal multi-level escalations for Zammad: sync worker and tools.",
     )

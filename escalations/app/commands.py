@@ -37,6 +37,19 @@ def _out(line: str = "") -> None:
     print(line)  # noqa: T201
 
 
+def _emit(lines: list[str]) -> None:
+    """Write ``lines`` to stdout and flush. A reader that has gone (``| head -1``) ends the
+    output quietly, not the command: its exit code still says what it found."""
+    try:
+        for line in lines:
+            print(line)  # noqa: T201
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit's flush does not fail again
+        os.close(devnull)
+
+
 def _err(line: str) -> None:
     """A problem the admin should see, in the CLI's ``escalations: ...`` form on stderr."""
     print(error_line(line), file=sys.stderr)  # noqa: T201
@@ -293,16 +306,23 @@ def _health(summary: StatusSummary | None, settings: Settings, now: datetime) ->
 
 
 def status(args: argparse.Namespace) -> int:
+    """The store's state and a health verdict; the exit code is the verdict (0 healthy, 1
+    degraded, 2 down: Nagios' OK, WARNING, CRITICAL), also when the reader of stdout has
+    gone (``status | head -1``)."""
     settings = _settings(args)
     clock = SystemClock()
     as_json = bool(getattr(args, "json", False))
     if not settings.database_path.exists():
         code, health = _health(None, settings, clock.now())
         if as_json:
-            _out(json.dumps(_status_json(settings, None, [], code, health)))
+            _emit([json.dumps(_status_json(settings, None, [], code, health))])
             return code
-        _out(f"store: {settings.database_path} does not exist yet (the worker has not run)")
-        _out(f"health: {health}")
+        _emit(
+            [
+                f"store: {settings.database_path} does not exist yet (the worker has not run)",
+                f"health: {health}",
+            ]
+        )
         return code
     store = _open_store(settings, clock)
     try:
@@ -314,35 +334,36 @@ def status(args: argparse.Namespace) -> int:
         store.close()
     code, health = _health(summary, settings, clock.now())
     if as_json:
-        _out(json.dumps(_status_json(settings, summary, failed, code, health)))
+        _emit([json.dumps(_status_json(settings, summary, failed, code, health))])
         return code
-    _out(f"store: {settings.database_path} (schema {summary.schema_version})")
+    lines: list[str] = []  # collected, then written at once (``_emit``)
+    lines.append(f"store: {settings.database_path} (schema {summary.schema_version})")
     if summary.escalations:
-        _out("open escalations:")
+        lines.append("open escalations:")
         rows = sorted(summary.escalations.items(), key=lambda kv: (kv[0][1], kv[0][0]))
         for (state, level), count in rows:
-            _out(f"  level {level}  {state:<10} {count}")
+            lines.append(f"  level {level}  {state:<10} {count}")
     else:
-        _out("open escalations: none")
-    _out(f"duties due: {summary.duties_due}, missed: {summary.duties_missed}")
-    for line in duty_lines:
-        _out(line)
+        lines.append("open escalations: none")
+    lines.append(f"duties due: {summary.duties_due}, missed: {summary.duties_missed}")
+    lines.extend(duty_lines)
     effects = summary.effects
-    _out("effects: " + ", ".join(f"{s.value} {effects.get(s, 0)}" for s in EffectState))
+    lines.append("effects: " + ", ".join(f"{s.value} {effects.get(s, 0)}" for s in EffectState))
     for effect in failed[-FAILED_SHOWN:]:
         ticket = effect.payload.get("ticket_id") or effect.payload.get("parent_id")
-        _out(f"  failed {effect.kind} {effect.key} (ticket {ticket}): {effect.last_error}")
+        lines.append(f"  failed {effect.kind} {effect.key} (ticket {ticket}): {effect.last_error}")
     if len(failed) > FAILED_SHOWN:
-        _out(f"  … and {len(failed) - FAILED_SHOWN} more failed effects")
+        lines.append(f"  … and {len(failed) - FAILED_SHOWN} more failed effects")
     last = summary.last_successful_poll
     shown = last.astimezone(tz).isoformat(timespec="seconds") if last else "never"
-    _out(f"last successful poll: {shown}")
+    lines.append(f"last successful poll: {shown}")
     if summary.last_errors:
-        _out("last errors:")
+        lines.append("last errors:")
         for run in summary.last_errors:
             when = run.started_at.astimezone(tz).isoformat(timespec="seconds")
-            _out(f"  {when} {run.job}: {run.error}")
-    _out(f"health: {health}")
+            lines.append(f"  {when} {run.job}: {run.error}")
+    lines.append(f"health: {health}")
+    _emit(lines)
     return code
 
 

@@ -16,15 +16,18 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from escalations.app.cli import build_parser, main
+from escalations.clock import SystemClock
 from escalations.errors import EX_CONFIG
 from escalations.settings import shipped_mappings_dir
-from escalations.store.sqlite import load_migrations
+from escalations.store.base import LAST_SUCCESSFUL_POLL
+from escalations.store.sqlite import SqliteStore, load_migrations
 from sandbox import SandboxServer, ZammadSandbox, serve
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -830,4 +833,42 @@ def test_status_into_a_closed_pipe_ends_quietly(env: Path) -> None:
         os.close(write_end)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "BrokenPipeError" not in proc.stderr
-    assert proc.returncode == 0
+    assert proc.returncode == 2  # the health code (down: no poll yet), not 0 for "quiet"
+
+
+def test_status_into_a_closed_pipe_still_exits_with_the_health_code(env: Path) -> None:
+    """A monitoring check piping ``status`` into ``head -1`` reads the exit code: a closed
+    pipe used to turn "down" into 0. Here the store exists and the status is long (a
+    store that is degraded: its last successful poll is 10 intervals old)."""
+    store = SqliteStore(env / "escalations.sqlite3", SystemClock())
+    late = SystemClock().now() - timedelta(seconds=10 * 30)
+    with store.transaction() as tx:
+        store.set_meta(tx, LAST_SUCCESSFUL_POLL, late.isoformat())
+    store.close()
+    for argv in (["status"], ["status", "--json"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "escalations", *argv],
+                env={**os.environ, "ESCALATIONS_STATE_DIR": str(env), "PYTHONPATH": str(ROOT)},
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode == 1, (argv, proc.stderr)  # degraded
+
+
+@pytest.mark.parametrize(
+    "argv", [["frobnicate"], ["status", "--frobnicate"], ["effects", "retry"], []]
+)
+def test_a_usage_error_exits_64_never_a_health_code(argv: list[str]) -> None:
+    """argparse's own exit 2 meant "down" to a monitoring check reading ``status``'s code."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 64

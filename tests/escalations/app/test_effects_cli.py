@@ -297,7 +297,7 @@ def out_of(*lines: str) -> str:
 def test_retry_needs_ids_or_all_failed(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["effects", "retry", *argv])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 64  # EX_USAGE: never status's 2 (down)
     assert "give effect IDs or --all-failed" in capsys.readouterr().err
 
 
