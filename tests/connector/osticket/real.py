@@ -1,0 +1,209 @@
+"""The real osTicket 1.18 for the tests: ``shared/osticket/up`` (``.ci/run`` starts it) prints
+the ``OSTICKET_*`` variables this module reads.
+
+Without them the osTicket tests are skipped on a developer's machine and **fail** under
+``CI=true``. Setup that is an administrator's job in osTicket's admin panel (the escalation
+help topic and its form, a status agents set to flag a ticket) is done here with the database
+account osTicket itself uses; everything the worker does goes through the production adapter.
+A customer's mail arrives the way a mail server would hand it over (``tickets.email``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+import requests
+
+from connector.clock import SystemClock
+from connector.http import HttpPolicy, build_session
+from connector.osticket import DatabaseConfig, OsTicketAdapter, ReadOnlyDatabase
+
+VARIABLES = (
+    "OSTICKET_URL",
+    "OSTICKET_API_KEY",
+    "OSTICKET_DB_HOST",
+    "OSTICKET_DB_PORT",
+    "OSTICKET_DB_NAME",
+    "OSTICKET_DB_USER",
+    "OSTICKET_DB_PASSWORD",
+    "OSTICKET_DB_ADMIN_USER",
+    "OSTICKET_DB_ADMIN_PASSWORD",
+    "OSTICKET_MAIL_DIR",
+)
+TOPIC = "Escalation"
+FLAG_STATUS = "Escalate"
+ESCALATION_FIELDS = (
+    ("escalation_key", "Escalation key"),
+    ("escalation_level", "Escalation level"),
+    ("origin_ticket", "Original ticket"),
+)
+
+
+@dataclass(frozen=True)
+class RealOsTicket:
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.env["OSTICKET_URL"]
+
+    @property
+    def api_key(self) -> str:
+        return self.env["OSTICKET_API_KEY"]
+
+    def db_config(self) -> DatabaseConfig:
+        return DatabaseConfig(
+            host=self.env["OSTICKET_DB_HOST"],
+            port=int(self.env["OSTICKET_DB_PORT"]),
+            database=self.env["OSTICKET_DB_NAME"],
+            user=self.env["OSTICKET_DB_USER"],
+            password=self.env["OSTICKET_DB_PASSWORD"],
+        )
+
+    def admin_sql(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """A statement as osTicket's own account (the fixture's admin steps only)."""
+        conn = pymysql.connect(
+            host=self.env["OSTICKET_DB_HOST"],
+            port=int(self.env["OSTICKET_DB_PORT"]),
+            user=self.env["OSTICKET_DB_ADMIN_USER"],
+            password=self.env["OSTICKET_DB_ADMIN_PASSWORD"],
+            database=self.env["OSTICKET_DB_NAME"],
+            autocommit=True,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def adapter(self, *, session: requests.Session | None = None) -> OsTicketAdapter:
+        policy = HttpPolicy(requests_per_minute=6000, burst=100)
+        clock = SystemClock()
+        return OsTicketAdapter(
+            self.url,
+            self.api_key,
+            ReadOnlyDatabase(self.db_config(), clock),
+            policy,
+            clock,
+            session=session or build_session(policy),
+        )
+
+    # -- the customer's side -------------------------------------------------------------------
+    def customer_mail(
+        self,
+        sender: str,
+        subject: str,
+        body: str,
+        *,
+        attachments: tuple[tuple[str, bytes], ...] = (),
+    ) -> str:
+        """A customer's mail handed to osTicket (``tickets.email``); returns the ticket number
+        osTicket filed it under."""
+        msg = EmailMessage()
+        msg["From"] = f"Carla Customer <{sender}>"
+        msg["To"] = "support@helpdesk.example"
+        msg["Subject"] = subject
+        msg["Message-ID"] = f"<{uuid.uuid4().hex}@customer.example.org>"
+        msg.set_content(body)
+        for name, data in attachments:
+            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+        resp = requests.post(
+            self.url + "/api/tickets.email",
+            data=msg.as_bytes(),
+            headers={"X-API-Key": self.api_key},
+            timeout=30,
+            allow_redirects=False,
+        )
+        assert resp.status_code == 201, resp.text
+        return resp.text.strip()
+
+    # -- what an admin sets up -----------------------------------------------------------------
+    def ensure_escalation_topic(self) -> None:
+        """Help topic ``Escalation`` (department Maintenance, no auto-response) with a form
+        carrying the escalation fields, and an open-state status ``Escalate``."""
+        if not self.admin_sql("SELECT topic_id FROM ost_help_topic WHERE topic=%s", (TOPIC,)):
+            self.admin_sql(
+                "INSERT INTO ost_form (type, flags, title, name, created, updated) "
+                "VALUES ('G', 1, %s, '', NOW(), NOW())",
+                (TOPIC,),
+            )
+            form_id = self.admin_sql("SELECT MAX(id) AS id FROM ost_form")[0]["id"]
+            for sort, (name, label) in enumerate(ESCALATION_FIELDS, start=1):
+                self.admin_sql(
+                    "INSERT INTO ost_form_field (form_id, flags, type, label, name, "
+                    "configuration, sort, created, updated) "
+                    "VALUES (%s, 30465, 'text', %s, %s, '{}', %s, NOW(), NOW())",
+                    (form_id, label, name, sort),
+                )
+            self.admin_sql(
+                "INSERT INTO ost_help_topic (topic_pid, ispublic, noautoresp, flags, dept_id, "
+                "topic, created, updated) VALUES (0, 0, 1, 2, 3, %s, NOW(), NOW())",
+                (TOPIC,),
+            )
+            topic_id = self.admin_sql(
+                "SELECT topic_id FROM ost_help_topic WHERE topic=%s", (TOPIC,)
+            )
+            self.admin_sql(
+                "INSERT INTO ost_help_topic_form (topic_id, form_id, sort) VALUES (%s, 2, 1), "
+                "(%s, %s, 2)",
+                (topic_id[0]["topic_id"], topic_id[0]["topic_id"], form_id),
+            )
+        if not self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (FLAG_STATUS,)):
+            self.admin_sql(
+                "INSERT INTO ost_ticket_status (name, state, mode, flags, sort, properties, "
+                "created, updated) VALUES (%s, 'open', 1, 0, 6, "
+                '\'{"description":"Escalate this ticket"}\', NOW(), NOW())',
+                (FLAG_STATUS,),
+            )
+
+    # -- outbound mail -------------------------------------------------------------------------
+    def mail_files(self) -> set[Path]:
+        return set(Path(self.env["OSTICKET_MAIL_DIR"]).glob("*"))
+
+    def recipients_since(self, before: set[Path]) -> list[str]:
+        """Every To/Cc/Bcc address of the mail osTicket sent since ``before`` was taken."""
+        found: list[str] = []
+        for path in sorted(self.mail_files() - before):
+            headers = BytesHeaderParser().parsebytes(path.read_bytes())
+            values = [v for h in ("To", "Cc", "Bcc") for v in headers.get_all(h, [])]
+            found += [address.lower() for _, address in getaddresses(values) if address]
+        return found
+
+
+def real_osticket() -> RealOsTicket:
+    """The running osTicket, or a skip (a failure under ``CI=true``) naming what is missing."""
+    missing = [name for name in VARIABLES if not os.environ.get(name)]
+    if missing:
+        reason = (
+            f'no real osTicket: {", ".join(missing)} unset (run `eval "$(../shared/osticket/up)"`)'
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; .ci/run must start it", pytrace=False)
+        pytest.skip(reason)
+    return RealOsTicket({name: os.environ[name] for name in VARIABLES})
+
+
+def unique_customer() -> str:
+    return f"cust.{uuid.uuid4().hex[:12]}@customer.example.org"
+
+
+def counting_session(counter: list[str]) -> requests.Session:
+    """A session that appends ``METHOD path`` to ``counter`` for every response."""
+    session = build_session(HttpPolicy())
+
+    def hook(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        counter.append(f"{resp.request.method} {requests.utils.urlparse(resp.url).path}")
+
+    session.hooks["response"].append(hook)
+    return session

@@ -1,0 +1,246 @@
+"""``OsTicketAdapter`` against the real osTicket 1.18 (``real.py``): reads through the
+read-only account, the create through ``tickets.json``, copies through ``tickets.email``."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connector.base import (
+    ArticleDraft,
+    ArticleKind,
+    AttachmentUpload,
+    Capability,
+    HelpdeskAdapter,
+    Marker,
+    Sender,
+    TicketChanges,
+    TicketDraft,
+)
+from connector.clock import SystemClock
+from connector.errors import Rejected, SetupError, TooLarge, Unauthorized
+from connector.http import HttpPolicy
+from connector.osticket import OsTicketAdapter, ReadOnlyDatabase, Unsupported, message_id
+from tests.connector.osticket.real import (
+    TOPIC,
+    RealOsTicket,
+    counting_session,
+    unique_customer,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _marker(n: int) -> Marker:
+    return Marker(f"hde1-{n:016x}")
+
+
+def _unique_marker() -> Marker:
+    return Marker(f"hde1-{secrets.token_hex(8)}")
+
+
+def _original(osticket: RealOsTicket, sender: str, attachment: bytes = b"") -> str:
+    files = (("router-log.txt", attachment),) if attachment else ()
+    return osticket.customer_mail(
+        sender, "Line down at the depot", "Our line has been down since 9.", attachments=files
+    )
+
+
+def test_is_a_helpdesk_adapter_declaring_only_what_core_osticket_can(
+    osticket: RealOsTicket,
+) -> None:
+    adapter = osticket.adapter()
+    assert isinstance(adapter, HelpdeskAdapter)
+    assert Capability.ADD_NOTE not in adapter.capabilities
+    assert Capability.UPDATE_TICKET not in adapter.capabilities
+    assert Capability.TAGS not in adapter.capabilities
+    assert {Capability.POLL_CHANGES, Capability.CREATE_TICKET} <= adapter.capabilities
+
+
+def test_reads_a_customer_mail_with_headers_and_attachment_bytes(osticket: RealOsTicket) -> None:
+    adapter = osticket.adapter()
+    sender = unique_customer()
+    data = b"link down 09:00\n" * 40_000  # 640 kB: two chunks of ost_file_chunk
+    number = _original(osticket, sender, data)
+
+    ticket = adapter.ticket_by_number(number)
+    assert ticket is not None
+    assert ticket.title == "Line down at the depot"
+    assert ticket.customer_login == sender
+    assert ticket.state == "Open"
+    assert ticket.updated_at.tzinfo is UTC
+    (article,) = adapter.list_articles(ticket.id)
+    assert article.sender is Sender.CUSTOMER
+    assert article.kind is ArticleKind.EMAIL
+    assert article.is_customer_message
+    assert article.from_ is not None
+    assert sender in article.from_
+    assert article.to == "support@helpdesk.example"
+    assert "down since 9" in article.body
+    (ref,) = article.attachments
+    assert ref.filename == "router-log.txt"
+    assert ref.size == len(data)
+    assert adapter.fetch_attachment(ref, max_bytes=len(data)) == data
+    assert adapter.digest_attachment(ref) == (len(data), hashlib.sha256(data).hexdigest())
+    with pytest.raises(TooLarge):
+        adapter.fetch_attachment(ref, max_bytes=len(data) - 1)
+    assert adapter.get_user(ticket.customer_id).email == sender
+    assert adapter.find_user(sender) == adapter.get_user(ticket.customer_id)
+
+
+def test_changed_tickets_by_watermark_and_an_idle_poll_is_one_query(
+    osticket: RealOsTicket,
+) -> None:
+    requests_sent: list[str] = []
+    adapter = osticket.adapter(session=counting_session(requests_sent))
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    number = _original(osticket, unique_customer())
+    assert number in [t.number for t in adapter.changed_tickets(before)]
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    queries = adapter.db.queries
+    assert list(adapter.changed_tickets(later)) == []
+    assert adapter.db.queries - queries == 1
+    assert requests_sent == []
+
+
+def test_creates_the_escalation_ticket_and_reads_it_back(osticket: RealOsTicket) -> None:
+    adapter = osticket.adapter()
+    sender = unique_customer()
+    original = adapter.ticket_by_number(_original(osticket, sender))
+    assert original is not None
+    marker = _unique_marker()
+    mail = osticket.mail_files()
+    draft = TicketDraft(
+        title="[ESC L1] Line down at the depot",
+        group=TOPIC,
+        customer_id=original.customer_id,
+        fields={
+            "escalation_key": marker.value,
+            "escalation_level": "1",
+            "origin_ticket": original.number,
+        },
+        first_note=ArticleDraft(
+            body="<p>Escalated from the original ticket.</p>",
+            attachments=(AttachmentUpload("plan.txt", "text/plain", b"call at 14.00"),),
+        ),
+    )
+    created = adapter.create_ticket(draft, marker=marker)
+
+    ticket = adapter.get_ticket(created.id)
+    assert ticket.number == created.number
+    assert ticket.group == "Maintenance"  # the help topic's department
+    assert ticket.customer_id == original.customer_id
+    assert ticket.fields["escalation_key"] == marker.value
+    assert ticket.fields["origin_ticket"] == original.number
+    (first,) = adapter.list_articles(created.id)
+    assert marker.value in first.body
+    assert [a.filename for a in first.attachments] == ["plan.txt"]
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert adapter.find_ticket_by_marker(marker, linked_to=original.id, since=since) == created.id
+    assert adapter.find_ticket_by_marker(_unique_marker(), linked_to=original.id) is None
+    assert sender not in osticket.recipients_since(mail)
+
+
+def test_validation_errors_arrive_as_500_and_are_rejected_with_osticket_words(
+    osticket: RealOsTicket,
+) -> None:
+    adapter = osticket.adapter()
+    original = adapter.ticket_by_number(_original(osticket, unique_customer()))
+    assert original is not None
+    draft = TicketDraft(
+        title="", group=TOPIC, customer_id=original.customer_id,
+        first_note=ArticleDraft(body="<p>x</p>"),
+    )  # fmt: skip
+    with pytest.raises(Rejected, match="Issue Summary is a required field"):
+        adapter.create_ticket(draft, marker=_unique_marker())
+    with pytest.raises(Rejected, match="no help topic"):
+        adapter.create_ticket(
+            TicketDraft(
+                title="x",
+                group="No such topic",
+                customer_id=original.customer_id,
+                first_note=ArticleDraft(body="x"),
+            ),  # fmt: skip
+            marker=_unique_marker(),
+        )
+
+
+def test_a_copy_is_mailed_in_once_whatever_the_replays(osticket: RealOsTicket) -> None:
+    requests_sent: list[str] = []
+    adapter = osticket.adapter(session=counting_session(requests_sent))
+    sender = unique_customer()
+    ticket = adapter.ticket_by_number(_original(osticket, sender))
+    assert ticket is not None
+    marker = _unique_marker()
+    mail = osticket.mail_files()
+    draft = ArticleDraft(
+        body="<p>From: the customer</p><p>Still down.</p>",
+        subject="Customer email: Still down",
+        attachments=(AttachmentUpload("trace.txt", "text/plain", b"no carrier"),),
+    )
+    first = adapter.add_article(ticket.id, draft, marker=marker)
+    again = adapter.add_article(ticket.id, draft, marker=marker)  # a replay after a crash
+
+    assert first == again
+    assert requests_sent.count("POST /api/tickets.email") == 2
+    entries = [a for a in adapter.list_articles(ticket.id) if marker.value in a.body]
+    assert [a.id for a in entries] == [first]
+    assert [f.filename for f in entries[0].attachments] == ["trace.txt"]
+    assert adapter.find_article_by_marker(ticket.id, marker) == first
+    assert osticket.admin_sql(
+        "SELECT COUNT(*) AS n FROM ost_thread_entry_email WHERE mid=%s", (message_id(marker),)
+    ) == [{"n": 1}]
+    assert sender not in osticket.recipients_since(mail)
+
+
+def test_what_core_osticket_cannot_do_says_so(osticket: RealOsTicket) -> None:
+    adapter = osticket.adapter()
+    with pytest.raises(Unsupported, match="plugin"):
+        adapter.link_tickets(1, 2)
+    with pytest.raises(Unsupported):
+        adapter.update_ticket(1, TicketChanges())
+    assert adapter.get_tags(1) == frozenset()
+
+
+def test_a_wrong_key_is_unauthorized(osticket: RealOsTicket) -> None:
+    good = osticket.adapter()
+    original = good.ticket_by_number(_original(osticket, unique_customer()))
+    assert original is not None
+    policy = HttpPolicy()
+    clock = SystemClock()
+    bad = OsTicketAdapter(
+        osticket.url, "0" * 32, ReadOnlyDatabase(osticket.db_config(), clock), policy, clock
+    )
+    draft = TicketDraft(
+        title="x", group=TOPIC, customer_id=original.customer_id,
+        first_note=ArticleDraft(body="x"),
+    )  # fmt: skip
+    with pytest.raises(Unauthorized):
+        bad.create_ticket(draft, marker=_marker(1))
+
+
+def test_localhost_is_refused_for_the_key_is_bound_to_one_ip(osticket: RealOsTicket) -> None:
+    clock = SystemClock()
+    with pytest.raises(SetupError, match="::1"):
+        OsTicketAdapter(
+            "http://localhost:8081", "k", ReadOnlyDatabase(osticket.db_config(), clock),
+            HttpPolicy(), clock,
+        )  # fmt: skip
+
+
+def test_the_database_account_runs_select_only(osticket: RealOsTicket) -> None:
+    db = osticket.adapter().db
+    with pytest.raises(ValueError, match="SELECT"):
+        db.select("UPDATE {t:ticket} SET number = 'x'")
+
+
+def test_the_mail_capture_is_live_so_the_no_customer_mail_checks_can_fail(
+    osticket: RealOsTicket,
+) -> None:
+    mail = osticket.mail_files()
+    _original(osticket, unique_customer())  # a new ticket by mail alerts the admin agent
+    assert osticket.recipients_since(mail), "osTicket sent no alert: is the capture working?"
