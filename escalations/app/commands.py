@@ -96,10 +96,11 @@ def _display_tz(settings: Settings) -> tzinfo:
 
 
 def check(args: argparse.Namespace) -> int:
-    """Every check ``run`` makes before it starts (``preflight``), without starting: exit 0
-    when ``run`` would start, 78 when a setting or mapping must change, 1 when another
-    worker holds the store."""
-    from escalations.app.preflight import lock_problem, places, prepare
+    """Every check ``run`` makes before it starts (``preflight``), without starting and
+    without creating anything (a missing directory "would be created at first start"): exit
+    0 when ``run`` would start, 78 when a setting, a mapping or the store file must change, 1
+    when another worker holds the store."""
+    from escalations.app.preflight import inspect_all, lock_problem
     from escalations.app.webhook import require_secret
 
     settings = _settings(args)
@@ -111,15 +112,16 @@ def check(args: argparse.Namespace) -> int:
         f"{len(profile.reasons)} reasons, {len(profile.segments)} segments, "
         f"time zone {profile.process.time_zone})"
     )
-    adapter = prepare(settings, SystemClock())
+    adapter, found = inspect_all(settings, SystemClock())
     _out(f"settings: ok ({settings.helpdesk} at {settings.helpdesk_url})")
-    where = ", ".join(f"{p.what.split()[0]} {p.path}" for p in places(settings))
-    _out(f"state: ok (writable: {where})")
+    where = ", ".join(f"{p.what.split()[0]} {p.path}: {verdict}" for p, verdict in found.places)
+    _out(f"state: ok ({where})")
     held = lock_problem(settings)
     if held is not None:
         _err(f"store: {held}; `escalations run` would be refused while it runs")
         return 1
-    _out(f"store: ok ({settings.database_path}: no other worker holds it)")
+    store = f"schema {found.schema}, readable" if found.schema is not None else "none yet"
+    _out(f"store: ok ({settings.database_path}: {store}; no other worker holds it)")
     if not args.live:
         return 0
     from escalations.bindings.zammad.livecheck import live_check

@@ -1,7 +1,18 @@
 """What ``escalations run`` checks before it starts, shared with ``escalations check`` so the
 two cannot disagree: the helpdesk URL and token (built into an adapter, no request made),
 the CA bundle, every directory the worker writes (creatable and writable, named with the
-setting that moves it), and the store's lock.
+setting that moves it), the store's lock, and the store file itself (opened read-only: a
+corrupt file or a schema newer than the code is refused before anything is migrated).
+
+``run`` creates the directories it is missing (``prepare``); ``check`` leaves nothing
+behind (``inspect``): it is often run as root before the first start, and a directory it made
+would belong to root, not to the service's ``DynamicUser=`` (systemd makes
+``StateDirectory=`` itself, owned by that user). So a missing directory is reported as "would
+be created at first start" once its nearest existing parent takes a scratch directory
+(removed at once: the kernel decides, as it will for ``run``, where root is refused too, in
+``/sys`` or on a read-only mount); an existing one is proved writable with a scratch file,
+removed at once; the store is read with SQLite's read-only (or, without a write-ahead log,
+immutable) open, which writes no ``-wal``/``-shm``.
 
 A problem here is the admin's to fix, so it is a ``ConfigError`` (exit 78: systemd's
 ``RestartPreventExitStatus=78`` keeps it from restarting in a loop); the lock held by a
@@ -10,7 +21,9 @@ running worker is a ``LockHeld`` (exit 1).
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +33,7 @@ from typing import TYPE_CHECKING
 from escalations.clock import Clock
 from escalations.errors import ConfigError
 from escalations.settings import Settings
-from escalations.store.sqlite import probe_lock
+from escalations.store.sqlite import load_migrations, probe_lock
 
 if TYPE_CHECKING:
     from connector.base import HelpdeskAdapter
@@ -61,6 +74,33 @@ def ensure_writable(place: Place) -> None:
         place.path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise _refused(place, f"cannot create the {place.what}: {exc.strerror or exc}") from None
+    _prove_writable(place)
+
+
+def inspect(place: Place) -> str:
+    """``ensure_writable`` leaving nothing behind: ``"writable"`` for an existing directory
+    (a scratch file proves it, removed at once), ``"would be created at first start"`` for a
+    missing one whose nearest existing parent takes a new directory (a scratch one, removed
+    at once); else the ``ConfigError`` ``run`` would raise, with the same words."""
+    path = place.path
+    if path.exists():
+        if not path.is_dir():
+            raise _refused(place, f"cannot create the {place.what}: {os.strerror(errno.EEXIST)}")
+        _prove_writable(place)
+        return "writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _refused(place, f"cannot create the {place.what}: {os.strerror(errno.ENOTDIR)}")
+    try:  # the kernel's answer (root is refused in /sys, /proc), not a guess from the mode
+        Path(tempfile.mkdtemp(prefix=".create-check-", dir=parent)).rmdir()
+    except OSError as exc:
+        raise _refused(place, f"cannot create the {place.what}: {exc.strerror or exc}") from None
+    return "would be created at first start"
+
+
+def _prove_writable(place: Place) -> None:
     try:
         fd, scratch = tempfile.mkstemp(prefix=".write-check-", dir=place.path)
     except OSError as exc:
@@ -81,17 +121,86 @@ def ensure_store_file(settings: Settings) -> None:
             )
 
 
+def probe_store(settings: Settings) -> int | None:
+    """Open an existing SQLite store read-only and return its schema version (``None``: no
+    store yet). Writes nothing: with a write-ahead log present (a worker stopped without
+    its checkpoint) the read-only open uses it; without one the file is opened immutable,
+    so no ``-wal``/``-shm`` file appears.
+
+    Raises:
+        ConfigError: the file is not a usable SQLite database, or its schema is newer than
+            this code (a downgrade): a restart cannot fix either.
+    """
+    database = settings.database_path
+    if not database.is_file():
+        return None
+    setting = places(settings)[0].setting
+    wal = database.with_name(database.name + "-wal")
+    shm = database.with_name(database.name + "-shm")
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"{database.as_uri()}?{mode}", uri=True)
+    except sqlite3.Error as exc:
+        raise _unusable(setting, database, str(exc)) from None
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise _unusable(setting, database, str(exc)) from None
+    finally:
+        conn.close()
+    if verdict != "ok":
+        raise _unusable(setting, database, f"integrity check: {verdict}")
+    latest = len(load_migrations())
+    if version > latest:
+        raise ConfigError(
+            f"{setting}: {database}: database schema version {version} is newer than this "
+            f"code understands ({latest}); upgrade helpdesk-escalations or restore a backup"
+        )
+    return version
+
+
+def _unusable(setting: str, database: Path, problem: str) -> ConfigError:
+    return ConfigError(
+        f"{setting}: {database}: not a usable store ({problem}); restore a backup, or set "
+        f"{setting} elsewhere"
+    )
+
+
 def prepare(
     settings: Settings, clock: Clock, *, progress: Callable[[], None] | None = None
 ) -> HelpdeskAdapter:
-    """Every offline check ``run`` makes, in its order; the adapter for the helpdesk."""
+    """Every offline check ``run`` makes, in its order, creating the missing directories;
+    the adapter for the helpdesk."""
     from escalations.app.wiring import build_adapter
 
     adapter = build_adapter(settings, clock, progress=progress)
     for place in places(settings):
         ensure_writable(place)
     ensure_store_file(settings)
+    if lock_problem(settings) is None:  # a running worker's store is its own to judge
+        probe_store(settings)
     return adapter
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``check`` found, creating nothing: per directory ``"writable"`` or ``"would be
+    created at first start"``; the store's schema version (``None``: no store yet)."""
+
+    places: list[tuple[Place, str]]
+    schema: int | None
+
+
+def inspect_all(settings: Settings, clock: Clock) -> tuple[HelpdeskAdapter, Inspection]:
+    """``prepare``'s checks with ``inspect`` for the directories: nothing is created."""
+    from escalations.app.wiring import build_adapter
+
+    adapter = build_adapter(settings, clock)
+    found = [(place, inspect(place)) for place in places(settings)]
+    ensure_store_file(settings)
+    schema = probe_store(settings) if lock_problem(settings) is None else None
+    return adapter, Inspection(found, schema)
 
 
 def lock_problem(settings: Settings) -> str | None:

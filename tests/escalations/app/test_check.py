@@ -7,6 +7,7 @@ was a traceback or "unable to open database file" with exit 1 (a restart loop)."
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from escalations.app.cli import main
 from escalations.clock import SystemClock
 from escalations.errors import EX_CONFIG
-from escalations.store.sqlite import SqliteStore
+from escalations.store.sqlite import SqliteStore, load_migrations
 
 TOKEN = "check-token-0001"
 
@@ -74,6 +75,81 @@ def test_state_directory_that_cannot_be_created(
         "store directory: "
     )
     assert line.endswith("(set ESCALATIONS_STATE_DIR to a directory this user may write)")
+
+
+def test_check_creates_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``check`` used to create the state, archive and reports directories: run as root
+    before the first start, they belonged to root, and the service's dynamic user could not
+    own them. Now it says they would be created, and creates nothing."""
+    state = tmp_path / "var" / "lib" / "helpdesk-escalations"
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(state))
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == []  # not even the scratch directory it proved with
+    assert (
+        f"state: ok (store {state}: would be created at first start, archive {state / 'archive'}"
+        f": would be created at first start, reports {state / 'reports'}: would be created at "
+        "first start)"
+    ) in out
+    assert f"store: ok ({state / 'escalations.sqlite3'}: none yet; no other worker holds it)" in out
+
+
+def test_check_of_an_existing_store_writes_no_file(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    """The store is read with a read-only open: no ``-wal``/``-shm`` file appears (they would
+    belong to root), and its schema version is reported."""
+    configured.mkdir(parents=True)
+    SqliteStore(configured / "escalations.sqlite3", SystemClock()).close()
+    before = sorted(p.name for p in configured.rglob("*"))
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in configured.rglob("*")) == before
+    schema = len(load_migrations())
+    assert f"store: ok ({configured / 'escalations.sqlite3'}: schema {schema}, readable;" in out
+
+
+def test_a_corrupt_store_is_refused_by_check_as_by_run(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    """``check`` never opened the store: a corrupt file passed it, and ``run`` then failed
+    with exit 1 (a restart loop)."""
+    configured.mkdir(parents=True)
+    database = configured / "escalations.sqlite3"
+    database.write_bytes(b"not a database " * 500)
+    assert main(["check"]) == EX_CONFIG
+    capsys.readouterr()
+    assert sorted(p.name for p in configured.iterdir()) == ["escalations.sqlite3"]  # no -shm
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    code, line = seen["check"]
+    assert code == EX_CONFIG
+    assert line.startswith(f"escalations: ESCALATIONS_STATE_DIR: {database}: not a usable store (")
+
+
+def test_a_store_newer_than_the_code_is_refused_by_check_as_by_run(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    """A downgrade: the store carries a schema this code does not know. ``run`` used to exit
+    1 (restarted in a loop) and ``check`` passed; both now exit 78 naming the file."""
+    configured.mkdir(parents=True)
+    database = configured / "escalations.sqlite3"
+    SqliteStore(database, SystemClock()).close()
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    latest = len(load_migrations())
+    assert seen["check"] == (
+        EX_CONFIG,
+        f"escalations: ESCALATIONS_STATE_DIR: {database}: database schema version 99 is newer "
+        f"than this code understands ({latest}); upgrade helpdesk-escalations or restore a "
+        "backup",
+    )
 
 
 def test_state_directory_that_is_not_writable(

@@ -118,6 +118,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 # -- check ------------------------------------------------------------------------------------
 
 
+NEW = "would be created at first start"
+
+
 def test_check_passes_on_the_shipped_mappings(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: Path
 ) -> None:
@@ -129,8 +132,9 @@ def test_check_passes_on_the_shipped_mappings(
         f"mappings: ok ({shipped_mappings_dir()}: 4 levels, 6 reasons, 4 segments, "
         "time zone Europe/London)",
         "settings: ok (zammad at https://zammad.example.com)",
-        f"state: ok (writable: store {env}, archive {env / 'archive'}, reports {env / 'reports'})",
-        f"store: ok ({env / 'escalations.sqlite3'}: no other worker holds it)",
+        f"state: ok (store {env}: {NEW}, archive {env / 'archive'}: {NEW}, reports "
+        f"{env / 'reports'}: {NEW})",
+        f"store: ok ({env / 'escalations.sqlite3'}: none yet; no other worker holds it)",
     ]
     assert error_lines(err) == []
 
