@@ -1,0 +1,131 @@
+"""The nightly reconciliation (DESIGN.md rule 9, issue 16): the helpdesk against the store.
+
+``build_report`` reads the helpdesk in bulk (``jobs.reconcile.snapshot``), checks each
+escalation's tickets and copies (``jobs.reconcile.tickets``) and what the store alone knows —
+duties, parking, hard copies, writes, the worker's health (``jobs.reconcile.records``) — and
+returns a ``Report`` of typed findings. It reads only: nothing is written to the helpdesk or
+the store. ``run`` is the job: the report for the local day of the clock's instant, written
+to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+
+from escalations.bindings.marks import marks_for
+from escalations.models import ACTIVE_STATES
+from escalations.reconcile import outputs
+from escalations.reconcile.findings import DayDuties, FindingKind, Report
+from jobs.context import JobContext, JobResult
+from jobs.reconcile import records, snapshot
+from jobs.reconcile._found import Found
+from jobs.reconcile.tickets import Checks
+
+log = logging.getLogger(__name__)
+
+NAME = "report"
+CHART_DAYS = 14
+SCHEMA_VERSION = outputs.SCHEMA_VERSION
+
+
+def grace(ctx: JobContext) -> timedelta:
+    """How long the worker may take to act on a change before a difference counts: the
+    settle time of a write of unknown outcome, the longest timed job's interval and three
+    polls."""
+    s = ctx.settings
+    longest = max(s.comms_interval_seconds, s.archive_interval_seconds)
+    return timedelta(seconds=s.write_settle_seconds + longest + 3 * s.poll_interval_seconds)
+
+
+def build_report(
+    ctx: JobContext,
+    at: datetime,
+    *,
+    requests: Callable[[], int] | None = None,
+    previous: Mapping[FindingKind, int] | None = None,
+) -> Report:
+    """The reconciliation as of ``at``.
+
+    Args:
+        ctx: the wired job context (adapter, binding, store, mappings).
+        at: the instant the report is for (aware).
+        requests: how many helpdesk requests have been made so far; the report states the
+            difference it made. ``None``: not counted.
+        previous: counts of the previous report, for the summary.
+    """
+    before = requests() if requests is not None else 0
+    marks = marks_for(ctx.mappings, ctx.adapter.capabilities)
+    snap = snapshot.read(ctx.adapter, marks)
+    found = Found()
+    if marks.escalation_tickets is None:
+        found.skipped("escalation tickets the worker does not know: no search finds them")
+    wait = grace(ctx)
+    checked = Checks(ctx, marks, snap, found, at, wait).run()
+    records.check(ctx, found, at, wait)
+    tz = ctx.profile.tz
+    day = at.astimezone(tz).date()
+    report = Report(
+        schema_version=SCHEMA_VERSION,
+        generated_at=at,
+        day=day,
+        time_zone=tz.key,
+        helpdesk=ctx.adapter.name,
+        helpdesk_url=ctx.settings.helpdesk_url,
+        ticket_link=marks.ticket_link,
+        findings=found.findings(),
+        open_by_level=_open_by_level(ctx),
+        duties_by_day=_duties_by_day(ctx, day),
+        requests=(requests() - before) if requests is not None else None,
+        escalations_checked=checked,
+        tickets_read=snap.tickets_read,
+        previous_counts=previous,
+        not_checked=tuple(found.not_checked),
+    )
+    log.info(
+        "report.built day=%s findings=%d drift=%d requests=%s",
+        day,
+        len(report.findings),
+        report.drift,
+        report.requests,
+    )
+    return report
+
+
+def _open_by_level(ctx: JobContext) -> dict[int, int]:
+    counts = Counter(e.level for e in ctx.store.escalations_in(*ACTIVE_STATES))
+    return {level: counts.get(level, 0) for level in range(1, ctx.profile.max_level + 1)}
+
+
+def _duties_by_day(ctx: JobContext, day: date) -> tuple[DayDuties, ...]:
+    tz = ctx.profile.tz
+    first = day - timedelta(days=CHART_DAYS - 1)
+    done: Counter[date] = Counter()
+    missed: Counter[date] = Counter()
+    for duty in ctx.store.duties():
+        due = duty.due_at.astimezone(tz).date()
+        if not first <= due <= day:
+            continue
+        if duty.done_at is not None:
+            done[due] += 1
+        elif duty.missed_at is not None:
+            missed[due] += 1
+    return tuple(
+        DayDuties(day=d, done=done[d], missed=missed[d])
+        for d in (first + timedelta(days=n) for n in range(CHART_DAYS))
+    )
+
+
+def run(ctx: JobContext, *, requests: Callable[[], int] | None = None) -> JobResult:
+    """The report for the local day of the clock's instant, written to its directory."""
+    result = JobResult(NAME)
+    at = ctx.clock.now()
+    root = ctx.settings.reports_path
+    day = at.astimezone(ctx.profile.tz).date()
+    report = build_report(ctx, at, requests=requests, previous=outputs.previous_counts(root, day))
+    outputs.write(report, root)
+    result.add("findings", len(report.findings))
+    result.add("drift", report.drift)
+    return result

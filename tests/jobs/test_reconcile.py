@@ -1,0 +1,249 @@
+"""The nightly reconciliation (issue 16 #1), end to end: the real adapter against the
+sandbox. A clean world gives no finding; each kind of drift injected into the helpdesk (or
+the store, or the archive directory) is listed exactly once, and the others stay silent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from escalations.app.wiring import build
+from escalations.models import EffectState, State
+from escalations.reconcile.findings import FindingKind, Report
+from escalations.store.sqlite import SqliteStore
+from jobs import reconcile
+from tests.jobs.conftest import ALICE, BOB, World
+
+TITLE = "Broadband down since Monday"
+SETTLE = timedelta(minutes=15)
+"""Longer than the report's grace with the default settings (390 s)."""
+
+
+def _report(world: World) -> Report:
+    return reconcile.build_report(
+        world.ctx, world.clock.now(), requests=lambda: len(world.rsps.calls)
+    )
+
+
+def _kinds(report: Report) -> Counter[FindingKind]:
+    return Counter(f.kind for f in report.findings)
+
+
+@contextmanager
+def _helpdesk_state(world: World) -> Iterator[Any]:
+    """The sandbox's database, for drift no API call makes (as an admin's console would)."""
+    with world.sandbox.lock:
+        yield world.sandbox.state
+
+
+def _escalated(world: World, *, emails: int = 1) -> tuple[int, dict[str, Any]]:
+    """A flagged original with its escalation ticket and ``emails`` customer emails copied."""
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    world.sync()
+    for n in range(emails):
+        world.sandbox.seed_customer_email(original, f"Still down ({n}).", subject=f"Down {n}")
+    world.sync()
+    world.sync()
+    return original, world.the_escalation_ticket()
+
+
+def _settle(world: World) -> None:
+    """The worker keeps running; the report comes once the grace has passed."""
+    world.sync()
+    world.clock.advance(SETTLE)
+    world.sync()
+
+
+def test_a_clean_world_has_no_finding(world: World) -> None:
+    _escalated(world, emails=2)
+    _settle(world)
+    report = _report(world)
+    assert report.findings == ()
+    assert report.escalations_checked == 1
+    assert report.open_by_level[1] == 1
+    assert report.requests is not None
+    assert 0 < report.requests <= 12, report.requests
+
+
+def test_reads_in_bulk_not_per_ticket(world: World) -> None:
+    """Ticket reads go through searches; per escalation only its articles and links are
+    read (the helpdesk has no search over them)."""
+    _escalated(world)
+    _settle(world)
+    before = len(world.rsps.calls)
+    _report(world)
+    calls = [c.request for c in world.rsps.calls[before:]]
+    single_ticket_reads = [
+        r for r in calls if r.method == "GET" and "/api/v1/tickets/" in (r.path_url or "")
+    ]
+    assert single_ticket_reads == []
+
+
+def test_a_deleted_link_is_listed_once(world: World) -> None:
+    original, esc = _escalated(world)
+    with _helpdesk_state(world) as st:
+        for link_id, link in list(st.db.links.items()):
+            if {link.source_value, link.target_value} == {original, esc["id"]}:
+                del st.db.links[link_id]
+        st.touch_id(esc["id"])
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.ESCALATION_TICKET_UNLINKED: 1}
+    (finding,) = report.findings
+    assert finding.ticket_id == esc["id"]
+    assert finding.other_ticket_id == original
+
+
+def test_a_deleted_copy_is_listed_once(world: World) -> None:
+    original, esc = _escalated(world, emails=2)
+    (first,) = [c for c in world.copies_in(esc["id"]) if "Down 0" in c["body"]]
+    with _helpdesk_state(world) as st:
+        del st.db.articles[first["id"]]
+        st.touch_id(esc["id"])
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.EMAIL_NOT_COPIED: 1}
+    (finding,) = report.findings
+    assert finding.ticket_id == original
+    assert finding.other_ticket_id == esc["id"]
+    assert "Down 0" in finding.detail
+
+
+def test_a_copy_duplicated_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    copy = world.copies_in(esc["id"])[-1]
+    world.sandbox.agent_article(esc["id"], ALICE, copy["body"], internal=True)
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.COPY_TWICE: 1}
+
+
+def test_a_copy_whose_source_is_deleted_is_listed_once(world: World) -> None:
+    original, esc = _escalated(world)
+    (source,) = [a for a in world.sandbox.articles_of(original) if a["subject"] == "Down 0"]
+    with _helpdesk_state(world) as st:
+        del st.db.articles[source["id"]]
+        st.touch_id(original)
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.COPY_WITHOUT_SOURCE: 1}
+
+
+def test_an_owner_changed_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, owner_id=world.sandbox.user_id(BOB))
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.OWNER_DIFFERS: 1}
+    (finding,) = report.findings
+    assert "Bob" in finding.detail
+
+
+def test_a_level_tag_removed_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.remove_tag(esc["id"], "escalation-l1", login=ALICE)
+    world.sandbox.add_tag(esc["id"], "escalation-l3", login=ALICE)
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.LEVEL_MARK_DIFFERS: 1}
+    assert "escalation-l3" in report.findings[0].detail
+
+
+def test_a_deleted_escalation_ticket_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.delete_ticket(esc["id"])
+    world.clock.advance(SETTLE)
+    report = _report(world)
+    kinds = _kinds(report)
+    assert kinds[FindingKind.ESCALATION_TICKET_DELETED] == 1
+    # the worker had no pass since: only what follows from the deletion is listed
+    assert set(kinds) <= {FindingKind.ESCALATION_TICKET_DELETED, FindingKind.WORKER_UNHEALTHY}
+
+
+def test_a_merged_original_is_listed_once_with_its_target(world: World) -> None:
+    original, _esc = _escalated(world)
+    target = world.ticket_by_title("HQ VPN outage")
+    with _helpdesk_state(world) as st:
+        st.db.tickets[original].state_id = world.sandbox.state_id("merged")
+        st.touch_id(original)
+    world.sandbox.link(target, original, "parent")
+    _settle(world)
+    report = _report(world)
+    merged = [f for f in report.findings if f.kind is FindingKind.ORIGINAL_MERGED]
+    assert len(merged) == 1
+    assert merged[0].other_ticket_id == target
+
+
+def test_a_flag_left_unhandled_is_listed_once(world: World) -> None:
+    """A flagged ticket the worker never raised an escalation for (it was down)."""
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    world.clock.advance(SETTLE)
+    report = _report(world)
+    kinds = _kinds(report)
+    assert kinds[FindingKind.FLAGGED_WITHOUT_ESCALATION] == 1
+    assert report.findings[0].ticket_id == original
+
+
+def test_a_lost_state_database_shows_the_ticket_it_does_not_know(
+    world: World, tmp_path: Path
+) -> None:
+    _escalated(world)
+    _settle(world)
+    fresh = SqliteStore(tmp_path / "lost" / "escalations.sqlite3", world.clock)
+    try:
+        ctx = build(
+            world.ctx.settings,
+            world.clock,
+            adapter=world.ctx.adapter,
+            store=fresh,
+            mappings=world.ctx.mappings,
+        ).ctx
+        report = reconcile.build_report(ctx, world.clock.now())
+    finally:
+        fresh.close()
+    kinds = _kinds(report)
+    assert kinds[FindingKind.ESCALATION_TICKET_UNKNOWN] == 1
+    assert set(kinds) == {FindingKind.ESCALATION_TICKET_UNKNOWN, FindingKind.WORKER_UNHEALTHY}
+
+
+def test_a_stuck_and_a_failed_write_are_listed(world: World) -> None:
+    _escalated(world)
+    _settle(world)
+    (esc,) = world.store.escalations_in(State.OPEN)
+    now = world.clock.now()
+    with world.store.transaction() as tx:
+        stuck = world.store.insert_effect(
+            tx, kind="note", key="test-stuck:1", marker="hde1-00000000000000aa",
+            payload_json="{}", payload_sha256="0" * 64, payload_version=1,
+            escalation_id=esc.id, after=None, at=now - timedelta(hours=2),
+        )  # fmt: skip
+        failed = world.store.insert_effect(
+            tx, kind="note", key="test-failed:1", marker="hde1-00000000000000ab",
+            payload_json="{}", payload_sha256="0" * 64, payload_version=1,
+            escalation_id=esc.id, after=None, at=now,
+        )  # fmt: skip
+        assert stuck is not None
+        assert failed is not None
+        world.store.finish_effect(tx, failed, EffectState.FAILED, last_error="422 refused")
+    report = reconcile.build_report(world.ctx, now)
+    assert _kinds(report) == {FindingKind.EFFECT_STUCK: 1, FindingKind.EFFECT_FAILED: 1}
+    assert "422 refused" in next(
+        f.detail for f in report.findings if f.kind is FindingKind.EFFECT_FAILED
+    )
+
+
+def test_the_report_reads_and_writes_nothing(world: World) -> None:
+    _escalated(world)
+    _settle(world)
+    writes = len(world.writes())
+    effects = len(world.store.effects())
+    _report(world)
+    _report(world)
+    assert len(world.writes()) == writes
+    assert len(world.store.effects()) == effects
