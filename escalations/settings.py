@@ -32,6 +32,7 @@ from escalations.errors import ConfigError
 ENV_PREFIX = "ESCALATIONS_"
 CREDENTIAL_NAME = "helpdesk-token"
 WEBHOOK_CREDENTIAL_NAME = "webhook-secret"
+ADMIN_CREDENTIAL_NAME = "helpdesk-admin-token"
 # Variables with our prefix that are not settings: test-only hooks and knobs.
 NON_SETTING_VARIABLES = frozenset(
     {"ESCALATIONS_TEST_CRASH_AT", "ESCALATIONS_MODEL_EXAMPLES", "ESCALATIONS_MODEL_STEPS"}
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     helpdesk: Literal["zammad"] = "zammad"
     helpdesk_url: str = ""
     helpdesk_token: SecretStr | None = None
+    helpdesk_admin_token: SecretStr | None = None
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: str = ""
     mappings_dir: Path = Field(default_factory=shipped_mappings_dir)
@@ -90,10 +92,10 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("helpdesk_token")
+    @field_validator("helpdesk_token", "helpdesk_admin_token")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
+        if value is None or not value.get_secret_value().strip():
             return None
         token = value.get_secret_value().strip()
         if any(ch.isspace() or not ch.isprintable() for ch in token):
@@ -275,6 +277,9 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     token = _credential_token()
     if token is not None and "helpdesk_token" not in overrides:
         overrides["helpdesk_token"] = token
+    admin = _credential_token(ADMIN_CREDENTIAL_NAME)
+    if admin is not None and "helpdesk_admin_token" not in overrides:
+        overrides["helpdesk_admin_token"] = admin
     secret = _credential_token(WEBHOOK_CREDENTIAL_NAME)
     if secret is not None and "webhook_secret" not in overrides:
         overrides["webhook_secret"] = secret

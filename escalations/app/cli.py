@@ -152,7 +152,7 @@ def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--webhook-url",
         metavar="URL",
         help="the worker's webhook address as Zammad reaches it (e.g. "
-        "https://worker.example:8080/zammad-webhook): creates the signed webhook and the "
+        "https://escalations.example.com/zammad/webhook): creates the signed webhook and the "
         "trigger that calls it (needs ESCALATIONS_WEBHOOK_SECRET; docs/webhook.md)",
     )
     p.set_defaults(func=_cmd_provision)

@@ -68,6 +68,11 @@ class Wanted:
     owned_keys: frozenset[str] = frozenset()
     """For objects without a note: keys whose difference is always updated (they follow the
     mappings); any other difference counts as changed by hand."""
+    partial_keys: Mapping[str, int] = field(default_factory=dict)
+    """Keys whose value Zammad fills in with entries of its own (an attribute's
+    ``data_option`` gains ``relation``, ``nulloption``, ``historical_options`` …), with the
+    depth to which only the entries provision sends are compared; below it, values compare
+    whole (a select's ``options`` must be exactly the mappings')."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,11 @@ def _step(wanted: Wanted, snapshot: Snapshot, *, note: str, force: bool) -> Step
     if current is None:
         return Step(Action.CREATE, wanted.kind, wanted.name, None, body)
     object_id = int(current["id"])
-    differs = [k for k in wanted.body if _plain(current.get(k)) != _plain(wanted.body[k])]
+    differs = [
+        k
+        for k in wanted.body
+        if not _same(current.get(k), wanted.body[k], depth=wanted.partial_keys.get(k, 0))
+    ]
     if not differs:
         return Step(Action.UNCHANGED, wanted.kind, wanted.name, object_id, body)
     diff = tuple(_diff(k, current.get(k), wanted.body[k]) for k in differs)
@@ -168,6 +177,16 @@ def _step(wanted: Wanted, snapshot: Snapshot, *, note: str, force: bool) -> Step
         return Step(Action.UPDATE, wanted.kind, wanted.name, object_id, body, diff)
     action = Action.FORCED if force else Action.HAND_EDITED
     return Step(action, wanted.kind, wanted.name, object_id, body, diff)
+
+
+def _same(now: Any, wanted: Any, *, depth: int = 0) -> bool:
+    """Equal as JSON; for the first ``depth`` levels of nested objects, ``now`` may hold
+    entries ``wanted`` does not name."""
+    if depth > 0 and isinstance(wanted, Mapping):
+        return isinstance(now, Mapping) and all(
+            _same(now.get(k), v, depth=depth - 1) for k, v in wanted.items()
+        )
+    return bool(_plain(now) == _plain(wanted))
 
 
 def _diff(key: str, now: Any, wanted: Any) -> str:
@@ -284,6 +303,7 @@ def attributes(
                 },
                 noted=False,
                 owned_keys=frozenset({"data_option"}),
+                partial_keys={"data_option": 1, "screens": 3},
             )
         )
     return wanted

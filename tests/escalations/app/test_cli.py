@@ -16,11 +16,12 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from escalations.app.cli import build_parser, main
 from escalations.clock import SystemClock
@@ -722,6 +723,14 @@ def test_status_before_the_worker_has_run(capsys: pytest.CaptureFixture[str], en
 
 
 def test_status_after_a_pass(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, env: Path
+) -> None:
+    # on a Saturday: on a weekday in business hours the residential plan has a call due now
+    with time_machine.travel(datetime(2026, 12, 5, 10, 0, tzinfo=UTC), tick=True):
+        _status_after_a_pass(capsys, server, env)
+
+
+def _status_after_a_pass(
     capsys: pytest.CaptureFixture[str], server: SandboxServer, env: Path
 ) -> None:
     sandbox = server.sandbox

@@ -246,3 +246,40 @@ def test_text_modules_are_lines_of_html() -> None:
     assert pv.as_html("Carrier contact\nStage: <agent>\n\nEnd") == (
         "<div>Carrier contact</div><div>Stage: &lt;agent&gt;</div><div><br></div><div>End</div>"
     )
+
+
+def test_entries_zammad_adds_to_an_attribute_are_not_a_change(
+    mappings: Mappings, spec: ProvisionSpec
+) -> None:
+    """Zammad's controller fills ``data_option`` in (``relation``, ``nulloption``,
+    ``historical_options``) and keeps screens of other roles: the next run is quiet."""
+    snap = zammad_with_defaults()
+    provision(mappings, spec, snap)
+    attribute = snap.find("object_manager_attributes", "escalation_level")
+    assert attribute is not None
+    attribute["data_option"] = {
+        **attribute["data_option"],
+        "relation": "",
+        "historical_options": dict(attribute["data_option"]["options"]),
+    }
+    attribute["screens"]["edit"]["admin.user"] = {"shown": False}
+
+    steps = pv.plan(everything(mappings, spec, snap), snap, note=NOTE)
+
+    assert [s for s in steps if s.action is not pv.Action.UNCHANGED] == []
+
+
+def test_an_option_gone_from_process_toml_is_still_a_change(
+    mappings: Mappings, spec: ProvisionSpec
+) -> None:
+    """Only the top level of ``data_option`` may hold more: a select's options compare whole."""
+    snap = zammad_with_defaults()
+    provision(mappings, spec, snap)
+    attribute = snap.find("object_manager_attributes", "escalation_level")
+    assert attribute is not None
+    attribute["data_option"]["options"] = {**attribute["data_option"]["options"], "5": "5 – Old"}
+
+    steps = pv.plan(everything(mappings, spec, snap), snap, note=NOTE)
+
+    (step,) = [s for s in steps if s.action is not pv.Action.UNCHANGED]
+    assert (step.action, step.name) == (pv.Action.UPDATE, "escalation_level")

@@ -1,0 +1,251 @@
+"""``escalations provision``: create or update in Zammad everything agents click and the worker
+relies on, from the mappings, in one idempotent command.
+
+The plan is the Zammad binding's (``escalations.bindings.zammad.provision``); this module reads
+Zammad's admin lists, carries the plan out phase by phase (attributes and Zammad's migrations
+step; then the state, group, tags, placeholder customer and webhook; then what names those by
+id), and prints one line per object that is not already as wanted, then a summary. With
+``--dry-run`` nothing is written: later phases are planned against what exists now, with
+stand-ins for the ids of objects not yet created.
+
+It uses the admin token (``ESCALATIONS_HELPDESK_ADMIN_TOKEN`` or the ``helpdesk-admin-token``
+credential), needed only here: the worker's own token keeps the agent permissions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connector.errors import Forbidden
+from connector.http import HttpClient
+from connector.redaction import SECRETS
+from connector.zammad import ZammadAdmin
+from escalations.bindings.zammad import provision as pv
+from escalations.bindings.zammad.fieldmap import ZammadFieldMap
+from escalations.bindings.zammad.provision_spec import PROVISION_FILE, ProvisionSpec
+from escalations.clock import Clock, SystemClock
+from escalations.errors import ConfigError
+from escalations.mappings import Mappings, load_mapping_file, load_mappings
+from escalations.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KINDS = (
+    "object_manager_attributes",
+    "ticket_states",
+    "groups",
+    "roles",
+    "tag_list",
+    "macros",
+    "overviews",
+    "text_modules",
+    "triggers",
+    "webhooks",
+)
+"""Zammad's admin lists provision reads."""
+
+
+def build_admin(settings: Settings, clock: Clock) -> ZammadAdmin:
+    """The admin client, or a ``ConfigError`` naming the setting that is missing."""
+    from escalations.app.wiring import http_policy
+
+    token = settings.helpdesk_admin_token
+    if not settings.helpdesk_configured:
+        raise ConfigError("ESCALATIONS_HELPDESK_URL: not set (provision needs the helpdesk)")
+    if token is None or not token.get_secret_value():
+        raise ConfigError(
+            "ESCALATIONS_HELPDESK_ADMIN_TOKEN: missing (provision needs an admin token: set it "
+            "or the helpdesk-admin-token credential; the worker's own token stays an agent's)"
+        )
+    secret = token.get_secret_value()
+    SECRETS.add(secret)
+    client = HttpClient(
+        settings.helpdesk_url,
+        {"Authorization": f"Token token={secret}"},
+        http_policy(settings),
+        clock,
+    )
+    return ZammadAdmin(client)
+
+
+def read_snapshot(admin: ZammadAdmin) -> pv.Snapshot:
+    return pv.Snapshot({kind: admin.list(kind) for kind in KINDS})
+
+
+@dataclass
+class Outcome:
+    counts: Counter[str] = field(default_factory=Counter)
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, steps: list[pv.Step], *, dry_run: bool) -> None:
+        for step in steps:
+            self.counts[step.action.value] += 1
+            if step.action is not pv.Action.UNCHANGED:
+                self.lines.append(("would " if dry_run and step.writes else "") + step.line())
+
+
+class Provisioner:
+    def __init__(
+        self,
+        admin: ZammadAdmin,
+        mappings: Mappings,
+        spec: ProvisionSpec,
+        carrier_text: str,
+        *,
+        webhook_url: str | None,
+        webhook_secret: str | None,
+        dry_run: bool,
+        force: bool,
+        say: Callable[[str], None],
+    ) -> None:
+        fieldmap = mappings.helpdesk
+        if not isinstance(fieldmap, ZammadFieldMap):
+            raise ConfigError("provision is built for Zammad (ESCALATIONS_HELPDESK=zammad)")
+        self.admin = admin
+        self.fieldmap = fieldmap
+        self.profile = mappings.profile
+        self.spec = spec
+        self.carrier_text = carrier_text
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.dry_run = dry_run
+        self.force = force
+        self.say = say
+        self.outcome = Outcome()
+
+    def run(self) -> Outcome:
+        self.say("provision: reading Zammad's admin lists …")
+        snap = read_snapshot(self.admin)
+        self.say("provision: ticket attributes …")
+        attributes = self._carry(pv.attributes(self.fieldmap, self.profile, self.spec), snap)
+        if any(s.writes for s in attributes) and not self.dry_run:
+            self.say("provision: running Zammad's migrations for the ticket attributes …")
+            self.admin.execute_migrations()
+        self.say("provision: parked state, group, tags, placeholder customer, webhook …")
+        self._carry(
+            pv.basics(
+                self.fieldmap,
+                self.profile,
+                self.spec,
+                snap,
+                webhook_url=self.webhook_url,
+                webhook_secret=self.webhook_secret,
+            ),
+            snap,
+        )
+        self._customer()
+        if not self.dry_run:
+            snap = read_snapshot(self.admin)  # the ids of what phase 2 created
+        self.say("provision: macros, overviews, text modules, trigger …")
+        later = [
+            *pv.macros(self.fieldmap, self.profile, self.spec, snap),
+            *pv.overviews(self.fieldmap, self.spec, snap),
+            *pv.text_modules(self.spec, self.carrier_text),
+        ]
+        if self.webhook_url:
+            later.append(pv.trigger(self.fieldmap, self.spec, snap))
+        self._carry(later, snap)
+        return self.outcome
+
+    def _carry(self, wanted: list[pv.Wanted], snap: pv.Snapshot) -> list[pv.Step]:
+        steps = pv.plan(wanted, snap, note=self.spec.note, force=self.force)
+        self.outcome.add(steps, dry_run=self.dry_run)
+        if self.dry_run:
+            return steps
+        for step in steps:
+            if step.action is pv.Action.CREATE:
+                self.admin.create(step.kind, step.body)
+            elif step.writes and step.object_id is not None:
+                self.admin.update(step.kind, step.object_id, step.body)
+        return steps
+
+    def _customer(self) -> None:
+        wanted = pv.placeholder_customer(self.fieldmap)
+        if wanted is None:
+            return
+        address = str(wanted["email"])
+        if self.admin.find_user(address) is not None:
+            self.outcome.counts[pv.Action.UNCHANGED.value] += 1
+            return
+        self.outcome.counts[pv.Action.CREATE.value] += 1
+        self.outcome.lines.append(
+            ("would " if self.dry_run else "")
+            + f"create    users {address!r} (placeholder customer)"
+        )
+        if not self.dry_run:
+            self.admin.create_user(wanted)
+
+
+def summary(outcome: Outcome, *, dry_run: bool) -> str:
+    c = outcome.counts
+    created, updated = c[pv.Action.CREATE.value], c[pv.Action.UPDATE.value]
+    forced, kept = c[pv.Action.FORCED.value], c[pv.Action.HAND_EDITED.value]
+    verb = "would change" if dry_run else "changed"
+    text = (
+        f"provision: {verb} {created + updated + forced} "
+        f"({created} created, {updated} updated, {forced} overwritten), "
+        f"{c[pv.Action.UNCHANGED.value]} unchanged"
+    )
+    if kept:
+        text += f", {kept} changed by hand and kept (--force overwrites them)"
+    if not (created or updated or forced):
+        text += "; nothing to do" if not dry_run else "; nothing would change"
+    return text
+
+
+def command(args: argparse.Namespace) -> int:
+    """``escalations provision``: settings from the environment (and ``--env-file``)."""
+    from escalations.app.logs import configure_logging
+    from escalations.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    configure_logging(settings.log_level, settings.log_format)
+    return provision(args, settings)
+
+
+def provision(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
+    """The command: exit 0 when Zammad holds what the mappings need (objects changed by
+    hand and kept are reported, not failures), 78 for a setting or mapping to fix."""
+    from escalations.carrier import carrier_template
+
+    mappings = load_mappings(settings.mappings_dir)
+    spec = load_mapping_file(mappings.directory / PROVISION_FILE, ProvisionSpec)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    if args.webhook_url and not secret:
+        raise ConfigError(
+            "ESCALATIONS_WEBHOOK_SECRET: missing (--webhook-url needs the secret Zammad signs "
+            "its calls with; set it or the webhook-secret credential)"
+        )
+    if secret:
+        SECRETS.add(secret)
+    admin = build_admin(settings, clock or SystemClock())
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)  # noqa: T201
+
+    try:
+        outcome = Provisioner(
+            admin,
+            mappings,
+            spec,
+            carrier_template(mappings),
+            webhook_url=args.webhook_url,
+            webhook_secret=secret,
+            dry_run=args.dry_run,
+            force=args.force,
+            say=say,
+        ).run()
+    except Forbidden as exc:
+        raise ConfigError(
+            f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the admin token may not do this ({exc}); "
+            "it needs the admin permissions listed in docs/admins.md"
+        ) from None
+    for line in outcome.lines:
+        print(line)  # noqa: T201
+    print(summary(outcome, dry_run=args.dry_run))  # noqa: T201
+    return 0
