@@ -4,7 +4,8 @@ for the demo, the CLI and end-to-end tests with real sockets and real timeouts.
 Transport faults act on the socket: ``Refuse`` resets the connection before reading the
 request; ``LoseResponse`` applies the request, then resets (``mode="reset"``) or stays
 silent until the client hangs up or ``hold`` seconds pass (``mode="timeout"``);
-``Truncate`` sends half the body; ``Slow`` answers after a real sleep."""
+``Truncate`` sends half the body; ``Slow`` answers after a real sleep. ``latency`` (seconds)
+delays every answer, as a network round trip would (the benchmarks use it)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sandbox.error %s %s", self.command, parts.path)
             self._answer(500, {"Content-Type": "application/json"}, b'{"error":"sandbox bug"}')
             return
+        if self.server.latency:
+            self.server.stopping.wait(self.server.latency)
         fault = exchange.fault
         if isinstance(fault, Refuse):
             self._reset()
@@ -145,8 +148,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], sandbox: ZammadSandbox) -> None:
+    def __init__(
+        self, address: tuple[str, int], sandbox: ZammadSandbox, latency: float = 0.0
+    ) -> None:
         self.sandbox = sandbox
+        self.latency = latency
         self.stopping = threading.Event()
         self.resets: set[socket.socket] = set()
         super().__init__(address, _Handler)
@@ -164,11 +170,18 @@ class _Server(ThreadingHTTPServer):
 
 class SandboxServer:
     """A running sandbox server. ``url`` is its base URL; use as a context manager or call
-    ``shutdown()``."""
+    ``shutdown()``. ``latency``: seconds added to every answer."""
 
-    def __init__(self, sandbox: ZammadSandbox, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        sandbox: ZammadSandbox,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+    ) -> None:
         self.sandbox = sandbox
-        self._server = _Server((host, port), sandbox)
+        self._server = _Server((host, port), sandbox, latency)
         address = self._server.server_address
         raw_host = address[0]
         self.host = raw_host.decode() if isinstance(raw_host, bytes) else str(raw_host)
@@ -184,6 +197,14 @@ class SandboxServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def latency(self) -> float:
+        return self._server.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._server.latency = seconds
 
     def shutdown(self) -> None:
         self._server.stopping.set()
@@ -203,6 +224,9 @@ class SandboxServer:
         self.shutdown()
 
 
-def serve(sandbox: ZammadSandbox, host: str = "127.0.0.1", port: int = 0) -> SandboxServer:
-    """Start serving ``sandbox`` on ``host:port`` (0: any free port) in a daemon thread."""
-    return SandboxServer(sandbox, host, port)
+def serve(
+    sandbox: ZammadSandbox, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0
+) -> SandboxServer:
+    """Start serving ``sandbox`` on ``host:port`` (0: any free port) in a daemon thread,
+    each answer ``latency`` seconds late."""
+    return SandboxServer(sandbox, host, port, latency=latency)
