@@ -12,6 +12,7 @@ import pytest
 from escalations.clock import FakeClock
 from escalations.mappings import Mappings, load_mappings
 from escalations.settings import shipped_mappings_dir
+from tests.pg import pg_database, pg_server  # noqa: F401 - the PostgreSQL fixtures (tests/pg.py)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -1,18 +1,17 @@
+"""The store contract: every test here runs on SQLite and on PostgreSQL (the ``engine``
+fixture, ``conftest.py``); what only one engine has is in ``test_sqlite.py`` and
+``test_postgres.py``."""
+
 from __future__ import annotations
 
 import dataclasses
-import os
-import sqlite3
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from escalations.clock import FakeClock
-from escalations.errors import LockHeld, StoreError
+from escalations.errors import StoreError
 from escalations.models import (
     CarrierContact,
     CopiedArticle,
@@ -25,12 +24,14 @@ from escalations.models import (
     ParkingOutcome,
     State,
 )
-from escalations.store import LAST_SUCCESSFUL_POLL, Duplicate, SqliteStore
-from escalations.store import sqlite as sqlite_module
-from escalations.store.sqlite import Migration, load_migrations
+from escalations.store import LAST_SUCCESSFUL_POLL, Duplicate
+from escalations.store.base import Store
 from escalations.workflow import Event, apply, flag
+from tests.escalations.store.conftest import Engine
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+WHEN = "'2026-12-01T00:00:00.000000Z'"
+"""A time literal both engines take in raw SQL (text on SQLite, timestamptz on PostgreSQL)."""
 
 
 def new_escalation(ticket: int = 123, seq: int = 1, customer: int = 7) -> Escalation:
@@ -48,12 +49,12 @@ def new_escalation(ticket: int = 123, seq: int = 1, customer: int = 7) -> Escala
     )
 
 
-def insert(store: SqliteStore, esc: Escalation) -> Escalation:
+def insert(store: Store, esc: Escalation) -> Escalation:
     with store.transaction() as tx:
         return store.insert_escalation(tx, esc)
 
 
-def save(store: SqliteStore, esc: Escalation) -> None:
+def save(store: Store, esc: Escalation) -> None:
     with store.transaction() as tx:
         store.update_escalation(tx, esc)
 
@@ -66,106 +67,21 @@ def close_out(esc: Escalation) -> Escalation:
     return esc
 
 
-# -- opening, migrations, pragmas ----------------------------------------------------------
-def test_fresh_database_is_migrated_to_the_latest_version(store: SqliteStore) -> None:
-    latest = len(load_migrations())
-    assert latest >= 1
-    assert store.schema_version == latest
-    conn = store._conn()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {
-        "escalation",
-        "level_change",
-        "copied_article",
-        "carrier_contact",
-        "duty",
-        "effect",
-        "sync_cursor",
-        "seen_version",
-        "lease",
-        "job_run",
-        "meta",
-    } <= tables
-
-
-def test_connection_pragmas_read_back(store: SqliteStore) -> None:
-    conn = store._conn()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
-    assert conn.isolation_level is None
-
-
-def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path, clock: FakeClock) -> None:
-    first = SqliteStore(db_path, clock)
+# -- opening -----------------------------------------------------------------------------
+def test_reopening_keeps_data_and_does_not_migrate_again(engine: Engine, clock: FakeClock) -> None:
+    first = engine.open(clock)
     esc = insert(first, new_escalation())
+    version = first.schema_version
     first.close()
-    second = SqliteStore(db_path, clock)
+    second = engine.open(clock)
+    assert second.schema_version == version
     assert second.get_escalation(esc.id) == esc
     assert second.integrity_check() == ["ok"]
     second.close()
 
 
-def test_migrations_apply_in_order_from_the_recorded_version(
-    db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    SqliteStore(db_path, clock).close()
-    shipped = len(load_migrations())
-    extra = Migration(shipped + 1, "999_extra.sql", "CREATE TABLE extra (x INTEGER);\n-- done\n")
-    monkeypatch.setattr(sqlite_module, "load_migrations", lambda: [*load_migrations(), extra])
-    store = SqliteStore(db_path, clock)
-    assert store.schema_version == shipped + 1
-    store._conn().execute("SELECT x FROM extra")
-    store.close()
-
-
-def test_a_failing_migration_is_rolled_back_whole(
-    db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    SqliteStore(db_path, clock).close()
-    shipped = len(load_migrations())
-    broken = Migration(
-        shipped + 1, "999_broken.sql", "CREATE TABLE half (x INTEGER);\nNOT SQL AT ALL;\n"
-    )
-    monkeypatch.setattr(sqlite_module, "load_migrations", lambda: [*load_migrations(), broken])
-    with pytest.raises(StoreError, match="migration failed"):
-        SqliteStore(db_path, clock)
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == shipped
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
-    conn.close()
-
-
-def test_a_database_newer_than_the_code_is_refused(db_path: Path, clock: FakeClock) -> None:
-    SqliteStore(db_path, clock).close()
-    conn = sqlite3.connect(db_path)
-    conn.execute("PRAGMA user_version = 99")
-    conn.close()
-    with pytest.raises(StoreError, match="schema version 99 is newer"):
-        SqliteStore(db_path, clock)
-
-
-def test_a_file_that_is_not_a_database_is_a_store_error(db_path: Path, clock: FakeClock) -> None:
-    db_path.parent.mkdir(parents=True)
-    db_path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError):
-        SqliteStore(db_path, clock)
-
-
-def test_memory_databases_are_refused(clock: FakeClock) -> None:
-    with pytest.raises(StoreError, match="file path"):
-        SqliteStore(":memory:", clock)
-
-
-def test_migration_files_ship_as_package_data() -> None:
-    names = [m.name for m in load_migrations()]
-    assert names[0] == "001_init.sql"
-
-
 # -- transactions ------------------------------------------------------------------------
-def test_an_exception_rolls_the_transaction_back(store: SqliteStore) -> None:
+def test_an_exception_rolls_the_transaction_back(store: Store) -> None:
     class Boom(Exception):
         pass
 
@@ -179,29 +95,29 @@ def test_an_exception_rolls_the_transaction_back(store: SqliteStore) -> None:
     assert store.escalations_in() == []
 
 
-def test_transactions_do_not_nest(store: SqliteStore) -> None:
+def test_transactions_do_not_nest(store: Store) -> None:
     with store.transaction(), pytest.raises(StoreError, match="do not nest"), store.transaction():
         pass
 
 
-def test_writes_need_the_open_transaction(store: SqliteStore, db_path: Path) -> None:
+def test_writes_need_the_open_transaction(store: Store, engine: Engine) -> None:
     with store.transaction() as tx:
         pass
     with pytest.raises(StoreError, match="open transaction"):
         store.insert_escalation(tx, new_escalation())
-    other = SqliteStore(db_path.with_name("other.sqlite3"), FakeClock())
+    other = engine.open(FakeClock())
     with other.transaction() as foreign, pytest.raises(StoreError, match="open transaction"):
         store.insert_escalation(foreign, new_escalation())
     other.close()
 
 
-def test_reads_inside_a_transaction_see_its_writes(store: SqliteStore) -> None:
+def test_reads_inside_a_transaction_see_its_writes(store: Store) -> None:
     with store.transaction() as tx:
         esc = store.insert_escalation(tx, new_escalation())
         assert store.escalation_by_key(esc.key) == esc
 
 
-def test_each_thread_gets_its_own_connection(store: SqliteStore) -> None:
+def test_each_thread_gets_its_own_connection(store: Store) -> None:
     seen: list[object] = []
 
     def work() -> None:
@@ -216,66 +132,21 @@ def test_each_thread_gets_its_own_connection(store: SqliteStore) -> None:
     assert len(store._connections) == 2
 
 
-def test_a_closed_store_refuses_work(db_path: Path, clock: FakeClock) -> None:
-    store = SqliteStore(db_path, clock)
+def test_a_closed_store_refuses_work(engine: Engine, clock: FakeClock) -> None:
+    store = engine.open(clock)
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.escalations_in()
 
 
-def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
+def test_naive_datetimes_are_refused(store: Store) -> None:
     naive = dataclasses.replace(new_escalation(), updated_at=datetime(2026, 1, 1))  # noqa: DTZ001
     with store.transaction() as tx, pytest.raises(ValueError, match="naive"):
         store.insert_escalation(tx, naive)
 
 
-# -- the single-worker lock ----------------------------------------------------------------
-def test_a_second_lock_holder_gets_lock_held(db_path: Path, clock: FakeClock) -> None:
-    first = SqliteStore(db_path, clock)
-    second = SqliteStore(db_path, clock)
-    first.acquire_lock()
-    first.acquire_lock()  # re-entrant for the holder
-    with pytest.raises(LockHeld, match=rf"pid {os.getpid()}") as info:
-        second.acquire_lock()
-    assert str(db_path) in str(info.value)
-    first.release_lock()
-    second.acquire_lock()
-    second.close()
-    first.close()
-
-
-def test_the_lock_names_another_process(db_path: Path, clock: FakeClock) -> None:
-    SqliteStore(db_path, clock).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from escalations.store import SqliteStore;"
-            "from escalations.clock import FakeClock;"
-            f"s = SqliteStore({str(db_path)!r}, FakeClock()); s.acquire_lock();"
-            "print('locked', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        store = SqliteStore(db_path, clock)
-        with pytest.raises(LockHeld, match=rf"pid {holder.pid}\b"):
-            store.acquire_lock()
-        store.close()
-    finally:
-        holder.communicate("", timeout=30)
-    store = SqliteStore(db_path, clock)
-    store.acquire_lock()  # released when the holder exited
-    store.close()
-
-
 # -- escalations and uniqueness ------------------------------------------------------------
-def test_escalation_round_trip_and_lookups(store: SqliteStore) -> None:
+def test_escalation_round_trip_and_lookups(store: Store) -> None:
     esc = insert(store, new_escalation())
     assert esc.id > 0
     assert store.get_escalation(esc.id) == esc
@@ -291,18 +162,18 @@ def test_escalation_round_trip_and_lookups(store: SqliteStore) -> None:
     assert store.get_escalation(999) is None
 
 
-def test_update_of_a_missing_escalation_is_an_error(store: SqliteStore) -> None:
+def test_update_of_a_missing_escalation_is_an_error(store: Store) -> None:
     with store.transaction() as tx, pytest.raises(StoreError, match="does not exist"):
         store.update_escalation(tx, dataclasses.replace(new_escalation(), id=77))
 
 
-def test_duplicate_key_is_refused_by_the_database(store: SqliteStore) -> None:
+def test_duplicate_key_is_refused_by_the_database(store: Store) -> None:
     insert(store, new_escalation())
     with pytest.raises(Duplicate):
         insert(store, dataclasses.replace(new_escalation(), original_ticket_id=999))
 
 
-def test_one_active_escalation_per_original_ticket(store: SqliteStore) -> None:
+def test_one_active_escalation_per_original_ticket(store: Store) -> None:
     first = insert(store, new_escalation(seq=1))
     with pytest.raises(Duplicate, match="already has an active escalation"):
         insert(store, new_escalation(seq=2))
@@ -313,17 +184,17 @@ def test_one_active_escalation_per_original_ticket(store: SqliteStore) -> None:
     assert store.active_escalations_for_customer(7) == [second]
 
 
-def test_the_active_rule_is_a_database_constraint(store: SqliteStore) -> None:
+def test_the_active_rule_is_a_database_constraint(store: Store, engine: Engine) -> None:
     insert(store, new_escalation(seq=1))
-    conn = store._conn()
-    with pytest.raises(sqlite3.IntegrityError):
+    conn = store._conn()  # type: ignore[attr-defined]
+    with pytest.raises(engine.integrity_error):
         conn.execute(
             "INSERT INTO escalation (key, original_ticket_id, customer_id, segment, level,"
-            " reason, state, updated_at) VALUES ('x', 123, 7, 's', 1, 'r', 'open', 'now')"
+            f" reason, state, updated_at) VALUES ('x', 123, 7, 's', 1, 'r', 'open', {WHEN})"
         )
 
 
-def test_an_escalation_ticket_belongs_to_one_escalation(store: SqliteStore) -> None:
+def test_an_escalation_ticket_belongs_to_one_escalation(store: Store) -> None:
     a = insert(store, new_escalation(ticket=1))
     b = insert(store, new_escalation(ticket=2))
     save(store, dataclasses.replace(a, escalation_ticket_id=900))
@@ -331,19 +202,19 @@ def test_an_escalation_ticket_belongs_to_one_escalation(store: SqliteStore) -> N
         save(store, dataclasses.replace(b, escalation_ticket_id=900))
 
 
-def test_states_and_levels_are_checked_by_the_database(store: SqliteStore) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+def test_states_and_levels_are_checked_by_the_database(store: Store, engine: Engine) -> None:
+    with pytest.raises(engine.integrity_error):
         insert(store, dataclasses.replace(new_escalation(), level=0))
-    conn = store._conn()
-    with pytest.raises(sqlite3.IntegrityError):
+    conn = store._conn()  # type: ignore[attr-defined]
+    with pytest.raises(engine.integrity_error):
         conn.execute(
             "INSERT INTO escalation (key, original_ticket_id, customer_id, segment, level,"
-            " reason, state, updated_at) VALUES ('y', 5, 7, 's', 1, 'r', 'lost', 'now')"
+            f" reason, state, updated_at) VALUES ('y', 5, 7, 's', 1, 'r', 'lost', {WHEN})"
         )
 
 
 # -- history rows -------------------------------------------------------------------------
-def test_level_changes_are_recorded_in_order(store: SqliteStore) -> None:
+def test_level_changes_are_recorded_in_order(store: Store) -> None:
     esc = insert(store, new_escalation())
     changes = [
         LevelChange(escalation_id=esc.id, from_level=1, to_level=2, changed_at=T0, reason="asked"),
@@ -361,7 +232,7 @@ def test_level_changes_are_recorded_in_order(store: SqliteStore) -> None:
     assert store.level_changes(esc.id) == changes
 
 
-def test_copied_articles_are_unique_per_escalation_and_source(store: SqliteStore) -> None:
+def test_copied_articles_are_unique_per_escalation_and_source(store: Store) -> None:
     esc = insert(store, new_escalation())
     row = CopiedArticle(
         escalation_id=esc.id, source_ticket_id=123, source_article_id=8812, copied_at=T0
@@ -375,13 +246,14 @@ def test_copied_articles_are_unique_per_escalation_and_source(store: SqliteStore
         store.set_copy_article_id(tx, esc.id, 1, 2)
 
 
-def test_history_rows_need_an_existing_escalation(store: SqliteStore) -> None:
+def test_history_rows_need_an_existing_escalation(store: Store, engine: Engine) -> None:
     row = CopiedArticle(escalation_id=404, source_ticket_id=1, source_article_id=2, copied_at=T0)
-    with store.transaction() as tx, pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(engine.integrity_error), store.transaction() as tx:
         store.record_copied_article(tx, row)
+    assert store.copied_articles(404) == []
 
 
-def test_carrier_contacts_round_trip_and_are_unique(store: SqliteStore) -> None:
+def test_carrier_contacts_round_trip_and_are_unique(store: Store) -> None:
     esc = insert(store, new_escalation())
     contact = CarrierContact(
         escalation_id=esc.id,
@@ -400,7 +272,7 @@ def test_carrier_contacts_round_trip_and_are_unique(store: SqliteStore) -> None:
     assert store.carrier_contacts(esc.id) == [contact]
 
 
-def test_duties_are_unique_per_slot_and_can_be_completed(store: SqliteStore) -> None:
+def test_duties_are_unique_per_slot_and_can_be_completed(store: Store) -> None:
     esc = insert(store, new_escalation())
     am = Duty(escalation_id=esc.id, kind="call", slot="2026-12-01:am", due_at=T0)
     pm = Duty(
@@ -421,7 +293,7 @@ def test_duties_are_unique_per_slot_and_can_be_completed(store: SqliteStore) -> 
     assert store.duties(esc.id)[0].done_at == done_at
 
 
-def test_parking_periods_open_one_at_a_time_and_end_once(store: SqliteStore) -> None:
+def test_parking_periods_open_one_at_a_time_and_end_once(store: Store) -> None:
     esc = insert(store, new_escalation())
     until = T0 + timedelta(days=3)
     with store.transaction() as tx:
@@ -462,23 +334,22 @@ def effect_args(key: str = "k1", **over: object) -> dict[str, object]:
     return args
 
 
-def test_effect_kind_and_key_are_unique(store: SqliteStore) -> None:
+def test_effect_kind_and_key_are_unique(store: Store, engine: Engine) -> None:
     with store.transaction() as tx:
         first = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
         again = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
     assert first is not None
     assert again is None
     assert len(store.effects()) == 1
-    with pytest.raises(sqlite3.IntegrityError):
-        store._conn().execute(
+    with pytest.raises(engine.integrity_error):
+        store._conn().execute(  # type: ignore[attr-defined]
             "INSERT INTO effect (kind, key, marker, payload, payload_sha256, not_before,"
-            " created_at, updated_at) VALUES ('create', 'k1', 'm', '{}', 's', 't', 't', 't')"
+            f" created_at, updated_at) VALUES ('create', 'k1', 'm', '{{}}', 's', {WHEN}, {WHEN},"
+            f" {WHEN})"
         )
 
 
-def claim(
-    store: SqliteStore, now: datetime, worker: str = "w1", after_id: int = 0
-) -> Effect | None:
+def claim(store: Store, now: datetime, worker: str = "w1", after_id: int = 0) -> Effect | None:
     with store.transaction() as tx:
         return store.claim_next(
             tx, worker=worker, now=now, after_id=after_id,
@@ -486,7 +357,7 @@ def claim(
         )  # fmt: skip
 
 
-def test_effect_life_cycle_in_the_store(store: SqliteStore, clock: FakeClock) -> None:
+def test_effect_life_cycle_in_the_store(store: Store, clock: FakeClock) -> None:
     with store.transaction() as tx:
         effect_id = store.insert_effect(tx, **effect_args(after=("create", "k0")))  # type: ignore[arg-type]
     assert effect_id is not None
@@ -534,7 +405,7 @@ def test_effect_life_cycle_in_the_store(store: SqliteStore, clock: FakeClock) ->
 
 
 def test_an_effect_waits_for_its_prerequisite_and_failed_ones_can_be_replayed(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     with store.transaction() as tx:
         first = store.insert_effect(tx, **effect_args("k0"))  # type: ignore[arg-type]
@@ -561,7 +432,7 @@ def test_an_effect_waits_for_its_prerequisite_and_failed_ones_can_be_replayed(
     )  # fmt: skip
 
 
-def test_a_dead_workers_claim_is_taken_over_after_the_settle_window(store: SqliteStore) -> None:
+def test_a_dead_workers_claim_is_taken_over_after_the_settle_window(store: Store) -> None:
     with store.transaction() as tx:
         effect_id = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
     assert claim(store, T0, worker="dead") is not None
@@ -579,7 +450,7 @@ def test_a_dead_workers_claim_is_taken_over_after_the_settle_window(store: Sqlit
     )
 
 
-def test_an_expired_lease_is_taken_over(store: SqliteStore) -> None:
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
     with store.transaction() as tx:
         store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
     assert claim(store, T0, worker="w1") is not None
@@ -590,7 +461,7 @@ def test_an_expired_lease_is_taken_over(store: SqliteStore) -> None:
 
 
 # -- cursor, seen tickets, jobs, meta, status ---------------------------------------------
-def test_cursor_round_trip(store: SqliteStore) -> None:
+def test_cursor_round_trip(store: Store) -> None:
     assert store.get_cursor("tickets") is None
     with store.transaction() as tx:
         store.set_cursor(tx, "tickets", T0, T0 + timedelta(seconds=30))
@@ -599,18 +470,18 @@ def test_cursor_round_trip(store: SqliteStore) -> None:
     assert (cursor.value, cursor.signpost) == (T0, T0 + timedelta(seconds=30))
 
 
-def test_cursor_never_moves_past_the_signpost(store: SqliteStore) -> None:
+def test_cursor_never_moves_past_the_signpost(store: Store, engine: Engine) -> None:
     with store.transaction() as tx, pytest.raises(ValueError, match="past the signpost"):
         store.set_cursor(tx, "tickets", T0 + timedelta(seconds=1), T0)
     assert store.get_cursor("tickets") is None
-    with pytest.raises(sqlite3.IntegrityError):  # and the database refuses it too
-        store._conn().execute(
+    with pytest.raises(engine.integrity_error):  # and the database refuses it too
+        store._conn().execute(  # type: ignore[attr-defined]
             "INSERT INTO sync_cursor VALUES ('tickets', '2026-12-02T00:00:00.000000Z',"
-            " '2026-12-01T00:00:00.000000Z', 'now')"
+            f" '2026-12-01T00:00:00.000000Z', {WHEN})"
         )
 
 
-def test_seen_versions_absorb_the_overlap(store: SqliteStore, clock: FakeClock) -> None:
+def test_seen_versions_absorb_the_overlap(store: Store, clock: FakeClock) -> None:
     assert store.ticket_seen(5, T0) is False
     with store.transaction() as tx:
         assert store.note_ticket_seen(tx, 5, T0) is True
@@ -632,7 +503,7 @@ def test_seen_versions_absorb_the_overlap(store: SqliteStore, clock: FakeClock) 
         assert store.note_ticket_seen(tx, 7, T0 + timedelta(days=5)) is False
 
 
-def test_job_runs_meta_and_status(store: SqliteStore, clock: FakeClock) -> None:
+def test_job_runs_meta_and_status(store: Store, clock: FakeClock) -> None:
     open_esc = insert(store, new_escalation(ticket=1))
     save(store, apply(open_esc, Event.OPEN, T0, level=2, max_level=4))
     insert(store, new_escalation(ticket=2))
@@ -673,12 +544,12 @@ def test_job_runs_meta_and_status(store: SqliteStore, clock: FakeClock) -> None:
     assert status.schema_version == store.schema_version
 
 
-def test_integrity_check_is_ok(store: SqliteStore) -> None:
+def test_integrity_check_is_ok(store: Store) -> None:
     insert(store, new_escalation())
     assert store.integrity_check() == ["ok"]
 
 
-def test_scan_requests_are_unique_ordered_and_cleared(store: SqliteStore, clock: FakeClock) -> None:
+def test_scan_requests_are_unique_ordered_and_cleared(store: Store, clock: FakeClock) -> None:
     esc = insert(store, new_escalation())
     with store.transaction() as tx:
         assert store.request_scan(tx, esc.id, 200, "31200", clock.now())

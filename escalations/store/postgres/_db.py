@@ -1,0 +1,303 @@
+"""The PostgreSQL connection discipline every part of the store shares: one connection per
+thread (autocommit, so a read outside a transaction is one statement on a fresh snapshot),
+explicit ``BEGIN … COMMIT`` transactions that first take the store's write lock, the session
+time zone UTC, times as ``timestamptz``; the password from the URL, the ``database-password``
+systemd credential or libpq's password file (``PGPASSFILE``, ``~/.pgpass``), never logged;
+numbered forward-only migrations tracked in ``schema_migration`` and applied under an advisory
+lock, so two workers starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import conninfo, pq
+from psycopg.rows import dict_row
+
+from connector.redaction import SECRETS
+from escalations.clock import Clock
+from escalations.errors import StoreError
+
+CREDENTIAL_NAME = "database-password"
+"""The systemd credential (``LoadCredential=database-password:…``) read when the URL has no
+password."""
+SCHEMES = ("postgresql://", "postgres://")
+MIGRATION_LOCK = 0x6865_5F6D_6967  # pg_advisory_xact_lock keys: fixed, per database
+WRITE_LOCK = 0x6865_5F77_7269
+CONNECT_TIMEOUT_S = 10
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+_MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(SCHEMES)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password (and without any query, which may hold one)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    where = netloc[-1]
+    user = netloc[0].split(":", 1)[0] if len(netloc) == 2 else ""
+    return f"{parts.scheme}://{user + '@' if user else ''}{where}{parts.path}"
+
+
+def _credential_password() -> str | None:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / CREDENTIAL_NAME
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"credential {CREDENTIAL_NAME}: cannot read it: {exc}") from None
+
+
+def connection_params(url: str) -> dict[str, Any]:
+    """libpq parameters for ``url``: its password, else the credential's; with neither,
+    libpq looks in ``PGPASSFILE`` (or ``~/.pgpass``) itself."""
+    if not is_postgres_url(url):
+        raise StoreError(f"{redacted_url(url)}: not a postgresql:// URL")
+    try:
+        params: dict[str, Any] = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise StoreError(f"{redacted_url(url)}: not a valid PostgreSQL URL") from None
+    if not params.get("password"):
+        password = _credential_password()
+        if password:
+            params["password"] = password
+    if params.get("password"):
+        SECRETS.add(str(params["password"]))
+    return params
+
+
+def to_db(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}; the store keeps aware UTC times")
+    return value.astimezone(UTC)
+
+
+def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as a dict, its times in ``datetime.UTC``."""
+    return {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The PostgreSQL migrations (``escalations/store/migrations/postgresql``), numbered and
+    named as the SQLite ones: one list of steps, each expressed for both engines."""
+    found = []
+    for entry in resources.files("escalations.store.migrations.postgresql").iterdir():
+        match = _MIGRATION_NAME.fullmatch(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise StoreError(f"migrations are not numbered 1..n: {[m.name for m in found]}")
+    return found
+
+
+class PgTransaction:
+    """The handle write methods take; valid only inside its ``with`` block and thread."""
+
+    __slots__ = ("active", "conn")
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.active = True
+
+
+class PgBase:
+    """Connections, transactions and migrations; the concern mixins build on it."""
+
+    clock: Clock
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self.url = redacted_url(url)
+        self._params = connection_params(url)
+        self.clock = clock
+        self._local = threading.local()
+        self._connections: list[Conn] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        try:
+            self._version = self._migrate(self._conn())
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    def _conn(self) -> Conn:
+        if self._closed:
+            raise StoreError(f"{self.url}: the store is closed")
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.closed and getattr(self._local, "tx", None) is None:
+            conn = None  # lost (server restarted): the next call reconnects
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.tx = None
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> Conn:
+        params = dict(self._params)
+        options = " ".join(
+            part
+            for part in (
+                params.pop("options", ""),
+                "-c TimeZone=UTC",
+                f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            )
+            if part
+        )
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        params.setdefault("application_name", "helpdesk-escalations")
+        try:
+            conn = psycopg.connect(**params, autocommit=True, row_factory=dict_row, options=options)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.url}: cannot connect: {_one_line(exc)}") from None
+        return conn
+
+    def _migrate(self, conn: Conn) -> int:
+        migrations = load_migrations()  # looked up at each call: tests may replace it
+        latest = len(migrations)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migration (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                row = conn.execute("SELECT max(version) AS v FROM schema_migration").fetchone()
+                version = int(row["v"] or 0) if row else 0
+                if version > latest:
+                    raise StoreError(
+                        f"{self.url}: database schema version {version} is newer than this "
+                        f"code understands ({latest}); upgrade helpdesk-escalations or restore "
+                        "a backup"
+                    )
+                for migration in migrations[version:]:
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migration (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.url}: migration failed: {_one_line(exc)}") from exc
+        return latest
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PgTransaction]:
+        """A write transaction. It starts by taking the store's write lock (see the package
+        docstring): write transactions of all workers run one at a time, as on SQLite."""
+        conn = self._conn()
+        if self._local.tx is not None:
+            raise StoreError("transactions do not nest; pass the open 'tx' down instead")
+        try:
+            conn = self._begin(conn)
+        except psycopg.Error as exc:
+            _rollback(conn)
+            raise StoreError(f"{self.url}: cannot start a transaction: {_one_line(exc)}") from exc
+        tx = PgTransaction(conn)
+        self._local.tx = tx
+        try:
+            yield tx
+            if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+                # a statement failed and its error was caught inside the block: PostgreSQL
+                # would turn the COMMIT into a silent ROLLBACK
+                raise StoreError(
+                    "a statement in this transaction failed; the transaction was rolled back"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        finally:
+            tx.active = False
+            self._local.tx = None
+
+    def _read(self, sql: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
+        """Run a read on this thread's connection (inside its transaction, if one is open).
+        Outside a transaction, a read that finds the connection lost (the server restarted)
+        is made once more on a new connection: a read changes nothing, so that is safe."""
+        conn = self._conn()
+        try:
+            return conn.execute(sql, params)
+        except psycopg.OperationalError:
+            if not conn.closed or self._local.tx is not None:
+                raise
+        return self._conn().execute(sql, params)
+
+    def _begin(self, conn: Conn) -> Conn:
+        """``BEGIN`` and the write lock; on a connection found lost, once more on a new one
+        (nothing was done in the transaction yet)."""
+        try:
+            conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            if not conn.closed:
+                raise
+            conn = self._conn()
+            conn.execute("BEGIN")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        return conn
+
+    def _tx(self, tx: object) -> Conn:
+        current: PgTransaction | None = getattr(self._local, "tx", None)
+        if current is None or tx is not current or not current.active:
+            raise StoreError("a write needs the open transaction of this store and thread")
+        return current.conn
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+            self._connections.clear()
+        self._closed = True
+
+    def integrity_check(self) -> list[str]:
+        """``["ok"]`` when the database answers and its schema is the one migrated to."""
+        row = self._read("SELECT max(version) AS v FROM schema_migration").fetchone()
+        found = int(row["v"] or 0) if row else 0
+        if found != self._version:
+            return [f"schema version {found}, expected {self._version}"]
+        return ["ok"]
+
+
+def _rollback(conn: Conn) -> None:
+    if conn.closed or conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
