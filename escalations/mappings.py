@@ -29,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from escalations import profile
+from escalations.bindings.osticket import field_map as osticket_field_map
 from escalations.bindings.zammad import fieldmap as zammad_fieldmap
 from escalations.errors import ConfigError, MappingError, MappingProblem
 from escalations.profile import (
@@ -43,6 +44,7 @@ from escalations.profile import (
 ModelT = TypeVar("ModelT", bound=BaseModel)
 PROCESS_FILE = "process.toml"
 ZAMMAD_FILE = "zammad.toml"
+OSTICKET_FILE = "osticket.toml"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class FieldMapSpec:
 FIELD_MAPS: dict[str, FieldMapSpec] = {
     "zammad": FieldMapSpec(
         ZAMMAD_FILE, zammad_fieldmap.ZammadFieldMap, zammad_fieldmap.consistency_issues
+    ),
+    "osticket": FieldMapSpec(
+        OSTICKET_FILE, osticket_field_map.OsTicketFieldMap, osticket_field_map.consistency_issues
     ),
 }
 """The field map of each helpdesk the project knows, by ``ESCALATIONS_HELPDESK`` name."""

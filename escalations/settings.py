@@ -32,6 +32,7 @@ from escalations.errors import ConfigError
 ENV_PREFIX = "ESCALATIONS_"
 CREDENTIAL_NAME = "helpdesk-token"
 WEBHOOK_CREDENTIAL_NAME = "webhook-secret"
+DB_PASSWORD_CREDENTIAL_NAME = "helpdesk-db-password"  # noqa: S105 - a file name
 ADMIN_CREDENTIAL_NAME = "helpdesk-admin-token"
 # Variables with our prefix that are not settings: test-only hooks and knobs.
 NON_SETTING_VARIABLES = frozenset(
@@ -60,10 +61,16 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    helpdesk: Literal["zammad"] = "zammad"
+    helpdesk: Literal["zammad", "osticket"] = "zammad"
     helpdesk_url: str = ""
     helpdesk_token: SecretStr | None = None
     helpdesk_admin_token: SecretStr | None = None
+    helpdesk_db_host: str = "127.0.0.1"
+    helpdesk_db_port: int = Field(default=3306, ge=1, le=65535)
+    helpdesk_db_name: str = "osticket"
+    helpdesk_db_user: str = ""
+    helpdesk_db_password: SecretStr | None = None
+    helpdesk_db_table_prefix: str = Field(default="ost_", pattern=r"^[A-Za-z0-9_]*$")
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: str = ""
     mappings_dir: Path = Field(default_factory=shipped_mappings_dir)
@@ -142,12 +149,22 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def database_is_postgresql(self) -> bool:
+        """``ESCALATIONS_DATABASE_URL`` names a PostgreSQL store (``postgresql://…``)."""
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
     def database_path(self) -> Path:
         url = self.database_url or f"sqlite:///{self.state_dir / 'escalations.sqlite3'}"
+        if self.database_is_postgresql:
+            raise ConfigError(
+                "ESCALATIONS_DATABASE_URL: the commands run on a SQLite store only so far; "
+                "the PostgreSQL store is not wired into them yet (docs/postgresql.md)"
+            )
         if not url.startswith("sqlite:///"):
             raise ConfigError(
                 f"ESCALATIONS_DATABASE_URL: unsupported database '{url.split(':')[0]}' "
-                "(this version supports sqlite:///PATH)"
+                "(this version supports sqlite:///PATH and postgresql://…)"
             )
         return Path(url.removeprefix("sqlite:///"))
 
@@ -280,6 +297,9 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     admin = _credential_token(ADMIN_CREDENTIAL_NAME)
     if admin is not None and "helpdesk_admin_token" not in overrides:
         overrides["helpdesk_admin_token"] = admin
+    db_password = _credential_token(DB_PASSWORD_CREDENTIAL_NAME)
+    if db_password is not None and "helpdesk_db_password" not in overrides:
+        overrides["helpdesk_db_password"] = db_password
     secret = _credential_token(WEBHOOK_CREDENTIAL_NAME)
     if secret is not None and "webhook_secret" not in overrides:
         overrides["webhook_secret"] = secret
@@ -398,13 +418,15 @@ def _ignored_problem(path: Path, ignored: IgnoredLine) -> str:
 def _check_directories(settings: Settings) -> None:
     """The store, archive and reports must be creatable: nothing on their way may be a
     regular file (``ESCALATIONS_STATE_DIR=/etc/passwd/x``)."""
-    database = settings.database_path  # also refuses an unsupported database URL
     store = "ESCALATIONS_DATABASE_URL" if settings.database_url else "ESCALATIONS_STATE_DIR"
-    if _kind(database) == "directory":
-        raise ConfigError(f"{store}: {database} is a directory, not a database file")
+    database = None
+    if not settings.database_is_postgresql:  # a server's database has no directory here
+        database = settings.database_path  # also refuses an unsupported database URL
+        if _kind(database) == "directory":
+            raise ConfigError(f"{store}: {database} is a directory, not a database file")
     state = "ESCALATIONS_STATE_DIR"
     wanted = [
-        (store, database.parent),
+        *([(store, database.parent)] if database is not None else []),
         ("ESCALATIONS_ARCHIVE_DIR" if settings.archive_dir else state, settings.archive_path),
         ("ESCALATIONS_REPORTS_DIR" if settings.reports_dir else state, settings.reports_path),
     ]

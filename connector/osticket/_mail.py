@@ -6,6 +6,9 @@ the ticket's owner, and ignores a second message with a ``Message-ID`` it has st
 made from the write's marker, so a replay after a crash writes nothing (the idempotency key
 osTicket's API lacks). ``To`` is the owner too: an address osTicket does not know would be
 added as a collaborator, and a system mailbox would refer the ticket to its department.
+``Auto-Submitted: auto-generated`` makes osTicket treat it as an automatic message
+(``TicketFilter::isAutoReply``): ``Ticket::postMessage`` then sends no auto-response, no
+new-message alert and no collaborator notice, and does not reopen a closed ticket.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def copy_message(
     msg["Subject"] = f"[#{number}] {subject}"
     msg["Date"] = format_datetime(at)
     msg["Message-ID"] = message_id(marker)
+    msg["Auto-Submitted"] = "auto-generated"
     footer = marker.footer
     if draft.content_type == "text/html":
         msg.set_content(f"{draft.body}<p>{footer}</p>", subtype="html", charset="utf-8")

@@ -1,7 +1,9 @@
 """``HelpdeskAdapter`` for osTicket 1.18, with what core osTicket offers and nothing more.
 
 - **Reads** go through a read-only database account (``_db.ReadOnlyDatabase``): tickets by
-  the ``ost_ticket.updated`` watermark (one query when nothing changed), thread entries with
+  the ``ost_ticket.updated`` watermark (one query when nothing changed; a ticket's
+  ``updated_at`` is that second plus a change count as microseconds, see
+  ``_change_count``), thread entries with
   their mail headers, attachments (bytes from ``ost_file_chunk`` for files stored in the
   database), users, agents, departments, statuses and form fields.
 - **Creating** a ticket is ``POST /api/tickets.json``: the customer by email and name (same
@@ -121,7 +123,13 @@ _KINDS = {"email": ArticleKind.EMAIL, "web": ArticleKind.WEB, "phone": ArticleKi
 _TICKET_SQL = """
 SELECT t.ticket_id, t.number, t.user_id, t.staff_id, t.dept_id, t.created, t.updated,
        t.ticket_pid, t.flags, s.name AS status_name, d.name AS dept_name, u.org_id,
-       ue.address AS user_email, st.username AS staff_username
+       ue.address AS user_email, st.username AS staff_username,
+       (SELECT COALESCE(MAX(e.id), 0) FROM {t:thread} th
+        JOIN {t:thread_entry} e ON e.thread_id = th.id
+        WHERE th.object_type = 'T' AND th.object_id = t.ticket_id) AS last_entry,
+       (SELECT COALESCE(MAX(v.id), 0) FROM {t:thread} th
+        JOIN {t:thread_event} v ON v.thread_id = th.id
+        WHERE th.object_type = 'T' AND th.object_id = t.ticket_id) AS last_event
 FROM {t:ticket} t
 LEFT JOIN {t:ticket_status} s ON s.id = t.status_id
 LEFT JOIN {t:department} d ON d.id = t.dept_id
@@ -217,7 +225,7 @@ class OsTicketAdapter:
             return  # osTicket has no tags: no ticket carries one
         after: tuple[datetime, int] | None = None
         args: list[Any]
-        floor = self.db.from_utc(since)
+        floor = self.db.from_utc(since).replace(microsecond=0)  # the column counts seconds
         while True:
             if after is None:
                 where, args = "WHERE t.updated >= %s", [floor]
@@ -253,6 +261,8 @@ class OsTicketAdapter:
             values = fields.get(int(r["ticket_id"]), {})
             created = self.db.to_utc(r["created"])
             updated = self.db.to_utc(r["updated"]) or created
+            if updated is not None:
+                updated = updated + timedelta(microseconds=_change_count(r))
             assert created is not None
             assert updated is not None
             staff = int(r["staff_id"] or 0)
@@ -562,10 +572,27 @@ class OsTicketAdapter:
         """``POST /api/tickets.json`` (see the module docstring), then the ticket read back.
 
         Raises:
+            Unsupported: the draft asks for what the create cannot do (tags, an owner, a
+                status, a link, subscriptions: the help topic decides routing).
             Rejected: osTicket refused it (its text), the help topic is unknown, or an
                 attachment did not arrive (over osTicket's size limit).
             AmbiguousWrite: the answer was lost; look for the marker.
         """
+        refused = [
+            what
+            for what, asked in (
+                ("tags", bool(draft.tags)),
+                ("an owner", draft.owner_id is not None),
+                ("a status", draft.state is not None),
+                ("a link", draft.parent_id is not None),
+                ("subscriptions", bool(draft.mention_user_ids)),
+                ("an organisation other than the customer's", draft.organization_id is not None),
+            )
+            if asked
+        ]
+        if refused:
+            # the help topic assigns and routes; anything else would be dropped unsaid
+            raise _unsupported(f"creating a ticket with {', '.join(refused)}")
         customer = self.get_user(draft.customer_id)
         if not customer.email:
             raise Rejected(f"osTicket user {draft.customer_id} has no email address")
@@ -708,6 +735,14 @@ def _refusal(exc: HelpdeskError) -> Rejected | None:
             status=exc.status, method=exc.method, path=exc.path,
         )  # fmt: skip
     return None
+
+
+def _change_count(row: dict[str, Any]) -> int:
+    """The microseconds of a ticket's ``updated_at``: osTicket stamps ``ost_ticket.updated``
+    in whole seconds, so two changes within one second would look like one version (and the
+    second be skipped as seen). The latest thread entry and event ids grow with every message,
+    note and logged change, so their sum, as the microseconds, tells the versions apart."""
+    return (int(row["last_entry"] or 0) + int(row["last_event"] or 0)) % 1_000_000
 
 
 def _matches(ticket: Ticket, criterion: Criterion) -> bool:

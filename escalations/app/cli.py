@@ -232,7 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--live",
         action="store_true",
         help="also check that every field, tag, group, state and person named in the "
-        "mappings exists in the helpdesk and that the token has the permissions needed",
+        "mappings, and what `provision` makes, exists in the helpdesk as the mappings say, and "
+        "that the token has the permissions needed; anything it cannot verify fails the check",
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="with --live: pass when what could be checked is fine, although some of it could "
+        "not be verified (the worker's agent token cannot read every admin list; the admin "
+        "token ESCALATIONS_HELPDESK_ADMIN_TOKEN can)",
     )
     p.set_defaults(func=_cmd_check)
 
@@ -264,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_effects(sub)
     _add_archive(sub)
     _add_provision(sub)
+    from escalations.app.report_command import add_parser as _add_report
+
+    _add_report(sub)
 
     p = sub.add_parser(
         "diagnostics",

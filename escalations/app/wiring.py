@@ -12,18 +12,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import SetupError
 from connector.http import HttpClient, HttpPolicy
+from connector.osticket import DatabaseConfig, OsTicketAdapter, ReadOnlyDatabase
 from connector.redaction import SECRETS
 from connector.zammad import ZammadAdapter
 from escalations.bindings.base import HelpdeskBinding
+from escalations.bindings.osticket import NoteNeedsAddNote, OsTicketBinding, OsTicketFieldMap
 from escalations.bindings.zammad import ZammadBinding, ZammadFieldMap
 from escalations.clock import Clock
-from escalations.effects.base import Registry
+from escalations.effects.base import EffectKind, Registry
 from escalations.effects.executor import Executor, new_worker_id
-from escalations.effects.helpdesk import helpdesk_kinds
+from escalations.effects.helpdesk import NOTE, helpdesk_kinds
 from escalations.effects.outbox import Outbox
 from escalations.errors import ConfigError
 from escalations.faults import FaultPoints, NoFaults
@@ -45,6 +47,17 @@ def open_store(settings: Settings, clock: Clock) -> SqliteStore:
     path = settings.database_path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return SqliteStore(path, clock)
+
+
+def open_configured_store(settings: Settings, clock: Clock) -> Store:
+    """The store ``ESCALATIONS_DATABASE_URL`` names: PostgreSQL for ``postgresql://…``
+    (``escalations.store.postgres``), else the SQLite file (``open_store``). The commands
+    still call ``open_store`` (SQLite only; docs/postgresql.md)."""
+    if settings.database_is_postgresql:
+        from escalations.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, clock)
+    return open_store(settings, clock)
 
 
 def http_policy(settings: Settings) -> HttpPolicy:
@@ -89,6 +102,8 @@ def build_adapter(
         raise ConfigError("ESCALATIONS_HELPDESK_TOKEN: missing (the helpdesk URL is set)")
     token = settings.helpdesk_token.get_secret_value()
     SECRETS.add(token)
+    if settings.helpdesk == "osticket":
+        return build_osticket_adapter(settings, clock, token, session)
     try:
         client = HttpClient(
             settings.helpdesk_url,
@@ -103,11 +118,60 @@ def build_adapter(
     return ZammadAdapter(client, clock=clock)
 
 
+def build_osticket_adapter(
+    settings: Settings, clock: Clock, api_key: str, session: requests.Session | None = None
+) -> OsTicketAdapter:
+    """The osTicket adapter: the API key (``ESCALATIONS_HELPDESK_TOKEN``) for the API, the
+    ``ESCALATIONS_HELPDESK_DB_*`` account for reads.
+
+    Raises:
+        ConfigError: no database user, or the URL is refused.
+    """
+    if not settings.helpdesk_db_user:
+        raise ConfigError(
+            "ESCALATIONS_HELPDESK_DB_USER: missing (osTicket is read through a read-only "
+            "database account; see docs/osticket.md)"
+        )
+    password = settings.helpdesk_db_password
+    policy = http_policy(settings)
+    db = ReadOnlyDatabase(
+        DatabaseConfig(
+            host=settings.helpdesk_db_host,
+            port=settings.helpdesk_db_port,
+            database=settings.helpdesk_db_name,
+            user=settings.helpdesk_db_user,
+            password=password.get_secret_value() if password is not None else "",
+            connect_timeout=settings.http_connect_timeout,
+            read_timeout=settings.http_read_timeout,
+            table_prefix=settings.helpdesk_db_table_prefix,
+        ),
+        clock,
+    )
+    try:
+        return OsTicketAdapter(settings.helpdesk_url, api_key, db, policy, clock, session=session)
+    except SetupError as exc:
+        raise ConfigError(f"ESCALATIONS_HELPDESK_URL: {exc}") from None
+
+
 def build_binding(adapter: HelpdeskAdapter, mappings: Mappings) -> HelpdeskBinding:
     """The binding for the adapter's helpdesk, from its field map and capabilities."""
     if mappings.helpdesk_name == "zammad" and isinstance(mappings.helpdesk, ZammadFieldMap):
         return ZammadBinding(mappings.helpdesk, mappings.profile, adapter.capabilities)
+    if mappings.helpdesk_name == "osticket" and isinstance(mappings.helpdesk, OsTicketFieldMap):
+        return OsTicketBinding(mappings.helpdesk, mappings.profile, adapter.capabilities)
     raise ConfigError(f"ESCALATIONS_HELPDESK: no binding for {mappings.helpdesk_name!r}")
+
+
+def _kinds_for(
+    binding: HelpdeskBinding, adapter: HelpdeskAdapter, store: Store, lifecycle: Lifecycle
+) -> list[EffectKind[Any]]:
+    """The helpdesk effect kinds; on osTicket the note kind never mails a note in
+    (``escalations.bindings.osticket.effects``)."""
+    kinds = helpdesk_kinds(adapter, store, lifecycle)
+    if binding.name == "osticket":
+        note = NoteNeedsAddNote(adapter, store, lifecycle)
+        kinds = [note if kind.name == NOTE else kind for kind in kinds]
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -141,7 +205,7 @@ def build(
     registry = Registry()
     outbox = Outbox(store, registry, clock, faults)
     lifecycle = Lifecycle(store, outbox, binding, mappings.profile)
-    registry.add(*helpdesk_kinds(adapter, store, lifecycle))
+    registry.add(*_kinds_for(binding, adapter, store, lifecycle))
     executor = Executor(
         store,
         registry,

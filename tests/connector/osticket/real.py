@@ -11,6 +11,7 @@ A customer's mail arrives the way a mail server would hand it over (``tickets.em
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -38,6 +39,8 @@ VARIABLES = (
     "OSTICKET_DB_ADMIN_USER",
     "OSTICKET_DB_ADMIN_PASSWORD",
     "OSTICKET_MAIL_DIR",
+    "OSTICKET_STAFF_USER",
+    "OSTICKET_STAFF_PASSWORD",
 )
 TOPIC = "Escalation"
 FLAG_STATUS = "Escalate"
@@ -167,6 +170,33 @@ class RealOsTicket:
                 (FLAG_STATUS,),
             )
 
+    # -- what an agent does in the agent panel (/scp) -----------------------------------------
+    def agent_set_status(self, ticket_id: int, status: str) -> None:
+        """An agent sets a ticket's status in osTicket's agent panel, as ``ostadmin``."""
+        (row,) = self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (status,))
+        web = requests.Session()
+        page = web.get(self.url + "/scp/login.php", timeout=30)
+        login = web.post(
+            self.url + "/scp/login.php",
+            data={
+                "__CSRFToken__": _csrf(page.text),
+                "do": "scplogin",
+                "userid": self.env["OSTICKET_STAFF_USER"],
+                "passwd": self.env["OSTICKET_STAFF_PASSWORD"],
+            },
+            timeout=30,
+            allow_redirects=False,
+        )
+        assert login.status_code == 302, login.text[:300]
+        ticket = web.get(self.url + f"/scp/tickets.php?id={ticket_id}", timeout=30)
+        changed = web.post(
+            self.url + f"/scp/ajax.php/tickets/{ticket_id}/status",
+            data={"status_id": row["id"], "comments": ""},
+            headers={"X-CSRFToken": _csrf(ticket.text)},
+            timeout=30,
+        )
+        assert changed.status_code == 201, changed.text[:300]
+
     # -- outbound mail -------------------------------------------------------------------------
     def mail_files(self) -> set[Path]:
         return set(Path(self.env["OSTICKET_MAIL_DIR"]).glob("*"))
@@ -179,6 +209,14 @@ class RealOsTicket:
             values = [v for h in ("To", "Cc", "Bcc") for v in headers.get_all(h, [])]
             found += [address.lower() for _, address in getaddresses(values) if address]
         return found
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" content="([^"]+)"', page) or re.search(
+        r'name="__CSRFToken__" value="([^"]+)"', page
+    )
+    assert found, "no CSRF token on the page"
+    return found.group(1)
 
 
 def real_osticket() -> RealOsTicket:

@@ -185,6 +185,7 @@ def test_a_copy_is_mailed_in_once_whatever_the_replays(osticket: RealOsTicket) -
     first = adapter.add_article(ticket.id, draft, marker=marker)
     again = adapter.add_article(ticket.id, draft, marker=marker)  # a replay after a crash
 
+    assert osticket.recipients_since(mail) == []  # an automatic message: no alert, no reply
     assert first == again
     assert requests_sent.count("POST /api/tickets.email") == 2
     entries = [a for a in adapter.list_articles(ticket.id) if marker.value in a.body]

@@ -1,0 +1,143 @@
+"""``escalations report``: the reconciliation report (``jobs.reconcile``), on demand.
+
+- no option: as of now, for today (in the process time zone);
+- ``--at TIME``: as of that instant, for its local day;
+- ``--date DAY``: for that local day, as of its end (or now, if the day is not over);
+- ``--dry-run``: the report is built and its summary printed; no file is written.
+
+The files go to ``ESCALATIONS_REPORTS_DIR/<day>/`` (``report.html``, ``report.json``,
+``findings.csv``); the summary on stdout names the directory, the request count and one line
+per kind found. Reads the helpdesk and the store, writes neither: it may run beside the
+worker. Exit 0 when the report was made (whatever it found), 78 for a bad setting or
+option, 1 when the helpdesk or the store cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
+from escalations.errors import ConfigError, EscalationsError
+
+if TYPE_CHECKING:
+    from escalations.reconcile.findings import Report
+
+
+class _Counter:
+    """Counts the helpdesk attempts the adapter makes (its ``progress`` hook)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def tick(self) -> None:
+        self.count += 1
+
+    def value(self) -> int:
+        return self.count
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``report`` command's arguments (``escalations.app.cli`` calls this)."""
+    p = sub.add_parser(
+        "report",
+        help="compare the helpdesk with the worker's store and write the reconciliation "
+        "report (report.html, report.json, findings.csv) to ESCALATIONS_REPORTS_DIR/<date>/",
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--date",
+        metavar="DAY",
+        help="the local day to report on (YYYY-MM-DD), as of its end or now if it is not over",
+    )
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="report as of this instant (ISO-8601 with zone, e.g. 2026-12-07T06:00:00Z)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build the report and print its summary; write no file",
+    )
+    p.set_defaults(func=report)
+
+
+def _instant(args: argparse.Namespace, now: datetime, tz: tzinfo) -> datetime:
+    if args.at:
+        try:
+            return parse_instant(args.at)
+        except ValueError:
+            raise ConfigError(
+                f"--at: '{args.at}' is not an instant with a time zone "
+                "(ISO-8601, e.g. 2026-12-07T06:00:00Z)"
+            ) from None
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise ConfigError(f"--date: '{args.date}' is not a day (YYYY-MM-DD)") from None
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        return min(end.astimezone(UTC) - timedelta(microseconds=1), now)
+    return now
+
+
+def report(args: argparse.Namespace) -> int:
+    from escalations.app.logs import configure_logging
+    from escalations.app.preflight import prepare
+    from escalations.app.wiring import build, open_store
+    from escalations.mappings import load_mappings
+    from escalations.reconcile import outputs
+    from escalations.settings import load_settings
+    from jobs.reconcile import build_report
+
+    settings = load_settings(args.env_file)
+    configure_logging(settings.log_level, settings.log_format)
+    mappings = load_mappings(Path(settings.mappings_dir), settings.helpdesk)
+    tz = mappings.profile.tz
+    at = _instant(args, SystemClock().now(), tz)
+    if args.date and at.astimezone(tz).date() != date.fromisoformat(args.date):
+        raise ConfigError(f"--date: {args.date} has not begun yet")
+    clock: Clock = FixedStartClock(at) if (args.at or args.date) else SystemClock()
+    if not settings.database_path.exists():
+        raise EscalationsError(
+            f"no store at {settings.database_path}: the worker has not run with these settings"
+        )
+    counter = _Counter()
+    adapter = prepare(settings, clock, progress=counter.tick)
+    store = open_store(settings, clock)
+    try:
+        ctx = build(settings, clock, adapter=adapter, store=store, mappings=mappings).ctx
+        root = settings.reports_path
+        day = at.astimezone(tz).date()
+        made = build_report(
+            ctx, at, requests=counter.value, previous=outputs.previous_counts(root, day)
+        )
+        where = None if args.dry_run else outputs.write(made, root)
+    finally:
+        store.close()
+    for line in summary(made, where):
+        print(line)  # noqa: T201
+    return 0
+
+
+def summary(made: Report, where: Path | None) -> list[str]:
+    """What the command prints: where, how much it cost, then one line per kind found."""
+    from escalations.reconcile.findings import TITLES
+
+    lines = [
+        f"report {made.day.isoformat()} as of {made.generated_at.isoformat()}: "
+        f"{made.drift} to look at, {len(made.findings)} findings; "
+        f"{made.escalations_checked} escalations, {made.tickets_read} tickets, "
+        f"{made.requests if made.requests is not None else '?'} helpdesk requests",
+        f"written to {where}" if where is not None else "dry run: no file written",
+    ]
+    previous = made.previous_counts
+    for kind, n in made.counts().items():
+        if n or (previous and previous.get(kind)):
+            before = f" (previous: {previous.get(kind, 0)})" if previous is not None else ""
+            lines.append(f"  {n:4d}  {TITLES[kind]}{before}")
+    lines.extend(f"  not checked: {text}" for text in made.not_checked)
+    return lines

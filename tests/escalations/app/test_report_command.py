@@ -1,0 +1,105 @@
+"""``escalations report`` (issue 16 #1, #2): the command wires its own adapter from the
+settings (talking to the sandbox through the same ``responses`` mount as the world), writes
+the three files into ``REPORTS_DIR/<day>/``, prints the summary with its request count, and
+compares with the previous report; ``--dry-run`` writes nothing; bad options are one line
+and exit 78."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from escalations.app.cli import main
+from tests.jobs.conftest import BASE_URL, BOT, World
+from tests.jobs.conftest import world as world  # the fixture, shared with tests/jobs
+
+TITLE = "Broadband down since Monday"
+
+
+@pytest.fixture
+def cli_world(world: World, cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(world.ctx.settings.state_dir))
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", BASE_URL)
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", world.sandbox.token_of(BOT))
+    monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")  # no real waits
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    world.sync()
+    world.sandbox.seed_customer_email(original, "Still down.", subject="Still down")
+    world.sync()
+    world.clock.advance(timedelta(minutes=15))
+    world.sync()
+    return world
+
+
+def _reports(world: World) -> Path:
+    return world.ctx.settings.reports_path
+
+
+def test_report_writes_the_three_files_for_the_day(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    at = cli_world.clock.now().isoformat()
+    assert main(["report", "--at", at]) == 0
+    out = capsys.readouterr().out
+    directory = _reports(cli_world) / "2026-12-01"
+    assert f"written to {directory}" in out
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "findings.csv",
+        "report.html",
+        "report.json",
+    ]
+    data = json.loads((directory / "report.json").read_text())
+    assert data["findings"] == []
+    assert data["summary"]["previous_counts"] is None
+    assert data["summary"]["requests"] > 0
+    assert f"{data['summary']['requests']} helpdesk requests" in out
+
+
+def test_report_compares_with_the_previous_night_and_dry_run_writes_nothing(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--at", cli_world.clock.now().isoformat()]) == 0
+    esc = cli_world.the_escalation_ticket()
+    cli_world.sandbox.agent_update(esc["id"], "alice.agent@fused.example", owner_id=1)
+    cli_world.clock.advance(timedelta(days=1))
+    cli_world.sync()
+    capsys.readouterr()
+    assert main(["report", "--date", "2026-12-02", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: no file written" in out
+    assert "Owner differs from the owner the level requires (previous: 0)" in out
+    assert not (_reports(cli_world) / "2026-12-02").exists()
+    assert main(["report", "--date", "2026-12-02"]) == 0
+    data = json.loads((_reports(cli_world) / "2026-12-02" / "report.json").read_text())
+    assert data["summary"]["counts"]["owner_differs"] == 1
+    assert data["summary"]["previous_counts"]["owner_differs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["report", "--at", "yesterday"], "--at: 'yesterday' is not an instant"),
+        (["report", "--date", "2026-13-01"], "--date: '2026-13-01' is not a day"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_78(
+    cli_world: World, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    assert main(argv) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert words in err[0]
+
+
+def test_no_store_is_one_line(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", BASE_URL)
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", "x")
+    assert main(["report"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no store at" in line
