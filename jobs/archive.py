@@ -20,7 +20,6 @@ import logging
 from connector.base import Sender
 from connector.errors import Forbidden, NotFound
 from escalations.archive import directory
-from escalations.archive.pdf import render
 from escalations.archive.record import ArchivedFile, ArchiveInput, build
 from escalations.filenames import safe_filename
 from escalations.models import ArchiveCopy, Escalation, State
@@ -103,6 +102,9 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
         )
     )
     files["record.json"] = json.dumps(record, indent=2, ensure_ascii=False).encode() + b"\n"
+    # imported here: the PDF library costs more to import than a pass that files nothing
+    from escalations.archive.pdf import render
+
     files["escalation.pdf"] = render(
         record,
         font_dir=ctx.settings.archive_font_dir,
