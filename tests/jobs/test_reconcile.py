@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import responses
+
 from escalations.app.wiring import build
+from escalations.clock import FakeClock
 from escalations.models import EffectState, State
 from escalations.reconcile.findings import FindingKind, Report
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
-from tests.jobs.conftest import ALICE, BOB, World
+from tests.jobs.conftest import ALICE, BOB, World, make_world
+from tests.jobs.test_archive import _confirmed
 
 TITLE = "Broadband down since Monday"
 SETTLE = timedelta(minutes=15)
@@ -247,3 +251,73 @@ def test_the_report_reads_and_writes_nothing(world: World) -> None:
     _report(world)
     assert len(world.writes()) == writes
     assert len(world.store.effects()) == effects
+
+
+def test_a_second_ticket_with_the_escalations_key_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    copy = world.sandbox.create_ticket_as_customer(
+        "someone@example.com", "[ESC L1] copied by hand", "see the other one"
+    )
+    world.sandbox.agent_update(copy, ALICE, escalation_key=esc["escalation_key"])
+    world.sandbox.add_tag(copy, "escalation", login=ALICE)
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.DUPLICATE_ESCALATION_TICKET: 1}
+    (finding,) = report.findings
+    assert finding.ticket_id == copy
+    assert finding.other_ticket_id == esc["id"]
+
+
+def test_a_skipped_call_is_listed_once(tmp_path: Path) -> None:
+    """Residential: the afternoon contact call is never logged; the comms job marks it
+    missed at the window's end, and the report lists that one duty."""
+    thu = datetime(2027, 3, 25, 8, 30, tzinfo=UTC)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(thu), rsps, None)
+        try:
+            original = w.ticket_by_title(TITLE)
+            w.flag(original, escalation_callback_at="2027-03-25T10:00:00.000Z")
+            w.sync(advance=timedelta(0))
+            w.clock.set(datetime(2027, 3, 25, 9, 50, tzinfo=UTC))
+            w.sandbox.agent_article(
+                original, ALICE, "Called the customer back.", type="phone", internal=False
+            )
+            for hhmm in ((11, 40), (16, 35), (17, 5), (17, 40)):
+                w.clock.set(datetime(2027, 3, 25, *hhmm, tzinfo=UTC))
+                w.sync(advance=timedelta(0))
+            report = _report(w)
+        finally:
+            w.store.close()
+    assert _kinds(report) == {FindingKind.DUTY_MISSED: 1}
+    (finding,) = report.findings
+    assert finding.subject.endswith("call:2027-03-25:afternoon")
+    assert sum(d.missed for d in report.duties_by_day) == 1
+    assert sum(d.done for d in report.duties_by_day) == 2  # the callback and the morning call
+
+
+def test_a_corrupted_archive_file_is_listed_once(world: World) -> None:
+    _confirmed(world)
+    _settle(world)
+    assert _report(world).findings == ()
+    (copy,) = world.store.archives()
+    pdf = Path(copy.path) / "escalation.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pdf.write_bytes(bytes(data))
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.ARCHIVE_DAMAGED: 1}
+    assert "escalation.pdf: checksum differs" in report.findings[0].detail
+
+
+def test_an_rfo_cleared_while_parked_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_rfo="Fibre cut.", state="closed")
+    world.sync()
+    assert world.store.escalations_in(State.PARKED)
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_rfo="")
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.RESOLVED_WITHOUT_RFO: 1}
+    assert "level 2" in report.findings[0].detail
