@@ -315,3 +315,28 @@ def store_pg(pg_server: PgServer, pg_database: str, clock: FakeClock) -> Iterato
     s = PostgresStore(pg_server.url(pg_database), clock)
     yield s
     s.close()
+
+
+# -- choosing the store ----------------------------------------------------------------------
+def test_the_scheme_of_the_database_url_chooses_the_store(
+    pg_server: PgServer, pg_database: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    from escalations.app.wiring import open_configured_store
+    from escalations.errors import ConfigError
+    from escalations.settings import load_settings
+    from escalations.store import SqliteStore
+
+    url = pg_server.url(pg_database)
+    settings = load_settings(state_dir=tmp_path / "state", database_url=url)  # accepted
+    assert settings.database_is_postgresql
+    store = open_configured_store(settings, clock)
+    assert isinstance(store, PostgresStore)
+    store.close()
+    with pytest.raises(ConfigError, match="SQLite store only so far") as info:
+        _ = settings.database_path  # what the commands still use: a clear refusal
+    assert pg_server.app_password not in str(info.value)
+    sqlite = open_configured_store(load_settings(state_dir=tmp_path / "state"), clock)
+    assert isinstance(sqlite, SqliteStore)
+    sqlite.close()
+    with pytest.raises(ConfigError, match="supports sqlite:///PATH and postgresql://"):
+        _ = load_settings(state_dir=tmp_path / "state", database_url="mysql://x/y").database_path
