@@ -69,6 +69,12 @@ def test_a_fresh_database_is_migrated_to_the_latest_version(
     assert {"escalation", "effect", "lease", "seen_version", "parking", "archive"} <= tables
     assert "seen_ticket" not in tables  # dropped by 004, as on SQLite
     assert owners == {APP_ROLE}  # made by the unprivileged role, not a superuser
+    with pg_server.admin() as conn:
+        role = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = %s",
+            (APP_ROLE,),
+        ).fetchone()
+    assert role == (False, False, False)  # docs/postgresql.md: no privilege beyond its database
 
 
 def test_workers_starting_together_migrate_once(pg_server: PgServer, empty_database: str) -> None:
