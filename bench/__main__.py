@@ -25,6 +25,7 @@ QUICK = Config(
     poll_interval=1,
     latency_samples=2,
     timed_sizes=(10, 40),
+    backlog_sizes=(5, 20),
     burst_emails=20,
     burst_escalations=5,
 )
@@ -84,8 +85,10 @@ def run(config: Config, command: str) -> tuple[str, list[Figure]]:
         bench.raise_one(),
         bench.latency_poll(),
         bench.timed_jobs(),
+        bench.backlog(),
         bench.burst(),
         bench.client_cpu(),
+        bench.what_ifs(),
         *figures,
     ]
     took = time.perf_counter() - started

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from connector.http import HttpClient, HttpPolicy
+from connector.http import HttpClient, HttpPolicy, build_session
 from connector.zammad import ZammadAdapter
 from escalations.app.wiring import Installation, build
 from escalations.clock import Clock, FakeClock
@@ -66,7 +66,12 @@ class Rig:
         clock: Clock | None = None,
         poll_interval: int = 30,
         rate: int = BENCH_RATE,
+        trust_env: bool = True,
+        synchronous: str | None = None,
     ) -> None:
+        """``trust_env`` and ``synchronous`` are what-ifs for measuring only: the session's
+        environment scan for proxies, and SQLite's ``synchronous`` pragma on the worker's
+        connection, changed on this rig's objects (the product's code is not touched)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.clock: Clock = clock or FakeClock()
@@ -82,12 +87,20 @@ class Rig:
             http_requests_per_minute=rate,
         )
         policy = HttpPolicy(requests_per_minute=rate, burst=min(1000, rate))
+        session = build_session(policy)
+        session.trust_env = trust_env
         client = HttpClient(
-            self.server.url, {"Authorization": f"Token token={self.token}"}, policy, self.clock
+            self.server.url,
+            {"Authorization": f"Token token={self.token}"},
+            policy,
+            self.clock,
+            session=session,
         )
         self.adapter = ZammadAdapter(client, clock=self.clock)
         self.store_path = workdir / "escalations.sqlite3"
         self.store = SqliteStore(self.store_path, self.clock)
+        if synchronous is not None:
+            self.store._conn().execute(f"PRAGMA synchronous={synchronous}")  # noqa: SLF001
         self.installation: Installation = build(
             self.settings,
             self.clock,

@@ -10,7 +10,19 @@ from pathlib import Path
 
 from bench.__main__ import QUICK, run
 
-FIGURES = {"idle", "reach", "copy", "raise", "latency", "timed", "burst", "cpu", "import"}
+FIGURES = {
+    "idle",
+    "reach",
+    "copy",
+    "raise",
+    "latency",
+    "timed",
+    "backlog",
+    "burst",
+    "cpu",
+    "whatif",
+    "import",
+}
 
 
 def test_the_harness_produces_every_figure(tmp_path: Path) -> None:
