@@ -596,6 +596,11 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
 
+    def expect_forbidden(self, path: str) -> None:
+        """A 403 on ``path`` is an answer the caller expects and handles (a probe of an
+        endpoint the token may lack): no ``http.forbidden`` WARNING for it."""
+        self._forbidden.add(path)
+
     @property
     def server_offset(self) -> timedelta | None:
         """How far the helpdesk's clock is ahead of this machine's (negative: behind), from

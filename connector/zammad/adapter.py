@@ -713,6 +713,7 @@ class ZammadAdapter:
         attributes are known by name (``data_type`` "unknown", no options). ``None`` when
         neither works (no readable ticket yet).
         """
+        self._client.expect_forbidden("/api/v1/object_manager_attributes")  # agent tokens
         try:
             data = self._client.get_json("/api/v1/object_manager_attributes")
         except Forbidden:

@@ -124,15 +124,17 @@ def check(args: argparse.Namespace) -> int:
     _out(f"store: ok ({settings.database_path}: {store}; no other worker holds it)")
     if not args.live:
         return 0
-    from escalations.bindings.zammad.livecheck import live_check
+    from escalations.app.live import live
 
-    problems = live_check(adapter, mappings)
-    for problem in problems:
-        _err(f"live: {problem}")
-    if problems:
-        return 78
-    _out(f"helpdesk: ok ({settings.helpdesk_url}: every field, tag, group, state and person found)")
-    return 0
+    return live(
+        settings,
+        adapter,
+        mappings,
+        SystemClock(),
+        allow_unverified=getattr(args, "allow_unverified", False),
+        out=_out,
+        err=_err,
+    )
 
 
 # -- run ------------------------------------------------------------------------------------

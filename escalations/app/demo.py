@@ -46,6 +46,12 @@ def _say(line: str = "") -> None:
 # -- escalations sandbox ----------------------------------------------------------------------
 
 
+ADMIN = "admin@fused.example"
+CUSTOMER = "sean.walsh@residential.example"
+AGENT_TOKEN = "sandbox-alice-token"  # noqa: S105 - the sandbox's published demo token
+CUSTOMER_TOKEN = "sandbox-sean-token"  # noqa: S105 - the sandbox's published demo token
+
+
 def serve_sandbox(*, port: int, seed: Path | None) -> int:
     from sandbox import ZammadSandbox, serve
 
@@ -64,15 +70,85 @@ def serve_sandbox(*, port: int, seed: Path | None) -> int:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     with server:
+        lines = _provisioned_demo(sandbox, server.url) if seed is None else _seeded(sandbox)
         _say(f"sandbox: Zammad-compatible API at {server.url}")
-        _say(f"token (escalation-bot, ticket.agent): {sandbox.token_of(BOT)}")
-        _say("run the worker against it in another shell:")
-        _say(f"  export ESCALATIONS_HELPDESK_URL={server.url}")
-        _say(f"  export ESCALATIONS_HELPDESK_TOKEN={sandbox.token_of(BOT)}")
-        _say("  escalations check --live && escalations run")
+        for line in lines:
+            _say(line)
         _say("Ctrl-C stops the sandbox (its data lives in memory only).")
         stop.wait()
     return 0
+
+
+def _seeded(sandbox: Any) -> list[str]:
+    """For a seed of the admin's own: its bot token if it has the demo's bot, nothing else."""
+    try:
+        token = sandbox.token_of(BOT)
+    except KeyError:
+        return ["(no escalation-bot user in this seed: issue a token in it for the worker)"]
+    return [f"token (escalation-bot, ticket.agent): {token}"]
+
+
+def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
+    """Provision the demo sandbox with ``escalations provision``'s own code, give the demo's
+    agent and customer a token, and say how to try it: the lines to print."""
+    from escalations.app.provision import provision_sandbox
+    from escalations.clock import SystemClock
+
+    mappings_dir = shipped_mappings_dir()
+    provision_sandbox(url, sandbox.token_of(ADMIN), SystemClock(), mappings_dir)
+    sandbox.issue_token(ALICE, ("ticket.agent",), value=AGENT_TOKEN, name="demo agent")
+    sandbox.issue_token(CUSTOMER, ("ticket.customer",), value=CUSTOMER_TOKEN, name="demo customer")
+    fieldmap = load_mappings(mappings_dir).helpdesk
+    assert isinstance(fieldmap, ZammadFieldMap)
+    (ticket,) = [t for t in sandbox.tickets.values() if t["title"] == DEMO_TICKET]
+    ticket_id = ticket["id"]
+    macro_id = _macro_id(sandbox, url, "Escalate")
+    fields = json.dumps(
+        {fieldmap.fields.reason: "outage_beyond_sla", fieldmap.fields.segment: "residential"}
+    )
+    api = f"{url}/api/v1"
+    as_alice = f"-H 'Authorization: Token token={AGENT_TOKEN}' -H 'Content-Type: application/json'"
+    as_sean = (
+        f"-H 'Authorization: Token token={CUSTOMER_TOKEN}' -H 'Content-Type: application/json'"
+    )
+    email = json.dumps({"ticket_id": ticket_id, "body": "Still no broadband.", "type": "web"})
+    return [
+        "provisioned with `escalations provision` (attributes, parked state, macros, overviews, "
+        "text modules)",
+        "tokens:",
+        f"  worker   (escalation-bot, ticket.agent): {sandbox.token_of(BOT)}",
+        f"  admin    ({ADMIN}, admin): {sandbox.token_of(ADMIN)}",
+        f"  agent    ({ALICE}, ticket.agent): {AGENT_TOKEN}",
+        f"  customer ({CUSTOMER}, ticket.customer): {CUSTOMER_TOKEN}",
+        "in another shell, point the worker at it:",
+        f"  export ESCALATIONS_HELPDESK_URL={url}",
+        f"  export ESCALATIONS_HELPDESK_TOKEN={sandbox.token_of(BOT)}",
+        f"  export ESCALATIONS_HELPDESK_ADMIN_TOKEN={sandbox.token_of(ADMIN)}",
+        f"  export ESCALATIONS_STATE_DIR={tempfile.gettempdir()}/escalations-sandbox-state",
+        "  export ESCALATIONS_HTTP_REQUESTS_PER_MINUTE=6000  # a real Zammad keeps the default 60",
+        "  escalations check --live",
+        f'then try it (ticket #{ticket["number"]} "{DEMO_TICKET}", id {ticket_id}):',
+        "  # 1. the agent sets reason and segment and runs the Escalate macro",
+        f"  curl -fsS -o /dev/null -X PUT {api}/tickets/{ticket_id} {as_alice} -d '{fields}' && "
+        f"curl -fsS -o /dev/null -X POST {api}/tickets/mass_macro {as_alice} "
+        f'-d \'{{"macro_id": {macro_id}, "ticket_ids": [{ticket_id}]}}\'',
+        "  # 2. the customer writes again",
+        f"  curl -fsS -o /dev/null -X POST {api}/ticket_articles {as_sean} -d '{email}'",
+        "  # 3. one pass of the worker, then what it did",
+        "  escalations run --once && escalations status",
+    ]
+
+
+def _macro_id(sandbox: Any, url: str, name: str) -> int:
+    import requests
+
+    answer = requests.get(
+        f"{url}/api/v1/macros",
+        headers={"Authorization": f"Token token={sandbox.token_of(ADMIN)}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return next(int(m["id"]) for m in answer.json() if m["name"] == name)
 
 
 # -- escalations demo --------------------------------------------------------------------------

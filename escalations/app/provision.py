@@ -20,6 +20,9 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from connector.errors import Forbidden
 from connector.http import HttpClient
@@ -52,8 +55,6 @@ KINDS = (
 
 def build_admin(settings: Settings, clock: Clock) -> ZammadAdmin:
     """The admin client, or a ``ConfigError`` naming the setting that is missing."""
-    from escalations.app.wiring import http_policy
-
     token = settings.helpdesk_admin_token
     if not settings.helpdesk_configured:
         raise ConfigError("ESCALATIONS_HELPDESK_URL: not set (provision needs the helpdesk)")
@@ -62,14 +63,22 @@ def build_admin(settings: Settings, clock: Clock) -> ZammadAdmin:
             "ESCALATIONS_HELPDESK_ADMIN_TOKEN: missing (provision needs an admin token: set it "
             "or the helpdesk-admin-token credential; the worker's own token stays an agent's)"
         )
-    secret = token.get_secret_value()
+    return _admin_client(settings, clock, token.get_secret_value())
+
+
+def build_reader(settings: Settings, clock: Clock) -> ZammadAdmin:
+    """The admin lists as the worker's own (agent) token reads them: for ``check --live``
+    without the admin token."""
+    token = settings.helpdesk_token
+    return _admin_client(settings, clock, token.get_secret_value() if token else "")
+
+
+def _admin_client(settings: Settings, clock: Clock, secret: str) -> ZammadAdmin:
+    from escalations.app.wiring import http_policy
+
     SECRETS.add(secret)
-    client = HttpClient(
-        settings.helpdesk_url,
-        {"Authorization": f"Token token={secret}"},
-        http_policy(settings),
-        clock,
-    )
+    headers = {"Authorization": f"Token token={secret}"}
+    client = HttpClient(settings.helpdesk_url, headers, http_policy(settings), clock)
     return ZammadAdmin(client)
 
 
@@ -249,3 +258,31 @@ def provision(args: argparse.Namespace, settings: Settings, *, clock: Clock | No
         print(line)  # noqa: T201
     print(summary(outcome, dry_run=args.dry_run))  # noqa: T201
     return 0
+
+
+def provision_sandbox(url: str, admin_token: str, clock: Clock, mappings_dir: Path) -> Outcome:
+    """Provision the sandbox at ``url`` as an admin would, with the same code (``escalations
+    sandbox`` and ``escalations demo`` start it provisioned). ``force``: the demo data's own
+    attributes are brought in line with the mappings."""
+    from escalations.carrier import carrier_template
+
+    settings = Settings(
+        _env_file=None,
+        helpdesk_url=url,
+        helpdesk_admin_token=SecretStr(admin_token),
+        mappings_dir=mappings_dir,
+        http_requests_per_minute=6000,
+    )
+    mappings = load_mappings(mappings_dir)
+    spec = load_mapping_file(mappings.directory / PROVISION_FILE, ProvisionSpec)
+    return Provisioner(
+        build_admin(settings, clock),
+        mappings,
+        spec,
+        carrier_template(mappings),
+        webhook_url=None,
+        webhook_secret=None,
+        dry_run=False,
+        force=True,
+        say=lambda line: log.debug("sandbox.provision %s", line),
+    ).run()

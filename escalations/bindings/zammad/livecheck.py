@@ -1,31 +1,187 @@
 """``escalations check --live``: does the helpdesk have everything the mappings name, and may
-the worker's token do what the worker does? One line per problem."""
+the worker's token do what the worker does? One line per problem, and — what matters as
+much — one line per thing it could **not** verify.
+
+Two parts:
+
+* ``live_check`` — what the worker itself relies on, through the adapter and the worker's
+  token: its user and group access, the states, the attributes (by name, and their options
+  where the token may read them), the tags, the people, the caller log.
+* ``provisioned_drift`` — what ``escalations provision`` makes (attributes with their options
+  and screens, the parked state, the group, macros, overviews, text modules), checked by
+  running provision's own planner against Zammad's admin lists: whatever provision would
+  create or update is a problem; an object changed by hand is a note. Lists the token may not
+  read are reported as not verified, never as fine. An agent token (``ticket.agent``) may
+  read ``AGENT_READABLE``; the object manager, overviews, triggers and webhooks need admin
+  permissions (the admin token, ``ESCALATIONS_HELPDESK_ADMIN_TOKEN``).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from connector.base import Capability, HelpdeskAdapter, User
+from connector.base import Capability, FieldInfo, HelpdeskAdapter, User
 from connector.errors import AuthError, Forbidden
+from connector.zammad.admin import PENDING_FLAGS
+from escalations.bindings.zammad import provision as pv
 from escalations.bindings.zammad.fieldmap import ZammadFieldMap
+from escalations.bindings.zammad.provision_spec import ProvisionSpec
 from escalations.mappings import PROCESS_FILE, Mappings
 
 log = logging.getLogger(__name__)
 
 PENDING_TYPES = ("pending reminder", "pending action")
+AGENT_READABLE = frozenset({"ticket_states", "groups", "roles", "macros", "text_modules"})
+"""Admin lists a ``ticket.agent`` token may read (Zammad's policies: agents see states,
+groups, roles, and the macros and text modules of their groups)."""
+DRIFT_KINDS: tuple[str, ...] = (
+    "object_manager_attributes",
+    "ticket_states",
+    "groups",
+    "roles",
+    "macros",
+    "overviews",
+    "text_modules",
+)
+"""The admin lists ``provisioned_drift`` compares."""
+KIND_LABELS = {
+    "object_manager_attributes": "ticket attribute",
+    "ticket_states": "state",
+    "groups": "group",
+    "macros": "macro",
+    "overviews": "overview",
+    "text_modules": "text module",
+}
+UNVERIFIED_FIELDS = (
+    "ticket attributes: not verified (the worker's token may not list them and no ticket is "
+    "readable yet; set ESCALATIONS_HELPDESK_ADMIN_TOKEN for check --live, or check again once "
+    "a ticket exists)"
+)
+UNVERIFIED_OPTIONS = (
+    "options of the level, reason and segment attributes: not verified (the worker's token "
+    "sees attribute names on a ticket, not their options; set ESCALATIONS_HELPDESK_ADMIN_TOKEN)"
+)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What ``provisioned_drift`` found."""
+
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+    """Objects changed by hand (kept by provision; not a failure)."""
+    unverified: tuple[str, ...]
+
+
+def provisioned_drift(
+    mappings: Mappings,
+    spec: ProvisionSpec,
+    snapshot: pv.Snapshot,
+    readable: frozenset[str],
+    carrier_text: str,
+) -> Drift:
+    """Provision's plan against the admin lists in ``snapshot`` (only the ``readable``
+    kinds): a step that would write is a problem. A missing state, group or attribute is
+    left to ``live_check``, which names the mapping key."""
+    fieldmap = mappings.helpdesk
+    assert isinstance(fieldmap, ZammadFieldMap)
+    profile = mappings.profile
+    where = str(mappings.directory / "zammad-provision.toml")
+    wanted = [
+        *pv.attributes(fieldmap, profile, spec),
+        *pv.basics(fieldmap, profile, spec, snapshot, webhook_url=None, webhook_secret=None),
+        *pv.macros(fieldmap, profile, spec, snapshot),
+        *pv.overviews(fieldmap, spec, snapshot),
+        *pv.text_modules(spec, carrier_text),
+    ]
+    checked = [w for w in wanted if w.kind in readable and w.kind in KIND_LABELS]
+    problems: list[str] = []
+    notes: list[str] = []
+    for step in pv.plan(checked, snapshot, note=spec.note):
+        label = f"{KIND_LABELS[step.kind]} '{step.name}'"
+        diff = "; ".join(step.diff)
+        if step.action is pv.Action.CREATE:
+            if step.kind not in ("ticket_states", "groups", "object_manager_attributes"):
+                problems.append(f"{label} not found (escalations provision creates it)")
+        elif step.action is pv.Action.UPDATE:
+            problems.append(
+                f"{label} differs from the mappings ({diff}): escalations provision updates it"
+            )
+        elif step.action is pv.Action.HAND_EDITED:
+            notes.append(f"{label} was changed by hand ({diff}); provision keeps it")
+    if "object_manager_attributes" in readable:
+        for row in snapshot.of("object_manager_attributes"):
+            pending = [flag for flag in PENDING_FLAGS if row.get(flag)]
+            if pending and row.get("object", "Ticket") == "Ticket":
+                problems.append(
+                    f"ticket attribute '{row.get('name')}' is staged ({', '.join(pending)}) but "
+                    "Zammad's migrations have not run: escalations provision runs them"
+                )
+    unverified = [
+        f"{KIND_LABELS[kind]}s ({where}): not verified (the token may not read them; set "
+        "ESCALATIONS_HELPDESK_ADMIN_TOKEN for check --live)"
+        for kind in dict.fromkeys(w.kind for w in wanted)
+        if kind in KIND_LABELS and kind not in readable and kind != "object_manager_attributes"
+    ]
+    return Drift(tuple(problems), tuple(notes), tuple(unverified))
+
+
+def fields_of(snapshot: pv.Snapshot) -> list[FieldInfo]:
+    """The ticket attributes in an admin snapshot that are columns already (as the adapter
+    reads them with ``admin.object``)."""
+    fields = []
+    for row in snapshot.of("object_manager_attributes"):
+        if row.get("object", "Ticket") != "Ticket" or row.get("to_create") or row.get("to_delete"):
+            continue
+        option = row.get("data_option")
+        options = option.get("options") if isinstance(option, dict) else None
+        fields.append(
+            FieldInfo(
+                name=str(row.get("name", "")),
+                data_type=str(row.get("data_type", "")),
+                options=frozenset(str(k) for k in options)
+                if isinstance(options, dict)
+                else frozenset(),
+            )
+        )
+    return fields
 
 
 def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
+    """The problems only (see ``live_report``), the fields read through the adapter."""
+    return live_report(adapter, mappings).problems
+
+
+@dataclass(frozen=True)
+class LiveReport:
+    problems: list[str]
+    unverified: list[str]
+
+
+def live_report(
+    adapter: HelpdeskAdapter,
+    mappings: Mappings,
+    *,
+    fields: list[FieldInfo] | None = None,
+    fields_known: bool = False,
+) -> LiveReport:
+    """``fields_known``: ``fields`` come from the object manager (the admin token's view);
+    otherwise they are read through the adapter, which with an agent token sees names on a
+    ticket at best."""
     fieldmap = mappings.helpdesk
     assert isinstance(fieldmap, ZammadFieldMap)
     profile = mappings.profile
     where = str(mappings.helpdesk_file)
     problems: list[str] = []
 
+    unverified: list[str] = []
     try:
         me = adapter.me()
     except AuthError as exc:
-        return [f"the token was refused ({exc.status}): check ESCALATIONS_HELPDESK_TOKEN"]
+        return LiveReport(
+            [f"the token was refused ({exc.status}): check ESCALATIONS_HELPDESK_TOKEN"], []
+        )
 
     # groups and the bot's access to the escalation group
     groups = {g.name for g in adapter.list_groups() if g.active}
@@ -56,10 +212,13 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
         )
 
     # custom attributes and their options
-    fields = adapter.list_fields()
+    if not fields_known:
+        fields = adapter.list_fields()
     if fields is None:
-        log.info("livecheck.fields_unverified (the token may not list object attributes)")
+        unverified.append(UNVERIFIED_FIELDS)
     else:
+        if not fields_known and any(f.data_type == "unknown" for f in fields):
+            unverified.append(UNVERIFIED_OPTIONS)
         known = {f.name: f for f in fields}
         names = {f"fields.{k}": v for k, v in fieldmap.fields.model_dump().items() if v is not None}
         if fieldmap.flag.field:
@@ -122,7 +281,7 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
         problems.append(f"{where}: customer.placeholder: user '{placeholder}' not found")
     if profile.comms.caller_log:
         problems += _caller_log_problems(adapter, mappings, me)
-    return problems
+    return LiveReport(problems, unverified)
 
 
 def _caller_log_problems(adapter: HelpdeskAdapter, mappings: Mappings, me: User) -> list[str]:

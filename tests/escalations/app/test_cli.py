@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import time_machine
 
 from escalations.app.cli import build_parser, main
+from escalations.app.provision import provision_sandbox
 from escalations.clock import SystemClock
 from escalations.errors import EX_CONFIG
 from escalations.settings import shipped_mappings_dir
@@ -34,6 +36,7 @@ from sandbox import SandboxServer, ZammadSandbox, serve
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 BOT = "escalation-bot"
+ADMIN_TOKEN = "sandbox-admin-token"  # noqa: S105 - the demo sandbox's published token
 ALICE = "alice.agent@fused.example"
 NOT_CONFIGURED = "no helpdesk connector is configured yet"
 
@@ -633,6 +636,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
     """The demo sandbox on a loopback port, and the environment pointing the CLI at it."""
     sandbox = ZammadSandbox.demo()
     with serve(sandbox, host="127.0.0.1", port=0) as running:
+        # provisioned, as `escalations sandbox` serves it
+        provision_sandbox(running.url, ADMIN_TOKEN, SystemClock(), shipped_mappings_dir())
         monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
         monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", sandbox.token_of(BOT))
         monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")
@@ -641,19 +646,70 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
 
 
 def test_check_live_passes_against_the_demo_sandbox(
-    capsys: pytest.CaptureFixture[str], server: SandboxServer
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the admin token every list provision writes is compared: nothing unverified."""
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN_TOKEN)
     code, out, err = run_cli(capsys, "check", "--live")
     assert code == 0, err
     assert out.splitlines()[-1] == (
-        f"helpdesk: ok ({server.url}: every field, tag, group, state and person found)"
+        f"helpdesk: ok ({server.url}, with the admin token: the worker's user and group access, "
+        "tags, people; as provision makes them: ticket attributes, states, groups, macros, "
+        "overviews, text modules)"
     )
     assert error_lines(err) == []
+    assert "WARNING" not in err
+
+
+def test_check_live_with_the_worker_token_names_what_it_could_not_verify(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer
+) -> None:
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    assert error_lines(err) == [
+        "escalations: live: options of the level, reason and segment attributes: not verified "
+        "(the worker's token sees attribute names on a ticket, not their options; set "
+        "ESCALATIONS_HELPDESK_ADMIN_TOKEN)",
+        f"escalations: live: overviews ({shipped_mappings_dir() / 'zammad-provision.toml'}): "
+        "not verified (the token may not read them; set ESCALATIONS_HELPDESK_ADMIN_TOKEN for "
+        "check --live)",
+        "escalations: live: 2 thing(s) above not verified with the worker's token; "
+        "`check --live --allow-unverified` accepts that",
+    ]
+    assert "helpdesk: ok" not in out
+
+    code, out, err = run_cli(capsys, "check", "--live", "--allow-unverified")
+    assert code == 0, err
+    assert out.splitlines()[-1].endswith(
+        "as provision makes them: states, groups, macros, text modules; some not verified "
+        "(above))"
+    )
+
+
+def test_check_live_on_an_empty_helpdesk_does_not_claim_the_fields(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ticket to read attribute names from, no admin token: the fields are not verified,
+    and the check says so and fails (it used to say every field was found)."""
+    sandbox = ZammadSandbox.demo()
+    with sandbox.lock:
+        sandbox.state.db.tickets.clear()
+    with serve(sandbox, host="127.0.0.1", port=0) as running:
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", sandbox.token_of(BOT))
+        monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")
+        code, out, err = run_cli(capsys, "check", "--live", "--allow-unverified")
+    assert code == EX_CONFIG  # the demo data is not provisioned: macros are missing
+    assert any("ticket attributes: not verified" in line for line in error_lines(err))
+    assert any("macro 'Escalate' not found" in line for line in error_lines(err))
+    assert "every field" not in out
+    assert "WARNING" not in err  # the expected 403 of the object manager is not a warning
 
 
 def test_check_live_reports_a_missing_field(
-    capsys: pytest.CaptureFixture[str], server: SandboxServer
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN_TOKEN)
     sandbox = server.sandbox
     with sandbox.lock:
         attributes = sandbox.state.db.attributes
@@ -667,6 +723,27 @@ def test_check_live_reports_a_missing_field(
     ]
     assert "helpdesk: ok" not in out
     assert "Traceback" not in err
+
+
+def test_check_live_reports_a_macro_changed_to_do_nothing(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A macro provision made and someone emptied: changed by hand, a note, not a failure;
+    the carrier text module rewritten by hand (the parser would not read it): the same."""
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN_TOKEN)
+    admin = {"Authorization": f"Token token={ADMIN_TOKEN}"}
+    macros = requests.get(f"{server.url}/api/v1/macros", headers=admin, timeout=5).json()
+    (escalate,) = [m for m in macros if m["name"] == "Escalate"]
+    requests.put(
+        f"{server.url}/api/v1/macros/{escalate['id']}",
+        json={"perform": {"ticket.priority_id": {"value": "2"}}},
+        headers=admin,
+        timeout=5,
+    ).raise_for_status()
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == 0, err
+    (note,) = [line for line in out.splitlines() if line.startswith("live: note:")]
+    assert note.startswith("live: note: macro 'Escalate' was changed by hand (perform: ")
 
 
 def test_check_live_with_a_wrong_token(

@@ -49,8 +49,13 @@ def test_demo_refuses_a_directory_with_a_store(
     assert "already holds a store" in capsys.readouterr().err
 
 
-def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
+def test_the_printed_commands_raise_an_escalation_on_the_sandbox(tmp_path: Path) -> None:
+    """A new user's first hour: ``escalations sandbox`` prints the exports and three
+    commands; run as printed (the state directory aside), they give a provisioned helpdesk
+    that passes ``check --live``, an escalation raised through the Escalate macro, the
+    customer's new message copied into it — and SIGTERM stops the sandbox."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "escalations", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -60,24 +65,58 @@ def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        url = token = None
-        for _ in range(20):
+        printed: list[str] = []
+        while not (printed and printed[-1].startswith("Ctrl-C")):
             line = proc.stdout.readline()
-            if m := re.search(r"API at (http://127\.0\.0\.1:\d+)", line):
-                url = m.group(1)
-            if m := re.search(r"token \(escalation-bot, ticket\.agent\): (\S+)", line):
-                token = m.group(1)
-            if url and token:
-                break
-        assert url
-        assert token
-        me = requests.get(
-            f"{url}/api/v1/users/me",
-            headers={"Authorization": f"Token token={token}"},
-            timeout=(2, 5),
+            assert line, f"the sandbox ended early: {proc.stderr.read() if proc.stderr else ''}"
+            printed.append(line.rstrip("\n"))
+        url = re.search(r"API at (http://127\.0\.0\.1:\d+)", printed[0])
+        assert url, printed[0]
+        exports = [x.strip() for x in printed if x.strip().startswith("export ")]
+        commands = [
+            x.strip()
+            for x in printed
+            if x.strip().startswith(("curl ", "escalations ")) and x.startswith("  ")
+        ]
+        assert [c.split()[0:2] for c in commands] == [
+            ["escalations", "check"],
+            ["curl", "-fsS"],
+            ["curl", "-fsS"],
+            ["escalations", "run"],
+        ]
+        state = tmp_path / "state"
+        script = "\n".join(
+            [
+                "set -e",
+                *[
+                    f"export ESCALATIONS_STATE_DIR={state}" if "STATE_DIR=" in x else x
+                    for x in exports
+                ],
+                *commands,
+            ]
         )
-        assert me.status_code == 200
-        assert me.json()["login"] == "escalation-bot"
+        done = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "helpdesk: ok (" in done.stdout
+        assert "level 1  open       1" in done.stdout
+
+        admin = {"Authorization": "Token token=sandbox-admin-token"}
+        tickets = requests.get(
+            f"{url.group(1)}/api/v1/tickets",
+            params={"expand": "true", "per_page": 100},
+            headers=admin,
+            timeout=(2, 5),
+        ).json()
+        (escalation_id,) = [t["id"] for t in tickets if t["title"].startswith("[ESC L1] ")]
+        articles = requests.get(
+            f"{url.group(1)}/api/v1/ticket_articles/by_ticket/{escalation_id}",
+            headers=admin,
+            timeout=(2, 5),
+        ).json()
+        assert any("Still no broadband." in a["body"] for a in articles)
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
