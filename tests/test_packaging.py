@@ -54,7 +54,7 @@ REQUIRED = {
     "Type": ["notify"],
     "NotifyAccess": ["main"],
     "ExecStart": ["/opt/helpdesk-escalations/venv/bin/escalations run"],
-    "WatchdogSec": ["60s"],
+    "WatchdogSec": ["90s"],
     "Restart": ["on-failure"],
     "RestartPreventExitStatus": ["78"],
     "DynamicUser": ["yes"],
@@ -105,6 +105,17 @@ def test_the_unit_carries_the_directives_the_worker_relies_on() -> None:
     assert int(stop.removesuffix("s")) >= 30  # connect + read timeouts (5 + 30 s by default)
     assert unit["Unit"]["After"] == ["network-online.target"]
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_the_default_timeouts_fit_the_units_watchdog() -> None:
+    """``run`` refuses connect + read timeouts that are not under half of WatchdogSec=
+    (one helpdesk attempt has no ping inside it). With WatchdogSec=60s the shipped unit
+    refused its own defaults (5 s + 30 s); at 90 s they fit."""
+    from escalations.app.preflight import ensure_fits_watchdog
+    from escalations.settings import Settings
+
+    (watchdog,) = unit_directives(UNIT.read_text(encoding="utf-8"))["Service"]["WatchdogSec"]
+    ensure_fits_watchdog(Settings(), float(watchdog.removesuffix("s")))
 
 
 def test_the_settings_example_is_the_env_file_the_unit_reads() -> None:

@@ -167,14 +167,41 @@ def _unusable(setting: str, database: Path, problem: str) -> ConfigError:
     )
 
 
+def ensure_fits_watchdog(settings: Settings, watchdog: float | None) -> None:
+    """One helpdesk attempt (connect + read timeout) must end inside half the watchdog
+    interval (``WatchdogSec=``): the worker pings between attempts, never during one, so a
+    longer attempt would get a healthy worker killed. ``watchdog``: seconds, ``None`` when
+    there is no watchdog.
+
+    Raises:
+        ConfigError: the timeouts do not fit.
+    """
+    if watchdog is None:
+        return
+    attempt = settings.http_connect_timeout + settings.http_read_timeout
+    if attempt >= watchdog / 2:
+        raise ConfigError(
+            f"ESCALATIONS_HTTP_READ_TIMEOUT: connect + read timeout ({attempt:g} s) must be "
+            f"under half the watchdog interval ({watchdog / 2:g} s of WatchdogSec="
+            f"{watchdog:g}s): lower ESCALATIONS_HTTP_READ_TIMEOUT or "
+            "ESCALATIONS_HTTP_CONNECT_TIMEOUT, or raise WatchdogSec= in a drop-in"
+        )
+
+
 def prepare(
-    settings: Settings, clock: Clock, *, progress: Callable[[], None] | None = None
+    settings: Settings,
+    clock: Clock,
+    *,
+    progress: Callable[[], None] | None = None,
+    watchdog: float | None = None,
 ) -> HelpdeskAdapter:
     """Every offline check ``run`` makes, in its order, creating the missing directories;
-    the adapter for the helpdesk."""
+    the adapter for the helpdesk. ``watchdog``: systemd's watchdog interval in seconds
+    (``ensure_fits_watchdog``)."""
     from escalations.app.wiring import build_adapter
 
     adapter = build_adapter(settings, clock, progress=progress)
+    ensure_fits_watchdog(settings, watchdog)
     for place in places(settings):
         ensure_writable(place)
     ensure_store_file(settings)
@@ -192,11 +219,14 @@ class Inspection:
     schema: int | None
 
 
-def inspect_all(settings: Settings, clock: Clock) -> tuple[HelpdeskAdapter, Inspection]:
+def inspect_all(
+    settings: Settings, clock: Clock, *, watchdog: float | None = None
+) -> tuple[HelpdeskAdapter, Inspection]:
     """``prepare``'s checks with ``inspect`` for the directories: nothing is created."""
     from escalations.app.wiring import build_adapter
 
     adapter = build_adapter(settings, clock)
+    ensure_fits_watchdog(settings, watchdog)
     found = [(place, inspect(place)) for place in places(settings)]
     ensure_store_file(settings)
     schema = probe_store(settings) if lock_problem(settings) is None else None

@@ -9,6 +9,18 @@ that variable every call does nothing, so the same code runs from a terminal.
 - ``WATCHDOG=1`` from the main loop only (``alive()``), at most every half of
   ``$WATCHDOG_USEC``: a pass stuck in a helpdesk call stops the pings, and systemd restarts the
   worker. Never from a side thread, which would keep pinging for a hung loop.
+
+  The guarantee, and what keeps a *slow* helpdesk from getting a healthy worker killed: the
+  main thread calls ``alive()`` between bounded steps only — between jobs and effects, and
+  inside the helpdesk client (``connector.http``, its ``progress``) before every attempt,
+  every ``WAIT_SLICE`` second of a backoff, ``Retry-After`` or request-budget wait, and
+  between chunks of a download. The longest step without a ping is one attempt, at most
+  connect + read timeout (a read that receives nothing for the read timeout fails), so
+  ``run`` and ``check`` refuse (exit 78, one line naming ``ESCALATIONS_HTTP_READ_TIMEOUT``)
+  timeouts whose sum is not under half of ``$WATCHDOG_USEC``
+  (``preflight.ensure_fits_watchdog``). A call hung inside one read still stops the pings.
+  Not bounded this way: a response trickling a byte at a time just inside the read timeout
+  (each read succeeds), and the worker's own work between pings (store, PDF rendering).
 - ``STATUS=`` one line (``systemctl status`` shows it), sent only when it changes.
 - ``STOPPING=1`` as soon as SIGTERM arrives.
 
@@ -39,15 +51,23 @@ def _address(value: str) -> str | None:
     return None  # vsock and other forms systemd may use: not ours to speak
 
 
-def _watchdog_interval(environ: Mapping[str, str]) -> float | None:
-    """Seconds between pings (half of ``$WATCHDOG_USEC``), or ``None`` when the watchdog is
-    off or meant for another process (``$WATCHDOG_PID``)."""
+def watchdog_seconds(environ: Mapping[str, str]) -> float | None:
+    """systemd's ``WatchdogSec=`` in seconds (``$WATCHDOG_USEC``), or ``None`` when there is
+    no watchdog or it watches another process (``$WATCHDOG_PID``). Read by ``run`` and
+    ``check`` to refuse HTTP timeouts that do not fit (``preflight.ensure_fits_watchdog``)."""
     usec, pid = environ.get("WATCHDOG_USEC", ""), environ.get("WATCHDOG_PID", "")
     if not usec.isdigit() or int(usec) == 0:
         return None
     if pid and (not pid.isdigit() or int(pid) != os.getpid()):
         return None
-    return int(usec) / 1_000_000 / 2
+    return int(usec) / 1_000_000
+
+
+def _watchdog_interval(environ: Mapping[str, str]) -> float | None:
+    """Seconds between pings (half of ``$WATCHDOG_USEC``), or ``None`` when the watchdog is
+    off or meant for another process (``$WATCHDOG_PID``)."""
+    seconds = watchdog_seconds(environ)
+    return None if seconds is None else seconds / 2
 
 
 class Notifier:

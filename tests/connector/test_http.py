@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -34,8 +35,10 @@ from connector.errors import (
 )
 from connector.http import (
     RETRY_AFTER_MAX,
+    WAIT_SLICE,
     HttpClient,
     HttpPolicy,
+    StoppingClock,
     TokenBucket,
     UnsafeURLError,
     build_session,
@@ -618,3 +621,105 @@ def test_the_offset_follows_the_latest_answer_and_a_refusal_counts(rsps, clock):
     with pytest.raises(NotFound):
         client.get_json("/api/v1/b")
     assert client.server_offset == timedelta(minutes=10)
+
+
+# -- stopping and liveness (issue 14, from the review) ----------------------------------------
+
+
+class RecordingStop:
+    """A stop signal that is set by the first wait it is asked for (as if SIGTERM arrived
+    then), recording how long each wait would have been."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.waits: list[float | None] = []
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        self.stopped = True
+        return True
+
+
+def test_a_stop_ends_the_retry_wait_and_makes_no_further_attempt(rsps, clock):
+    """Retries and backoff used to sleep through a SIGTERM (``clock.sleep``): a 503 with
+    ``Retry-After: 20`` meant 20 s before the next attempt, then more. Now the wait is on the
+    stop signal, and once it is set the call ends with the last attempt's error."""
+    stop = RecordingStop()
+    client = HttpClient(
+        BASE,
+        {"Authorization": "Token token=stop-token-0001"},
+        HttpPolicy(requests_per_minute=6000, burst=1000),
+        clock,
+        rng=random.Random(7),
+        stop=stop,
+    )
+    rsps.get(f"{BASE}/api/v1/tickets/1", status=503, headers={"Retry-After": "20"})
+    with pytest.raises(TransientError):
+        client.get_json("/api/v1/tickets/1")
+    assert len(rsps.calls) == 1
+    assert stop.waits == [pytest.approx(20.0)]  # the Retry-After wait, on the stop signal
+    assert clock.sleeps == []  # never a sleep that a stop cannot cut short
+
+
+def test_a_clock_carrying_the_stop_is_a_stop_signal_too(rsps):
+    """``escalations run`` hands the adapter a clock whose sleep waits on the worker's stop
+    event (``StoppingClock``): the client stops retrying once it is set."""
+
+    class Stopping(FakeClock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop = threading.Event()
+
+        def sleep(self, seconds: float) -> None:
+            self.stop.set()  # SIGTERM during the backoff
+            super().sleep(seconds)
+
+    clock = Stopping()
+    assert isinstance(clock, StoppingClock)
+    client = make_client(clock)
+    rsps.get(f"{BASE}/api/v1/tickets/1", status=502)
+    with pytest.raises(TransientError):
+        client.get_json("/api/v1/tickets/1")
+    assert len(rsps.calls) == 1  # max_attempts is 5: the stop ended it after the first
+
+
+def test_waits_are_sliced_between_progress_calls(rsps, clock):
+    """The watchdog ping (``progress``) used to come only before each attempt, so a
+    ``Retry-After`` wait longer than half the watchdog interval looked like a hang. Now no
+    stretch of a wait goes without a progress call for more than ``WAIT_SLICE``."""
+    stamps: list[float] = []
+    client = HttpClient(
+        BASE,
+        {"Authorization": "Token token=slice-token-0001"},
+        HttpPolicy(requests_per_minute=6000, burst=1000),
+        clock,
+        rng=random.Random(7),
+        progress=lambda: stamps.append(clock.monotonic()),
+    )
+    rsps.get(f"{BASE}/api/v1/tickets/1", status=503, headers={"Retry-After": "4"})
+    rsps.get(f"{BASE}/api/v1/tickets/1", json={"id": 1})
+    assert client.get_json("/api/v1/tickets/1") == {"id": 1}
+    assert sum(clock.sleeps) == pytest.approx(4.0)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert max(gaps) <= WAIT_SLICE + 1e-9, gaps
+    assert stamps[-1] - stamps[0] == pytest.approx(4.0)
+
+
+def test_a_streamed_download_makes_progress_calls_as_bytes_arrive(rsps, clock):
+    """An attachment that takes long to arrive is not a hang: each chunk read is bounded by
+    the read timeout, and a progress call follows each."""
+    calls: list[int] = []
+    client = HttpClient(
+        BASE,
+        {"Authorization": "Token token=chunk-token-0001"},
+        HttpPolicy(requests_per_minute=6000, burst=1000),
+        clock,
+        progress=lambda: calls.append(1),
+    )
+    body = b"x" * (5 * 64 * 1024)
+    rsps.get(f"{BASE}/api/v1/attachment/1", body=body)
+    assert client.download("/api/v1/attachment/1", max_bytes=len(body)) == body
+    assert len(calls) >= 2 + 5  # around the attempt, then one per chunk

@@ -208,3 +208,26 @@ def test_a_webhook_listener_without_a_secret(
     code, line = seen["check"]
     assert code == EX_CONFIG
     assert line.startswith("escalations: ESCALATIONS_WEBHOOK_SECRET: missing ")
+
+
+def test_timeouts_that_do_not_fit_the_watchdog(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker pings the watchdog between helpdesk attempts, never during one: an attempt
+    may take connect + read timeout, and with 5 s + 30 s under WatchdogSec=60s a slow
+    helpdesk got a healthy worker killed. ``run`` and ``check`` now refuse such timeouts."""
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    assert seen["check"] == (
+        EX_CONFIG,
+        "escalations: ESCALATIONS_HTTP_READ_TIMEOUT: connect + read timeout (35 s) must be under "
+        "half the watchdog interval (30 s of WatchdogSec=60s): lower "
+        "ESCALATIONS_HTTP_READ_TIMEOUT or ESCALATIONS_HTTP_CONNECT_TIMEOUT, or raise "
+        "WatchdogSec= in a drop-in",
+    )
+    monkeypatch.setenv("ESCALATIONS_HTTP_READ_TIMEOUT", "20")
+    assert main(["check"]) == 0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # the watchdog of another process: not ours
+    monkeypatch.setenv("ESCALATIONS_HTTP_READ_TIMEOUT", "30")
+    assert main(["check"]) == 0

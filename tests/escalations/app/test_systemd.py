@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from escalations.app.systemd import Notifier
 from escalations.store.sqlite import probe_lock
-from sandbox import Slow, ZammadSandbox, serve
+from sandbox import RateLimited, Slow, ZammadSandbox, serve
 from tests.reliability.test_crash_points import ROOT, Installation
 
 
@@ -131,8 +132,16 @@ def install(tmp_path: Path) -> Iterator[Installation]:
         yield Installation(sandbox, server, tmp_path / "state")
 
 
+FAST = {
+    # WatchdogSec=2s: an attempt must end within 1 s (run refuses more, exit 78)
+    "WATCHDOG_USEC": "2000000",
+    "ESCALATIONS_HTTP_CONNECT_TIMEOUT": "0.3",
+    "ESCALATIONS_HTTP_READ_TIMEOUT": "0.6",
+}
+
+
 def _start(install: Installation, path: str, **extra: str) -> subprocess.Popen[str]:
-    env = install.env(NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000", **extra)
+    env = install.env(NOTIFY_SOCKET=path, **{**FAST, **extra})
     return subprocess.Popen(
         [sys.executable, "-m", "escalations", "run"],
         env=env,
@@ -180,29 +189,68 @@ def test_worker_is_ready_after_the_lock_pings_and_says_stopping(
     )
 
 
-def test_a_hung_helpdesk_call_stops_the_pings_and_sigterm_still_exits_0(
+def test_a_slow_helpdesk_never_starves_the_watchdog_and_sigterm_still_exits_0(
     install: Installation, notify: tuple[Socket, str]
 ) -> None:
-    """The pass hangs in a read (the helpdesk answers after 30 s): no ping for as long as it
-    hangs (systemd would restart the worker), and SIGTERM ends it within 10 s."""
+    """The helpdesk is slow: its search says 429 ``Retry-After: 3`` twice, then answers
+    after 30 s. Pings used to come only before each attempt, so a 3-second wait (or one
+    attempt of connect + read timeout, 35 s by default) went past WatchdogSec/2 without one:
+    systemd would kill a healthy worker. Now the timeouts fit the watchdog (run refuses
+    others) and waits ping every second: no gap between pings reaches WatchdogSec (2 s here)
+    while the helpdesk is slow. SIGTERM still ends it within 10 s."""
     sock, path = notify
-    install.sandbox.faults.add(Slow(method="*", path="/api/v1/tickets/search", seconds=30))
+    search = "/api/v1/tickets/search"
+    install.sandbox.faults.add(RateLimited(method="*", path=search, retry_after=3, times=2))
+    install.sandbox.faults.add(Slow(method="*", path=search, seconds=30))
     worker = _start(install, path)
     try:
-        ready = sock.wait_for("READY=1", timeout=30)
+        sock.wait_for("READY=1", timeout=30)
         deadline = time.monotonic() + 30
         while not install.sandbox.faults.fired and time.monotonic() < deadline:
             sock.drain(time.monotonic() + 0.1)
         assert install.sandbox.faults.fired, "the worker never searched"
-        hung = time.monotonic()
-        sock.drain(hung + 3.0)
-        late = [at for at in sock.pings() if at > hung + 0.5]
-        assert late == [], f"pinged while hung: {[round(at - hung, 2) for at in late]}"
-        assert ready <= hung
+        slow = time.monotonic()
+        sock.drain(slow + 8.0)
+        assert not install.sandbox.faults.pending, "the slow answer was never asked for"
+        pings = [at for at in sock.pings() if at > slow - 2.0]
+        gaps = [round(b - a, 2) for a, b in zip(pings, pings[1:], strict=False)]
+        assert len(pings) >= 4, sock.messages
+        assert max(gaps) < 2.0, f"a gap systemd would have killed for: {gaps}"
     finally:
         code, stderr, took = _stop(worker)
     assert code == 0, stderr
     assert took < 10, f"stop took {took:.1f} s"
+
+
+def test_a_hung_main_loop_stops_the_pings(
+    install: Installation, notify: tuple[Socket, str], tmp_path: Path
+) -> None:
+    """The pings come from the main loop, never a side thread: while the loop is stuck (here
+    in the store, write-locked by another process, so its transaction waits in SQLite's busy
+    handler), no ping is sent, and systemd would restart it. An HTTP call cannot hang this
+    way for long: its timeouts are bounded below half the watchdog interval."""
+    sock, path = notify
+    worker = _start(install, path, ESCALATIONS_POLL_INTERVAL_SECONDS="1")
+    blocker = None
+    try:
+        sock.wait_for("READY=1", timeout=30)
+        sock.drain(time.monotonic() + 2.0)
+        assert len(sock.pings()) >= 2, sock.messages
+        blocker = sqlite3.connect(install.store_path, timeout=10, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        held = time.monotonic()
+        sock.drain(held + 4.0)  # the next pass (within 1 s) waits for the lock
+        blocker.execute("ROLLBACK")
+        released = time.monotonic()
+        during = [at for at in sock.pings() if held + 1.5 < at < released]
+        assert during == [], [round(at - held, 2) for at in during]
+        sock.drain(time.monotonic() + 2.5)
+        assert any(at > released for at in sock.pings()), "the pings never came back"
+    finally:
+        if blocker is not None:
+            blocker.close()
+        code, stderr, _ = _stop(worker)
+    assert code == 0, stderr
 
 
 def test_sigterm_during_a_write_that_never_answers_then_the_next_start_finishes_it_once(
@@ -214,7 +262,15 @@ def test_sigterm_during_a_write_that_never_answers_then_the_next_start_finishes_
     sock, path = notify
     install.flag()
     install.sandbox.faults.add(Slow(method="POST", path=r"^/api/v1/tickets$", seconds=60))
-    worker = _start(install, path)
+    # the default timeouts (5 s + 30 s): the write is still waiting when SIGTERM comes; the
+    # watchdog is 80 s, so they fit inside its half
+    worker = _start(
+        install,
+        path,
+        WATCHDOG_USEC="80000000",
+        ESCALATIONS_HTTP_CONNECT_TIMEOUT="5",
+        ESCALATIONS_HTTP_READ_TIMEOUT="30",
+    )
     try:
         deadline = time.monotonic() + 30
         while not install.sandbox.faults.fired and time.monotonic() < deadline:
