@@ -25,9 +25,14 @@ from pydantic import SecretStr
 
 from escalations.app.logs import configure_logging
 from escalations.bindings.zammad import ZammadFieldMap
+from escalations.bindings.zammad.provision_spec import (
+    LEVEL_PLACEHOLDER,
+    PROVISION_FILE,
+    ProvisionSpec,
+)
 from escalations.clock import FakeClock
 from escalations.errors import ConfigError
-from escalations.mappings import load_mappings
+from escalations.mappings import load_mapping_file, load_mappings
 from escalations.settings import Settings, shipped_mappings_dir
 
 log = logging.getLogger(__name__)
@@ -181,10 +186,61 @@ class _Demo:
         fieldmap = self.mappings.helpdesk
         assert isinstance(fieldmap, ZammadFieldMap)  # the demo runs against the Zammad sandbox
         self.fieldmap = fieldmap
+        self._provision()
         self._build_worker()
         self.escalation_id: int | None = None
         self._seen: dict[int, _Snapshot] = {}
         self.outbox_before = len(self.sandbox.outbox)
+
+    def _provision(self) -> None:
+        """Provision the sandbox as an admin would (``escalations provision``'s code), and
+        give the demo's agents tokens: they click the provisioned macros through the API."""
+        from connector.http import HttpClient
+        from connector.zammad import ZammadAdmin
+        from escalations.app.provision import provision_sandbox
+        from escalations.app.wiring import http_policy
+
+        url = self.server.url
+        provision_sandbox(url, self.sandbox.token_of(ADMIN), self.clock, shipped_mappings_dir())
+        self.clients: dict[str, ZammadAdmin] = {}
+        for login in (ALICE, DUTY_MANAGER):
+            token = self.sandbox.issue_token(login, ("ticket.agent",), name="demo agent")
+            headers = {"Authorization": f"Token token={token}"}
+            policy = http_policy(self.settings)
+            self.clients[login] = ZammadAdmin(HttpClient(url, headers, policy, self.clock))
+        admin = ZammadAdmin(
+            HttpClient(
+                url,
+                {"Authorization": f"Token token={self.sandbox.token_of(ADMIN)}"},
+                http_policy(self.settings),
+                self.clock,
+            )
+        )
+        self.macros = {str(m["name"]): int(m["id"]) for m in admin.list("macros")}
+        spec = load_mapping_file(shipped_mappings_dir() / PROVISION_FILE, ProvisionSpec)
+        self.macro_names = spec.macros
+        modules = admin.list("text_modules")
+        self.carrier_module = next(str(m["content"]) for m in modules if m["keywords"] == "carrier")
+
+    def level_macro(self, level: int) -> str:
+        return self.macro_names.level.replace(LEVEL_PLACEHOLDER, str(level))
+
+    def macro(self, ticket_id: int, login: str, name: str) -> dict[str, Any]:
+        """``login`` runs the macro ``name`` on the ticket, as from Zammad's macro menu;
+        Zammad's answer."""
+        return self.clients[login].run_macro(self.macros[name], [ticket_id])
+
+    def carrier_note(self, **values: str) -> str:
+        """The carrier-contact text module as inserted (``::carrier``), hints replaced by the
+        values given and left as they are for the details not given."""
+        from escalations.carrier import html_to_text
+
+        lines = []
+        for line in html_to_text(self.carrier_module).splitlines():
+            label = line.split(":", 1)[0]
+            given = values.get(label.lower().replace(" ", "_"))
+            lines.append(f"{label}: {given}" if given is not None and ":" in line else line)
+        return "\n".join(lines)
 
     def _build_worker(self) -> None:
         from escalations.app.wiring import build, build_adapter, open_store
@@ -265,7 +321,7 @@ class _Demo:
         sb = self.sandbox
         fieldmap = self.fieldmap
         fields = fieldmap.fields
-        heading = fieldmap.carrier.note_heading
+        names = self.macro_names
         original = next(t for t in sb.tickets.values() if t["title"] == DEMO_TICKET)
         oid = original["id"]
         _say(
@@ -274,17 +330,19 @@ class _Demo:
         _say("")
         self.at("09:00")
         self.agent(
-            "Alice takes Sean's call and runs the Escalate macro (reason: outage beyond SLA, "
-            "callback 11:00)",
-            lambda: sb.agent_update(
-                oid,
-                ALICE,
-                **{
-                    str(fieldmap.flag.field): True,
-                    fields.reason: "outage_beyond_sla",
-                    fields.segment: "residential",
-                    fields.callback_at: f"{DEMO_DAY}T11:00:00.000Z",
-                },
+            "Alice takes Sean's call, fills in reason (outage beyond SLA), segment and the "
+            "callback (11:00) and runs the Escalate macro",
+            lambda: (
+                sb.agent_update(
+                    oid,
+                    ALICE,
+                    **{
+                        fields.reason: "outage_beyond_sla",
+                        fields.segment: "residential",
+                        fields.callback_at: f"{DEMO_DAY}T11:00:00.000Z",
+                    },
+                ),
+                self.macro(oid, ALICE, names.escalate),
             ),
         )
         self.tick()
@@ -320,24 +378,30 @@ class _Demo:
         )  # fmt: skip
         self.at("11:30")
         self.agent(
-            "Sean calls: no progress; Alice logs the call and moves the escalation to level 2",
+            "Sean calls: no progress; Alice logs the call and runs \"Escalation: level 2\"",
             lambda: (
                 sb.agent_article(
                     oid, ALICE, "Sean called: no progress, wants it escalated.", type="phone",
                     internal=False,
                 ),
-                sb.agent_update(esc, ALICE, **{fields.level: "2"}),
+                self.macro(esc, ALICE, self.level_macro(2)),
             ),
         )  # fmt: skip
         self.tick()
         self.at("12:10")
         self.agent(
-            "Alice logs a call with BT's SMC agent (Carrier contact text module)",
+            "Alice logs a call with BT's SMC agent (the Carrier contact text module, ::carrier)",
             lambda: sb.agent_article(
                 esc,
                 ALICE,
-                f"{heading}\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
-                "User ID: BT-4411\nTime of call: 12:05",
+                self.carrier_note(
+                    carrier="BT",
+                    stage="agent",
+                    forename="Dave",
+                    location="Glasgow",
+                    user_id="BT-4411",
+                    time_of_call="12:05",
+                ),
             ),
         )
         self.at("13:05")
@@ -346,14 +410,16 @@ class _Demo:
             lambda: sb.agent_article(
                 esc,
                 ALICE,
-                f"{heading}\nCarrier: BT\nStage: team leader\nForename: Priya\nTime of call: 13:00",
+                self.carrier_note(
+                    carrier="BT", stage="team leader", forename="Priya", time_of_call="13:00"
+                ),
             ),
         )
         self.tick()
         self.at("14:00")
         self.agent(
-            "Jane Doe (duty manager) moves the escalation to level 3",
-            lambda: sb.agent_update(esc, DUTY_MANAGER, **{fields.level: "3"}),
+            'Jane Doe (duty manager) runs "Escalation: level 3"',
+            lambda: self.macro(esc, DUTY_MANAGER, self.level_macro(3)),
         )
         self.tick()
         self.at("14:20")
@@ -366,20 +432,22 @@ class _Demo:
         )  # fmt: skip
         self.at("15:00")
         self.agent(
-            "BT's team leader still has no answer: Alice marks the carrier route as failed",
-            lambda: sb.add_tag(esc, fieldmap.tags.carrier_route_failed, login=ALICE),
+            'BT\'s team leader still has no answer: Alice runs "Escalation: carrier route failed"',
+            lambda: self.macro(esc, ALICE, names.route_failed),
         )
         self.tick()
         self.at("15:30")
         self.tick()
         self.at("16:30")
         self.agent(
-            "BT repaired the fibre: Jane fills in the RFO and closes the escalation ticket",
-            lambda: sb.agent_update(
-                esc,
-                DUTY_MANAGER,
-                state=fieldmap.states.closed,
-                **{fields.rfo: "Fibre cut at the street cabinet; BT spliced it at 16:10."},
+            'BT repaired the fibre: Jane fills in the RFO and runs "Escalation: resolved"',
+            lambda: (
+                sb.agent_update(
+                    esc,
+                    DUTY_MANAGER,
+                    **{fields.rfo: "Fibre cut at the street cabinet; BT spliced it at 16:10."},
+                ),
+                self.macro(esc, DUTY_MANAGER, names.resolved),
             ),
         )
         self.tick()
@@ -393,11 +461,11 @@ class _Demo:
                 type="phone",
                 internal=False,
             )
-            sb.add_tag(esc, fieldmap.tags.confirmed, login=ALICE)
+            self.macro(esc, ALICE, names.confirmed)
 
         self.agent(
             "Friday, day 3 of parking: Alice makes the final confirmation call; Sean is "
-            "satisfied, and she records it",
+            "satisfied: \"Escalation: customer confirmed\"",
             confirmed,
         )  # fmt: skip
         self.tick()
@@ -420,6 +488,9 @@ class _Demo:
             _say(f"Hard copy: {copy.path}/escalation.pdf (and record.json, manifest.json).")
         worker_mail = len(sb.outbox) - self.outbox_before
         _say(f"Mail Zammad sent because of the worker: {worker_mail}.")
+        macros = [r for r in sb.requests if r[:2] == ("POST", "/api/v1/tickets/mass_macro")]
+        applied = sum(1 for r in macros if r[2] == 200)
+        _say(f"Macros the agents ran (provisioned by escalations provision): {applied} applied.")
         state_file = self.state_dir / "sandbox-state.json"
         state_file.write_text(
             json.dumps(

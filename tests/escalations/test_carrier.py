@@ -285,7 +285,7 @@ def test_the_template_follows_the_mappings(shipped) -> None:
 
 
 def test_the_agent_guide_shows_the_template(shipped) -> None:
-    guide = Path(__file__).resolve().parents[2] / "docs" / "agent-guide.md"
+    guide = Path(__file__).resolve().parents[2] / "docs" / "agents.md"
     section = guide.read_text().split("## 3. Log a carrier contact")[1].split("\n## ")[0]
     block = re.search(r"```\n(.*?)```", section, re.DOTALL)
     assert block is not None
@@ -297,5 +297,5 @@ def test_the_guide_and_the_readme_say_how_much_leeway_a_time_alone_has() -> None
 
     root = Path(__file__).resolve().parents[2]
     minutes = f"{FUTURE_TOLERANCE // timedelta(minutes=1)} minutes"
-    assert minutes in (root / "docs" / "agent-guide.md").read_text()
+    assert minutes in (root / "docs" / "agents.md").read_text()
     assert minutes in (root / "mappings" / "README.md").read_text()

@@ -32,6 +32,8 @@ def test_demo_tells_the_day_and_leaves_a_store_to_inspect(
         r"owner now: cs\.supervisor@fused\.example",
         r"3 customer emails copied",
         r"Mail Zammad sent because of the worker: 0\.",
+        # Escalate, level 2, level 3, carrier route failed, resolved, customer confirmed
+        r"Macros the agents ran \(provisioned by escalations provision\): 6 applied\.",
         r"escalations status",
     ):
         assert re.search(line, out), f"missing from the story: {line}"
