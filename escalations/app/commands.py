@@ -62,7 +62,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _mappings(settings: Settings) -> Mappings:
-    return load_mappings(Path(settings.mappings_dir))
+    return load_mappings(Path(settings.mappings_dir), settings.helpdesk)
 
 
 def _open_store(settings: Settings, clock: Clock) -> SqliteStore:

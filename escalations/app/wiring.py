@@ -154,7 +154,17 @@ def build_osticket_adapter(
 
 
 def build_binding(adapter: HelpdeskAdapter, mappings: Mappings) -> HelpdeskBinding:
-    """The binding for the adapter's helpdesk, from its field map and capabilities."""
+    """The binding for the adapter's helpdesk, from its field map and capabilities.
+
+    Raises:
+        ConfigError: the mappings are another helpdesk's (a ``zammad.toml`` read for an
+            osTicket adapter would build a binding that never sees a flag).
+    """
+    if mappings.helpdesk_name != adapter.name:
+        raise ConfigError(
+            f"ESCALATIONS_HELPDESK: the adapter is {adapter.name!r} but the mappings loaded "
+            f"are {mappings.helpdesk_name!r}'s ({mappings.helpdesk_file.name})"
+        )
     if mappings.helpdesk_name == "zammad" and isinstance(mappings.helpdesk, ZammadFieldMap):
         return ZammadBinding(mappings.helpdesk, mappings.profile, adapter.capabilities)
     if mappings.helpdesk_name == "osticket" and isinstance(mappings.helpdesk, OsTicketFieldMap):

@@ -17,4 +17,10 @@ def marks_for(mappings: Mappings, capabilities: frozenset[Capability]) -> Reconc
 
         if isinstance(mappings.helpdesk, ZammadFieldMap):
             return reconcile_marks(mappings.helpdesk, mappings.profile, capabilities)
+    if mappings.helpdesk_name == "osticket":
+        from escalations.bindings.osticket.field_map import OsTicketFieldMap
+        from escalations.bindings.osticket.marks import reconcile_marks as osticket_marks
+
+        if isinstance(mappings.helpdesk, OsTicketFieldMap):
+            return osticket_marks(mappings.helpdesk)
     raise ConfigError(f"the report knows no marks of helpdesk {mappings.helpdesk_name!r}")
