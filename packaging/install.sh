@@ -25,7 +25,8 @@ Steps:
   5. /etc/helpdesk-escalations/token (root, 0600): only if absent, read from
      --token-file or standard input (asked for on a terminal).
   6. escalations --env-file /etc/helpdesk-escalations/env check --live, with the token
-     as the systemd credential helpdesk-token and the service's mappings. If it fails
+     as the systemd credential helpdesk-token, the unit's WatchdogSec= and its
+     Environment= settings, which the env file overrides (as under systemd). If it fails
      the script stops here and the service is not enabled (or restarted).
   7. /etc/systemd/system/helpdesk-escalations.service; systemctl daemon-reload,
      enable --now (restart when it was already running).
@@ -238,27 +239,62 @@ else
 fi
 
 # -- 6. the live check, as the service would see its settings ----------------------------
+# The environment systemd gives the service, in systemd's order of precedence (systemd.exec(5),
+# "Environment Variables in Spawned Processes": a later source wins): the variables the
+# service manager sets itself ($CREDENTIALS_DIRECTORY, $STATE_DIRECTORY, $WATCHDOG_USEC), then
+# the unit's Environment= lines, then EnvironmentFile= ("Settings from these files override
+# settings made with Environment="). `escalations --env-file F` lets the process environment
+# win over F, so the check gets no ESCALATIONS_* variable in its environment; it reads one
+# file made of the unit's Environment= lines followed by the admin's env file (in an env file
+# the later line wins): the admin's settings win over the unit's, as under systemd. Nothing is
+# inherited from this shell (env -i).
 step "escalations --env-file $env_file check --live"
 check=("$venv/bin/escalations" --env-file "$env_file" check --live)
+# WatchdogSec= as systemd passes it ($WATCHDOG_USEC): check refuses HTTP timeouts that do not
+# fit in half of it, as run does.
+watchdog=$(sed -n 's/^WatchdogSec=\([0-9][0-9]*\)s\{0,1\}$/\1/p' "$unit_file" | tail -n 1)
+watchdog_usec=""
+[ -z "$watchdog" ] || watchdog_usec=$((watchdog * 1000000))
 if [ "$dry_run" -eq 1 ]; then
   note "+ ${check[*]}"
   note "  (environment: CREDENTIALS_DIRECTORY=<temporary copy of the token as helpdesk-token>,"
-  note "   ESCALATIONS_MAPPINGS_DIR=$mappings, ESCALATIONS_STATE_DIR=<temporary directory>)"
+  note "   STATE_DIRECTORY=<temporary directory>, WATCHDOG_USEC=${watchdog_usec:-unset};"
+  note "   settings: the unit's Environment= lines, then $env_file, which wins)"
 else
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   install -d -m 0700 "$scratch/credentials"
   install -m 0600 "$token" "$scratch/credentials/helpdesk-token"
-  # The environment systemd gives the service: nothing inherited from this shell, the token
-  # as a credential, the unit's mappings directory. The state directory is a scratch one:
-  # the service's own (/var/lib/private/helpdesk-escalations) is systemd's to create, and a
-  # running worker holds its lock during an upgrade.
+  # The unit's Environment= values (its /etc/helpdesk-escalations is $etc under --root),
+  # then the admin's file.
+  sed -n 's/^Environment=//p' "$unit_file" | sed "s#/etc/helpdesk-escalations#$etc#g" >"$scratch/env"
+  offset=$(wc -l <"$scratch/env")
+  [ ! -f "$env_file" ] || cat "$env_file" >>"$scratch/env"
+  check[2]="$scratch/env"
+  # The state directory is a scratch one ($STATE_DIRECTORY, as systemd sets it, so an
+  # ESCALATIONS_STATE_DIR in the env file still wins): the service's own
+  # (/var/lib/private/helpdesk-escalations) is systemd's to create, and a running worker
+  # holds its lock during an upgrade. check creates nothing in it.
   set +e
   env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME="$scratch" \
     CREDENTIALS_DIRECTORY="$scratch/credentials" \
-    ESCALATIONS_MAPPINGS_DIR="$mappings" \
-    ESCALATIONS_STATE_DIR="$scratch/state" \
-    "${check[@]}" 2>&1 | sed 's/^/    /'
+    STATE_DIRECTORY="$scratch/state" \
+    ${watchdog_usec:+WATCHDOG_USEC="$watchdog_usec"} \
+    "${check[@]}" 2>&1 | awk -v made="$scratch/env" -v file="$env_file" -v offset="$offset" '
+      # the check names the file it read: name the admin'"'"'s, and its own line numbers
+      {
+        out = ""
+        while ((at = index($0, made)) > 0) {
+          out = out substr($0, 1, at - 1) file
+          $0 = substr($0, at + length(made))
+          if (match($0, /^:[0-9]+/)) {
+            out = out ":" (substr($0, 2, RLENGTH - 1) - offset)
+            $0 = substr($0, RLENGTH + 1)
+          }
+        }
+        print "    " out $0
+      }'
+
   status=${PIPESTATUS[0]}
   set -e
   rm -rf "$scratch"

@@ -294,6 +294,61 @@ def test_install_dry_run_changes_nothing_and_says_every_step(tmp_path: Path) -> 
     assert "nothing was changed" in out
 
 
+def _fake_venv(target: Path) -> Path:
+    """A venv for install.sh that is this interpreter (the project installed editable) and
+    whose pip install does nothing: the steps after the install run for real, fast."""
+    bin_dir = target / "opt" / "helpdesk-escalations" / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -I ] && [ "$2" = -m ] && [ "$3" = pip ]; then exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    escalations = bin_dir / "escalations"
+    escalations.write_text(f'#!/bin/sh\nexec {sys.executable} -m escalations "$@"\n')
+    for script in (python, escalations):
+        script.chmod(0o755)
+    return bin_dir
+
+
+def test_install_checks_with_systemds_precedence_env_file_over_environment(
+    tmp_path: Path,
+) -> None:
+    """Under systemd the env file (EnvironmentFile=) wins over the unit's Environment=; the
+    install's check used to pass the unit's ESCALATIONS_MAPPINGS_DIR in its environment, which
+    beats ``--env-file``: it checked mappings the service would not use. It also checks with
+    the unit's WatchdogSec=, and names the admin's env file with its own line numbers."""
+    target = tmp_path / "root"
+    _fake_venv(target)
+    etc = target / "etc" / "helpdesk-escalations"
+    etc.mkdir(parents=True)
+    env = etc / "env"
+    token = tmp_path / "token-file"
+    token.write_text("precedence-token-0001\n")
+    closed = "ESCALATIONS_HELPDESK_URL=http://127.0.0.1:9\n"  # nothing listens: live fails
+
+    def install(env_text: str) -> str:
+        env.write_text(env_text)
+        result = _install("--root", target, "--token-file", token, "--no-systemctl", ROOT)
+        assert result.returncode != 0  # the live check cannot pass here
+        return result.stdout + result.stderr
+
+    out = install(closed)
+    assert f"mappings: ok ({etc / 'mappings'}: " in out  # the unit's Environment= applies
+
+    out = install(closed + "ESCALATIONS_MAPPINGS_DIR=/nonexistent-admin-mappings\n")
+    assert "/nonexistent-admin-mappings" in out, out  # the env file wins, as under systemd
+    assert "mappings: ok" not in out
+
+    out = install(closed + "ESCALATIONS_HTTP_READ_TIMEOUT=50\n")
+    assert "must be under half the watchdog interval (45 s of WatchdogSec=90s)" in out, out
+
+    out = install("# a comment\n" + closed + "ESCALATIONS_LOG_LEVL=DEBUG\n")
+    assert f"{env}:3: ESCALATIONS_LOG_LEVL" in out, out
+    assert "/tmp/tmp." not in out  # the composed file is named as the admin's
+
+
 def _source_tree(destination: Path) -> Path:
     """A copy of what a release's source tree holds for pip (building it writes build/)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
