@@ -36,6 +36,8 @@ def live(
 ) -> int:
     """Run the live check and print its lines; the exit code: 0, or 78 for a problem (or,
     without ``allow_unverified``, for anything not verified)."""
+    if mappings.helpdesk_name == "osticket":
+        return _osticket(settings, adapter, mappings, out=out, err=err)
     from escalations.app.provision import build_admin, build_reader
     from escalations.carrier import carrier_template
 
@@ -106,3 +108,27 @@ def _read(
         except Forbidden as exc:
             refused.append(f"{lc.KIND_LABELS.get(kind, kind)}s: not verified ({exc})")
     return pv.Snapshot(lists), frozenset(lists), refused
+
+
+def _osticket(
+    settings: Settings,
+    adapter: HelpdeskAdapter,
+    mappings: Mappings,
+    *,
+    out: Callable[[str], None],
+    err: Callable[[str], None],
+) -> int:
+    """osTicket's live check (``escalations.bindings.osticket.livecheck``): what the mappings
+    name, and one line per capability the process uses that this installation lacks."""
+    from escalations.bindings.osticket.livecheck import live_check
+
+    problems = live_check(adapter, mappings)
+    for problem in problems:
+        err(f"live: {problem}")
+    if problems:
+        return EX_CONFIG
+    out(
+        f"helpdesk: ok ({settings.helpdesk_url}: flag status, statuses, help topic, fields, "
+        "agents and every capability the process uses)"
+    )
+    return 0

@@ -28,8 +28,8 @@ NEEDED_BY: dict[Capability, str] = {
 
 def missing_capabilities(adapter: HelpdeskAdapter) -> list[str]:
     return [
-        f"capability {cap.value} missing: needed for {needed}; install the escalation-api "
-        "plugin (not built yet, docs/osticket.md)"
+        f"capability {cap.value} missing: needed for {needed}; core osTicket cannot do this "
+        "and the escalation-api plugin that would is not built yet (docs/osticket.md)"
         for cap, needed in NEEDED_BY.items()
         if cap not in adapter.capabilities
     ]
