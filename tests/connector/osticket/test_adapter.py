@@ -21,9 +21,15 @@ from connector.base import (
     TicketDraft,
 )
 from connector.clock import SystemClock
-from connector.errors import Rejected, SetupError, TooLarge, Unauthorized
+from connector.errors import Rejected, SetupError, TooLarge, TransientError, Unauthorized
 from connector.http import HttpPolicy
-from connector.osticket import OsTicketAdapter, ReadOnlyDatabase, Unsupported, message_id
+from connector.osticket import (
+    DatabaseConfig,
+    OsTicketAdapter,
+    ReadOnlyDatabase,
+    Unsupported,
+    message_id,
+)
 from tests.connector.osticket.real import (
     TOPIC,
     RealOsTicket,
@@ -245,3 +251,41 @@ def test_the_mail_capture_is_live_so_the_no_customer_mail_checks_can_fail(
     mail = osticket.mail_files()
     _original(osticket, unique_customer())  # a new ticket by mail alerts the admin agent
     assert osticket.recipients_since(mail), "osTicket sent no alert: is the capture working?"
+
+
+def test_a_refused_database_password_never_shows_in_the_error(osticket: RealOsTicket) -> None:
+    witness = "witness-Pa55word-4711"
+    config = osticket.db_config()
+    clock = SystemClock()
+    db = ReadOnlyDatabase(
+        DatabaseConfig(
+            host=config.host,
+            port=config.port,
+            database=config.database,
+            user=config.user,
+            password=witness,
+        ),  # fmt: skip
+        clock,
+    )
+    with pytest.raises(Unauthorized) as caught:
+        db.select("SELECT 1")
+    assert witness not in str(caught.value)
+    assert witness not in repr(caught.value)
+    assert witness not in repr(db)
+
+
+def test_an_unreachable_database_is_transient(osticket: RealOsTicket) -> None:
+    config = osticket.db_config()
+    db = ReadOnlyDatabase(
+        DatabaseConfig(
+            host="127.0.0.1",
+            port=1,
+            database=config.database,
+            user=config.user,
+            password=config.password,
+            connect_timeout=2,
+        ),  # fmt: skip
+        SystemClock(),
+    )
+    with pytest.raises(TransientError, match="unreachable"):
+        db.select("SELECT 1")
