@@ -41,6 +41,18 @@ Retry policy (tenacity, one ``Retrying`` per call):
 * A call never sleeps more than ``retry_budget`` seconds in total: a longer ``Retry-After``
   gives up at once with ``RateLimited(retry_after=…)`` so the worker loop (watchdog!) decides
   when to come back instead of blocking inside one HTTP call.
+* **Stopping.** A client given a stop signal (``stop=``, a ``threading.Event``-like object;
+  or a clock that carries one, ``StoppingClock``) waits on it instead of sleeping: a backoff,
+  a ``Retry-After`` or a request-budget wait ends the moment the worker is told to stop, and
+  no further attempt is made (the call raises the last attempt's error). The attempt already
+  on the wire is not interrupted here: it ends within its connect + read timeout (the
+  worker's SIGTERM grace covers it).
+* **Liveness.** ``progress`` (the watchdog ping) is called on the caller's thread between
+  bounded steps only: before each attempt, between slices of at most ``WAIT_SLICE`` seconds
+  of any wait, and between chunks of a streamed download. The longest time without a call
+  is then one step: connect + read timeout for an attempt (the application refuses timeouts
+  that do not fit in half the watchdog interval), ``WAIT_SLICE`` for a wait. A call hung
+  inside a read makes no progress calls, so the pings stop, as they should.
 
 Every attempt takes a token from a client-side bucket (``requests_per_minute``, and at most
 ``burst`` requests in any one-second window) and carries ``timeout=(connect, read)``.
@@ -71,7 +83,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -116,6 +128,36 @@ MAINTENANCE_RE = re.compile(r"maintenance mode", re.IGNORECASE)
 """Zammad's 403 body in maintenance mode: "Maintenance mode enabled!" (reference §2.1)."""
 ONE_SECOND = timedelta(seconds=1)
 """The resolution of an HTTP ``Date`` header."""
+WAIT_SLICE = 0.5
+"""The longest stretch of a wait (backoff, ``Retry-After``, request budget) between two
+``progress`` calls, when the client has a ``progress`` callable. The watchdog pinger sends at
+most one ping per interval (half of ``WatchdogSec=``), so the longest gap between two pings
+is that interval plus the longest step without a ``progress`` call: a slice, or an attempt
+(connect + read timeout, which the application keeps under the interval)."""
+
+
+class StopSignal(Protocol):
+    """What the client needs of a ``threading.Event`` to stop waiting and retrying."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+@runtime_checkable
+class StoppingClock(Protocol):
+    """A clock that carries the worker's stop signal (``escalations run`` passes one): its
+    ``sleep`` returns as soon as ``stop`` is set, and a client built with it stops retrying
+    then."""
+
+    stop: StopSignal
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
 
 # Errors raised while the body is read: the response began but did not arrive whole.
 _TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (
@@ -169,6 +211,8 @@ class HttpPolicy:
     retry_after_max: float = RETRY_AFTER_MAX
     retry_budget: float = 30.0
     ca_bundle: Path | None = None
+    proxy: str | None = None
+    """An HTTP(S) proxy for ``https://`` requests (``check_proxy_url``); ``None``: direct."""
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
@@ -177,6 +221,8 @@ class HttpPolicy:
             raise ValueError("requests_per_minute, burst and max_attempts must be at least 1")
         if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
             raise SetupError(f"CA bundle {self.ca_bundle} is not a file")
+        if self.proxy is not None:
+            check_proxy_url(self.proxy)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -191,8 +237,16 @@ class HttpPolicy:
 
 def build_session(policy: HttpPolicy) -> requests.Session:
     """A ``requests.Session`` for one adapter: TLS verification on (or the configured CA
-    bundle), no transport-level retries (tenacity owns retrying), JSON ``Accept``."""
+    bundle), no transport-level retries (tenacity owns retrying), JSON ``Accept``.
+
+    ``trust_env`` is off: requests would otherwise read, on every request, the proxy
+    variables (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE`` (which replace the CA bundle) and ``~/.netrc``. The only proxy is the
+    policy's (``ESCALATIONS_HTTPS_PROXY``), for ``https://`` URLs."""
     session = requests.Session()
+    session.trust_env = False
+    if policy.proxy is not None:
+        session.proxies = {"https": policy.proxy}
     session.verify = policy.verify
     session.headers["Accept"] = "application/json"
     session.headers["User-Agent"] = "helpdesk-escalations"
@@ -237,6 +291,23 @@ def check_base_url(base_url: str) -> str:
     return base_url.strip().rstrip("/")
 
 
+def check_proxy_url(proxy: str) -> str:
+    """Validate a proxy URL: ``http://`` or ``https://`` with a host, nothing else.
+
+    Raises:
+        UnsafeURLError: another scheme, no host, credentials (they would be sent in a
+            header and shown wherever the setting is), a path, query or fragment.
+    """
+    parts = urlsplit(proxy.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURLError("the proxy must be http://HOST:PORT (or https://)")
+    if parts.username or parts.password:
+        raise UnsafeURLError("the proxy URL must not contain credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UnsafeURLError("the proxy URL must be only scheme, host and port")
+    return proxy.strip()
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"https": 443, "http": 80}.get(parts.scheme)
@@ -270,12 +341,13 @@ def parse_retry_after(value: str | None, now: datetime, *, cap: float = RETRY_AF
 class _CallState:
     """What one call's attempts tell its wait/stop callables."""
 
-    __slots__ = ("retry_after", "status", "waits")
+    __slots__ = ("last_error", "retry_after", "status", "waits")
 
     def __init__(self) -> None:
         self.retry_after: str | None = None
         self.status: int | None = None
         self.waits: dict[int, float] = {}
+        self.last_error: HelpdeskError | None = None
 
 
 class RetryAfterWait:
@@ -312,16 +384,24 @@ class RetryAfterWait:
 
 
 class _StopPolicy:
-    """tenacity ``stop=``: after ``max_attempts``, or when the next wait would take the call's
-    total sleeping past ``retry_budget``."""
+    """tenacity ``stop=``: after ``max_attempts``, when the next wait would take the call's
+    total sleeping past ``retry_budget``, or once the worker is stopping."""
 
-    def __init__(self, policy: HttpPolicy, wait: RetryAfterWait, state: _CallState) -> None:
+    def __init__(
+        self,
+        policy: HttpPolicy,
+        wait: RetryAfterWait,
+        state: _CallState,
+        *,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._policy = policy
         self._wait = wait
         self._state = state
+        self._stopping = stopping
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number >= self._policy.max_attempts:
+        if retry_state.attempt_number >= self._policy.max_attempts or self._stopping():
             return True
         slept = sum(w for n, w in self._state.waits.items() if n < retry_state.attempt_number)
         return slept + self._wait.compute(retry_state) > self._policy.retry_budget
@@ -342,7 +422,15 @@ class TokenBucket:
     rate alone exceeds ``burst`` a second, the rate wins and one token is banked.
     """
 
-    def __init__(self, rate_per_minute: int, burst: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        rate_per_minute: int,
+        burst: int,
+        clock: Clock,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._sleep = sleep or clock.sleep
         self._rate = rate_per_minute / 60.0
         self._capacity = max(1.0, float(burst) - self._rate)
         self._tokens = self._capacity
@@ -363,7 +451,7 @@ class TokenBucket:
             if self._tokens < 1.0:
                 waited = (1.0 - self._tokens) / self._rate
                 log.debug("http.throttle wait=%.2f", waited)
-                self._clock.sleep(waited)
+                self._sleep(waited)
                 self._refill()
                 # the sleep earned the missing part; a clock that rounds (to microseconds, or a
                 # float sum) may show a hair less, and waiting for that hair never ends
@@ -558,9 +646,12 @@ class HttpClient:
         clock: time source for back-off sleeps, ``Retry-After`` dates and the request budget.
         session: a session from ``build_session`` (tests mount fault adapters on it).
         rng: jitter source (tests pass a seeded one).
-        progress: called before every attempt, on the caller's thread: the service's
+        progress: called on the caller's thread between bounded steps (before every
+            attempt, between slices of a wait, between chunks of a download): the service's
             watchdog ping, so a worker busy with many requests stays "alive" while one stuck
             in a single call stops pinging.
+        stop: the worker's stop signal: waits end when it is set, and no further attempt
+            is made. Defaults to the clock's, when it is a ``StoppingClock``.
 
     Raises:
         UnsafeURLError: the URL is refused (see ``check_base_url``).
@@ -576,9 +667,13 @@ class HttpClient:
         *,
         rng: random.Random | None = None,
         progress: Callable[[], None] | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._progress = progress
+        if stop is None and isinstance(clock, StoppingClock):
+            stop = clock.stop
+        self._stop = stop
         self.policy = policy
         self._origin = _origin(self.base_url)
         self._clock = clock
@@ -587,7 +682,9 @@ class HttpClient:
                 SECRETS.add(secret)
         self._auth = _HeaderAuth(auth_headers)
         self._session = session if session is not None else build_session(policy)
-        self._bucket = TokenBucket(policy.requests_per_minute, policy.burst, clock)
+        self._bucket = TokenBucket(
+            policy.requests_per_minute, policy.burst, clock, sleep=self._wait
+        )
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._auth_failed = False
         self._forbidden: set[str] = set()
@@ -700,6 +797,7 @@ class HttpClient:
                 )  # fmt: skip
             buffer = bytearray()
             for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
+                self._ping()  # bytes are arriving: each read is bounded by the read timeout
                 buffer += chunk
                 if len(buffer) > max_bytes:
                     raise TooLarge(
@@ -717,6 +815,7 @@ class HttpClient:
             digest = hashlib.sha256()
             size = 0
             for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
+                self._ping()
                 digest.update(chunk)
                 size += len(chunk)
             return size, digest.hexdigest()
@@ -725,6 +824,32 @@ class HttpClient:
         return result
 
     # -- internals --------------------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _wait(self, seconds: float) -> None:
+        """Wait ``seconds`` (a backoff, a ``Retry-After``, the request budget): on the stop
+        signal when there is one, so a stop ends it at once; in slices of ``WAIT_SLICE``
+        with a ``progress`` call after each when there is a ``progress``."""
+        if self._progress is None and self._stop is None:
+            self._clock.sleep(seconds)
+            return
+        deadline = self._clock.monotonic() + seconds
+        while not self._stopping():
+            self._ping()
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return
+            step = min(left, WAIT_SLICE) if self._progress is not None else left
+            if self._stop is not None and not isinstance(self._clock, StoppingClock):
+                self._stop.wait(step)
+            else:
+                self._clock.sleep(step)  # a StoppingClock's sleep waits on the stop itself
+
+    def _ping(self) -> None:
+        if self._progress is not None:
+            self._progress()
 
     def _json_call(self, method: str, path: str, **kw: Any) -> Any:
         idempotent = kw.get("idempotent")
@@ -770,24 +895,35 @@ class HttpClient:
         state = _CallState()
 
         def attempt() -> T:
+            if state.last_error is not None and self._stopping():
+                raise state.last_error  # stopping: no further attempt (the stop policy ends it)
             state.retry_after = None
             state.status = None
-            resp = self._send(method, url, path, params, json, headers, stream, retry_safe, state)
+            try:
+                resp = self._send(
+                    method, url, path, params, json, headers, stream, retry_safe, state
+                )
+            except HelpdeskError as exc:
+                state.last_error = exc
+                raise
             try:
                 return consume(resp)
             except _TRANSPORT_ERRORS as exc:
-                raise self._transport_error(
-                    exc, method, path, retry_safe, resp.status_code
-                ) from exc
+                error = self._transport_error(exc, method, path, retry_safe, resp.status_code)
+                state.last_error = error
+                raise error from exc
+            except HelpdeskError as exc:
+                state.last_error = exc
+                raise
             finally:
                 if close:
                     resp.close()
 
         wait = RetryAfterWait(self.policy, self._clock, self._rng, state)
         retrying = tenacity.Retrying(
-            stop=_StopPolicy(self.policy, wait, state),
+            stop=_StopPolicy(self.policy, wait, state, stopping=self._stopping),
             wait=wait,
-            sleep=self._clock.sleep,
+            sleep=self._wait,
             retry=tenacity.retry_if_exception(_is_retryable),
             before_sleep=lambda rs: self._log_retry(rs, method, path),
             reraise=True,
@@ -811,9 +947,9 @@ class HttpClient:
         retry_safe: bool,
         state: _CallState,
     ) -> requests.Response:
+        self._ping()
         self._bucket.acquire()
-        if self._progress is not None:
-            self._progress()
+        self._ping()
         try:
             resp = self._session.request(
                 method,

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     http_max_attempts: int = Field(default=5, ge=1, le=20)
     write_settle_seconds: int = Field(default=300, ge=0, le=3600)
     ca_bundle: Path | None = None
+    https_proxy: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     webhook_listen: str = ""

@@ -21,6 +21,7 @@ running worker is a ``LockHeld`` (exit 1).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import sqlite3
@@ -30,12 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connector.errors import SetupError
+from connector.http import build_session
 from escalations.clock import Clock
 from escalations.errors import ConfigError
 from escalations.settings import Settings
 from escalations.store.sqlite import load_migrations, probe_lock
 
 if TYPE_CHECKING:
+    import requests
+
     from connector.base import HelpdeskAdapter
 
 STATE_DIR = "ESCALATIONS_STATE_DIR"
@@ -167,6 +172,24 @@ def _unusable(setting: str, database: Path, problem: str) -> ConfigError:
     )
 
 
+def session(settings: Settings) -> requests.Session:
+    """The adapter's HTTP session, with the proxy of ``ESCALATIONS_HTTPS_PROXY`` (and, as
+    every session ``connector.http`` builds, nothing taken from the environment).
+
+    Raises:
+        ConfigError: the proxy URL or the CA bundle is refused.
+    """
+    from escalations.app.wiring import http_policy
+
+    policy = http_policy(settings)
+    if settings.https_proxy:
+        try:
+            policy = dataclasses.replace(policy, proxy=settings.https_proxy)
+        except SetupError as exc:
+            raise ConfigError(f"ESCALATIONS_HTTPS_PROXY: {exc}") from None
+    return build_session(policy)
+
+
 def ensure_fits_watchdog(settings: Settings, watchdog: float | None) -> None:
     """One helpdesk attempt (connect + read timeout) must end inside half the watchdog
     interval (``WatchdogSec=``): the worker pings between attempts, never during one, so a
@@ -200,7 +223,7 @@ def prepare(
     (``ensure_fits_watchdog``)."""
     from escalations.app.wiring import build_adapter
 
-    adapter = build_adapter(settings, clock, progress=progress)
+    adapter = build_adapter(settings, clock, session(settings), progress=progress)
     ensure_fits_watchdog(settings, watchdog)
     for place in places(settings):
         ensure_writable(place)
@@ -225,7 +248,7 @@ def inspect_all(
     """``prepare``'s checks with ``inspect`` for the directories: nothing is created."""
     from escalations.app.wiring import build_adapter
 
-    adapter = build_adapter(settings, clock)
+    adapter = build_adapter(settings, clock, session(settings))
     ensure_fits_watchdog(settings, watchdog)
     found = [(place, inspect(place)) for place in places(settings)]
     ensure_store_file(settings)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import socket
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -723,3 +725,103 @@ def test_a_streamed_download_makes_progress_calls_as_bytes_arrive(rsps, clock):
     rsps.get(f"{BASE}/api/v1/attachment/1", body=body)
     assert client.download("/api/v1/attachment/1", max_bytes=len(body)) == body
     assert len(calls) >= 2 + 5  # around the attempt, then one per chunk
+
+
+# -- the proxy: only the setting, never the environment (issue 14, from the review) ----------
+
+
+class RecordingProxy:
+    """A loopback TCP server that records the first line of every request and refuses it
+    (403), as a proxy would refuse a CONNECT."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.lines.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def proxies() -> Iterator[tuple[RecordingProxy, RecordingProxy]]:
+    configured, from_environment = RecordingProxy(), RecordingProxy()
+    yield configured, from_environment
+    configured.close()
+    from_environment.close()
+
+
+@pytest.fixture
+def proxy_environment(
+    monkeypatch: pytest.MonkeyPatch, proxies: tuple[RecordingProxy, RecordingProxy]
+) -> RecordingProxy:
+    """``HTTPS_PROXY``/``ALL_PROXY`` pointing at a proxy the client must never use."""
+    _, from_environment = proxies
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", from_environment.url)
+    monkeypatch.setenv("ALL_PROXY", from_environment.url)
+    return from_environment
+
+
+def test_the_configured_proxy_is_used_and_the_environment_is_not(
+    proxies: tuple[RecordingProxy, RecordingProxy], proxy_environment: RecordingProxy, clock
+) -> None:
+    """requests read ``HTTPS_PROXY`` (and ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``.netrc``)
+    from the environment on every request; the session now trusts none of it, and the
+    policy's proxy is the only one."""
+    configured, _ = proxies
+    policy = HttpPolicy(requests_per_minute=6000, burst=1000, max_attempts=1, proxy=configured.url)
+    client = HttpClient(
+        "https://zammad.example", {"Authorization": "Token token=proxy-token-0001"}, policy, clock
+    )
+    with pytest.raises(HelpdeskError):
+        client.get_json("/api/v1/users/me")
+    assert [line.rsplit(" ", 1)[0] for line in configured.lines] == ["CONNECT zammad.example:443"]
+    assert proxy_environment.lines == []
+
+
+def test_without_a_proxy_setting_the_environment_proxy_is_not_used(
+    proxy_environment: RecordingProxy, clock
+) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: a direct connection is refused
+    client = HttpClient(
+        f"https://127.0.0.1:{port}",
+        {"Authorization": "Token token=proxy-token-0002"},
+        HttpPolicy(requests_per_minute=6000, burst=1000, max_attempts=1),
+        clock,
+    )
+    with pytest.raises(TransientError, match="could not connect"):
+        client.get_json("/api/v1/users/me")
+    assert proxy_environment.lines == []
+    assert build_session(HttpPolicy()).trust_env is False
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    ["socks5://127.0.0.1:1080", "http://user:secret@proxy:3128", "http://proxy:3128/x", "proxy"],
+)
+def test_a_proxy_url_that_is_refused(proxy: str) -> None:
+    with pytest.raises(UnsafeURLError):
+        HttpPolicy(proxy=proxy)

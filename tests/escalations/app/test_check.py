@@ -231,3 +231,40 @@ def test_timeouts_that_do_not_fit_the_watchdog(
     monkeypatch.setenv("WATCHDOG_PID", "1")  # the watchdog of another process: not ours
     monkeypatch.setenv("ESCALATIONS_HTTP_READ_TIMEOUT", "30")
     assert main(["check"]) == 0
+
+
+def test_the_proxy_setting_reaches_the_helpdesk_client(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ESCALATIONS_HTTPS_PROXY`` is the worker's only proxy: ``check --live`` (the same
+    adapter ``run`` builds) asks it for a tunnel to the helpdesk; ``HTTPS_PROXY`` is not
+    read."""
+    from tests.connector.test_http import RecordingProxy
+
+    configured, from_environment = RecordingProxy(), RecordingProxy()
+    try:
+        monkeypatch.setenv("ESCALATIONS_HTTPS_PROXY", configured.url)
+        monkeypatch.setenv("ESCALATIONS_HTTP_MAX_ATTEMPTS", "1")
+        for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", from_environment.url)
+        assert main(["check", "--live"]) != 0  # the proxy refuses the tunnel
+        capsys.readouterr()
+    finally:
+        configured.close()
+        from_environment.close()
+    assert configured.lines
+    assert all(line.startswith("CONNECT zammad.example.com:443 ") for line in configured.lines)
+    assert from_environment.lines == []
+
+
+def test_a_proxy_with_credentials_is_refused_without_showing_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HTTPS_PROXY", "http://admin:proxy-secret-0001@proxy:3128")
+    seen = both(capsys)
+    assert seen["check"] == seen["run"]
+    assert seen["check"] == (
+        EX_CONFIG,
+        "escalations: ESCALATIONS_HTTPS_PROXY: the proxy URL must not contain credentials",
+    )
