@@ -511,7 +511,10 @@ class OsTicketAdapter:
 
     # -- people and lists ------------------------------------------------------------------------
     def me(self) -> User:
-        raise _unsupported("an identity for the API key (it belongs to no agent)")
+        """The worker's identity: the API key, which belongs to no osTicket user or agent.
+        Id 0 is neither (users count from 1, agents are negative), so nothing in osTicket is
+        taken for the worker's own."""
+        return User(id=0, login="api-key", email=None, is_agent=False)
 
     def get_user(self, user_id: UserId) -> User:
         if user_id < 0:

@@ -171,9 +171,7 @@ class RealOsTicket:
             )
 
     # -- what an agent does in the agent panel (/scp) -----------------------------------------
-    def agent_set_status(self, ticket_id: int, status: str) -> None:
-        """An agent sets a ticket's status in osTicket's agent panel, as ``ostadmin``."""
-        (row,) = self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (status,))
+    def _agent_session(self) -> requests.Session:
         web = requests.Session()
         page = web.get(self.url + "/scp/login.php", timeout=30)
         login = web.post(
@@ -188,6 +186,12 @@ class RealOsTicket:
             allow_redirects=False,
         )
         assert login.status_code == 302, login.text[:300]
+        return web
+
+    def agent_set_status(self, ticket_id: int, status: str) -> None:
+        """An agent sets a ticket's status in osTicket's agent panel, as ``ostadmin``."""
+        (row,) = self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (status,))
+        web = self._agent_session()
         ticket = web.get(self.url + f"/scp/tickets.php?id={ticket_id}", timeout=30)
         changed = web.post(
             self.url + f"/scp/ajax.php/tickets/{ticket_id}/status",
@@ -196,6 +200,31 @@ class RealOsTicket:
             timeout=30,
         )
         assert changed.status_code == 201, changed.text[:300]
+
+    def agent_note(self, ticket_id: int, title: str, text: str) -> None:
+        """An agent posts an internal note in the agent panel, as ``ostadmin``."""
+        web = self._agent_session()
+        page = web.get(self.url + f"/scp/tickets.php?id={ticket_id}", timeout=30)
+        csrf = _csrf(page.text)
+        lock = web.post(
+            self.url + f"/scp/ajax.php/lock/ticket/{ticket_id}",
+            headers={"X-CSRFToken": csrf},
+            timeout=30,
+        )
+        code = lock.json().get("code", "") if lock.ok else ""
+        posted = web.post(
+            self.url + f"/scp/tickets.php?id={ticket_id}",
+            data={
+                "__CSRFToken__": csrf,
+                "a": "postnote",
+                "id": ticket_id,
+                "lockCode": code,
+                "title": title,
+                "note": text,
+            },
+            timeout=30,
+        )
+        assert posted.status_code == 200, posted.text[:300]
 
     # -- outbound mail -------------------------------------------------------------------------
     def mail_files(self) -> set[Path]:

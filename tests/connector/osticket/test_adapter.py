@@ -289,3 +289,15 @@ def test_an_unreachable_database_is_transient(osticket: RealOsTicket) -> None:
     )
     with pytest.raises(TransientError, match="unreachable"):
         db.select("SELECT 1")
+
+
+def test_the_worker_is_nobody_in_osticket(osticket: RealOsTicket) -> None:
+    """The carrier job skips notes by the worker's own identity: the API key is no user or
+    agent, so no agent's note is taken for the worker's (it once raised instead)."""
+    adapter = osticket.adapter()
+    me = adapter.me()
+    agent = adapter.find_user(osticket.env["OSTICKET_STAFF_USER"])
+    assert agent is not None
+    assert agent.is_agent
+    assert me.id != agent.id
+    assert me.id == 0

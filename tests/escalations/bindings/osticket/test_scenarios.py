@@ -41,6 +41,7 @@ class Installed:
     def run(self) -> None:
         for result in self.installation.worker().run_once():
             assert result is not None, "a job of the pass failed; see the log"
+            assert not result.counts.get("tickets_failed"), f"a ticket failed: {result}"
 
 
 @pytest.fixture
@@ -118,6 +119,11 @@ def test_flag_one_escalation_ticket_every_email_copied_once_no_mail_to_the_custo
     assert installed.requests[sent:] == ["POST /api/tickets.email"]
     osticket.customer_mail(customer, f"Re: [#{number}] Line down", "Update 2: still down.")
     installed.run()
+    installed.run()
+
+    # an agent's internal note on the escalation ticket is read (the carrier job looks at
+    # agents' notes) without the pass failing
+    osticket.agent_note(esc_ticket.id, "Carrier contact", "Carrier contact<br>Forename: Joe")
     installed.run()
 
     entries = adapter.list_articles(esc_ticket.id)
