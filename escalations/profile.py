@@ -287,6 +287,14 @@ class Carrier(_Model):
     handover_role: Name
 
 
+class ReportSchedule(_Model):
+    """``[report]``: when the worker writes the nightly reconciliation report."""
+
+    nightly: bool = True
+    at: ClockTime = time(6, 0)
+    """Local time (``[process] time_zone``) from which the day's report is written."""
+
+
 class ProcessProfile(_Model):
     """The whole of ``process.toml``."""
 
@@ -300,6 +308,7 @@ class ProcessProfile(_Model):
     parking: Parking
     archive: Archive
     carrier: Carrier
+    report: ReportSchedule = ReportSchedule()
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> ProcessProfile:

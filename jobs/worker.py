@@ -41,7 +41,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
-from jobs import archive, comms, retention, sync
+from jobs import archive, comms, reconcile, retention, sync
 from jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def default_jobs(ctx: JobContext) -> list[Job]:
         Job(comms.NAME, comms.run, ctx.settings.comms_interval_seconds),
         Job(archive.NAME, archive.run, ctx.settings.archive_interval_seconds),
         Job(retention.NAME, retention.run, ctx.settings.archive_interval_seconds),
+        # the nightly report: due once a day from [report] at (docs/report.md)
+        Job(reconcile.NAME, reconcile.run, ctx.settings.comms_interval_seconds),
     ]
 
 

@@ -5,7 +5,8 @@ escalation's tickets and copies (``jobs.reconcile.tickets``) and what the store 
 duties, parking, hard copies, writes, the worker's health (``jobs.reconcile.records``) — and
 returns a ``Report`` of typed findings. It reads only: nothing is written to the helpdesk or
 the store. ``run`` is the job: the report for the local day of the clock's instant, written
-to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``).
+to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``), once a day from
+``[report] at`` (``mappings/process.toml``), in the worker loop.
 """
 
 from __future__ import annotations
@@ -118,14 +119,37 @@ def _duties_by_day(ctx: JobContext, day: date) -> tuple[DayDuties, ...]:
     )
 
 
-def run(ctx: JobContext, *, requests: Callable[[], int] | None = None) -> JobResult:
-    """The report for the local day of the clock's instant, written to its directory."""
-    result = JobResult(NAME)
-    at = ctx.clock.now()
+LAST_DAY = "report.last_day"
+"""Meta key: the local day (ISO date) of the last nightly report written."""
+
+
+def write_report(
+    ctx: JobContext, at: datetime, *, requests: Callable[[], int] | None = None
+) -> Report:
+    """Build the report as of ``at`` and write its files for its local day."""
     root = ctx.settings.reports_path
     day = at.astimezone(ctx.profile.tz).date()
     report = build_report(ctx, at, requests=requests, previous=outputs.previous_counts(root, day))
     outputs.write(report, root)
+    return report
+
+
+def run(ctx: JobContext) -> JobResult:
+    """The nightly report, level-triggered: due from ``[report] at`` local time, once per
+    local day (``LAST_DAY``); a worker down at that time writes it when it is back."""
+    result = JobResult(NAME)
+    schedule = ctx.profile.report
+    at = ctx.clock.now()
+    local = at.astimezone(ctx.profile.tz)
+    if not schedule.nightly or local.time() < schedule.at:
+        return result
+    day = local.date().isoformat()
+    if ctx.store.get_meta(LAST_DAY) == day:
+        return result
+    report = write_report(ctx, at)
+    with ctx.store.transaction() as tx:
+        ctx.store.set_meta(tx, LAST_DAY, day)
+    result.add("reports", 1)
     result.add("findings", len(report.findings))
     result.add("drift", report.drift)
     return result

@@ -4,6 +4,7 @@ the store, or the archive directory) is listed exactly once, and the others stay
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from escalations.models import EffectState, State
 from escalations.reconcile.findings import FindingKind, Report
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
+from tests.conftest import edited_mappings
 from tests.jobs.conftest import ALICE, BOB, World, make_world
 from tests.jobs.test_archive import _confirmed
 
@@ -321,3 +323,48 @@ def test_an_rfo_cleared_while_parked_is_listed_once(world: World) -> None:
     report = _report(world)
     assert _kinds(report) == {FindingKind.RESOLVED_WITHOUT_RFO: 1}
     assert "level 2" in report.findings[0].detail
+
+
+# -- the nightly run from the worker loop ---------------------------------------------------
+
+
+def _job_counts(world: World) -> list[dict[str, int]]:
+    return [dict(r.counts) for r in world.store.job_runs("report", limit=100)]
+
+
+def test_the_worker_writes_the_report_once_a_day_from_its_time(tmp_path: Path) -> None:
+    early = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)  # Europe/London: GMT in December
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(early), rsps, None)
+        try:
+            reports = w.ctx.settings.reports_path
+            w.sync(advance=timedelta(0))
+            assert not (reports / "2026-12-02").exists()  # before [report] at = 06:00
+            w.clock.set(datetime(2026, 12, 2, 6, 1, tzinfo=UTC))
+            w.sync(advance=timedelta(0))
+            first = json.loads((reports / "2026-12-02" / "report.json").read_text())
+            assert first["generated_at"] == "2026-12-02T06:01:00Z"
+            assert first["summary"]["previous_counts"] is None
+            w.clock.set(datetime(2026, 12, 2, 18, 0, tzinfo=UTC))
+            w.sync(advance=timedelta(0))
+            again = json.loads((reports / "2026-12-02" / "report.json").read_text())
+            assert again == first  # once a day, however many passes
+            w.clock.set(datetime(2026, 12, 3, 9, 0, tzinfo=UTC))  # the worker was down at 06:00
+            w.sync(advance=timedelta(0))
+            third = json.loads((reports / "2026-12-03" / "report.json").read_text())
+            assert third["summary"]["previous_counts"] == first["summary"]["counts"]
+            written = [c for c in _job_counts(w) if c.get("reports")]
+        finally:
+            w.store.close()
+    assert len(written) == 2
+
+
+def test_nightly_false_leaves_the_report_to_the_command(tmp_path: Path) -> None:
+    mappings = edited_mappings(tmp_path, "process.toml", "nightly = true", "nightly = false")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(), rsps, mappings)
+        try:
+            w.sync()
+            assert not w.ctx.settings.reports_path.exists()
+        finally:
+            w.store.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import AuthError, RedirectError, Rejected, TransientError, Unauthorized
-from jobs import archive, comms, retention, sync
+from jobs import archive, comms, reconcile, retention, sync
 from jobs.context import JobContext, JobResult
 from jobs.worker import Job, Worker
 from sandbox import ZammadSandbox, serve
@@ -226,6 +226,7 @@ def test_the_default_jobs_are_the_sync_tick_comms_archive_and_retention(
         (comms.NAME, comms.run, world.ctx.settings.comms_interval_seconds),
         (archive.NAME, archive.run, world.ctx.settings.archive_interval_seconds),
         (retention.NAME, retention.run, world.ctx.settings.archive_interval_seconds),
+        (reconcile.NAME, reconcile.run, world.ctx.settings.comms_interval_seconds),
     ]
     results = worker.run_once()
     assert [r.name for r in results if r is not None] == [
@@ -234,6 +235,7 @@ def test_the_default_jobs_are_the_sync_tick_comms_archive_and_retention(
         "comms",
         "archive",
         "retention",
+        "report",
     ]
     (run,) = world.store.job_runs("sync")
     assert run.ok is True
@@ -245,7 +247,7 @@ def test_the_effects_step_runs_after_each_job(world: World) -> None:
     original = world.ticket_by_title("Broadband down since Monday")
     world.flag(original)
     world.clock.advance(timedelta(seconds=30))
-    poll, copy, _comms, _archive, _retention = world.worker.run_once()
+    poll, copy, _comms, _archive, _retention, _report = world.worker.run_once()
     assert poll is not None
     assert copy is not None
     assert poll.counts["escalations_flagged"] == 1

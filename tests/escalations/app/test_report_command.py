@@ -7,6 +7,7 @@ and exit 78."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def cli_world(world: World, cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> W
     monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", BASE_URL)
     monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", world.sandbox.token_of(BOT))
     monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")  # no real waits
+    # the command's own directory: the world's worker writes its nightly report too
+    monkeypatch.setenv("ESCALATIONS_REPORTS_DIR", str(cli_env / "cli-reports"))
     original = world.ticket_by_title(TITLE)
     world.flag(original)
     world.sync()
@@ -36,7 +39,7 @@ def cli_world(world: World, cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> W
 
 
 def _reports(world: World) -> Path:
-    return world.ctx.settings.reports_path
+    return Path(os.environ["ESCALATIONS_REPORTS_DIR"])
 
 
 def test_report_writes_the_three_files_for_the_day(
