@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import UTC, datetime, tzinfo
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from escalations.app.logs import configure_logging, error_line
 from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
-from escalations.errors import ConfigError
+from escalations.errors import ConfigError, EscalationsError
 from escalations.faults import faults_from_env
 from escalations.mappings import Mappings, load_mappings
 from escalations.models import ACTIVE_STATES, ArchiveCopy, Effect, EffectState, State
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from escalations.app.systemd import Notifier
     from escalations.store.base import StatusSummary
     from escalations.store.sqlite import SqliteStore
+    from jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def check(args: argparse.Namespace) -> int:
     0 when ``run`` would start, 78 when a setting, a mapping or the store file must change, 1
     when another worker holds the store."""
     from escalations.app.preflight import inspect_all, lock_problem
+    from escalations.app.systemd import watchdog_seconds
     from escalations.app.webhook import require_secret
 
     settings = _settings(args)
@@ -112,7 +115,7 @@ def check(args: argparse.Namespace) -> int:
         f"{len(profile.reasons)} reasons, {len(profile.segments)} segments, "
         f"time zone {profile.process.time_zone})"
     )
-    adapter, found = inspect_all(settings, SystemClock())
+    adapter, found = inspect_all(settings, SystemClock(), watchdog=watchdog_seconds(os.environ))
     _out(f"settings: ok ({settings.helpdesk} at {settings.helpdesk_url})")
     where = ", ".join(f"{p.what.split()[0]} {p.path}: {verdict}" for p, verdict in found.places)
     _out(f"state: ok ({where})")
@@ -142,7 +145,7 @@ def check(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from escalations.app.preflight import prepare
-    from escalations.app.systemd import Notifier
+    from escalations.app.systemd import Notifier, watchdog_seconds
     from escalations.app.webhook import WebhookServer, require_secret
     from escalations.app.wiring import build
     from escalations.effects.executor import new_worker_id
@@ -159,24 +162,27 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"--webhook: {exc}") from None
     require_secret(settings, source=listen_source)
-    clock: Clock = SystemClock()
+    base: Clock = SystemClock()
     if args.at:
         try:
-            clock = FixedStartClock(parse_instant(args.at))
+            base = FixedStartClock(parse_instant(args.at))
         except ValueError:
             raise ConfigError(
                 f"--at: '{args.at}' is not an instant with a time zone "
                 "(ISO-8601, e.g. 2026-12-01T09:30:00Z)"
             ) from None
+    stop = threading.Event()
+    clock = StoppingClock(base, stop)  # every wait of the helpdesk client ends on a stop
     mappings = _mappings(settings)
     notifier = Notifier()
-    adapter = prepare(settings, clock, progress=notifier.alive)
+    adapter = prepare(
+        settings, clock, progress=notifier.alive, watchdog=watchdog_seconds(os.environ)
+    )
     store = _open_store(settings, clock)
     listener: WebhookServer | None = None
     try:
         worker_id = new_worker_id()
         store.acquire_lock(worker=worker_id)
-        stop = threading.Event()
         installation = build(
             settings,
             clock,
@@ -209,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
                 "abandoned; a write it was making is looked for by its marker at the next start",
                 STOP_GRACE_SECONDS,
             )
+            _release_leadership(worker)  # run_forever's own release was skipped
         return 0
     finally:
         if listener is not None:
@@ -216,6 +223,37 @@ def run(args: argparse.Namespace) -> int:
         store.release_lock()
         store.close()
         notifier.close()
+
+
+class StoppingClock:
+    """The worker's clock (``SystemClock``, or ``FixedStartClock`` for ``--at``) with its
+    ``sleep`` waiting on the stop event, so a SIGTERM ends any wait at once. The helpdesk
+    client sees ``stop`` (``connector.http.StoppingClock``) and makes no further attempt
+    once it is set."""
+
+    def __init__(self, base: Clock, stop: threading.Event) -> None:
+        self.base = base
+        self.stop = stop
+
+    def now(self) -> datetime:
+        return self.base.now()
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.stop.wait(seconds)
+
+
+def _release_leadership(worker: Worker) -> None:
+    """Give up the jobs' leases after a forced stop, so a standby takes over at once. The
+    abandoned pass may have left the store mid-transaction: a failure here is logged, the
+    leases then expire on their own (``LEADER_LEASE_RUNS`` intervals)."""
+    try:
+        worker.release_leadership()
+    except (EscalationsError, sqlite3.Error) as exc:
+        log.warning("worker.leases_kept error=%s: they expire on their own", exc)
 
 
 STOP_GRACE_SECONDS = 5.0
