@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import datetime
 from html import escape
+from zoneinfo import ZoneInfo
 
 from escalations.reconcile.findings import INFORMATIONAL, TITLES, Finding, FindingKind, Report
 
@@ -79,11 +81,16 @@ def render_html(report: Report) -> str:
     return "\n".join(p for p in parts if p) + "\n"
 
 
+def _local(report: Report, instant: datetime) -> str:
+    """An instant as people read it: in the process time zone."""
+    return instant.astimezone(ZoneInfo(report.time_zone)).strftime("%Y-%m-%d %H:%M")
+
+
 def _meta(report: Report) -> str:
     requests = "not counted" if report.requests is None else f"{report.requests}"
     return (
-        f'<p class="meta">Generated {escape(report.generated_at.isoformat())} · time zone '
-        f"{escape(report.time_zone)} · helpdesk {escape(report.helpdesk)} "
+        f'<p class="meta">Generated {escape(_local(report, report.generated_at))} '
+        f"({escape(report.time_zone)}) · helpdesk {escape(report.helpdesk)} "
         f"{escape(report.helpdesk_url)} · {report.escalations_checked} escalations and "
         f"{report.tickets_read} tickets checked · helpdesk requests: {requests}</p>"
     )
@@ -206,20 +213,19 @@ def _kind_table(report: Report, kind: FindingKind) -> str:
         return ""
     rows = []
     for f in found:
-        since = f.since.astimezone(report.generated_at.tzinfo) if f.since else None
         other = _ticket_cell(report, f.other_ticket_id, None) if f.other_ticket_id else "<td></td>"
         rows.append(
             "<tr>"
             + _ticket_cell(report, f.ticket_id, f.ticket_number)
             + f"<td>{escape(f.escalation or '')}</td>"
             + f"<td>{escape(f.detail)}</td>"
-            + f"<td>{escape(since.strftime('%Y-%m-%d %H:%M') if since else '')}</td>"
+            + f"<td>{escape(_local(report, f.since) if f.since else '')}</td>"
             + other
             + "</tr>"
         )
     return (
         f'<section class="kind"><h2 id="{kind.value}">{escape(TITLES[kind])} ({len(found)})</h2>'
-        "<table><thead><tr><th>ticket</th><th>escalation</th><th>what</th><th>since (UTC)</th>"
+        "<table><thead><tr><th>ticket</th><th>escalation</th><th>what</th><th>since</th>"
         "<th>related</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"
     )
 
