@@ -51,6 +51,9 @@ class FindingKind(enum.StrEnum):
     CLOSED_WITHOUT_ARCHIVE = "closed_without_archive"
     ARCHIVE_DAMAGED = "archive_damaged"
     """A hard copy's file no longer matches its manifest (or is missing)."""
+    ARCHIVE_PURGE_DUE = "archive_purge_due"
+    """A hard copy past its retention and not purged (a legal hold keeps it; otherwise the
+    retention job is behind)."""
     ARCHIVE_PURGED = "archive_purged"
     """Retention removed a hard copy in the report's period (for the record)."""
     EFFECT_FAILED = "effect_failed"
@@ -83,13 +86,14 @@ TITLES: Mapping[FindingKind, str] = {
     FindingKind.RESOLVED_WITHOUT_RFO: "Resolved without a Reason for Outage",
     FindingKind.CLOSED_WITHOUT_ARCHIVE: "Closed without a verified hard copy",
     FindingKind.ARCHIVE_DAMAGED: "Hard copies that no longer match their manifest",
+    FindingKind.ARCHIVE_PURGE_DUE: "Hard copies past their retention",
     FindingKind.ARCHIVE_PURGED: "Hard copies purged by retention",
     FindingKind.EFFECT_FAILED: "Writes that failed",
     FindingKind.EFFECT_STUCK: "Writes stuck",
     FindingKind.WORKER_UNHEALTHY: "Worker health",
 }
 
-INFORMATIONAL = frozenset({FindingKind.ARCHIVE_PURGED})
+INFORMATIONAL = frozenset({FindingKind.ARCHIVE_PURGE_DUE, FindingKind.ARCHIVE_PURGED})
 """Kinds listed for the record: not a problem, not counted as drift."""
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from escalations.archive.directory import verify
 from escalations.models import Duty, EffectState, Escalation, State
+from escalations.parking import add_months
 from escalations.reconcile.findings import FindingKind as K
 from jobs.context import JobContext
 from jobs.reconcile._found import Found
+from jobs.retention import HOLDS
 
 PERIOD = timedelta(days=1)
 """What "in the period" means: the day before the report's instant."""
@@ -127,6 +129,22 @@ def _archives(
                     **common,  # type: ignore[arg-type]
                 )
             continue
+        due = add_months(copy.closed_at, ctx.profile.archive.retention_months)
+        if due <= at:
+            held = ctx.store.get_meta(HOLDS) or {}
+            why = (
+                "kept by a local legal hold"
+                if key in held
+                else "not purged yet (a legal-hold tag on its ticket keeps it; else the "
+                "retention job is behind)"
+            )
+            found.add(
+                K.ARCHIVE_PURGE_DUE,
+                f"archive:{copy.path}",
+                f"{Path(copy.path).name}: retention ended {due:%Y-%m-%d}; {why}",
+                since=due,
+                **common,  # type: ignore[arg-type]
+            )
         problems = verify(Path(copy.path))
         if problems:
             found.add(
@@ -138,8 +156,8 @@ def _archives(
             )
     for esc in by_id.values():
         done = esc.state is State.CLOSED and esc.confirmed_at is not None
-        due = done and esc.closed_at is not None and esc.closed_at <= at - grace
-        if due and not archived.get(esc.id):
+        overdue = done and esc.closed_at is not None and esc.closed_at <= at - grace
+        if overdue and not archived.get(esc.id):
             found.add(
                 K.CLOSED_WITHOUT_ARCHIVE,
                 f"escalation:{esc.key}",

@@ -72,8 +72,7 @@ def test_a_clean_world_has_no_finding(world: World) -> None:
     assert report.findings == ()
     assert report.escalations_checked == 1
     assert report.open_by_level[1] == 1
-    assert report.requests is not None
-    assert 0 < report.requests <= 12, report.requests
+    assert report.requests == 9 + 3  # see test_requests_are_a_search_per_mark_…
 
 
 def test_reads_in_bulk_not_per_ticket(world: World) -> None:
@@ -368,3 +367,32 @@ def test_nightly_false_leaves_the_report_to_the_command(tmp_path: Path) -> None:
             assert not w.ctx.settings.reports_path.exists()
         finally:
             w.store.close()
+
+
+def test_a_hard_copy_past_its_retention_is_listed_for_the_record(world: World) -> None:
+    _confirmed(world)
+    _settle(world)
+    world.clock.advance(timedelta(days=400))  # retention_months = 12; the worker was stopped
+    report = _report(world)
+    kinds = _kinds(report)
+    assert kinds[FindingKind.ARCHIVE_PURGE_DUE] == 1
+    assert set(kinds) == {FindingKind.ARCHIVE_PURGE_DUE, FindingKind.WORKER_UNHEALTHY}
+    assert report.drift == 1  # the stopped worker; the copy is for the record
+    due = next(f for f in report.findings if f.kind is FindingKind.ARCHIVE_PURGE_DUE)
+    assert "not purged yet" in due.detail
+
+
+def test_requests_are_a_search_per_mark_and_three_per_running_escalation(world: World) -> None:
+    """Searches (escalation tickets, escalated originals, flag field, flag tag, four level
+    tags) and the state list are nine requests whatever the helpdesk's size; each running
+    escalation adds its ticket's links and the articles of its two tickets."""
+    titles = (TITLE, "Leased line flapping - end users affected", "HQ VPN outage")
+    for title in titles:
+        world.flag(world.ticket_by_title(title))
+    world.sync()
+    world.sync()
+    _settle(world)
+    assert len(world.store.escalations_in(State.OPEN)) == 3
+    report = _report(world)
+    assert report.findings == ()
+    assert report.requests == 9 + 3 * len(titles)
