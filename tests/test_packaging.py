@@ -477,3 +477,23 @@ def test_the_readme_names_only_packaging_files_that_exist() -> None:
     named = set(re.findall(r"`(packaging/[^`\s]+)`", README.read_text(encoding="utf-8")))
     assert {"packaging/install.sh", "packaging/check-unit"} <= named
     assert [n for n in sorted(named) if not (ROOT / n.split()[0]).exists()] == []
+
+
+def test_ci_tests_every_python_version_the_classifiers_claim() -> None:
+    """The classifiers name 3.11-3.13; CI ran only 3.11. Now ``.ci/run`` runs
+    ``.ci/other-pythons``, which covers every other claimed version (when the machine has
+    it) with a subset of test files that exist."""
+    claimed = {
+        c.rsplit(" :: ", 1)[1]
+        for c in _project()["classifiers"]  # type: ignore[attr-defined]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    script = (ROOT / ".ci" / "other-pythons").read_text()
+    (loop,) = re.findall(r"^for version in ([\d. ]+); do$", script, re.MULTILINE)
+    assert claimed == {"3.11", *loop.split()}
+    subset = re.search(r"^SUBSET=\(\n(.*?)^\)", script, re.MULTILINE | re.DOTALL)
+    assert subset is not None
+    files = subset.group(1).split()
+    assert files
+    assert all((ROOT / name).is_file() for name in files), files
+    assert "bash .ci/other-pythons" in (ROOT / ".ci" / "run").read_text().splitlines()
