@@ -14,6 +14,9 @@ The alternative, ``SERIALIZABLE``, would make such conflicts abort one transacti
 callers' ``with store.transaction()`` blocks cannot be replayed by the store. No helpdesk
 call is made inside a transaction, so write transactions are short and the lock is held for
 milliseconds; what runs in parallel on several workers is the helpdesk work between them.
+The lock also makes identity values appear in commit order: an effect committed later never
+has a smaller id than one already visible, which the executor's sweep in id order relies on
+(``claim_next(after_id=…)``).
 A session stuck inside a transaction (a paused process) is ended by the server after
 ``idle_in_transaction_session_timeout`` (60 s), which releases the lock.
 

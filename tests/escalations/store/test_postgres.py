@@ -159,6 +159,7 @@ def test_the_password_comes_from_the_credential_when_the_url_has_none(
 ) -> None:
     url = pg_server.url(pg_database, password="")
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(StoreError, match="cannot connect"):
         PostgresStore(url, clock)
