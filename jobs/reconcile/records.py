@@ -181,6 +181,8 @@ def _effects(
             "since": effect.updated_at,
         }
         if effect.state is EffectState.FAILED:
+            if esc is not None and not esc.active and _gone(effect.last_error):
+                continue  # the ticket was deleted and the escalation ended: listed as such
             found.add(
                 K.EFFECT_FAILED,
                 f"effect:{effect.id}",
@@ -200,6 +202,11 @@ def _effects(
                 + ")",
                 **common,  # type: ignore[arg-type]
             )
+
+
+def _gone(error: str | None) -> bool:
+    """The write failed because its ticket no longer exists (``TicketGone``)."""
+    return bool(error) and str(error).startswith("TicketGone")
 
 
 def _health(ctx: JobContext, found: Found, at: datetime, grace: timedelta) -> None:

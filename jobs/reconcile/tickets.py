@@ -25,6 +25,7 @@ from escalations.reconcile.marks import ReconcileMarks
 from jobs.context import JobContext
 from jobs.reconcile import snapshot
 from jobs.reconcile._found import Found
+from jobs.reconcile.records import PERIOD
 from jobs.reconcile.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,23 @@ class Checks:
         ticket = snapshot.ticket(self.ctx.adapter, self.snap, esc.escalation_ticket_id)
         number = esc.escalation_ticket_number
         if ticket is None:
-            if esc.active:  # the worker ends an escalation whose ticket it finds deleted
-                self.found.add(
-                    K.ESCALATION_TICKET_DELETED,
-                    f"escalation:{esc.key}",
-                    f"escalation ticket #{number} no longer exists in the helpdesk",
-                    escalation=esc.key,
-                    other_ticket_id=esc.original_ticket_id,
+            if esc.active:
+                detail = f"escalation ticket #{number} no longer exists in the helpdesk"
+            elif self._ended_lately(esc):  # a write found it gone, and the worker ended it
+                detail = (
+                    f"escalation ticket #{number} was deleted; the worker ended the escalation "
+                    f"at {esc.closed_at:%Y-%m-%d %H:%M} UTC"
                 )
+            else:
+                return
+            self.found.add(
+                K.ESCALATION_TICKET_DELETED,
+                f"escalation:{esc.key}",
+                detail,
+                escalation=esc.key,
+                other_ticket_id=esc.original_ticket_id,
+                since=esc.closed_at,
+            )
             return
         if ticket.state in self.snap.merged_states:
             self.found.add(
@@ -97,6 +107,15 @@ class Checks:
         self._people_and_place(esc, ticket)
         if original is not None:
             self._copies(esc, ticket, original)
+
+    def _ended_lately(self, esc: Escalation) -> bool:
+        """Closed in the report's period without the customer's confirmation."""
+        return (
+            esc.state is State.CLOSED
+            and esc.confirmed_at is None
+            and esc.closed_at is not None
+            and self.at - PERIOD < esc.closed_at <= self.at
+        )
 
     def _original(self, esc: Escalation) -> Ticket | None:
         if not esc.active:

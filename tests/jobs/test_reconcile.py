@@ -170,6 +170,23 @@ def test_a_deleted_escalation_ticket_is_listed_once(world: World) -> None:
     assert set(kinds) <= {FindingKind.ESCALATION_TICKET_DELETED, FindingKind.WORKER_UNHEALTHY}
 
 
+def test_an_escalation_the_worker_ended_because_its_ticket_was_deleted_is_listed(
+    world: World,
+) -> None:
+    original, esc = _escalated(world)
+    world.sandbox.delete_ticket(esc["id"])
+    world.sandbox.seed_customer_email(original, "Anyone there?", subject="Anyone")
+    world.sync()  # the copy finds the ticket gone: the escalation ends
+    assert world.store.escalations_in(State.OPEN) == []
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.ESCALATION_TICKET_DELETED: 1}
+    assert "the worker ended the escalation" in report.findings[0].detail
+    world.clock.advance(timedelta(days=2))
+    world.sync()
+    assert FindingKind.ESCALATION_TICKET_DELETED not in _kinds(_report(world))  # reported once
+
+
 def test_a_merged_original_is_listed_once_with_its_target(world: World) -> None:
     original, _esc = _escalated(world)
     target = world.ticket_by_title("HQ VPN outage")
