@@ -21,6 +21,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from escalations.app.provision import provision_sandbox
+from escalations.clock import SystemClock
 from sandbox import ZammadSandbox, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -398,6 +400,8 @@ def test_install_into_a_temporary_root_checks_live_and_keeps_the_admins_files(
     # installed as shipped, and systemctl is skipped with a notice.
     env = etc / "env"
     with serve(sandbox, host="127.0.0.1", port=0) as server:
+        # provisioned first, as docs/admins.md has the admin do
+        provision_sandbox(server.url, "sandbox-admin-token", SystemClock(), ROOT / "mappings")
         text = env.read_text()
         env.write_text(
             re.sub(
