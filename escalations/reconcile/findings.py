@@ -40,6 +40,8 @@ class FindingKind(enum.StrEnum):
     LEVEL_MARK_DIFFERS = "level_mark_differs"
     """The level tag (mark) is missing, or another level's is present."""
     OWNER_DIFFERS = "owner_differs"
+    SUBSCRIBER_MISSING = "subscriber_missing"
+    """Someone the level subscribes is not subscribed to the escalation ticket."""
     GROUP_DIFFERS = "group_differs"
     STATE_DIFFERS = "state_differs"
     DUTY_OVERDUE = "duty_overdue"
@@ -78,6 +80,7 @@ TITLES: Mapping[FindingKind, str] = {
     FindingKind.LEVEL_DIFFERS: "Level on the ticket differs from the level applied",
     FindingKind.LEVEL_MARK_DIFFERS: "Level tag differs from the level",
     FindingKind.OWNER_DIFFERS: "Owner differs from the owner the level requires",
+    FindingKind.SUBSCRIBER_MISSING: "Executives the level subscribes, not subscribed",
     FindingKind.GROUP_DIFFERS: "Escalation ticket outside the escalation group",
     FindingKind.STATE_DIFFERS: "Ticket state differs from the escalation's state",
     FindingKind.DUTY_OVERDUE: "Duties overdue",

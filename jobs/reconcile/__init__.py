@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 
 from escalations.bindings.marks import marks_for
 from escalations.models import ACTIVE_STATES
+from escalations.people import People
 from escalations.reconcile import outputs
 from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
@@ -64,7 +65,8 @@ def build_report(
     if marks.escalation_tickets is None:
         found.skipped("escalation tickets the worker does not know: no search finds them")
     wait = grace(ctx)
-    checked = Checks(ctx, marks, snap, found, at, wait).run()
+    people = People(ctx.adapter, ctx.binding, ctx.profile)
+    checked = Checks(ctx, marks, snap, found, at, wait, people).run()
     records.check(ctx, found, at, wait)
     tz = ctx.profile.tz
     day = at.astimezone(tz).date()

@@ -1,11 +1,12 @@
 """The reconciliation's ticket checks: each escalation the store knows against its tickets in
-the helpdesk (present, not merged, linked, one of them, level, marks, owner, group, state,
-RFO), every ticket the helpdesk shows as flagged or as an escalation ticket against the
-store, and the copies of customer messages (each exactly once, none without its source).
+the helpdesk (present, not merged, linked, one of them, level, marks, owner, subscribers,
+group, state, RFO), every ticket the helpdesk shows as flagged or as an escalation ticket
+against the store, and the copies of customer messages (each exactly once, none without its source).
 
-A ticket changed within the grace period is left for the next report: the worker may not
-have seen the change yet. Copies are checked for escalations still running (active ones),
-one articles read per ticket (the helpdesk has no search over articles)."""
+A ticket changed within the grace period, in a version the worker's poll has not handled,
+is left for the next report: the worker may not have seen the change yet. Copies are checked
+for escalations still running (active ones), one articles read per ticket (the helpdesk has
+no search over articles)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.base import Article, LinkKind, Ticket
+from connector.base import Article, Capability, LinkKind, Ticket
 from connector.errors import Forbidden, NotFound
 from escalations.effects.helpdesk import COPY_ARTICLE, CopyArticle
 from escalations.markers import marker_for, markers_in
 from escalations.models import ACTIVE_STATES, EffectState, Escalation, State
+from escalations.people import People
 from escalations.reconcile.findings import FindingKind as K
 from escalations.reconcile.marks import ReconcileMarks
 from jobs.context import JobContext
@@ -45,10 +47,15 @@ class Checks:
     found: Found
     at: datetime
     grace: timedelta
+    people: People
 
     def settled(self, ticket: Ticket) -> bool:
-        """Changed long enough ago that the worker has had its chance to act."""
-        return ticket.updated_at <= self.at - self.grace
+        """The worker has had its chance to act on this version of the ticket: its poll
+        handled exactly this version (its own writes' echoes included), or it changed long
+        enough ago."""
+        return ticket.updated_at <= self.at - self.grace or self.ctx.store.ticket_seen(
+            ticket.id, ticket.updated_at
+        )
 
     def run(self) -> int:
         """Every check; returns how many escalations were checked."""
@@ -105,6 +112,7 @@ class Checks:
         self._link(esc, ticket)
         self._level(esc, ticket)
         self._people_and_place(esc, ticket)
+        self._subscriptions(esc, ticket)
         if original is not None:
             self._copies(esc, ticket, original)
 
@@ -237,6 +245,32 @@ class Checks:
                 f"the ticket is {ticket.state!r}; an escalation {esc.state.value} shows "
                 f"{expected!r}",
                 **common,  # type: ignore[arg-type]
+            )
+
+    def _subscriptions(self, esc: Escalation, ticket: Ticket) -> None:
+        """Everyone the levels the escalation went through subscribe (executives engaged
+        stay on); more subscribers are fine (agents subscribe themselves)."""
+        if Capability.SUBSCRIBE not in self.ctx.adapter.capabilities:
+            return
+        levels = {1, esc.level} | {c.to_level for c in self.ctx.store.level_changes(esc.id)}
+        wanted = {
+            user.id: (user, role)
+            for level in sorted(levels)
+            for user, role in self.people.watchers_for_level(level)
+        }
+        if not wanted:
+            return
+        present = self.ctx.adapter.list_subscribers(ticket.id)
+        missing = [(u, role) for uid, (u, role) in sorted(wanted.items()) if uid not in present]
+        if missing:
+            names = ", ".join(f"{u.display_name} ({role})" for u, role in missing)
+            self.found.add(
+                K.SUBSCRIBER_MISSING,
+                f"escalation:{esc.key}",
+                f"not subscribed: {names}",
+                escalation=esc.key,
+                ticket_id=ticket.id,
+                ticket_number=ticket.number,
             )
 
     def _person(self, user_id: int | None) -> str:
@@ -373,14 +407,14 @@ class Checks:
             flag = binding.flag_state(ticket, matched=ticket.id in self.snap.flag_matched)
             if not flag.raised:
                 continue
-            esc = self.ctx.store.active_escalation_for_ticket(ticket.id)
-            if esc is not None and esc.escalation_ticket_id is not None:
-                continue  # raised again on a running escalation: the worker clears it
+            if self.ctx.store.active_escalation_for_ticket(ticket.id) is not None:
+                # raised again on a running escalation (the worker clears it), or its
+                # escalation ticket is being created (a write stuck or failed is listed)
+                continue
             self.found.add(
                 K.FLAGGED_WITHOUT_ESCALATION,
                 f"ticket:{ticket.id}",
                 f"#{ticket.number} is flagged for escalation and has no escalation ticket",
-                escalation=esc.key if esc is not None else None,
                 ticket_id=ticket.id,
                 ticket_number=ticket.number,
                 since=ticket.updated_at,

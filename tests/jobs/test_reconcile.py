@@ -21,7 +21,7 @@ from escalations.reconcile.findings import FindingKind, Report
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
 from tests.conftest import edited_mappings
-from tests.jobs.conftest import ALICE, BOB, World, make_world
+from tests.jobs.conftest import ALICE, BOB, LLOYD, World, make_world
 from tests.jobs.test_archive import _confirmed
 
 TITLE = "Broadband down since Monday"
@@ -413,3 +413,23 @@ def test_requests_are_a_search_per_mark_and_three_per_running_escalation(world: 
     report = _report(world)
     assert report.findings == ()
     assert report.requests == 9 + 3 * len(titles)
+
+
+def test_an_executive_unsubscribed_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="3")
+    world.sync()
+    world.sync()
+    _settle(world)
+    assert _report(world).findings == ()  # level 3: everyone it subscribes is subscribed
+    lloyd = world.sandbox.user_id(LLOYD)
+    assert lloyd in world.sandbox.subscribers_of(esc["id"])
+    with _helpdesk_state(world) as st:
+        for mention_id, mention in list(st.db.mentions.items()):
+            if mention.user_id == lloyd:
+                del st.db.mentions[mention_id]
+        st.touch_id(esc["id"])
+    _settle(world)
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.SUBSCRIBER_MISSING: 1}
+    assert "Lloyd" in report.findings[0].detail
