@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 
 from escalations.bindings.marks import marks_for
+from escalations.errors import ConfigError
 from escalations.models import ACTIVE_STATES
 from escalations.people import People
 from escalations.reconcile import outputs
@@ -144,6 +145,11 @@ def run(ctx: JobContext) -> JobResult:
     at = ctx.clock.now()
     local = at.astimezone(ctx.profile.tz)
     if not schedule.nightly or local.time() < schedule.at:
+        return result
+    try:
+        marks_for(ctx.mappings, ctx.adapter.capabilities)
+    except ConfigError:
+        result.add("not_supported")  # this helpdesk has no report (docs/report.md)
         return result
     day = local.date().isoformat()
     if ctx.store.get_meta(LAST_DAY) == day:

@@ -4,6 +4,7 @@ the store, or the archive directory) is listed exactly once, and the others stay
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -433,3 +434,13 @@ def test_an_executive_unsubscribed_by_hand_is_listed_once(world: World) -> None:
     report = _report(world)
     assert _kinds(report) == {FindingKind.SUBSCRIBER_MISSING: 1}
     assert "Lloyd" in report.findings[0].detail
+
+
+def test_a_helpdesk_without_report_marks_skips_the_nightly_report(world: World) -> None:
+    """The worker on a helpdesk the report does not know yet (osTicket) carries on: the
+    job says so in its counts and writes nothing, every pass, without failing."""
+    other = dataclasses.replace(
+        world.ctx, mappings=dataclasses.replace(world.ctx.mappings, helpdesk_name="osticket")
+    )
+    assert reconcile.run(other).counts == {"not_supported": 1}
+    assert not (world.ctx.settings.reports_path / "2026-12-01").exists()
