@@ -44,7 +44,7 @@ def measure(escalations: int, latency: float, workdir: Path) -> str:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         requests = len(rig.sandbox.requests) - before
         kinds = sorted({f.kind.value for f in report.findings})
-        print(f"findings: {kinds}", file=sys.stderr)  # noqa: T201
+        print(f"findings: {kinds}", file=sys.stderr)
         return (
             f"| {escalations:,} | {latency * 1000:.0f} ms | {requests:,} | {wall:.1f} s | "
             f"{cpu:.1f} s | {len(report.findings)} |"
@@ -55,11 +55,12 @@ def measure(escalations: int, latency: float, workdir: Path) -> str:
 
 def main(argv: list[str]) -> int:
     escalations = int(argv[0]) if argv else 1000
-    print("| open escalations | latency | requests | wall | CPU (worker and sandbox: one process) | findings |")  # noqa: T201
-    print("|---|---|---|---|---|---|")  # noqa: T201
+    columns = ("open escalations", "latency", "requests", "wall", "CPU (one process)", "findings")
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
     for latency in LATENCIES:
         with tempfile.TemporaryDirectory() as tmp:
-            print(measure(escalations, latency, Path(tmp)), flush=True)  # noqa: T201
+            print(measure(escalations, latency, Path(tmp)), flush=True)
     return 0
 
 
