@@ -159,8 +159,8 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{self.state_dir / 'escalations.sqlite3'}"
         if self.database_is_postgresql:
             raise ConfigError(
-                "ESCALATIONS_DATABASE_URL: the commands run on a SQLite store only so far; "
-                "the PostgreSQL store is not wired into them yet (docs/postgresql.md)"
+                "ESCALATIONS_DATABASE_URL: this command runs on a SQLite store only so far; "
+                "on PostgreSQL use run, check, status, effects and archive (docs/postgresql.md)"
             )
         if not url.startswith("sqlite:///"):
             raise ConfigError(

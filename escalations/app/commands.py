@@ -25,8 +25,7 @@ from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from escalations.app.systemd import Notifier
-    from escalations.store.base import StatusSummary
-    from escalations.store.sqlite import SqliteStore
+    from escalations.store.base import StatusSummary, Store
     from jobs.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -67,23 +66,52 @@ def _mappings(settings: Settings) -> Mappings:
     return load_mappings(Path(settings.mappings_dir), settings.helpdesk)
 
 
-def _open_store(settings: Settings, clock: Clock) -> SqliteStore:
-    """The store, or a ``ConfigError`` when its directory cannot be made or opened (a
-    permission, a read-only file system): the admin has to fix the setting."""
+def _open_store(settings: Settings, clock: Clock) -> Store:
+    """The store ``ESCALATIONS_DATABASE_URL`` names (``wiring.open_configured_store``), or a
+    ``ConfigError`` when its directory cannot be made or opened (a permission, a read-only
+    file system), or its PostgreSQL server cannot be reached or refuses the login: the admin
+    has to fix the setting."""
     import sqlite3
 
     from escalations.app.preflight import places
-    from escalations.app.wiring import open_store
+    from escalations.app.wiring import open_configured_store
 
+    if settings.database_is_postgresql:
+        from escalations.errors import StoreError
+
+        try:
+            return open_configured_store(settings, clock)
+        except StoreError as exc:  # its message never holds the password
+            raise ConfigError(f"ESCALATIONS_DATABASE_URL: {exc}") from None
     setting = places(settings)[0].setting
     try:
-        return open_store(settings, clock)
+        return open_configured_store(settings, clock)
     except (OSError, sqlite3.Error) as exc:
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(
             f"{setting}: {settings.database_path}: cannot open the store: {problem} "
             f"(fix its owner or mode, or set {setting})"
         ) from None
+
+
+def _store_name(settings: Settings) -> str:
+    """The store as shown to the admin: the SQLite file, or the PostgreSQL URL without its
+    password."""
+    if settings.database_is_postgresql:
+        from escalations.store.postgres import redacted_url
+
+        return redacted_url(settings.database_url)
+    return str(settings.database_path)
+
+
+def _store_exists(settings: Settings) -> bool:
+    """There is a store to read (the worker has run): the SQLite file, or a PostgreSQL
+    database with the store's tables. Creates nothing."""
+    if settings.database_is_postgresql:
+        from escalations.app.preflight import probe_postgres
+
+        return probe_postgres(settings) is not None
+    return settings.database_path.exists()
 
 
 def _display_tz(settings: Settings) -> tzinfo:
@@ -124,7 +152,10 @@ def check(args: argparse.Namespace) -> int:
         _err(f"store: {held}; `escalations run` would be refused while it runs")
         return 1
     store = f"schema {found.schema}, readable" if found.schema is not None else "none yet"
-    _out(f"store: ok ({settings.database_path}: {store}; no other worker holds it)")
+    if settings.database_is_postgresql:  # shared: other workers may run on it
+        _out(f"store: ok ({_store_name(settings)}: {store}; PostgreSQL, shared by the workers)")
+    else:
+        _out(f"store: ok ({settings.database_path}: {store}; no other worker holds it)")
     if not args.live:
         return 0
     from escalations.app.live import live
@@ -207,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
             with grace:
                 if args.once:
                     results = worker.run_once()
+                    _release_leadership(worker)  # on a shared store the next worker leads at once
                     return 0 if all(r is not None for r in results) else 1
                 worker.run_forever()
         except StopNow:
@@ -354,14 +386,14 @@ def status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     clock = SystemClock()
     as_json = bool(getattr(args, "json", False))
-    if not settings.database_path.exists():
+    if not _store_exists(settings):
         code, health = _health(None, settings, clock.now())
         if as_json:
             _emit([json.dumps(_status_json(settings, None, [], code, health))])
             return code
         _emit(
             [
-                f"store: {settings.database_path} does not exist yet (the worker has not run)",
+                f"store: {_store_name(settings)} does not exist yet (the worker has not run)",
                 f"health: {health}",
             ]
         )
@@ -379,7 +411,7 @@ def status(args: argparse.Namespace) -> int:
         _emit([json.dumps(_status_json(settings, summary, failed, code, health))])
         return code
     lines: list[str] = []  # collected, then written at once (``_emit``)
-    lines.append(f"store: {settings.database_path} (schema {summary.schema_version})")
+    lines.append(f"store: {_store_name(settings)} (schema {summary.schema_version})")
     if summary.escalations:
         lines.append("open escalations:")
         rows = sorted(summary.escalations.items(), key=lambda kv: (kv[0][1], kv[0][0]))
@@ -421,7 +453,7 @@ def _status_json(
     return {
         "schema": "helpdesk-escalations/status",
         "version": 1,
-        "store": str(settings.database_path),
+        "store": _store_name(settings),
         "store_schema": summary.schema_version if summary else None,
         "health": {"code": code, "status": health.split(":", 1)[0], "detail": health},
         "escalations": [
@@ -452,7 +484,7 @@ DUTIES_SHOWN = 10
 """Duties listed per escalation by ``status``."""
 
 
-def _duty_lines(store: SqliteStore, now: datetime, tz: tzinfo) -> list[str]:
+def _duty_lines(store: Store, now: datetime, tz: tzinfo) -> list[str]:
     """Per active escalation: its duties due today (local) not done yet, and those missed."""
     today = now.astimezone(tz).date()
     lines: list[str] = []
@@ -484,7 +516,7 @@ def effects_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     states = (EffectState.FAILED,) if args.failed else ()
     effects: list[Effect] = []
-    if settings.database_path.exists():  # no store yet: nothing to list, and none is made
+    if _store_exists(settings):  # no store yet: nothing to list, and none is made
         store = _open_store(settings, SystemClock())
         try:
             effects = store.effects(*states)
@@ -515,7 +547,7 @@ def effects_retry(args: argparse.Namespace) -> int:
     not retried."""
     settings = _settings(args)
     clock = SystemClock()
-    if not settings.database_path.exists():
+    if not _store_exists(settings):
         if args.all_failed:
             _out("no failed effects")
             return 0
@@ -548,7 +580,7 @@ def effects_retry(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
-def _why_not_retried(store: SqliteStore, effect: Effect | None) -> str | None:
+def _why_not_retried(store: Store, effect: Effect | None) -> str | None:
     """Why replaying ``effect`` would be wrong, or None if it may be queued again."""
     from escalations.effects.helpdesk import CREATE_ESCALATION
 
@@ -644,7 +676,7 @@ def archive_show(args: argparse.Namespace) -> int:
 
 def _archive_copies(args: argparse.Namespace, key: str | None) -> list[ArchiveCopy] | None:
     settings = _settings(args)
-    if not settings.database_path.exists():
+    if not _store_exists(settings):
         if key:
             _err(f"escalation {key}: no such escalation (the worker has not run)")
             return None
@@ -668,7 +700,7 @@ def archive_hold(args: argparse.Namespace) -> int:
     from jobs.retention import HOLDS
 
     settings = _settings(args)
-    if not settings.database_path.exists():
+    if not _store_exists(settings):
         _err(f"escalation {args.key}: no such escalation (the worker has not run)")
         return 1
     store = _open_store(settings, SystemClock())

@@ -140,15 +140,28 @@ def mappings_section(settings: Settings) -> Section:
 
 def store_section(settings: Settings) -> Section:
     from escalations.models import EffectState
+    from escalations.store.base import Store
     from escalations.store.sqlite import SqliteStore, probe_lock
 
-    path = settings.database_path
-    if not path.exists():
-        return {"path": str(path), "exists": False}
     clock = SystemClock()
-    section: Section = {"path": str(path), "exists": True, "bytes": path.stat().st_size}
-    section["lock"] = probe_lock(path) or "free"
-    store = SqliteStore(path, clock)
+    store: Store
+    if settings.database_is_postgresql:  # the URL without its password; nothing is created
+        from escalations.app.preflight import probe_postgres
+        from escalations.app.wiring import open_configured_store
+        from escalations.store.postgres import redacted_url
+
+        url = redacted_url(settings.database_url)
+        if probe_postgres(settings) is None:
+            return {"url": url, "exists": False}
+        section: Section = {"url": url, "exists": True, "engine": "postgresql"}
+        store = open_configured_store(settings, clock)
+    else:
+        path = settings.database_path
+        if not path.exists():
+            return {"path": str(path), "exists": False}
+        section = {"path": str(path), "exists": True, "bytes": path.stat().st_size}
+        section["lock"] = probe_lock(path) or "free"
+        store = SqliteStore(path, clock)
     try:
         summary = store.status(clock.now())
         section["schema"] = summary.schema_version

@@ -60,7 +60,12 @@ def places(settings: Settings) -> list[Place]:
     archive = "ESCALATIONS_ARCHIVE_DIR" if settings.archive_dir else STATE_DIR
     reports = "ESCALATIONS_REPORTS_DIR" if settings.reports_dir else STATE_DIR
     return [
-        Place(store, settings.database_path.parent, "store directory"),
+        # a PostgreSQL store has no directory here (``probe_postgres`` checks it instead)
+        *(
+            []
+            if settings.database_is_postgresql
+            else [Place(store, settings.database_path.parent, "store directory")]
+        ),
         Place(archive, settings.archive_path, "archive directory"),
         Place(reports, settings.reports_path, "reports directory"),
     ]
@@ -165,6 +170,23 @@ def probe_store(settings: Settings) -> int | None:
     return version
 
 
+def probe_postgres(settings: Settings) -> int | None:
+    """Connect to the PostgreSQL store, writing nothing, and return its schema version
+    (``None``: not created yet; the worker migrates it at start).
+
+    Raises:
+        ConfigError: the server cannot be reached or refuses the login, or its schema is
+            newer than this code (one line, without the password).
+    """
+    from escalations.errors import StoreError
+    from escalations.store.postgres import probe_schema
+
+    try:
+        return probe_schema(settings.database_url)
+    except StoreError as exc:
+        raise ConfigError(f"ESCALATIONS_DATABASE_URL: {exc}") from None
+
+
 def _unusable(setting: str, database: Path, problem: str) -> ConfigError:
     return ConfigError(
         f"{setting}: {database}: not a usable store ({problem}); restore a backup, or set "
@@ -227,6 +249,9 @@ def prepare(
     ensure_fits_watchdog(settings, watchdog)
     for place in places(settings):
         ensure_writable(place)
+    if settings.database_is_postgresql:
+        probe_postgres(settings)
+        return adapter
     ensure_store_file(settings)
     if lock_problem(settings) is None:  # a running worker's store is its own to judge
         probe_store(settings)
@@ -251,11 +276,16 @@ def inspect_all(
     adapter = build_adapter(settings, clock, session(settings))
     ensure_fits_watchdog(settings, watchdog)
     found = [(place, inspect(place)) for place in places(settings)]
+    if settings.database_is_postgresql:
+        return adapter, Inspection(found, probe_postgres(settings))
     ensure_store_file(settings)
     schema = probe_store(settings) if lock_problem(settings) is None else None
     return adapter, Inspection(found, schema)
 
 
 def lock_problem(settings: Settings) -> str | None:
-    """Why ``run`` would be refused the store's lock now, or ``None``."""
+    """Why ``run`` would be refused the store's lock now, or ``None`` (always on PostgreSQL:
+    the store is shared, there is no lock to be refused)."""
+    if settings.database_is_postgresql:
+        return None
     return probe_lock(settings.database_path)

@@ -52,7 +52,7 @@ def open_store(settings: Settings, clock: Clock) -> SqliteStore:
 def open_configured_store(settings: Settings, clock: Clock) -> Store:
     """The store ``ESCALATIONS_DATABASE_URL`` names: PostgreSQL for ``postgresql://…``
     (``escalations.store.postgres``), else the SQLite file (``open_store``). The commands
-    still call ``open_store`` (SQLite only; docs/postgresql.md)."""
+    open their store here (``escalations.app.commands._open_store``)."""
     if settings.database_is_postgresql:
         from escalations.store.postgres import PostgresStore
 

@@ -404,8 +404,9 @@ class Leases(Protocol):
 class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
-    def acquire_lock(self) -> None:
-        """Become the only worker on this host's store, or raise ``LockHeld``."""
+    def acquire_lock(self, *, worker: str = "") -> None:
+        """Become the only worker on this host's store, or raise ``LockHeld`` (``worker``: the
+        id whose claims and leases survive it; a shared store takes no lock)."""
         ...
 
     def release_lock(self) -> None: ...

@@ -40,6 +40,7 @@ from escalations.store.postgres._db import (
     Migration,
     is_postgres_url,
     load_migrations,
+    probe_schema,
     redacted_url,
 )
 from escalations.store.postgres.outbox import OutboxMixin
@@ -65,5 +66,6 @@ __all__ = [
     "PostgresStore",
     "is_postgres_url",
     "load_migrations",
+    "probe_schema",
     "redacted_url",
 ]

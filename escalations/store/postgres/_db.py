@@ -120,6 +120,37 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+def probe_schema(url: str) -> int | None:
+    """Connect to the database ``url`` names, write nothing, and return its schema version
+    (``None``: no store there yet). For ``escalations check`` and the worker's preflight.
+
+    Raises:
+        StoreError: the server cannot be reached, or refuses the login or the database
+            (the message never holds the password), or the schema is newer than this code
+            understands.
+    """
+    shown = redacted_url(url)
+    params = connection_params(url)
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    params.setdefault("application_name", "helpdesk-escalations")
+    try:
+        with psycopg.connect(**params, autocommit=True, row_factory=dict_row) as conn:
+            row = conn.execute("SELECT to_regclass('schema_migration') IS NOT NULL AS t").fetchone()
+            if not row or not row["t"]:
+                return None
+            found = conn.execute("SELECT max(version) AS v FROM schema_migration").fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(f"{shown}: cannot connect: {SECRETS.redact(_one_line(exc))}") from None
+    version = int(found["v"] or 0) if found else 0
+    latest = len(load_migrations())
+    if version > latest:
+        raise StoreError(
+            f"{shown}: database schema version {version} is newer than this code understands "
+            f"({latest}); upgrade helpdesk-escalations or restore a backup"
+        )
+    return version
+
+
 class PgTransaction:
     """The handle write methods take; valid only inside its ``with`` block and thread."""
 
@@ -183,7 +214,9 @@ class PgBase:
         try:
             conn = psycopg.connect(**params, autocommit=True, row_factory=dict_row, options=options)
         except psycopg.Error as exc:
-            raise StoreError(f"{self.url}: cannot connect: {_one_line(exc)}") from None
+            raise StoreError(
+                f"{self.url}: cannot connect: {SECRETS.redact(_one_line(exc))}"
+            ) from None
         return conn
 
     def _migrate(self, conn: Conn) -> int:
