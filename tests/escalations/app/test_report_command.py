@@ -106,3 +106,21 @@ def test_no_store_is_one_line(
     assert main(["report"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "no store at" in line
+
+
+def test_the_demos_nightly_reports_find_no_drift(
+    cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scripted day (flag, copies, levels 2 and 3, the carrier, the RFO, parking, the
+    confirmation, the hard copy) through the worker: its report job writes the first day's
+    report and the one of the day it closes, and neither lists anything."""
+    state = tmp_path / "demo"
+    assert main(["demo", "--state-dir", str(state)]) == 0
+    capsys.readouterr()
+    reports = sorted((state / "reports").glob("*/report.json"))
+    assert reports, "the demo's worker wrote no nightly report"
+    loaded = [json.loads(p.read_text()) for p in reports]
+    for path, data in zip(reports, loaded, strict=True):
+        assert data["findings"] == [], (path, data["findings"])
+    assert any(level["count"] for level in loaded[0]["open_by_level"])  # during the day
+    assert sum(d["done"] for d in loaded[-1]["duties_by_day"]) > 0  # the calls made
