@@ -681,8 +681,7 @@ def test_check_live_with_the_worker_token_names_what_it_could_not_verify(
     code, out, err = run_cli(capsys, "check", "--live", "--allow-unverified")
     assert code == 0, err
     assert out.splitlines()[-1].endswith(
-        "as provision makes them: states, groups, macros, text modules; some not verified "
-        "(above))"
+        "as provision makes them: states, groups, macros, text modules; some not verified (above))"
     )
 
 
