@@ -6,6 +6,7 @@ from connector.osticket._mail import message_id
 from connector.osticket.adapter import (
     CAPABILITIES,
     MISSING_WITHOUT_PLUGIN,
+    PLUGIN_CAPABILITIES,
     OsTicketAdapter,
     Unsupported,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "DatabaseConfig",
     "DatabaseError",
     "OsTicketAdapter",
+    "PLUGIN_CAPABILITIES",
     "ReadOnlyDatabase",
     "Unsupported",
     "message_id",

@@ -16,10 +16,15 @@
   with the ``[#number]`` subject token and a ``Message-ID`` made from the marker, which
   osTicket will not store twice (``_mail``). It becomes a *message* of the thread, not an
   internal note, so ``ADD_NOTE`` is not declared.
-- **Not possible with core osTicket** (no capability declared, the method raises
-  ``Unsupported``): internal notes, tags, ticket updates (assignment, status, fields), links,
-  subscriptions, the ticket history as events, a caller log. Those need the osTicket plugin
-  this project plans (``docs/osticket.md``), which is not built yet.
+- **With the escalation-api plugin** (``plugins/osticket/escalation-api/``, found in
+  osTicket's plugin registry, ``_plugin``): internal notes (``add_note``, idempotent by the
+  marker as request id), ticket updates (an agent as owner, a team as ``group``, the status,
+  the subject and form fields) and the link to a parent, declared as ``ADD_NOTE``,
+  ``UPDATE_TICKET`` and ``LINKS``. Without it those are not declared and the methods raise
+  ``Unsupported`` naming the plugin.
+- **Not possible on osTicket at all**: tags, subscriptions (osTicket's collaborators are end
+  users, not agents: agents hear of a ticket through its department, team and assignment),
+  the ticket history as events, a caller log.
 
 Vocabulary: a draft's ``group`` names the **help topic** (osTicket routes a new ticket by
 topic, not by department); a read ticket's ``group`` is its department and ``state`` its
@@ -85,8 +90,9 @@ from connector.errors import (
     TransientError,
 )
 from connector.http import HttpClient, HttpPolicy, build_session, raise_for_response
-from connector.osticket import _mail
+from connector.osticket import _mail, _plugin
 from connector.osticket._db import ReadOnlyDatabase
+from connector.osticket._plugin import PluginClient
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +109,10 @@ CAPABILITIES = frozenset(
 )
 """What core osTicket (API key + read-only database) lets the adapter do."""
 
-MISSING_WITHOUT_PLUGIN = frozenset(
-    {
-        Capability.ADD_NOTE,
-        Capability.UPDATE_TICKET,
-        Capability.LINKS,
-        Capability.SUBSCRIBE,
-        Capability.HISTORY,
-    }
-)
+PLUGIN_CAPABILITIES = frozenset({Capability.ADD_NOTE, Capability.UPDATE_TICKET, Capability.LINKS})
+"""What the escalation-api plugin adds."""
+
+MISSING_WITHOUT_PLUGIN = PLUGIN_CAPABILITIES
 """What the escalation process uses and core osTicket cannot do: the plugin's job."""
 
 PAGE = 200
@@ -146,8 +147,13 @@ class Unsupported(Rejected):
 def _unsupported(what: str) -> Unsupported:
     return Unsupported(
         f"osTicket: {what} is not possible through core osTicket (API key and read-only "
-        "database); it needs the escalation-api plugin, which this version does not ship"
+        "database); it needs the escalation-api plugin (plugins/osticket/escalation-api, "
+        "docs/osticket.md), which this osTicket does not have enabled"
     )
+
+
+def _impossible(what: str) -> Unsupported:
+    return Unsupported(f"osTicket: {what} is not possible on osTicket, with or without plugin")
 
 
 def _field_value(raw: Any, value_id: Any) -> FieldValue:
@@ -177,13 +183,14 @@ class OsTicketAdapter:
         clock: time source.
         session: a ``requests`` session (tests count its requests); built from ``policy``
             when not given.
+        plugin: whether the escalation-api plugin is there; ``None`` (the default) reads
+            osTicket's plugin registry the first time ``capabilities`` is asked for.
 
     Raises:
         SetupError: the URL is refused (``localhost``, or what ``HttpClient`` refuses).
     """
 
     name = "osticket"
-    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -194,6 +201,7 @@ class OsTicketAdapter:
         clock: Clock,
         *,
         session: requests.Session | None = None,
+        plugin: bool | None = None,
     ) -> None:
         host = (urlsplit(base_url).hostname or "").lower()
         if host == "localhost":
@@ -210,6 +218,32 @@ class OsTicketAdapter:
         self._policy = policy
         self.db = db
         self._clock = clock
+        self._plugin_present = plugin
+        self.plugin = PluginClient(self.http)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Core osTicket's, plus the plugin's when osTicket has it enabled (read once).
+
+        Raises:
+            HelpdeskError: the plugin registry cannot be read (nothing is cached then).
+        """
+        if self._plugin_present is None:
+            self._plugin_present = _plugin.installed(self.db)
+            log.info("osticket.plugin escalation-api=%s", self._plugin_present)
+        return CAPABILITIES | PLUGIN_CAPABILITIES if self._plugin_present else CAPABILITIES
+
+    @capabilities.setter
+    def capabilities(self, value: frozenset[Capability]) -> None:
+        extra = value - CAPABILITIES - PLUGIN_CAPABILITIES
+        if extra or not value >= CAPABILITIES:
+            raise ValueError(f"osTicket cannot declare {sorted(c.value for c in extra)}")
+        self._plugin_present = value >= PLUGIN_CAPABILITIES
+
+    def _require_plugin(self, what: str) -> PluginClient:
+        if not self.capabilities >= PLUGIN_CAPABILITIES:
+            raise _unsupported(what)
+        return self.plugin
 
     def __repr__(self) -> str:
         return f"OsTicketAdapter({self.http.base_url!r})"
@@ -469,10 +503,10 @@ class OsTicketAdapter:
         return frozenset()  # SUBSCRIBE is not declared: nobody is subscribed by the worker
 
     def ticket_events(self, ticket_id: TicketId) -> list[TicketEvent]:
-        raise _unsupported("reading the ticket history as events")
+        raise _impossible("reading the ticket history as events (not built)")
 
     def recent_calls(self) -> CallLog:
-        raise _unsupported("a caller log")
+        raise _impossible("a caller log")
 
     # -- markers ---------------------------------------------------------------------------------
     def find_ticket_by_marker(
@@ -680,17 +714,65 @@ class OsTicketAdapter:
         absent: frozenset[str] = frozenset(),
     ) -> frozenset[str]:
         if present:
-            raise _unsupported("tags (osTicket has none)")
+            raise _impossible("tags (osTicket has none)")
         return frozenset()
 
+    def add_note(self, ticket_id: TicketId, draft: ArticleDraft, *, marker: Marker) -> ArticleId:
+        """An internal note by the plugin's bot agent (no alert, no mail), the marker in its
+        footer and as the request id: sent again, it writes nothing and answers the same entry.
+
+        Raises:
+            Unsupported: no plugin, or the draft has attachments (the plugin takes none).
+            Rejected: osTicket or the plugin refused it (their text).
+        """
+        plugin = self._require_plugin("an internal note")
+        if draft.attachments:
+            raise _unsupported("an internal note with attachments")
+        body = draft.body if draft.content_type == "text/html" else f"<pre>{draft.body}</pre>"
+        entry = plugin.note(
+            ticket_id,
+            request_id=marker.value,
+            title=draft.subject or "Escalation",
+            html=f"{body}<p>{marker.footer}</p>",
+        )
+        log.info("osticket.note.added ticket=%s entry=%s", ticket_id, entry)
+        return entry
+
     def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
-        raise _unsupported("changing a ticket (assignment, status, fields)")
+        """Through the plugin, in osTicket's safe order: assignment first (assigning a closed
+        ticket reopens it), then the subject and fields, then the status. ``owner_id`` is an
+        agent (negative id), ``group`` a **team** name, ``title`` the subject field.
+
+        Raises:
+            Unsupported: no plugin, or a pending-until time (osTicket has none).
+            Rejected: an owner who is not an agent, or what osTicket refused (its text).
+        """
+        plugin = self._require_plugin("changing a ticket (assignment, status, fields)")
+        if changes.pending_until is not None:
+            raise _impossible("a pending-until time (a parked status has no end time)")
+        staff = None
+        if changes.owner_id is not None:
+            owner = self.get_user(changes.owner_id)
+            if not owner.is_agent:
+                raise Rejected(f"osTicket user {changes.owner_id} is not an agent")
+            staff = owner.login
+        if staff is not None or changes.group is not None:
+            plugin.assign(ticket_id, staff=staff, team=changes.group)
+        values = {k: "" if v is None else str(v) for k, v in changes.fields.items()}
+        if changes.title is not None:
+            values["subject"] = changes.title
+        if values:
+            plugin.fields(ticket_id, values)
+        if changes.state is not None:
+            plugin.status(ticket_id, changes.state)
+        log.info("osticket.ticket.updated id=%s", ticket_id)
+        return self.get_ticket(ticket_id)
 
     def link_tickets(self, parent_id: TicketId, child_id: TicketId) -> None:
-        raise _unsupported("linking tickets")
+        self._require_plugin("linking tickets").link(child_id, parent_id)
 
     def subscribe(self, ticket_id: TicketId, user_id: UserId) -> None:
-        raise _unsupported("subscribing people")
+        raise _impossible("subscribing an agent (collaborators are end users)")
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _post_text(self, path: str, *, json: Any) -> str:

@@ -7,14 +7,17 @@ osTicket, within what the adapter declares it can do.
   SLA come from it) with the escalation key, level and original ticket number in the topic
   form's fields, for the real customer (osTicket threads a copied mail by its sender, the
   ticket's owner); its subject starts with ``[L<level>]``.
-- Core osTicket has no tags, no link, no subscription and no ticket update through its API.
-  Where the adapter lacks ``LINKS`` or ``SUBSCRIBE`` those writes are not requested (a note
-  names people in plain text). Status and field writes (consume the flag, park, close, a
-  level's owner) are requested as ``update_ticket`` writes, and without ``UPDATE_TICKET`` they
-  fail, each naming the missing capability, in ``escalations effects list --failed``: an
-  agent sees what was not done instead of a worker that half-works.
-- Without ``UPDATE_TICKET`` the flag status cannot be consumed: while an escalation of the
-  ticket is open, the status still showing is that same flag, never a new one.
+- With the escalation-api plugin (``LINKS``, ``UPDATE_TICKET``, ``ADD_NOTE``) the escalation
+  ticket is linked to the original and assigned to the level's owner right after the create,
+  each level change sets the level field, the subject and the owner, and status writes
+  (consume the flag, park, close, reopen) are made.
+- Without the plugin the link is not requested; status, field and owner writes are requested
+  and fail, each naming the missing capability, in ``escalations effects list --failed``: an
+  agent sees what was not done instead of a worker that half-works. The flag status cannot be
+  consumed then: while an escalation of the ticket is open, the status still showing is that
+  same flag, never a new one.
+- osTicket has no tags and no subscription of agents (collaborators are end users): a note
+  names people in plain text; the team and assignment are how agents hear of a ticket.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from escalations.effects.base import Intent
 from escalations.effects.helpdesk import (
     CreateEscalation,
     CreateEscalationPayload,
+    LinkPayload,
+    LinkTickets,
     UpdateTicket,
     UpdateTicketPayload,
 )
@@ -111,6 +116,7 @@ class OsTicketBinding:
             body_max_chars=fieldmap.limits.article_body_max_chars,
         )
         self._updates = Capability.UPDATE_TICKET in capabilities
+        self._links = Capability.LINKS in capabilities
 
     # -- people ----------------------------------------------------------------------------
     def person_ref(self, role: str) -> str | None:
@@ -197,11 +203,30 @@ class OsTicketBinding:
             opened_at=new.opened_at,
             original_number=original.number,
         )
-        return [
-            CreateEscalation.intent(
-                CreateEscalation.key("escalation", esc.key), payload, escalation_id=esc.id
+        create = CreateEscalation.intent(
+            CreateEscalation.key("escalation", esc.key), payload, escalation_id=esc.id
+        )
+        intents = [create]
+        if self._links:
+            intents.append(
+                LinkTickets.intent(
+                    LinkTickets.key("escalation-link", esc.key),
+                    LinkPayload(escalation_ticket_of=esc.id, parent_id=original.id),
+                    escalation_id=esc.id,
+                    after=create.ref,
+                )
             )
-        ]
+        if self._updates and esc.owner_id is not None:
+            # the create cannot assign (the help topic routes): the level's owner right after
+            intents.append(
+                UpdateTicket.intent(
+                    UpdateTicket.key("escalation-owner", esc.key),
+                    UpdateTicketPayload(escalation_ticket_of=esc.id, owner_id=esc.owner_id),
+                    escalation_id=esc.id,
+                    after=create.ref,
+                )
+            )
+        return intents
 
     def _update(
         self, purpose: str, esc: Escalation, part: object, payload: UpdateTicketPayload
@@ -271,6 +296,7 @@ class OsTicketBinding:
                     ticket_id=move.ticket.id,
                     title=subject_at_level(move.ticket.title, move.level),
                     owner_id=move.owner_id,
+                    fields={self.fieldmap.fields.level: str(move.level)},
                 ),
                 escalation_id=esc.id,
                 after=previous if seq > 1 and exists(previous) else None,

@@ -1,6 +1,13 @@
 """``escalations check --live`` for osTicket: does osTicket have everything
 ``mappings/osticket.toml`` names, and which capabilities the escalation process uses does this
-installation lack? One line per problem; a missing capability names what it leaves undone."""
+installation lack? One line per problem; a missing capability names what it leaves undone.
+
+The capabilities listed are the ones the escalation-api plugin adds (``add_note``,
+``update_ticket``, ``links``): with the plugin enabled none is listed, and the plugin is asked
+(``/api/escalation/ping``) whether it accepts the API key from this address and has an active
+bot agent. What osTicket cannot do even with the plugin (subscribing agents, tags, the history
+as events) is not listed: the process does without it (a note names people, the owner is
+credited), see docs/osticket.md."""
 
 from __future__ import annotations
 
@@ -20,8 +27,6 @@ NEEDED_BY: dict[Capability, str] = {
         "gate's reopen)"
     ),
     Capability.LINKS: "the link from the escalation ticket to the original",
-    Capability.SUBSCRIBE: "subscribing a level's executives",
-    Capability.HISTORY: "naming who flagged or set a level (the ticket's owner is named instead)",
 }
 """What the process uses that an osTicket installation may lack, and what needs it."""
 
@@ -29,7 +34,8 @@ NEEDED_BY: dict[Capability, str] = {
 def missing_capabilities(adapter: HelpdeskAdapter) -> list[str]:
     return [
         f"capability {cap.value} missing: needed for {needed}; core osTicket cannot do this "
-        "and the escalation-api plugin that would is not built yet (docs/osticket.md)"
+        "and the escalation-api plugin is not enabled in this osTicket (install it from "
+        "plugins/osticket/escalation-api, docs/osticket.md)"
         for cap, needed in NEEDED_BY.items()
         if cap not in adapter.capabilities
     ]
@@ -75,4 +81,21 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
             problems.append(f"{where}: people.{role}: agent '{ref}' not found")
         elif not user.active:
             problems.append(f"{where}: people.{role}: agent '{ref}' is not active")
-    return problems + missing_capabilities(adapter)
+    return problems + missing_capabilities(adapter) + _plugin_answers(adapter)
+
+
+def _plugin_answers(adapter: HelpdeskAdapter) -> list[str]:
+    """With the plugin enabled: one request that proves the key, its IP binding and the bot
+    agent (core osTicket has no harmless call that would)."""
+    if not isinstance(adapter, OsTicketAdapter) or Capability.ADD_NOTE not in adapter.capabilities:
+        return []
+    try:
+        adapter.plugin.ping()
+    except AuthError as exc:
+        return [
+            f"the escalation-api plugin refused the API key (is it bound to this worker's "
+            f"address?): {exc.message}"
+        ]
+    except HelpdeskError as exc:
+        return [f"the escalation-api plugin does not answer as expected: {exc.message}"]
+    return []

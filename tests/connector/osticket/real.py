@@ -4,7 +4,10 @@ the ``OSTICKET_*`` variables this module reads.
 Without them the osTicket tests are skipped on a developer's machine and **fail** under
 ``CI=true``. Setup that is an administrator's job in osTicket's admin panel (the escalation
 help topic and its form, a status agents set to flag a ticket) is done here with the database
-account osTicket itself uses; everything the worker does goes through the production adapter.
+account osTicket itself uses; the escalation-api plugin is installed as docs/osticket.md tells
+an admin to: its folder copied into ``include/plugins``, then installed, enabled and given an
+instance with the bot agent in the admin panel (``/scp/plugins.php``, as the admin agent).
+Everything the worker does goes through the production adapter.
 A customer's mail arrives the way a mail server would hand it over (``tickets.email``).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -41,9 +45,13 @@ VARIABLES = (
     "OSTICKET_MAIL_DIR",
     "OSTICKET_STAFF_USER",
     "OSTICKET_STAFF_PASSWORD",
+    "OSTICKET_DIR",
 )
 TOPIC = "Escalation"
 FLAG_STATUS = "Escalate"
+PLUGIN_SOURCE = Path(__file__).resolve().parents[3] / "plugins" / "osticket" / "escalation-api"
+PLUGIN_PATH = "plugins/escalation-api"
+BOT_AGENT_FIELD = "bot_agent"
 ESCALATION_FIELDS = (
     ("escalation_key", "Escalation key"),
     ("escalation_level", "Escalation level"),
@@ -89,6 +97,60 @@ class RealOsTicket:
                 return list(cursor.fetchall())
         finally:
             conn.close()
+
+    # -- the escalation-api plugin, as an admin installs it ------------------------------------
+    def install_plugin(self) -> None:
+        """Copy ``plugins/osticket/escalation-api`` into ``include/plugins`` (this checkout's
+        code, every session), then in the admin panel: Install, enable, and one enabled
+        instance whose bot agent is the admin agent. Idempotent."""
+        target = Path(self.env["OSTICKET_DIR"]) / "www" / "include" / "plugins" / "escalation-api"
+        shutil.copytree(PLUGIN_SOURCE, target, dirs_exist_ok=True)
+        web = self._agent_session()
+        plugin = self._plugin_row()
+        if plugin is None:
+            page = web.get(self.url + "/scp/plugins.php?a=add", timeout=30)
+            assert "Escalation API" in page.text, "osTicket does not list the copied plugin"
+            self._admin_post(
+                web, "/scp/plugins.php", page.text, do="install", install_path=PLUGIN_PATH
+            )
+            plugin = self._plugin_row()
+            assert plugin is not None, "osTicket did not install the plugin"
+        self.set_plugin_enabled(True, web=web)
+        pid = plugin["id"]
+        if not self.admin_sql("SELECT id FROM ost_plugin_instance WHERE plugin_id=%s", (pid,)):
+            form = web.get(self.url + f"/scp/plugins.php?id={pid}&a=add-instance", timeout=30)
+            answer = self._admin_post(
+                web,
+                f"/scp/plugins.php?id={pid}&a=add-instance",
+                form.text,
+                do="add-instance", a="add-instance", id=str(pid), xid="",
+                name="Escalation worker", isactive="1", notes="",
+                **{BOT_AGENT_FIELD: self.env["OSTICKET_STAFF_USER"]},
+            )  # fmt: skip
+            assert "Added Successfully" in answer, answer[:500]
+
+    def set_plugin_enabled(self, enabled: bool, *, web: requests.Session | None = None) -> None:
+        """Admin Panel → Manage → Plugins → select → Enable / Disable."""
+        plugin = self._plugin_row()
+        assert plugin is not None
+        web = web or self._agent_session()
+        page = web.get(self.url + "/scp/plugins.php", timeout=30)
+        self._admin_post(
+            web, "/scp/plugins.php", page.text, do="mass_process",
+            a="enable" if enabled else "disable", **{"ids[]": str(plugin["id"])},
+        )  # fmt: skip
+        assert self._plugin_row() == {"id": plugin["id"], "isactive": int(enabled)}
+
+    def _plugin_row(self) -> dict[str, Any] | None:
+        rows = self.admin_sql(
+            "SELECT id, isactive FROM ost_plugin WHERE install_path=%s", (PLUGIN_PATH,)
+        )
+        return rows[0] if rows else None
+
+    def _admin_post(self, web: requests.Session, path: str, page: str, **form: str) -> str:
+        answer = web.post(self.url + path, data={"__CSRFToken__": _csrf(page), **form}, timeout=30)
+        assert answer.status_code == 200, answer.text[:300]
+        return answer.text
 
     def adapter(self, *, session: requests.Session | None = None) -> OsTicketAdapter:
         policy = HttpPolicy(requests_per_minute=6000, burst=100)

@@ -56,9 +56,9 @@ def _original(osticket: RealOsTicket, sender: str, attachment: bytes = b"") -> s
 
 
 def test_is_a_helpdesk_adapter_declaring_only_what_core_osticket_can(
-    osticket: RealOsTicket,
+    without_plugin: RealOsTicket,
 ) -> None:
-    adapter = osticket.adapter()
+    adapter = without_plugin.adapter()
     assert isinstance(adapter, HelpdeskAdapter)
     assert Capability.ADD_NOTE not in adapter.capabilities
     assert Capability.UPDATE_TICKET not in adapter.capabilities
@@ -204,12 +204,14 @@ def test_a_copy_is_mailed_in_once_whatever_the_replays(osticket: RealOsTicket) -
     assert sender not in osticket.recipients_since(mail)
 
 
-def test_what_core_osticket_cannot_do_says_so(osticket: RealOsTicket) -> None:
-    adapter = osticket.adapter()
-    with pytest.raises(Unsupported, match="plugin"):
+def test_what_core_osticket_cannot_do_says_so(without_plugin: RealOsTicket) -> None:
+    adapter = without_plugin.adapter()
+    with pytest.raises(Unsupported, match="escalation-api plugin"):
         adapter.link_tickets(1, 2)
-    with pytest.raises(Unsupported):
+    with pytest.raises(Unsupported, match="escalation-api plugin"):
         adapter.update_ticket(1, TicketChanges())
+    with pytest.raises(Unsupported, match="escalation-api plugin"):
+        adapter.add_note(1, ArticleDraft(body="x"), marker=_marker(1))
     assert adapter.get_tags(1) == frozenset()
 
 

@@ -1,14 +1,8 @@
-"""The real osTicket (``tests/connector/osticket/real.py``), its admin setup done once."""
+"""The real osTicket (``tests/connector/osticket/real.py``), its admin setup (topic, flag
+status, the escalation-api plugin) done once; the same fixtures as the adapter's tests."""
 
 from __future__ import annotations
 
-import pytest
+from tests.connector.osticket.conftest import osticket, without_plugin
 
-from tests.connector.osticket.real import RealOsTicket, real_osticket
-
-
-@pytest.fixture(scope="session")
-def osticket() -> RealOsTicket:
-    server = real_osticket()
-    server.ensure_escalation_topic()
-    return server
+__all__ = ["osticket", "without_plugin"]

@@ -1,7 +1,9 @@
 """The escalation process on the real osTicket 1.18, through the whole installation as
 ``escalations run`` wires it (``ESCALATIONS_HELPDESK=osticket``): an agent flags a ticket by
 its status in the agent panel, the worker raises one escalation ticket and copies every later
-customer email into it exactly once, and no mail reaches a customer."""
+customer email into it exactly once, and no mail reaches a customer. With the escalation-api
+plugin (installed by the test setup) the notes, the link and the status writes are made too;
+without it (disabled in the admin panel) each of those fails once, naming what is missing."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from connector.base import Ticket
+from connector.base import ArticleKind, Capability, LinkKind, Ticket
 from connector.clock import SystemClock
 from connector.osticket import OsTicketAdapter
 from escalations.app.wiring import Installation, build, build_adapter
@@ -44,8 +46,12 @@ class Installed:
             assert not result.counts.get("tickets_failed"), f"a ticket failed: {result}"
 
 
-@pytest.fixture
-def installed(osticket: RealOsTicket, tmp_path: Path) -> Iterator[Installed]:
+@pytest.fixture(params=["plugin", "core"])
+def installed(
+    request: pytest.FixtureRequest, osticket: RealOsTicket, tmp_path: Path
+) -> Iterator[Installed]:
+    plugin = request.param == "plugin"
+    osticket.set_plugin_enabled(plugin)  # "core": disabled in the admin panel for the test
     # An admin step: flags left by earlier runs on this osTicket are cleared, so the first
     # poll (30 days back) sees only this test's flag.
     osticket.admin_sql(
@@ -74,11 +80,13 @@ def installed(osticket: RealOsTicket, tmp_path: Path) -> Iterator[Installed]:
     store = SqliteStore(tmp_path / "store.sqlite3", clock)
     mappings = load_mappings(shipped_mappings_dir(), "osticket")
     installation = build(settings, clock, adapter=adapter, store=store, mappings=mappings)
+    assert (Capability.ADD_NOTE in adapter.capabilities) is plugin
     try:
         yield Installed(installation, adapter, sent, store)
     finally:
         store.close()
         adapter.db.close()
+        osticket.set_plugin_enabled(True)
 
 
 def _escalation_tickets(adapter: OsTicketAdapter, number: str, since: datetime) -> list[Ticket]:
@@ -132,12 +140,29 @@ def test_flag_one_escalation_ticket_every_email_copied_once_no_mail_to_the_custo
         assert len(copies) == 1, f"{text!r} copied {len(copies)} times"
     assert customer not in osticket.recipients_since(mail)
 
-    # notes and status changes cannot be made on core osTicket: each such write failed,
-    # saying why, and nothing else did
     failed = installed.store.effects(EffectState.FAILED, escalation_id=esc.id)
-    assert {e.kind for e in failed} == {"note", "update_ticket"}
-    assert all("core osTicket" in (e.last_error or "") for e in failed)
     assert installed.store.effects(EffectState.PENDING, EffectState.IN_FLIGHT) == []
+    if Capability.ADD_NOTE not in adapter.capabilities:
+        # notes and status changes cannot be made on core osTicket: each such write failed,
+        # saying why, and nothing else did
+        assert {e.kind for e in failed} == {"note", "update_ticket"}
+        assert all("escalation-api plugin" in (e.last_error or "") for e in failed)
+        assert adapter.list_links(esc_ticket.id) == []
+        return
+    # with the plugin every write was made, once
+    assert [(e.kind, e.last_error) for e in failed] == []
+    assert [(link.ticket_id, link.kind) for link in adapter.list_links(esc_ticket.id)] == [
+        (original.id, LinkKind.PARENT)
+    ]
+    assert adapter.get_ticket(original.id).state == "Open"  # the flag status consumed
+    notes = [
+        a
+        for a in adapter.list_articles(original.id)
+        if a.kind is ArticleKind.NOTE and a.created_by_id == -1  # the plugin's bot agent
+    ]
+    assert len(notes) == 1, [n.body[:80] for n in notes]  # the original's "escalated" note
+    assert esc_ticket.number in notes[0].body
+    assert customer not in osticket.recipients_since(mail)
 
 
 def test_an_idle_pass_reads_little_and_sends_no_request(installed: Installed) -> None:

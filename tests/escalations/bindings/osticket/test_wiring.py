@@ -9,7 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from connector.clock import SystemClock
-from connector.osticket import OsTicketAdapter
+from connector.errors import TransientError
+from connector.osticket import CAPABILITIES, PLUGIN_CAPABILITIES, OsTicketAdapter
 from escalations.app.wiring import build_adapter, build_binding
 from escalations.bindings.osticket import OsTicketBinding
 from escalations.errors import ConfigError
@@ -33,14 +34,22 @@ def _settings(tmp_path: Path, **extra: object) -> Settings:
 def test_osticket_settings_build_the_osticket_adapter_and_binding(tmp_path: Path) -> None:
     adapter = build_adapter(_settings(tmp_path), SystemClock())  # connects on first read only
     assert isinstance(adapter, OsTicketAdapter)
-    binding = build_binding(adapter, load_mappings(shipped_mappings_dir(), "osticket"))
+    mappings = load_mappings(shipped_mappings_dir(), "osticket")
+    # the binding asks for the capabilities, which reads osTicket's plugin registry: with no
+    # database there (nothing listens here) that is a TransientError naming it, nothing cached
+    with pytest.raises(TransientError, match="osTicket database at 127.0.0.1:3306 unreachable"):
+        build_binding(adapter, mappings)
+    adapter.capabilities = CAPABILITIES | PLUGIN_CAPABILITIES  # as if read: the plugin is there
+    binding = build_binding(adapter, mappings)
     assert isinstance(binding, OsTicketBinding)
+    assert binding.capabilities >= PLUGIN_CAPABILITIES
 
 
 def test_zammad_mappings_for_an_osticket_adapter_are_refused(tmp_path: Path) -> None:
     # `escalations run` once loaded zammad.toml whatever ESCALATIONS_HELPDESK said, and the
     # Zammad binding then never saw an osTicket flag
     adapter = build_adapter(_settings(tmp_path), SystemClock())
+    adapter.capabilities = CAPABILITIES  # no database here: core osTicket, as if read
     with pytest.raises(ConfigError, match="mappings loaded are 'zammad'"):
         build_binding(adapter, load_mappings(shipped_mappings_dir(), "zammad"))
 

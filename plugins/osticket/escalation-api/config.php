@@ -1,0 +1,30 @@
+<?php
+/*
+ * The plugin instance's settings (Admin Panel -> Manage -> Plugins ->
+ * Escalation API -> Instances).
+ */
+require_once INCLUDE_DIR . 'class.plugin.php';
+
+class EscalationApiConfig extends PluginConfig {
+    function getOptions() {
+        return array(
+            'bot_agent' => new TextboxField(array(
+                'label' => 'Bot agent',
+                'required' => true,
+                'hint' => 'Username of the active agent the escalation worker acts as: '
+                    . 'notes, assignments, field and status changes are made and logged '
+                    . 'as this agent, within its roles and departments.',
+                'configuration' => array('size' => 40, 'length' => 64),
+            )),
+        );
+    }
+
+    function pre_save(&$config, &$errors) {
+        $name = trim((string) $config['bot_agent']);
+        $staff = $name ? Staff::lookup(array('username' => $name)) : null;
+        if (!$staff || !$staff->isActive())
+            $errors['err'] = sprintf('Bot agent: no active agent with username "%s"',
+                Format::htmlchars($name));
+        return !$errors;
+    }
+}
