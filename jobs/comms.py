@@ -47,7 +47,7 @@ from escalations.comms.duties import (
 from escalations.models import Duty, Escalation, State
 from escalations.people import People
 from escalations.profile import Segment
-from escalations.store.base import Transaction
+from escalations.store.base import LeaseLost, Transaction
 from jobs.context import JobContext, JobResult
 from jobs.evidence import EvidenceReader, evidence_for
 
@@ -78,8 +78,8 @@ def run(ctx: JobContext) -> JobResult:
             continue
         try:
             comms.escalation(esc)
-        except (Unauthorized, TransientError):
-            raise  # the token or the helpdesk: no other escalation would fare better
+        except (Unauthorized, TransientError, LeaseLost):
+            raise  # the token, the helpdesk, or another worker leads now: none would fare better
         except Exception as exc:  # noqa: BLE001 - this escalation only: the others go on
             result.add("escalations_failed")
             log.error(

@@ -12,6 +12,13 @@
   job's intervals. The others skip the job (counted as ``not_leader``) but still run the
   effects step: claims with leases keep their writes apart. The file lock of the SQLite
   store remains the single-host guard.
+- **Fencing**: the lease is granted at an epoch (``acquire_lease``), and the job runs inside
+  ``store.fence`` with it: every write transaction of the job (the poll's cursor and seen
+  versions, the writes it records, a duty done, a report's day) first checks, under the
+  store's write lock, that this worker still holds the lease at that epoch. A leader paused
+  past its lease (a long GC, ``SIGSTOP``) that wakes after another took over writes nothing:
+  the job stops there, logged once as ``job.lease_lost``, and the effects step runs as on any
+  worker.
 - ``Worker.run_once`` runs every job once, in order (``escalations run --once``).
 - ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
   every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
@@ -41,6 +48,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
+from escalations.store.base import LeaseLost
 from jobs import archive, comms, reconcile, retention, sync
 from jobs.context import JobContext, JobResult
 
@@ -217,8 +225,18 @@ class Worker:
         with store.transaction() as tx:
             run_id = store.start_job_run(tx, job.name, clock.now())
         try:
-            result = job.run(self.ctx) if self._leads(job) else _not_leader(job)
+            epoch = self._leads(job)
+            if epoch is None:
+                result = _not_leader(job)
+            else:
+                with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
+                    result = job.run(self.ctx)
             self.run_effects(result)
+        except LeaseLost as exc:  # paused past the lease: the successor's state stands
+            self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
+            log.warning("job.lease_lost job=%s worker=%s: %s", job.name, self.worker_id, exc)
+            self._report()
+            return None
         except Unauthorized as exc:
             # recorded, not logged: the worker stops, and the CLI says why in one line
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
@@ -264,16 +282,16 @@ class Worker:
             line = f"starting · {writes}"
         self.liveness.status(line)
 
-    def _leads(self, job: Job) -> bool:
-        """Take or renew this job's leadership lease; ``False`` while another worker holds
-        it."""
+    def _leads(self, job: Job) -> int | None:
+        """Take or renew this job's leadership lease: the epoch it is held at; ``None`` while
+        another worker holds it."""
         now = self.ctx.clock.now()
         hold = timedelta(seconds=max(job.every_seconds * LEADER_LEASE_RUNS, 60))
         with self.ctx.store.transaction() as tx:
             leads = self.ctx.store.acquire_lease(
                 tx, f"lease:{job.name}", holder=self.worker_id, now=now, until=now + hold
             )
-        if not leads:
+        if leads is None:
             log.debug("job.not_leader job=%s worker=%s", job.name, self.worker_id)
         return leads
 

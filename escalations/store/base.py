@@ -98,6 +98,34 @@ class Lease:
     holder: str
     expires_at: datetime
     acquired_at: datetime
+    epoch: int
+    """Grows by one each time the lease passes to another holder (``Store.fence``)."""
+
+
+class LeaseLost(StoreError):
+    """A fenced write transaction found its lease held by another worker, or at another
+    epoch (``Leases.fence``): it wrote nothing. The leader was paused past its lease and
+    another worker leads now."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a fenced transaction checks first (``Leases.fence``)."""
+
+    name: str
+    holder: str
+    epoch: int
+
+    def check(self, found: tuple[str, int] | None) -> None:
+        """Raise ``LeaseLost`` unless ``found`` (the lease row's holder and epoch, read under
+        the write lock) is this fence's."""
+        if found == (self.holder, self.epoch):
+            return
+        now = "never taken" if found is None else f"{found[0] or 'released'} at epoch {found[1]}"
+        raise LeaseLost(
+            f"{self.name}: granted to {self.holder} at epoch {self.epoch}, now {now}; "
+            "this transaction wrote nothing"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,19 +414,33 @@ class Leases(Protocol):
 
     def acquire_lease(
         self, tx: Transaction, name: str, *, holder: str, now: datetime, until: datetime
-    ) -> bool:
-        """Take or renew ``name`` for ``holder`` until ``until``: ``True`` if ``holder`` now
-        holds it (it was free, expired, or already its own), ``False`` if another live holder
-        has it. One statement."""
+    ) -> int | None:
+        """Take or renew ``name`` for ``holder`` until ``until``: the epoch ``holder`` now
+        holds it at (it was free, expired, released, or already its own: renewing keeps the
+        epoch, taking it from another holder or after a release adds one), ``None`` if another
+        live holder has it. One statement."""
         ...
 
-    def release_lease(self, tx: Transaction, name: str, *, holder: str) -> None: ...
+    def release_lease(self, tx: Transaction, name: str, *, holder: str) -> None:
+        """Give up ``name`` if ``holder`` holds it; the row keeps its epoch, with no holder."""
+        ...
 
     def release_leases(self, tx: Transaction, *, except_holder: str) -> int:
-        """Drop every lease not held by ``except_holder`` (a single-host store, at start)."""
+        """Release every lease not held by ``except_holder`` (a single-host store, at start)."""
         ...
 
-    def lease(self, name: str) -> Lease | None: ...
+    def lease(self, name: str) -> Lease | None:
+        """The lease while someone holds it (perhaps expired); ``None`` if never taken or
+        released."""
+        ...
+
+    def fence(self, name: str, *, holder: str, epoch: int) -> AbstractContextManager[None]:
+        """Inside the block, every write transaction this thread opens on this store first
+        checks that ``holder`` still holds ``name`` at ``epoch`` and raises ``LeaseLost``
+        (writing nothing) if not. The check runs under the store's write lock, so no other
+        worker can take the lease between it and the commit. Expiry alone does not fail it:
+        a lease can only pass to another holder once expired, and that adds to the epoch."""
+        ...
 
 
 class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Protocol):

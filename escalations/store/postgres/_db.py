@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 from connector.redaction import SECRETS
 from escalations.clock import Clock
 from escalations.errors import StoreError
+from escalations.store.base import Fence
 
 CREDENTIAL_NAME = "database-password"
 """The systemd credential (``LoadCredential=database-password:…``) read when the URL has no
@@ -262,6 +263,12 @@ class PgBase:
         tx = PgTransaction(conn)
         self._local.tx = tx
         try:
+            fence: Fence | None = getattr(self._local, "fence", None)
+            if fence is not None:  # under the write lock until COMMIT (see the package doc)
+                row = conn.execute(
+                    "SELECT holder, epoch FROM lease WHERE name = %s", (fence.name,)
+                ).fetchone()
+                fence.check(None if row is None else (str(row["holder"]), int(row["epoch"])))
             yield tx
             if conn.info.transaction_status == pq.TransactionStatus.INERROR:
                 # a statement failed and its error was caught inside the block: PostgreSQL
@@ -276,6 +283,16 @@ class PgBase:
         finally:
             tx.active = False
             self._local.tx = None
+
+    @contextlib.contextmanager
+    def fence(self, name: str, *, holder: str, epoch: int) -> Iterator[None]:
+        """``Leases.fence``: this thread's write transactions check the lease first."""
+        previous = getattr(self._local, "fence", None)
+        self._local.fence = Fence(name, holder, epoch)
+        try:
+            yield
+        finally:
+            self._local.fence = previous
 
     def _read(self, sql: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
         """Run a read on this thread's connection (inside its transaction, if one is open).

@@ -118,33 +118,40 @@ class RunLogMixin(PgBase):
     # -- leases ------------------------------------------------------------------------
     def acquire_lease(
         self, tx: object, name: str, *, holder: str, now: datetime, until: datetime
-    ) -> bool:
+    ) -> int | None:
+        if not holder:
+            raise ValueError("a lease needs a holder")
         row = (
             self._tx(tx)
             .execute(
-                "INSERT INTO lease AS l (name, holder, expires_at, acquired_at)"
-                " VALUES (%(name)s, %(holder)s, %(until)s, %(now)s)"
+                "INSERT INTO lease AS l (name, holder, expires_at, acquired_at, epoch)"
+                " VALUES (%(name)s, %(holder)s, %(until)s, %(now)s, 1)"
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
                 " expires_at = excluded.expires_at,"
                 " acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at"
-                " ELSE excluded.acquired_at END"
-                " WHERE l.holder = excluded.holder OR l.expires_at <= %(now)s"
-                " RETURNING holder",
+                " ELSE excluded.acquired_at END,"
+                " epoch = CASE WHEN l.holder = excluded.holder THEN l.epoch ELSE l.epoch + 1 END"
+                " WHERE l.holder = excluded.holder OR l.holder = '' OR l.expires_at <= %(now)s"
+                " RETURNING holder, epoch",
                 {"name": name, "holder": holder, "until": to_db(until), "now": to_db(now)},
             )
             .fetchone()
         )
-        return row is not None and row["holder"] == holder
+        return int(row["epoch"]) if row is not None and row["holder"] == holder else None
 
     def release_lease(self, tx: object, name: str, *, holder: str) -> None:
-        self._tx(tx).execute("DELETE FROM lease WHERE name = %s AND holder = %s", (name, holder))
+        self._tx(tx).execute(
+            "UPDATE lease SET holder = '' WHERE name = %s AND holder = %s", (name, holder)
+        )
 
     def release_leases(self, tx: object, *, except_holder: str) -> int:
-        cur = self._tx(tx).execute("DELETE FROM lease WHERE holder != %s", (except_holder,))
+        cur = self._tx(tx).execute(
+            "UPDATE lease SET holder = '' WHERE holder != %s AND holder != ''", (except_holder,)
+        )
         return cur.rowcount
 
     def lease(self, name: str) -> Lease | None:
-        row = self._read("SELECT * FROM lease WHERE name = %s", (name,)).fetchone()
+        row = self._read("SELECT * FROM lease WHERE name = %s AND holder != ''", (name,)).fetchone()
         return None if row is None else Lease(**from_row(row))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from escalations.clock import Clock
 from escalations.errors import StoreError
+from escalations.store.base import Fence
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 BUSY_TIMEOUT_MS = 5000
@@ -199,6 +200,12 @@ class SqliteBase:
         tx = SqliteTransaction(conn)
         self._local.tx = tx
         try:
+            fence: Fence | None = getattr(self._local, "fence", None)
+            if fence is not None:  # under the write lock (BEGIN IMMEDIATE) until COMMIT
+                row = conn.execute(
+                    "SELECT holder, epoch FROM lease WHERE name = ?", (fence.name,)
+                ).fetchone()
+                fence.check(None if row is None else (str(row[0]), int(row[1])))
             yield tx
             conn.execute("COMMIT")
         except BaseException:
@@ -208,6 +215,16 @@ class SqliteBase:
         finally:
             tx.active = False
             self._local.tx = None
+
+    @contextlib.contextmanager
+    def fence(self, name: str, *, holder: str, epoch: int) -> Iterator[None]:
+        """``Leases.fence``: this thread's write transactions check the lease first."""
+        previous = getattr(self._local, "fence", None)
+        self._local.fence = Fence(name, holder, epoch)
+        try:
+            yield
+        finally:
+            self._local.fence = previous
 
     def _tx(self, tx: object) -> sqlite3.Connection:
         current: SqliteTransaction | None = getattr(self._local, "tx", None)

@@ -114,32 +114,46 @@ class RunLogMixin(SqliteBase):
     # -- leases ------------------------------------------------------------------------
     def acquire_lease(
         self, tx: object, name: str, *, holder: str, now: datetime, until: datetime
-    ) -> bool:
+    ) -> int | None:
+        if not holder:
+            raise ValueError("a lease needs a holder")
         rows = (
             self._tx(tx)
             .execute(
-                "INSERT INTO lease (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO lease (name, holder, expires_at, acquired_at, epoch)"
+                " VALUES (?, ?, ?, ?, 1)"
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
                 " expires_at = excluded.expires_at,"
                 " acquired_at = CASE WHEN lease.holder = excluded.holder THEN lease.acquired_at"
-                " ELSE excluded.acquired_at END"
-                " WHERE lease.holder = excluded.holder OR lease.expires_at <= ?"
-                " RETURNING holder",
+                " ELSE excluded.acquired_at END,"
+                " epoch = CASE WHEN lease.holder = excluded.holder THEN lease.epoch"
+                " ELSE lease.epoch + 1 END"
+                " WHERE lease.holder = excluded.holder OR lease.holder = ''"
+                " OR lease.expires_at <= ?"
+                " RETURNING holder, epoch",
                 (name, holder, to_db(until), to_db(now), to_db(now)),
             )
             .fetchall()
         )
-        return bool(rows) and rows[0][0] == holder
+        return int(rows[0][1]) if rows and rows[0][0] == holder else None
 
     def release_lease(self, tx: object, name: str, *, holder: str) -> None:
-        self._tx(tx).execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+        self._tx(tx).execute(
+            "UPDATE lease SET holder = '' WHERE name = ? AND holder = ?", (name, holder)
+        )
 
     def release_leases(self, tx: object, *, except_holder: str) -> int:
-        cur = self._tx(tx).execute("DELETE FROM lease WHERE holder != ?", (except_holder,))
+        cur = self._tx(tx).execute(
+            "UPDATE lease SET holder = '' WHERE holder != ? AND holder != ''", (except_holder,)
+        )
         return cur.rowcount
 
     def lease(self, name: str) -> Lease | None:
-        row = self._conn().execute("SELECT * FROM lease WHERE name = ?", (name,)).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT * FROM lease WHERE name = ? AND holder != ''", (name,))
+            .fetchone()
+        )
         return None if row is None else Lease(**parse_times(dict(row)))
 
 

@@ -120,6 +120,15 @@ def test_the_worker_and_the_commands_run_on_postgresql(
     code, out, _ = cli(capsys, "effects", "list")
     assert f"{failed.id} copy_article done " in out
 
+    key = str(sandbox.ticket(escalation)["escalation_key"])
+    assert cli(capsys, "archive", "hold", key) == (0, f"{key}: on legal hold\n", "")
+    assert cli(capsys, "archive", "verify") == (0, "no hard copies yet\n", "")
+    code, out, err = cli(capsys, "archive", "show", key)
+    assert (code, err) == (
+        1,
+        f"escalations: escalation {key}: no hard copy yet (it is archived once closed)\n",
+    )
+
     code, out, _ = cli(capsys, "diagnostics", "--json")
     section = json.loads(out)["store"]
     assert (section["url"], section["engine"], section["schema"]) == (shown, "postgresql", latest)
