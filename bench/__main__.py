@@ -92,7 +92,8 @@ def run(config: Config, command: str) -> tuple[str, list[Figure]]:
         *figures,
     ]
     took = time.perf_counter() - started
-    return render(figures, config, command, bench.profile_text, took), figures
+    text = render(figures, config, command, bench.profile_text, took, bench.profile_shares)
+    return text, figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:

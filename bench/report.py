@@ -38,7 +38,33 @@ def table(fig: Figure) -> str:
     return "\n".join([head, rule, *body])
 
 
-def render(figures: list[Figure], config: Config, command: str, profile: str, took: float) -> str:
+def closing(figures: list[Figure], shares: list[tuple[str, float]]) -> list[str]:
+    """Which targets this run met, which it missed, and what the profile blames."""
+    met = [f.title for f in figures if "missed" not in f.verdict and f.verdict != "measured"]
+    missed = [f for f in figures if f.title not in met and f.verdict != "measured"]
+    out = ["", "## Closing note", "", "Met in this run:", ""]
+    out += [f"- {title}" for title in met] or ["- none"]
+    out += ["", "Missed, or met only in part:", ""]
+    out += [f"- {f.title}: {f.verdict}" for f in missed] or ["- none"]
+    out += [
+        "",
+        "Each missed request figure lists the requests it counted and says in its notes what "
+        "each is for and what closing the gap needs. The client CPU per request is explained "
+        "by the burst's profile below; its named shares, largest first: "
+        + "; ".join(f"{label} {share:.0%}" for label, share in shares if share >= 0.005)
+        + ".",
+    ]
+    return out
+
+
+def render(
+    figures: list[Figure],
+    config: Config,
+    command: str,
+    profile: str,
+    took: float,
+    shares: list[tuple[str, float]] | None = None,
+) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -66,6 +92,7 @@ def render(figures: list[Figure], config: Config, command: str, profile: str, to
         out.append(table(fig))
         for note in fig.notes:
             out += ["", note]
+    out += closing(figures, shares or [])
     if profile:
         out += [
             "",

@@ -66,12 +66,13 @@ class Rig:
         clock: Clock | None = None,
         poll_interval: int = 30,
         rate: int = BENCH_RATE,
-        trust_env: bool = True,
+        trust_env: bool | None = None,
         synchronous: str | None = None,
     ) -> None:
-        """``trust_env`` and ``synchronous`` are what-ifs for measuring only: the session's
-        environment scan for proxies, and SQLite's ``synchronous`` pragma on the worker's
-        connection, changed on this rig's objects (the product's code is not touched)."""
+        """``trust_env`` and ``synchronous`` (``None``: as shipped) are what-ifs for measuring
+        only: the session's environment scan for proxies, and SQLite's ``synchronous``
+        pragma on the worker's connection, changed on this rig's objects (the product's code
+        is not touched)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.clock: Clock = clock or FakeClock()
@@ -88,7 +89,8 @@ class Rig:
         )
         policy = HttpPolicy(requests_per_minute=rate, burst=min(1000, rate))
         session = build_session(policy)
-        session.trust_env = trust_env
+        if trust_env is not None:
+            session.trust_env = trust_env
         client = HttpClient(
             self.server.url,
             {"Authorization": f"Token token={self.token}"},
@@ -130,7 +132,7 @@ class Rig:
         calls = tuple((m, p) for m, p, _ in self.sandbox.requests[before:])
         return Counted(calls, wall, cpu)
 
-    def run_pass(self, *, advance: timedelta = timedelta(seconds=30)) -> Counted:
+    def run_pass(self, *, advance: timedelta = timedelta(seconds=5)) -> Counted:
         """One worker pass (every timed job, each followed by the effects step), after moving
         the clock on by ``advance``."""
         self.advance(advance)
