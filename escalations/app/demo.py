@@ -129,7 +129,8 @@ def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
         f"  export ESCALATIONS_HELPDESK_URL={url}",
         f"  export ESCALATIONS_HELPDESK_TOKEN={sandbox.token_of(BOT)}",
         f"  export ESCALATIONS_HELPDESK_ADMIN_TOKEN={sandbox.token_of(ADMIN)}",
-        f"  export ESCALATIONS_STATE_DIR={tempfile.gettempdir()}/escalations-sandbox-state",
+        # a new store for each session: the sandbox's data lives only as long as it runs
+        f"  export ESCALATIONS_STATE_DIR={tempfile.mkdtemp(prefix='escalations-sandbox-')}",
         "  export ESCALATIONS_HTTP_REQUESTS_PER_MINUTE=6000  # a real Zammad keeps the default 60",
         "  escalations check --live",
         f'then try it (ticket #{ticket["number"]} "{DEMO_TICKET}", id {ticket_id}):',

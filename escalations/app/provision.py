@@ -24,10 +24,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from connector.errors import Forbidden
+from connector.errors import Forbidden, Unauthorized
 from connector.http import HttpClient
 from connector.redaction import SECRETS
 from connector.zammad import ZammadAdmin
+from connector.zammad.admin import PENDING_FLAGS
 from escalations.bindings.zammad import provision as pv
 from escalations.bindings.zammad.fieldmap import ZammadFieldMap
 from escalations.bindings.zammad.provision_spec import PROVISION_FILE, ProvisionSpec
@@ -82,8 +83,14 @@ def _admin_client(settings: Settings, clock: Clock, secret: str) -> ZammadAdmin:
     return ZammadAdmin(client)
 
 
-def read_snapshot(admin: ZammadAdmin) -> pv.Snapshot:
-    return pv.Snapshot({kind: admin.list(kind) for kind in KINDS})
+WEBHOOK_KINDS = frozenset({"triggers", "webhooks"})
+"""Read only with ``--webhook-url``: a token without ``admin.trigger``/``admin.webhook``
+provisions everything else."""
+
+
+def read_snapshot(admin: ZammadAdmin, *, webhook: bool = True) -> pv.Snapshot:
+    kinds = [k for k in KINDS if webhook or k not in WEBHOOK_KINDS]
+    return pv.Snapshot({kind: admin.list(kind) for kind in kinds})
 
 
 @dataclass
@@ -129,10 +136,18 @@ class Provisioner:
 
     def run(self) -> Outcome:
         self.say("provision: reading Zammad's admin lists …")
-        snap = read_snapshot(self.admin)
+        snap = read_snapshot(self.admin, webhook=bool(self.webhook_url))
         self.say("provision: ticket attributes …")
-        attributes = self._carry(pv.attributes(self.fieldmap, self.profile, self.spec), snap)
-        if any(s.writes for s in attributes) and not self.dry_run:
+        wanted_attributes = pv.attributes(self.fieldmap, self.profile, self.spec)
+        attributes = self._carry(wanted_attributes, snap)
+        names = {w.name for w in wanted_attributes}
+        # staged by this run, or left staged by an earlier one whose migrations step failed
+        staged = [
+            a
+            for a in snap.of("object_manager_attributes")
+            if a.get("name") in names and any(a.get(flag) for flag in PENDING_FLAGS)
+        ]
+        if (any(s.writes for s in attributes) or staged) and not self.dry_run:
             self.say("provision: running Zammad's migrations for the ticket attributes …")
             self.admin.execute_migrations()
         self.say("provision: parked state, group, tags, placeholder customer, webhook …")
@@ -149,7 +164,7 @@ class Provisioner:
         )
         self._customer()
         if not self.dry_run:
-            snap = read_snapshot(self.admin)  # the ids of what phase 2 created
+            snap = read_snapshot(self.admin, webhook=bool(self.webhook_url))  # phase 2's ids
         self.say("provision: macros, overviews, text modules, trigger …")
         later = [
             *pv.macros(self.fieldmap, self.profile, self.spec, snap),
@@ -158,8 +173,18 @@ class Provisioner:
         ]
         if self.webhook_url:
             later.append(pv.trigger(self.fieldmap, self.spec, snap))
+        self._roles_exist(snap)
         self._carry(later, snap)
         return self.outcome
+
+    def _roles_exist(self, snap: pv.Snapshot) -> None:
+        """Provision creates no roles: a role the overviews name must exist."""
+        missing = [r for r in self.spec.overviews.roles if snap.find("roles", r) is None]
+        if missing:
+            raise ConfigError(
+                f"{PROVISION_FILE}: overviews.roles: role(s) {', '.join(map(repr, missing))} "
+                "not found in Zammad (provision creates no roles; name existing ones)"
+            )
 
     def _carry(self, wanted: list[pv.Wanted], snap: pv.Snapshot) -> list[pv.Step]:
         steps = pv.plan(wanted, snap, note=self.spec.note, force=self.force)
@@ -249,6 +274,11 @@ def provision(args: argparse.Namespace, settings: Settings, *, clock: Clock | No
             force=args.force,
             say=say,
         ).run()
+    except Unauthorized as exc:
+        raise ConfigError(
+            f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the helpdesk refused the admin token "
+            f"({exc.status}): check it or the helpdesk-admin-token credential"
+        ) from None
     except Forbidden as exc:
         raise ConfigError(
             f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the admin token may not do this ({exc}); "

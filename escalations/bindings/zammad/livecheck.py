@@ -109,7 +109,14 @@ def provisioned_drift(
                 f"{label} differs from the mappings ({diff}): escalations provision updates it"
             )
         elif step.action is pv.Action.HAND_EDITED:
-            notes.append(f"{label} was changed by hand ({diff}); provision keeps it")
+            broken = _no_longer_works(step, snapshot, spec)
+            if broken:
+                problems.append(
+                    f"{label} was changed by hand and {broken} ({diff}): "
+                    "escalations provision --force restores it"
+                )
+            else:
+                notes.append(f"{label} was changed by hand ({diff}); provision keeps it")
     if "object_manager_attributes" in readable:
         for row in snapshot.of("object_manager_attributes"):
             pending = [flag for flag in PENDING_FLAGS if row.get(flag)]
@@ -125,6 +132,23 @@ def provisioned_drift(
         if kind in KIND_LABELS and kind not in readable and kind != "object_manager_attributes"
     ]
     return Drift(tuple(problems), tuple(notes), tuple(unverified))
+
+
+def _no_longer_works(step: pv.Step, snapshot: pv.Snapshot, spec: ProvisionSpec) -> str | None:
+    """Why a hand-edited object no longer does what the worker relies on, or ``None`` when
+    the edit only added to it: a macro must still perform every action provision gave it
+    (more is fine); the carrier-contact text module must be the template the parser reads."""
+    current = snapshot.find(step.kind, step.name) or {}
+    if step.kind == "macros":
+        if not pv.covers(current.get("perform"), step.body.get("perform"), depth=2):
+            return "no longer performs what the worker relies on"
+    elif (
+        step.kind == "text_modules"
+        and step.name == spec.text_modules.carrier.name
+        and current.get("content") != step.body.get("content")
+    ):
+        return "is no longer the template the worker's parser reads"
+    return None
 
 
 def fields_of(snapshot: pv.Snapshot) -> list[FieldInfo]:

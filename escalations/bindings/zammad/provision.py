@@ -162,7 +162,7 @@ def _step(wanted: Wanted, snapshot: Snapshot, *, note: str, force: bool) -> Step
     differs = [
         k
         for k in wanted.body
-        if not _same(current.get(k), wanted.body[k], depth=wanted.partial_keys.get(k, 0))
+        if not covers(current.get(k), wanted.body[k], depth=wanted.partial_keys.get(k, 0))
     ]
     if not differs:
         return Step(Action.UNCHANGED, wanted.kind, wanted.name, object_id, body)
@@ -179,12 +179,12 @@ def _step(wanted: Wanted, snapshot: Snapshot, *, note: str, force: bool) -> Step
     return Step(action, wanted.kind, wanted.name, object_id, body, diff)
 
 
-def _same(now: Any, wanted: Any, *, depth: int = 0) -> bool:
+def covers(now: Any, wanted: Any, *, depth: int = 0) -> bool:
     """Equal as JSON; for the first ``depth`` levels of nested objects, ``now`` may hold
     entries ``wanted`` does not name."""
     if depth > 0 and isinstance(wanted, Mapping):
         return isinstance(now, Mapping) and all(
-            _same(now.get(k), v, depth=depth - 1) for k, v in wanted.items()
+            covers(now.get(k), v, depth=depth - 1) for k, v in wanted.items()
         )
     return bool(_plain(now) == _plain(wanted))
 

@@ -727,22 +727,36 @@ def test_check_live_reports_a_missing_field(
 def test_check_live_reports_a_macro_changed_to_do_nothing(
     capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A macro provision made and someone emptied: changed by hand, a note, not a failure;
-    the carrier text module rewritten by hand (the parser would not read it): the same."""
+    """A provisioned macro changed by hand: an added action is a note; a macro that no longer
+    sets the flag is a problem (agents' clicks would flag nothing)."""
     monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN_TOKEN)
     admin = {"Authorization": f"Token token={ADMIN_TOKEN}"}
     macros = requests.get(f"{server.url}/api/v1/macros", headers=admin, timeout=5).json()
     (escalate,) = [m for m in macros if m["name"] == "Escalate"]
-    requests.put(
-        f"{server.url}/api/v1/macros/{escalate['id']}",
-        json={"perform": {"ticket.priority_id": {"value": "2"}}},
-        headers=admin,
-        timeout=5,
-    ).raise_for_status()
+
+    def perform(value: dict[str, Any]) -> None:
+        requests.put(
+            f"{server.url}/api/v1/macros/{escalate['id']}",
+            json={"perform": value},
+            headers=admin,
+            timeout=5,
+        ).raise_for_status()
+
+    perform({**escalate["perform"], "ticket.priority_id": {"value": "3"}})
     code, out, err = run_cli(capsys, "check", "--live")
     assert code == 0, err
     (note,) = [line for line in out.splitlines() if line.startswith("live: note:")]
     assert note.startswith("live: note: macro 'Escalate' was changed by hand (perform: ")
+
+    perform({"ticket.priority_id": {"value": "2"}})
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    (line,) = error_lines(err)
+    assert line.startswith(
+        "escalations: live: macro 'Escalate' was changed by hand and no longer performs what "
+        "the worker relies on (perform: "
+    )
+    assert line.endswith("escalations provision --force restores it")
 
 
 def test_check_live_with_a_wrong_token(

@@ -86,6 +86,12 @@ def test_the_printed_commands_raise_an_escalation_on_the_sandbox(tmp_path: Path)
             ["curl", "-fsS"],
             ["escalations", "run"],
         ]
+        # each session prints a new, empty store directory (a store of an earlier session
+        # would remember tickets this sandbox never had)
+        (printed_state,) = [x.split("=", 1)[1] for x in exports if "STATE_DIR=" in x]
+        assert Path(printed_state).is_dir()
+        assert list(Path(printed_state).iterdir()) == []
+        Path(printed_state).rmdir()
         state = tmp_path / "state"
         script = "\n".join(
             [

@@ -76,14 +76,14 @@ def mappings_dir(tmp_path: Path) -> Path:
 
 
 def settings_for(tmp_path: Path, mappings_dir: Path, **more: Any) -> Settings:
-    return load_settings(
-        helpdesk_url=BASE,
-        helpdesk_token=BOT,
-        helpdesk_admin_token=ADMIN,
-        state_dir=tmp_path / "state",
-        mappings_dir=mappings_dir,
-        **more,
-    )
+    values: dict[str, Any] = {
+        "helpdesk_url": BASE,
+        "helpdesk_token": BOT,
+        "helpdesk_admin_token": ADMIN,
+        "state_dir": tmp_path / "state",
+        "mappings_dir": mappings_dir,
+    }
+    return load_settings(**{**values, **more})
 
 
 def run(settings: Settings, **flags: Any) -> int:
@@ -334,3 +334,85 @@ def test_an_agent_token_as_admin_token_names_the_permissions(
     assert len(err) == 1
     assert "docs/admins.md" in err[0]
     assert BOT not in err[0]
+
+
+def test_attributes_left_staged_by_a_failed_run_are_migrated_by_the_next(
+    zammad: ZammadSandbox,
+    tmp_path: Path,
+    mappings_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Zammad restarting for longer than provision waits: the attributes stay staged. The
+    next run has nothing to write for them, but must still run the migrations."""
+    from connector.errors import TransientError
+    from connector.zammad import ZammadAdmin
+
+    settings = settings_for(tmp_path, mappings_dir)
+    real = ZammadAdmin.execute_migrations
+
+    def restarting(self: ZammadAdmin, *, timeout_s: float = 120.0) -> None:
+        raise TransientError("Zammad's migrations did not finish within 120 s")
+
+    monkeypatch.setattr(ZammadAdmin, "execute_migrations", restarting)
+    with pytest.raises(TransientError):
+        run(settings)
+    staged = [a for a in admin_get("/object_manager_attributes") if a["to_create"]]
+    assert staged, "the failed run should have left staged attributes"
+    monkeypatch.setattr(ZammadAdmin, "execute_migrations", real)
+    capsys.readouterr()
+
+    assert run(settings) == 0
+
+    assert [a["name"] for a in admin_get("/object_manager_attributes") if a["to_create"]] == []
+    assert "Escalate" in names("/macros")
+
+
+def test_a_refused_admin_token_names_the_admin_token(
+    zammad: ZammadSandbox,
+    tmp_path: Path,
+    mappings_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", BASE)
+    monkeypatch.setenv("ESCALATIONS_MAPPINGS_DIR", str(mappings_dir))
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", "not-a-token")
+
+    assert main(["provision", "--dry-run"]) == 78
+
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("escalations:")]
+    assert len(err) == 1
+    assert "ESCALATIONS_HELPDESK_ADMIN_TOKEN" in err[0]
+    assert "ESCALATIONS_HELPDESK_TOKEN " not in err[0]
+    assert "not-a-token" not in err[0]
+
+
+def test_the_documented_permissions_are_enough(
+    zammad: ZammadSandbox, tmp_path: Path, mappings_dir: Path
+) -> None:
+    """docs/admins.md's table without admin.trigger/admin.webhook (only --webhook-url needs
+    them): provision reads no trigger or webhook list."""
+    documented = [
+        "admin.object", "admin.ticket_state", "admin.group", "admin.tag", "admin.user",
+        "admin.macro", "admin.overview", "admin.text_module", "admin.role",
+    ]  # fmt: skip
+    table = (Path(__file__).resolve().parents[3] / "docs" / "admins.md").read_text()
+    assert all(f"`{p}`" in table for p in documented)
+    token = zammad.issue_token("admin@isp.example", documented, value="documented-token")
+    settings = settings_for(tmp_path, mappings_dir, helpdesk_admin_token=token)
+
+    assert run(settings) == 0
+
+    assert not [r for r in zammad.requests if r[1].endswith(("/triggers", "/webhooks"))]
+
+
+def test_an_overview_role_not_in_zammad_is_one_line(
+    zammad: ZammadSandbox, tmp_path: Path, mappings_dir: Path
+) -> None:
+    spec = mappings_dir / "zammad-provision.toml"
+    spec.write_text(spec.read_text().replace('roles = ["Agent"]', 'roles = ["Agnet"]'))
+    with pytest.raises(ConfigError, match=r"overviews\.roles: role\(s\) 'Agnet' not found"):
+        run(settings_for(tmp_path, mappings_dir))
+    assert not [r for r in writes(zammad) if r[1].endswith("/overviews")]
