@@ -30,9 +30,11 @@ Only an accepted delivery is remembered, so Zammad's own retry after a refusal i
 afresh; a retry after a 200 that Zammad never saw gets 409, harmless, as the first one woke
 the poll.
 
-Each refusal is logged once per (reason, remote address) at WARNING, as
-``webhook.refused reason=bad_signature status=401 remote=…`` (the last
-``REFUSALS_REMEMBERED`` pairs are remembered); a good delivery at DEBUG. The secret, the
+Each refusal is logged at WARNING once per (reason, remote address) and
+``REFUSAL_LOG_SECONDS``, as ``webhook.refused reason=bad_signature status=401 remote=…``, with
+``suppressed=N`` counting the calls of that pair not logged since (behind a reverse proxy
+every call comes from one address: a secret rotated in Zammad only keeps showing up); the last
+``REFUSALS_REMEMBERED`` pairs are remembered. A good delivery is logged at DEBUG. The secret, the
 signature and the body are never logged.
 
 A request gets ``REQUEST_SECONDS`` in all, headers and body, so a slow client cannot hold a
@@ -64,6 +66,8 @@ log = logging.getLogger(__name__)
 DELIVERIES_REMEMBERED = 1000
 """Accepted delivery ids kept to refuse a replay (see the module docstring: memory is enough)."""
 REFUSALS_REMEMBERED = 1000
+REFUSAL_LOG_SECONDS = 600.0
+"""A refusal of the same reason from the same address is logged again after this long."""
 """(reason, remote) pairs already logged, so a refusal is logged once each."""
 REQUEST_SECONDS = 10.0
 """The whole time a client has to send one request (headers and body)."""
@@ -280,7 +284,9 @@ class WebhookServer:
         self.path = path
         self.max_body_bytes = max_body_bytes
         self._deliveries: OrderedDict[str, None] = OrderedDict()
-        self._refusals: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._refusals: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        """(reason, remote) → [when last logged (monotonic), calls not logged since]."""
+        self.monotonic = time.monotonic
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         SECRETS.add(secret)
@@ -371,15 +377,21 @@ class WebhookServer:
         self.wake.set()
 
     def refused(self, reason: str, status: int, remote: str) -> None:
-        """Log a refusal, once per (reason, remote address)."""
+        """Log a refusal, once per (reason, remote address) and ``REFUSAL_LOG_SECONDS``."""
         key = (reason, remote)
+        now = self.monotonic()
         with self._lock:
-            if key in self._refusals:
+            seen = self._refusals.get(key)
+            if seen is not None and now - seen[0] < REFUSAL_LOG_SECONDS:
+                seen[1] += 1
                 return
-            self._refusals[key] = None
+            suppressed = int(seen[1]) if seen is not None else 0
+            self._refusals[key] = [now, 0]
+            self._refusals.move_to_end(key)
             while len(self._refusals) > REFUSALS_REMEMBERED:
                 self._refusals.popitem(last=False)
-        log.warning("webhook.refused reason=%s status=%s remote=%s", reason, status, remote)
+        more = f" suppressed={suppressed}" if suppressed else ""
+        log.warning("webhook.refused reason=%s status=%s remote=%s%s", reason, status, remote, more)
 
 
 def require_secret(settings: Settings, *, source: str | None = None) -> None:

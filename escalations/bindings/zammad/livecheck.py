@@ -283,7 +283,9 @@ def live_report(
             tag_names[f"tags.level ({n})"] = fieldmap.level_tag(n)
         for key, tag in tag_names.items():
             if not tag_exists(tag):
-                problems.append(f"{where}: {key}: tag '{tag}' not found (create it in Zammad)")
+                problems.append(
+                    f"{where}: {key}: tag '{tag}' not found (escalations provision creates it)"
+                )
 
     # people: owners need full access, watchers read access, to the escalation group
     levels = range(1, profile.max_level + 1)

@@ -104,9 +104,12 @@ class Snapshot:
 
     def find(self, kind: str, name: str) -> Json | None:
         """By name (case-insensitively, as Zammad compares names); for names Zammad does
-        not keep unique (overviews, text modules), provision's own object first."""
+        not keep unique (overviews, text modules), provision's own object (its note carries
+        a fingerprint) first."""
         matches = [o for o in self.of(kind) if str(o.get("name", "")).lower() == name.lower()]
-        return matches[0] if matches else None
+        ours = [o for o in matches if FINGERPRINT_SEPARATOR in str(o.get("note") or "")]
+        found = ours or matches
+        return found[0] if found else None
 
     def id_of(self, kind: str, name: str) -> int | str:
         """The id of a named object; in a dry run, a stand-in for one not created yet."""

@@ -316,6 +316,24 @@ def test_each_refusal_is_logged_once_per_reason_and_remote_and_never_a_secret(
     assert "Broadband" not in text
 
 
+def test_a_refusal_that_goes_on_is_logged_again_with_the_count(
+    hook: WebhookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Behind a proxy every call comes from 127.0.0.1: a secret rotated in Zammad only must
+    not fall silent after its first line."""
+    caplog.set_level(logging.WARNING, logger="escalations.app.webhook")
+    now = [1000.0]
+    hook.monotonic = lambda: now[0]
+    for _ in range(3):
+        assert deliver(hook.url, sign="old secret").status_code == 401
+    now[0] += 601
+    assert deliver(hook.url, sign="old secret").status_code == 401
+    assert refusals(caplog) == [
+        "webhook.refused reason=bad_signature status=401 remote=127.0.0.1",
+        "webhook.refused reason=bad_signature status=401 remote=127.0.0.1 suppressed=2",
+    ]
+
+
 def test_ipv6_loopback() -> None:
     try:
         server = WebhookServer("::1", 0, secret=SECRET, wake=threading.Event())

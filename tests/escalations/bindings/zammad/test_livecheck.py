@@ -191,7 +191,8 @@ def test_a_missing_tag(sandbox: ZammadSandbox, mappings: Mappings, clock: FakeCl
     with sandbox.lock:
         del sandbox.state.db.tag_items["escalation-parked"]
     assert check(sandbox, mappings, clock) == [
-        f"{WHERE}: tags.parked: tag 'escalation-parked' not found (create it in Zammad)"
+        f"{WHERE}: tags.parked: tag 'escalation-parked' not found "
+        "(escalations provision creates it)"
     ]
 
 
@@ -199,7 +200,7 @@ def test_a_missing_level_tag(sandbox: ZammadSandbox, mappings: Mappings, clock: 
     with sandbox.lock:
         del sandbox.state.db.tag_items["escalation-l3"]
     assert check(sandbox, mappings, clock) == [
-        f"{WHERE}: tags.level (3): tag 'escalation-l3' not found (create it in Zammad)"
+        f"{WHERE}: tags.level (3): tag 'escalation-l3' not found (escalations provision creates it)"
     ]
 
 
