@@ -137,6 +137,11 @@ def check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     require_secret(settings)
     mappings = _mappings(settings)
+    if settings.helpdesk == "zammad":  # what provision reads: checked with the rest
+        from escalations.bindings.zammad.provision_spec import PROVISION_FILE, ProvisionSpec
+        from escalations.mappings import load_mapping_file
+
+        load_mapping_file(mappings.directory / PROVISION_FILE, ProvisionSpec)
     profile = mappings.profile
     _out(
         f"mappings: ok ({mappings.directory}: {profile.max_level} levels, "

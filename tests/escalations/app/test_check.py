@@ -268,3 +268,25 @@ def test_a_proxy_with_credentials_is_refused_without_showing_them(
         EX_CONFIG,
         "escalations: ESCALATIONS_HTTPS_PROXY: the proxy URL must not contain credentials",
     )
+
+
+def test_check_reads_the_provision_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken zammad-provision.toml is found by `check`, not first by `provision`."""
+    import shutil
+
+    from escalations.settings import shipped_mappings_dir
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(shipped_mappings_dir(), mappings)
+    spec = mappings / "zammad-provision.toml"
+    spec.write_text(spec.read_text().replace('escalate = "Escalate"', 'escalate = "Escalate'))
+    monkeypatch.setenv("ESCALATIONS_MAPPINGS_DIR", str(mappings))
+    monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(tmp_path / "state"))
+
+    assert main(["check"]) == 78
+
+    err = capsys.readouterr().err
+    assert f"{spec}:" in err
+    assert "Traceback" not in err
