@@ -19,6 +19,11 @@
   past its lease (a long GC, ``SIGSTOP``) that wakes after another took over writes nothing:
   the job stops there, logged once as ``job.lease_lost``, and the effects step runs as on any
   worker.
+- **Heartbeat**: after each job run the worker records itself in the store (``heartbeat``:
+  host, pid, role, version, start and this instant), for ``escalations status``; its role is
+  ``leader`` while it holds any job's lease, else ``executor``. A clean stop removes the row
+  (``release_leadership``); a row silent for ``FORGET_SILENT_AFTER`` is removed by the next
+  heartbeat of any worker.
 - ``Worker.run_once`` runs every job once, in order (``escalations run --once``).
 - ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
   every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
@@ -36,6 +41,8 @@ Jobs are level-triggered, so a missed or extra tick does no harm.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +55,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
-from escalations.store.base import LeaseLost
+from escalations.store.base import LeaseLost, WorkerBeat
 from jobs import archive, comms, reconcile, retention, sync
 from jobs.context import JobContext, JobResult
 
@@ -69,6 +76,8 @@ WAKE_MIN_SECONDS = 1.0
 """Two passes started by a wake are at least this far apart (real seconds, as the waits)."""
 WAKE_JOBS = (sync.NAME, sync.COPY)
 """What a wake runs: the poll, then the copy of what it found."""
+FORGET_SILENT_AFTER = timedelta(days=1)
+"""A worker whose last heartbeat is older than this is dropped from the store's list."""
 
 
 class Liveness(Protocol):
@@ -139,6 +148,11 @@ class Worker:
         self.worker_id = executor.worker_id if executor is not None else new_worker_id()
         self._down: tuple[str, str] | None = None
         """(what, since): the helpdesk is unreachable or in maintenance."""
+        self.version = ""
+        """This installation's version, shown by ``escalations status`` (set by ``run``)."""
+        self._started = ctx.clock.now()
+        self._leading: set[str] = set()
+        """The jobs whose lease this worker held at their last run."""
 
     def run_once(self) -> list[JobResult | None]:
         return [self.run_job(job) for job in self.jobs if not self.ctx.stop.is_set()]
@@ -227,12 +241,15 @@ class Worker:
         try:
             epoch = self._leads(job)
             if epoch is None:
+                self._leading.discard(job.name)
                 result = _not_leader(job)
             else:
+                self._leading.add(job.name)
                 with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
                     result = job.run(self.ctx)
             self.run_effects(result)
         except LeaseLost as exc:  # paused past the lease: the successor's state stands
+            self._leading.discard(job.name)
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
             log.warning("job.lease_lost job=%s worker=%s: %s", job.name, self.worker_id, exc)
             self._report()
@@ -270,8 +287,10 @@ class Worker:
         return result
 
     def _report(self) -> None:
-        """Tell the watcher the worker is alive and how it is doing, in one line."""
+        """Tell the watcher the worker is alive and how it is doing, in one line; record the
+        heartbeat in the store."""
         self.liveness.alive()
+        self._heartbeat()
         due = self.ctx.store.count_due(now=self.ctx.clock.now())
         writes = f"{due} write{'s' if due != 1 else ''} due"
         if self._down is not None:
@@ -295,11 +314,29 @@ class Worker:
             log.debug("job.not_leader job=%s worker=%s", job.name, self.worker_id)
         return leads
 
+    def _heartbeat(self) -> None:
+        now = self.ctx.clock.now()
+        beat = WorkerBeat(
+            id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            role="leader" if self._leading else "executor",
+            version=self.version,
+            started_at=self._started,
+            heartbeat_at=now,
+        )
+        with self.ctx.store.transaction() as tx:
+            self.ctx.store.heartbeat(tx, beat)
+            self.ctx.store.forget_workers(tx, silent_before=now - FORGET_SILENT_AFTER)
+
     def release_leadership(self) -> None:
-        """Give up every job's lease (on a clean stop), so another worker takes over at once."""
+        """Give up every job's lease (on a clean stop), so another worker takes over at once,
+        and remove this worker from the store's list."""
         with self.ctx.store.transaction() as tx:
             for job in self.jobs:
                 self.ctx.store.release_lease(tx, f"lease:{job.name}", holder=self.worker_id)
+            self.ctx.store.forget_worker(tx, self.worker_id)
+        self._leading.clear()
 
     def run_effects(self, result: JobResult) -> None:
         """The effects step: sweep until a sweep finishes nothing (a commit may request

@@ -25,7 +25,7 @@ from escalations.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from escalations.app.systemd import Notifier
-    from escalations.store.base import StatusSummary, Store
+    from escalations.store.base import StatusSummary, Store, WorkerBeat
     from jobs.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ def check(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from escalations.app.preflight import prepare
     from escalations.app.systemd import Notifier, watchdog_seconds
+    from escalations.app.version import package_version
     from escalations.app.webhook import WebhookServer, require_secret
     from escalations.app.wiring import build
     from escalations.effects.executor import new_worker_id
@@ -230,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
             worker_id=worker_id,
         )
         worker = installation.worker(liveness=notifier)
+        worker.version = package_version()  # shown by status, from the worker's heartbeat
         if settings.webhook_listen and not args.once:  # a single pass has nothing to wake
             worker.wake = threading.Event()
             listener = WebhookServer.from_settings(settings, worker.wake, source=listen_source)
@@ -409,11 +411,14 @@ def status(args: argparse.Namespace) -> int:
         failed = store.effects(EffectState.FAILED)
         tz = _display_tz(settings)
         duty_lines = _duty_lines(store, clock.now(), tz)
+        workers = store.workers()
     finally:
         store.close()
     code, health = _health(summary, settings, clock.now())
     if as_json:
-        _emit([json.dumps(_status_json(settings, summary, failed, code, health))])
+        data = _status_json(settings, summary, failed, code, health)
+        data["workers"] = [_worker_json(w, settings, clock.now()) for w in workers]
+        _emit([json.dumps(data)])
         return code
     lines: list[str] = []  # collected, then written at once (``_emit``)
     lines.append(f"store: {_store_name(settings)} (schema {summary.schema_version})")
@@ -436,6 +441,7 @@ def status(args: argparse.Namespace) -> int:
     last = summary.last_successful_poll
     shown = last.astimezone(tz).isoformat(timespec="seconds") if last else "never"
     lines.append(f"last successful poll: {shown}")
+    lines.extend(_worker_lines(workers, settings, clock.now(), tz))
     if summary.last_errors:
         lines.append("last errors:")
         for run in summary.last_errors:
@@ -444,6 +450,45 @@ def status(args: argparse.Namespace) -> int:
     lines.append(f"health: {health}")
     _emit(lines)
     return code
+
+
+def _silent(worker: WorkerBeat, settings: Settings, now: datetime) -> bool:
+    """No heartbeat for ``STALE_AFTER_POLLS`` poll intervals (a worker that died, or is
+    stopped or cut off from the store)."""
+    age = (now - worker.heartbeat_at).total_seconds()
+    return age > STALE_AFTER_POLLS * settings.poll_interval_seconds
+
+
+def _worker_lines(
+    workers: list[WorkerBeat], settings: Settings, now: datetime, tz: tzinfo
+) -> list[str]:
+    """The workers on the store, from their heartbeats (``jobs.worker``); nothing when none
+    is running (a single ``run --once`` leaves none)."""
+    if not workers:
+        return []
+    lines = ["workers:"]
+    for w in workers:
+        beat = w.heartbeat_at.astimezone(tz).isoformat(timespec="seconds")
+        age = max((now - w.heartbeat_at).total_seconds(), 0.0)
+        silent = ", silent" if _silent(w, settings, now) else ""
+        lines.append(
+            f"  {w.host} pid {w.pid} {w.role} {w.version or '-'} "
+            f"last heartbeat {beat} ({age:.0f} s ago{silent})"
+        )
+    return lines
+
+
+def _worker_json(worker: WorkerBeat, settings: Settings, now: datetime) -> dict[str, object]:
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "role": worker.role,
+        "version": worker.version,
+        "started_at": worker.started_at.isoformat(),
+        "last_heartbeat": worker.heartbeat_at.isoformat(),
+        "silent": _silent(worker, settings, now),
+    }
 
 
 def _status_json(
@@ -482,6 +527,7 @@ def _status_json(
             {"job": r.job, "at": r.started_at.isoformat(), "error": r.error}
             for r in (summary.last_errors if summary else ())
         ],
+        "workers": [],  # filled in by status when there is a store
     }
 
 

@@ -102,6 +102,20 @@ class Lease:
     """Grows by one each time the lease passes to another holder (``Store.fence``)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkerBeat:
+    """A worker on the store, as its last heartbeat said (``Workers``)."""
+
+    id: str
+    host: str
+    pid: int
+    role: str
+    """``leader`` while it holds a job's lease, else ``executor``."""
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+
 class LeaseLost(StoreError):
     """A fenced write transaction found its lease held by another worker, or at another
     epoch (``Leases.fence``): it wrote nothing. The leader was paused past its lease and
@@ -443,7 +457,25 @@ class Leases(Protocol):
         ...
 
 
-class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Protocol):
+class Workers(Protocol):
+    """The workers on the store and their heartbeats (``escalations status``)."""
+
+    def heartbeat(self, tx: Transaction, beat: WorkerBeat) -> None:
+        """Record ``beat`` (insert, or replace the worker's previous one)."""
+        ...
+
+    def forget_worker(self, tx: Transaction, worker_id: str) -> None: ...
+
+    def forget_workers(self, tx: Transaction, *, silent_before: datetime) -> int:
+        """Remove the workers whose last heartbeat is older than ``silent_before``."""
+        ...
+
+    def workers(self) -> list[WorkerBeat]:
+        """Every worker recorded, by host, then pid."""
+        ...
+
+
+class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Workers, Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
     def acquire_lock(self, *, worker: str = "") -> None:

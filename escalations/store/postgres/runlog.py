@@ -16,6 +16,7 @@ from escalations.store.base import (
     JobRun,
     Lease,
     StatusSummary,
+    WorkerBeat,
 )
 from escalations.store.postgres._db import PgBase, from_row, to_db
 
@@ -149,6 +150,37 @@ class RunLogMixin(PgBase):
             "UPDATE lease SET holder = '' WHERE holder != %s AND holder != ''", (except_holder,)
         )
         return cur.rowcount
+
+    # -- workers -----------------------------------------------------------------------
+    def heartbeat(self, tx: object, beat: WorkerBeat) -> None:
+        self._tx(tx).execute(
+            "INSERT INTO worker (id, host, pid, role, version, started_at, heartbeat_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " role = excluded.role, version = excluded.version,"
+            " heartbeat_at = excluded.heartbeat_at",
+            (
+                beat.id,
+                beat.host,
+                beat.pid,
+                beat.role,
+                beat.version,
+                to_db(beat.started_at),
+                to_db(beat.heartbeat_at),
+            ),
+        )
+
+    def forget_worker(self, tx: object, worker_id: str) -> None:
+        self._tx(tx).execute("DELETE FROM worker WHERE id = %s", (worker_id,))
+
+    def forget_workers(self, tx: object, *, silent_before: datetime) -> int:
+        cur = self._tx(tx).execute(
+            "DELETE FROM worker WHERE heartbeat_at < %s", (to_db(silent_before),)
+        )
+        return cur.rowcount
+
+    def workers(self) -> list[WorkerBeat]:
+        rows = self._read("SELECT * FROM worker ORDER BY host, pid, id").fetchall()
+        return [WorkerBeat(**from_row(row)) for row in rows]
 
     def lease(self, name: str) -> Lease | None:
         row = self._read("SELECT * FROM lease WHERE name = %s AND holder != ''", (name,)).fetchone()

@@ -74,8 +74,9 @@ class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMix
 
     def acquire_lock(self, *, worker: str = "") -> None:
         """Take the single-host lock, or raise ``LockHeld``; then release the claims and the
-        job leases left by any other worker id (see the module docstring): a SQLite file is
-        used from one host, and holding its lock proves no other worker is alive on it."""
+        job leases left by any other worker id, and forget those workers (see the module
+        docstring): a SQLite file is used from one host, and holding its lock proves no other
+        worker is alive on it."""
         if self._lock_fd is not None:
             return
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -91,6 +92,7 @@ class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMix
         with self.transaction() as tx:
             self.release_claims(tx, except_worker=worker)
             self.release_leases(tx, except_holder=worker)
+            self._tx(tx).execute("DELETE FROM worker WHERE id != ?", (worker,))
 
     def release_lock(self) -> None:
         if self._lock_fd is not None:

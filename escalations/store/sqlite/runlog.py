@@ -17,6 +17,7 @@ from escalations.store.base import (
     JobRun,
     Lease,
     StatusSummary,
+    WorkerBeat,
 )
 from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
 
@@ -147,6 +148,36 @@ class RunLogMixin(SqliteBase):
             "UPDATE lease SET holder = '' WHERE holder != ? AND holder != ''", (except_holder,)
         )
         return cur.rowcount
+
+    # -- workers -----------------------------------------------------------------------
+    def heartbeat(self, tx: object, beat: WorkerBeat) -> None:
+        self._tx(tx).execute(
+            "INSERT INTO worker (id, host, pid, role, version, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET role = excluded.role,"
+            " version = excluded.version, heartbeat_at = excluded.heartbeat_at",
+            (
+                beat.id,
+                beat.host,
+                beat.pid,
+                beat.role,
+                beat.version,
+                to_db(beat.started_at),
+                to_db(beat.heartbeat_at),
+            ),
+        )
+
+    def forget_worker(self, tx: object, worker_id: str) -> None:
+        self._tx(tx).execute("DELETE FROM worker WHERE id = ?", (worker_id,))
+
+    def forget_workers(self, tx: object, *, silent_before: datetime) -> int:
+        cur = self._tx(tx).execute(
+            "DELETE FROM worker WHERE heartbeat_at < ?", (to_db(silent_before),)
+        )
+        return cur.rowcount
+
+    def workers(self) -> list[WorkerBeat]:
+        rows = self._conn().execute("SELECT * FROM worker ORDER BY host, pid, id").fetchall()
+        return [WorkerBeat(**parse_times(dict(row))) for row in rows]
 
     def lease(self, name: str) -> Lease | None:
         row = (

@@ -8,17 +8,26 @@ command with one line (exit 78) that never shows the password."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from escalations.app.cli import main
+from escalations.app.version import package_version
 from escalations.clock import SystemClock
 from escalations.store.postgres import PostgresStore, load_migrations
 from sandbox import SandboxServer, ServerError, ZammadSandbox, serve
 from tests.pg import PgServer
 
+ROOT = Path(__file__).resolve().parents[3]
 BOT = "escalation-bot"
 ALICE = "alice.agent@fused.example"
 ARTICLES = "/api/v1/ticket_articles$"
@@ -175,3 +184,69 @@ def test_a_schema_newer_than_the_code_is_refused_by_check_and_run(
         (line,) = err.splitlines()
         assert f"database schema version {latest + 1} is newer than this code" in line
         assert pg_server.app_password not in out + err
+
+
+def _status_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    _, out, _ = cli(capsys, "status", "--json")
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def _wait_for(
+    capsys: pytest.CaptureFixture[str],
+    condition: Callable[[list[dict[str, Any]]], bool],
+    procs: list[subprocess.Popen[str]],
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers: list[dict[str, Any]] = _status_json(capsys)["workers"]
+        if condition(workers):
+            return workers
+        for proc in procs:
+            assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    raise AssertionError(f"status never showed the workers: {workers}")
+
+
+def test_status_lists_the_running_workers_with_their_roles(
+    capsys: pytest.CaptureFixture[str], url: str, server: SandboxServer, cli_env: Path
+) -> None:
+    """Two real ``escalations run`` processes on one database: the first leads, the second
+    executes; ``status`` lists both (host, pid, role, version, last heartbeat), and neither
+    once they have stopped cleanly."""
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "escalations", "run"]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs.append(subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True))
+        _wait_for(capsys, lambda ws: [w["role"] for w in ws] == ["leader"], procs)
+        procs.append(subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True))
+        workers = _wait_for(capsys, lambda ws: len(ws) == 2, procs)
+        by_pid = {w["pid"]: w for w in workers}
+        assert set(by_pid) == {p.pid for p in procs}
+        assert by_pid[procs[0].pid]["role"] == "leader"
+        assert by_pid[procs[1].pid]["role"] == "executor"
+        for w in workers:
+            assert w["host"] == socket.gethostname()
+            assert w["version"] == package_version()
+            assert w["silent"] is False
+        _, out, _ = cli(capsys, "status")
+        lines = out.splitlines()
+        at = lines.index("workers:")
+        shown = sorted(lines[at + 1 : at + 3])
+        for proc, role in ((procs[0], "leader"), (procs[1], "executor")):
+            assert any(
+                line.startswith(f"  {socket.gethostname()} pid {proc.pid} {role} ")
+                and " last heartbeat " in line
+                for line in shown
+            ), shown
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+    assert _status_json(capsys)["workers"] == []
+    _, out, _ = cli(capsys, "status")
+    assert "workers:" not in out.splitlines()  # none running: no list
