@@ -101,7 +101,7 @@ class Outcome:
     def add(self, steps: list[pv.Step], *, dry_run: bool) -> None:
         for step in steps:
             self.counts[step.action.value] += 1
-            if step.action is not pv.Action.UNCHANGED:
+            if dry_run or step.action is not pv.Action.UNCHANGED:  # a plan shows every object
                 self.lines.append(("would " if dry_run and step.writes else "") + step.line())
 
 
@@ -205,6 +205,8 @@ class Provisioner:
         address = str(wanted["email"])
         if self.admin.find_user(address) is not None:
             self.outcome.counts[pv.Action.UNCHANGED.value] += 1
+            if self.dry_run:
+                self.outcome.lines.append(f"unchanged users {address!r} (placeholder customer)")
             return
         self.outcome.counts[pv.Action.CREATE.value] += 1
         self.outcome.lines.append(

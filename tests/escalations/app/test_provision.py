@@ -416,3 +416,18 @@ def test_an_overview_role_not_in_zammad_is_one_line(
     with pytest.raises(ConfigError, match=r"overviews\.roles: role\(s\) 'Agnet' not found"):
         run(settings_for(tmp_path, mappings_dir))
     assert not [r for r in writes(zammad) if r[1].endswith("/overviews")]
+
+
+def test_a_dry_run_lists_every_object_unchanged_ones_too(
+    zammad: ZammadSandbox, tmp_path: Path, mappings_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings_for(tmp_path, mappings_dir)
+    run(settings)
+    capsys.readouterr()
+
+    run(settings, dry_run=True)
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "unchanged macros 'Escalate'" in lines
+    assert "unchanged users 'escalations-internal@example.invalid' (placeholder customer)" in lines
+    assert len(lines) - 1 == int(lines[-1].split(", ")[-1].split()[0])  # one per unchanged
