@@ -188,14 +188,15 @@ class Provisioner:
 
     def _carry(self, wanted: list[pv.Wanted], snap: pv.Snapshot) -> list[pv.Step]:
         steps = pv.plan(wanted, snap, note=self.spec.note, force=self.force)
-        self.outcome.add(steps, dry_run=self.dry_run)
         if self.dry_run:
+            self.outcome.add(steps, dry_run=True)
             return steps
-        for step in steps:
+        for step in steps:  # each counted once done: a failure shows what was written
             if step.action is pv.Action.CREATE:
                 self.admin.create(step.kind, step.body)
             elif step.writes and step.object_id is not None:
                 self.admin.update(step.kind, step.object_id, step.body)
+            self.outcome.add([step], dry_run=False)
         return steps
 
     def _customer(self) -> None:
@@ -264,32 +265,46 @@ def provision(args: argparse.Namespace, settings: Settings, *, clock: Clock | No
     def say(line: str) -> None:
         print(line, file=sys.stderr)  # noqa: T201
 
+    provisioner = Provisioner(
+        admin,
+        mappings,
+        spec,
+        carrier_template(mappings),
+        webhook_url=args.webhook_url,
+        webhook_secret=secret,
+        dry_run=args.dry_run,
+        force=args.force,
+        say=say,
+    )
     try:
-        outcome = Provisioner(
-            admin,
-            mappings,
-            spec,
-            carrier_template(mappings),
-            webhook_url=args.webhook_url,
-            webhook_secret=secret,
-            dry_run=args.dry_run,
-            force=args.force,
-            say=say,
-        ).run()
-    except Unauthorized as exc:
-        raise ConfigError(
-            f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the helpdesk refused the admin token "
-            f"({exc.status}): check it or the helpdesk-admin-token credential"
-        ) from None
-    except Forbidden as exc:
-        raise ConfigError(
-            f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the admin token may not do this ({exc}); "
-            "it needs the admin permissions listed in docs/admins.md"
-        ) from None
-    for line in outcome.lines:
-        print(line)  # noqa: T201
+        outcome = provisioner.run()
+    except (Unauthorized, Forbidden) as exc:
+        _print_lines(provisioner.outcome)  # what was written before the refusal
+        raise _admin_error(exc) from None
+    except BaseException:
+        _print_lines(provisioner.outcome)  # what was written before the failure
+        raise
+    _print_lines(outcome)
     print(summary(outcome, dry_run=args.dry_run))  # noqa: T201
     return 0
+
+
+def _print_lines(outcome: Outcome) -> None:
+    for line in outcome.lines:
+        print(line)  # noqa: T201
+
+
+def _admin_error(exc: Unauthorized | Forbidden) -> ConfigError:
+    """The one line for a refused or under-privileged admin token."""
+    if isinstance(exc, Unauthorized):
+        return ConfigError(
+            f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the helpdesk refused the admin token "
+            f"({exc.status}): check it or the helpdesk-admin-token credential"
+        )
+    return ConfigError(
+        f"ESCALATIONS_HELPDESK_ADMIN_TOKEN: the admin token may not do this ({exc}); "
+        "it needs the admin permissions listed in docs/admins.md"
+    )
 
 
 def provision_sandbox(url: str, admin_token: str, clock: Clock, mappings_dir: Path) -> Outcome:

@@ -357,6 +357,8 @@ def test_attributes_left_staged_by_a_failed_run_are_migrated_by_the_next(
     monkeypatch.setattr(ZammadAdmin, "execute_migrations", restarting)
     with pytest.raises(TransientError):
         run(settings)
+    # what was written before the failure is said
+    assert "create    object_manager_attributes 'escalation_requested'" in capsys.readouterr().out
     staged = [a for a in admin_get("/object_manager_attributes") if a["to_create"]]
     assert staged, "the failed run should have left staged attributes"
     monkeypatch.setattr(ZammadAdmin, "execute_migrations", real)
