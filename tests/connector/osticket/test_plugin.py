@@ -229,3 +229,27 @@ def test_a_plugin_disabled_after_the_start_fails_the_write_naming_it(
     finally:
         osticket.set_plugin_enabled(True)
     assert adapter.get_ticket(esc.id).state == "Open"
+
+
+def test_the_plugins_php_lints() -> None:
+    """``php -l`` on every file of the plugin (CI has PHP: ``shared/osticket/up`` installs it)."""
+    import os
+    import shutil
+    import subprocess
+
+    from tests.connector.osticket.real import PLUGIN_SOURCE
+
+    php = shutil.which("php")
+    if php is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("php is missing; shared/osticket/up installs php-cli", pytrace=False)
+        pytest.skip("php is not installed")
+    files = sorted(PLUGIN_SOURCE.glob("*.php"))
+    assert [f.name for f in files] == [
+        "config.php", "controller.php", "escalation-api.php", "plugin.php",
+    ]  # fmt: skip
+    for path in files:
+        lint = subprocess.run(
+            [php, "-l", str(path)], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr

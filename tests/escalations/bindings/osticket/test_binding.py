@@ -1,0 +1,87 @@
+"""``OsTicketBinding``'s intents with and without the escalation-api plugin's capabilities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connector.base import Ticket
+from connector.osticket import CAPABILITIES, PLUGIN_CAPABILITIES
+from escalations.bindings.base import FlagState, LevelMove, NewEscalationTicket
+from escalations.bindings.osticket import OsTicketBinding
+from escalations.effects.helpdesk import LinkPayload, UpdateTicketPayload
+from escalations.mappings import load_mappings
+from escalations.models import Escalation, State
+from escalations.settings import shipped_mappings_dir
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def _binding(*, plugin: bool) -> OsTicketBinding:
+    mappings = load_mappings(shipped_mappings_dir(), "osticket")
+    caps = CAPABILITIES | PLUGIN_CAPABILITIES if plugin else CAPABILITIES
+    binding = OsTicketBinding(mappings.helpdesk, mappings.profile, caps)  # type: ignore[arg-type]
+    return binding
+
+
+def _escalation(**extra: object) -> Escalation:
+    values: dict[str, object] = {
+        "id": 7, "key": "osticket:ticket:41:1", "original_ticket_id": 41,
+        "original_ticket_number": "100041", "customer_id": 5, "segment": "enterprise",
+        "level": 1, "reason": "outage", "state": State.FLAGGED, "owner_id": -3,
+        "updated_at": NOW,
+    }  # fmt: skip
+    values.update(extra)
+    return Escalation(**values)  # type: ignore[arg-type]
+
+
+def _ticket(ticket_id: int, title: str) -> Ticket:
+    return Ticket(
+        id=ticket_id, number=str(100000 + ticket_id), title=title, group="Support",
+        state="Escalate", customer_id=5, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+
+
+def _new(esc: Escalation) -> NewEscalationTicket:
+    return NewEscalationTicket(
+        escalation=esc, original=_ticket(41, "Line down"), customer_id=5,
+        organization_id=None, watcher_ids=(), note_html="<p>x</p>", note_subject="x",
+        opened_at=NOW,
+    )  # fmt: skip
+
+
+def test_with_the_plugin_the_create_is_followed_by_the_link_and_the_owner() -> None:
+    intents = _binding(plugin=True).open_escalation(_new(_escalation()))
+    create, link, owner = intents
+    assert (create.kind, link.kind, owner.kind) == (
+        "create_escalation",
+        "link",
+        "update_ticket",
+    )
+    assert link.after == create.ref
+    assert owner.after == create.ref
+    assert isinstance(link.payload, LinkPayload)
+    assert (link.payload.escalation_ticket_of, link.payload.parent_id) == (7, 41)
+    assert isinstance(owner.payload, UpdateTicketPayload)
+    assert (owner.payload.escalation_ticket_of, owner.payload.owner_id) == (7, -3)
+
+
+def test_without_the_plugin_only_the_create_is_requested() -> None:
+    (create,) = _binding(plugin=False).open_escalation(_new(_escalation()))
+    assert create.kind == "create_escalation"
+    # the flag status cannot be consumed: a standing flag is the same flag
+    assert _binding(plugin=False).flag_being_cleared(FlagState(by_field=True), frozenset())
+    assert not _binding(plugin=True).flag_being_cleared(FlagState(by_field=True), frozenset())
+
+
+def test_a_level_move_sets_the_level_field_subject_and_owner() -> None:
+    esc = _escalation(state=State.OPEN, escalation_ticket_id=90)
+    move = LevelMove(
+        escalation=esc, ticket=_ticket(90, "[L1] Line down"), level=2, sequence=1,
+        owner_id=-4, watcher_ids=(),
+    )  # fmt: skip
+    (intent,) = _binding(plugin=True).apply_level(move, lambda ref: False)
+    assert isinstance(intent.payload, UpdateTicketPayload)
+    assert intent.payload.ticket_id == 90
+    assert intent.payload.fields == {"escalation_level": "2"}
+    assert intent.payload.title == "[L2] Line down"
+    assert intent.payload.owner_id == -4
