@@ -75,11 +75,15 @@ def build_reader(settings: Settings, clock: Clock) -> ZammadAdmin:
 
 
 def _admin_client(settings: Settings, clock: Clock, secret: str) -> ZammadAdmin:
+    """A client with the worker's HTTP policy and session (``ESCALATIONS_HTTPS_PROXY``)."""
+    from escalations.app.preflight import session
     from escalations.app.wiring import http_policy
 
     SECRETS.add(secret)
     headers = {"Authorization": f"Token token={secret}"}
-    client = HttpClient(settings.helpdesk_url, headers, http_policy(settings), clock)
+    client = HttpClient(
+        settings.helpdesk_url, headers, http_policy(settings), clock, session=session(settings)
+    )
     return ZammadAdmin(client)
 
 

@@ -433,3 +433,34 @@ def test_a_dry_run_lists_every_object_unchanged_ones_too(
     assert "unchanged macros 'Escalate'" in lines
     assert "unchanged users 'escalations-internal@example.invalid' (placeholder customer)" in lines
     assert len(lines) - 1 == int(lines[-1].split(", ")[-1].split()[0])  # one per unchanged
+
+
+def test_provision_goes_through_the_configured_proxy(
+    tmp_path: Path,
+    mappings_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The admin client uses the worker's session: ``ESCALATIONS_HTTPS_PROXY``, never the
+    environment's ``HTTPS_PROXY``."""
+    from tests.connector.test_http import RecordingProxy
+
+    configured, from_environment = RecordingProxy(), RecordingProxy()
+    try:
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", "https://zammad.example.com")
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN)
+        monkeypatch.setenv("ESCALATIONS_MAPPINGS_DIR", str(mappings_dir))
+        monkeypatch.setenv("ESCALATIONS_STATE_DIR", str(tmp_path / "state"))
+        monkeypatch.setenv("ESCALATIONS_HTTPS_PROXY", configured.url)
+        monkeypatch.setenv("ESCALATIONS_HTTP_MAX_ATTEMPTS", "1")
+        for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", from_environment.url)
+        assert main(["provision", "--dry-run"]) != 0  # the proxy refuses the tunnel
+        capsys.readouterr()
+    finally:
+        configured.close()
+        from_environment.close()
+    assert configured.lines
+    assert all(line.startswith("CONNECT zammad.example.com:443 ") for line in configured.lines)
+    assert from_environment.lines == []
