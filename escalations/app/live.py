@@ -73,7 +73,18 @@ def live(
     unverified = [*refused, *report.unverified, *drift.unverified]
     for problem in problems:
         err(f"live: {problem}")
-    for note in drift.notes:
+    notes = list(report.notes)
+    if (
+        settings.helpdesk_admin_token is not None
+        and settings.helpdesk_token is not None
+        and settings.helpdesk_admin_token.get_secret_value()
+        == settings.helpdesk_token.get_secret_value()
+    ):
+        notes.append(
+            "the worker's token is the admin token: give the worker a token with ticket.agent "
+            "only (docs/admins.md §1)"
+        )
+    for note in [*notes, *drift.notes]:
         out(f"live: note: {note}")
     for item in unverified:
         err(f"live: {item}")

@@ -19,7 +19,7 @@ Two parts:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connector.base import Capability, FieldInfo, HelpdeskAdapter, User
 from connector.errors import AuthError, Forbidden
@@ -181,6 +181,7 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
 class LiveReport:
     problems: list[str]
     unverified: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def live_report(
@@ -236,8 +237,14 @@ def live_report(
         )
 
     # custom attributes and their options
+    notes: list[str] = []
     if not fields_known:
         fields = adapter.list_fields()
+        if fields and all(f.data_type != "unknown" for f in fields):
+            notes.append(
+                f"the worker's token (user '{me.login}') may read the object manager (an admin "
+                "permission): it needs ticket.agent only (docs/admins.md §1)"
+            )
     if fields is None:
         unverified.append(UNVERIFIED_FIELDS)
     else:
@@ -307,7 +314,7 @@ def live_report(
         problems.append(f"{where}: customer.placeholder: user '{placeholder}' not found")
     if profile.comms.caller_log:
         problems += _caller_log_problems(adapter, mappings, me)
-    return LiveReport(problems, unverified)
+    return LiveReport(problems, unverified, notes)
 
 
 def _caller_log_problems(adapter: HelpdeskAdapter, mappings: Mappings, me: User) -> list[str]:

@@ -975,3 +975,22 @@ def test_a_usage_error_exits_64_never_a_health_code(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 64
+
+
+def test_check_live_notes_a_worker_token_with_admin_rights(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's token should carry ticket.agent only: one that reads the object manager,
+    or is the admin token itself, is pointed out (not a failure)."""
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", ADMIN_TOKEN)
+    code, out, err = run_cli(capsys, "check", "--live", "--allow-unverified")
+    assert code == 0, err
+    assert (
+        "live: note: the worker's token (user 'admin@fused.example') may read the object "
+        "manager (an admin permission): it needs ticket.agent only (docs/admins.md §1)"
+    ) in out.splitlines()
+
+    monkeypatch.setenv("ESCALATIONS_HELPDESK_ADMIN_TOKEN", ADMIN_TOKEN)
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == 0, err
+    assert any("the worker's token is the admin token" in line for line in out.splitlines())
