@@ -671,6 +671,8 @@ class HttpClient:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._progress = progress
+        # decided once: a runtime-checkable Protocol's isinstance is slow, and waits are hot
+        self._clock_stops = isinstance(clock, StoppingClock)
         if stop is None and isinstance(clock, StoppingClock):
             stop = clock.stop
         self._stop = stop
@@ -842,7 +844,7 @@ class HttpClient:
             if left <= 0:
                 return
             step = min(left, WAIT_SLICE) if self._progress is not None else left
-            if self._stop is not None and not isinstance(self._clock, StoppingClock):
+            if self._stop is not None and not self._clock_stops:
                 self._stop.wait(step)
             else:
                 self._clock.sleep(step)  # a StoppingClock's sleep waits on the stop itself
