@@ -117,7 +117,8 @@ def _read(
         try:
             lists[kind] = admin.list(kind)
         except Forbidden as exc:
-            refused.append(f"{lc.KIND_LABELS.get(kind, kind)}s: not verified ({exc})")
+            label = f"{lc.KIND_LABELS[kind]}s" if kind in lc.KIND_LABELS else kind
+            refused.append(f"{label}: not verified ({exc})")
     return pv.Snapshot(lists), frozenset(lists), refused
 
 
