@@ -43,7 +43,7 @@ def live(
 
     spec = load_mapping_file(mappings.directory / PROVISION_FILE, ProvisionSpec)
     try:
-        adapter.me()
+        me = adapter.me()
     except Unauthorized as exc:
         err(f"live: the token was refused ({exc.status}): check ESCALATIONS_HELPDESK_TOKEN")
         return EX_CONFIG
@@ -67,6 +67,7 @@ def live(
         mappings,
         fields=lc.fields_of(snapshot) if attributes_read else None,
         fields_known=attributes_read,
+        me=me,
     )
     drift = lc.provisioned_drift(mappings, spec, snapshot, readable, carrier_template(mappings))
     problems = [*report.problems, *drift.problems]

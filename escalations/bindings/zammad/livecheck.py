@@ -190,10 +190,11 @@ def live_report(
     *,
     fields: list[FieldInfo] | None = None,
     fields_known: bool = False,
+    me: User | None = None,
 ) -> LiveReport:
     """``fields_known``: ``fields`` come from the object manager (the admin token's view);
     otherwise they are read through the adapter, which with an agent token sees names on a
-    ticket at best."""
+    ticket at best. ``me``: the worker's user, when the caller has read it already."""
     fieldmap = mappings.helpdesk
     assert isinstance(fieldmap, ZammadFieldMap)
     profile = mappings.profile
@@ -202,7 +203,7 @@ def live_report(
 
     unverified: list[str] = []
     try:
-        me = adapter.me()
+        me = me if me is not None else adapter.me()
     except AuthError as exc:
         return LiveReport(
             [f"the token was refused ({exc.status}): check ESCALATIONS_HELPDESK_TOKEN"], []
