@@ -39,20 +39,6 @@ from escalations.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KINDS = (
-    "object_manager_attributes",
-    "ticket_states",
-    "groups",
-    "roles",
-    "tag_list",
-    "macros",
-    "overviews",
-    "text_modules",
-    "triggers",
-    "webhooks",
-)
-"""Zammad's admin lists provision reads."""
-
 
 def build_admin(settings: Settings, clock: Clock) -> ZammadAdmin:
     """The admin client, or a ``ConfigError`` naming the setting that is missing."""
@@ -87,13 +73,8 @@ def _admin_client(settings: Settings, clock: Clock, secret: str) -> ZammadAdmin:
     return ZammadAdmin(client)
 
 
-WEBHOOK_KINDS = frozenset({"triggers", "webhooks"})
-"""Read only with ``--webhook-url``: a token without ``admin.trigger``/``admin.webhook``
-provisions everything else."""
-
-
 def read_snapshot(admin: ZammadAdmin, *, webhook: bool = True) -> pv.Snapshot:
-    kinds = [k for k in KINDS if webhook or k not in WEBHOOK_KINDS]
+    kinds = [k for k in pv.ADMIN_LISTS if webhook or k not in pv.WEBHOOK_LISTS]
     return pv.Snapshot({kind: admin.list(kind) for kind in kinds})
 
 

@@ -42,6 +42,22 @@ from escalations.bindings.zammad.provision_spec import LEVEL_PLACEHOLDER, Provis
 from escalations.profile import ProcessProfile
 
 Json = dict[str, Any]
+ADMIN_LISTS = (
+    "object_manager_attributes",
+    "ticket_states",
+    "groups",
+    "roles",
+    "tag_list",
+    "macros",
+    "overviews",
+    "text_modules",
+    "triggers",
+    "webhooks",
+)
+"""Zammad's admin lists a plan is made against (the ``Snapshot``'s kinds)."""
+WEBHOOK_LISTS = frozenset({"triggers", "webhooks"})
+"""Needed only with a webhook URL: a token without ``admin.trigger``/``admin.webhook``
+provisions everything else."""
 FINGERPRINT_SEPARATOR = " · "
 SECRET_SHOWN_AS = "(secret)"  # noqa: S105 - the mask, not a secret
 """Shown in a diff instead of the webhook's signature token."""
