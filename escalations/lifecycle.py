@@ -462,6 +462,13 @@ class Lifecycle:
             tx, note_intent(purpose, esc, *parts, html=html, subject=subject)
         )
 
+    def next_duty_shown(
+        self, tx: Transaction, esc: Escalation, seq: int, due: datetime | None
+    ) -> None:
+        """The escalation ticket is to show ``due`` as its next duty's time: the ``seq``-th
+        change, written once and after the one before."""
+        self._request(tx, self.binding.next_duty(esc, seq, due, self._exists))
+
     def _get(self, escalation_id: int) -> Escalation:
         esc = self.store.get_escalation(escalation_id)
         if esc is None:

@@ -17,7 +17,10 @@ and the helpdesk what is due *now*:
 4. a window closed undone is **missed**: one note to the next level's executives (mentioned,
    so Zammad notifies them); several missed at once (after the worker was stopped) are one
    summary note, never a storm of stale reminders;
-5. **stalled**: no agent article for ``stalled_after_minutes`` business minutes, or
+5. **the next duty's time** on the escalation ticket, where the binding shows it (a Zammad
+   datetime attribute the "Calls and updates due today" overview lists by): written when it
+   changes, each change once and in order;
+6. **stalled**: no agent article for ``stalled_after_minutes`` business minutes, or
    ``stalled_after_missed`` duties missed in a row: one note to the next level's executives.
 
 Each note is an effect whose key names the duty (or the quiet spell), requested in the same
@@ -41,6 +44,7 @@ from escalations.comms.duties import (
     CONFIRMATION_PREFIX,
     EscalationFacts,
     PlanRules,
+    next_due,
     plan,
     suspended,
 )
@@ -64,6 +68,9 @@ is read again only when its stall could be due."""
 STALL_TOLD = "comms.stall_told"
 """Meta key: escalation id → the activity (ISO time) whose quiet spell was alerted, so a
 stalled escalation is not read again every pass."""
+NEXT_DUTY = "comms.next_duty"
+"""Meta key: escalation id → ``<n>|<ISO time or empty>``: the *n*-th next-duty time requested
+on its escalation ticket (empty: none ahead)."""
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -119,7 +126,15 @@ class CommsPass:
     # -- one escalation ------------------------------------------------------------------------
     def escalation(self, esc: Escalation) -> None:
         pauses = parking.pauses(self.store.parking_periods(esc.id))
-        self._store_plan(esc, pauses)
+        facts = self._facts(esc, pauses)
+        self._store_plan(esc, facts)
+        self._decide(esc, pauses)
+        if self.ctx.binding.shows_next_duty:
+            self._show_next_duty(esc, facts)
+
+    def _decide(
+        self, esc: Escalation, pauses: tuple[tuple[datetime, datetime | None], ...]
+    ) -> None:
         duties = self.store.duties(esc.id)
         in_play = [
             d
@@ -176,12 +191,11 @@ class CommsPass:
                     self._stalled_quiet(tx, esc, activity, executives)
             self._remember(tx, ACTIVITY, esc, activity)
 
-    def _store_plan(
+    def _facts(
         self, esc: Escalation, pauses: tuple[tuple[datetime, datetime | None], ...]
-    ) -> None:
-        segment = self._segment(esc)
+    ) -> EscalationFacts:
         flagged_at = esc.flagged_at or esc.opened_at or esc.updated_at
-        facts = EscalationFacts(
+        return EscalationFacts(
             flagged_at=flagged_at,
             callback_at=esc.callback_at,
             level_changes=tuple(
@@ -192,7 +206,9 @@ class CommsPass:
             pauses=pauses,
             confirmations=self._confirmations(esc),
         )
-        specs = plan(facts, segment, self.calendar, self.rules, until=self.now)
+
+    def _store_plan(self, esc: Escalation, facts: EscalationFacts) -> None:
+        specs = plan(facts, self._segment(esc), self.calendar, self.rules, until=self.now)
         stored = {d.slot for d in self.store.duties(esc.id)}
         new = [s for s in specs if s.key not in stored]
         if not new:
@@ -211,6 +227,29 @@ class CommsPass:
                     ),
                 )
         self.result.add("duties_planned", len(new))
+
+    def _show_next_duty(self, esc: Escalation, facts: EscalationFacts) -> None:
+        """Request the escalation ticket's next-duty time when it changed (after this pass's
+        duties were settled)."""
+        settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
+        due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
+        shown = self._meta(NEXT_DUTY).get(str(esc.id))
+        seq, _, value = (shown or "0|").partition("|")
+        wanted = "" if due is None else due.isoformat()
+        if value == wanted:
+            return  # shown already (or never shown and nothing to show)
+        n = int(seq) + 1
+        with self.ctx.outbox.transaction() as tx:
+            self.ctx.lifecycle.next_duty_shown(tx, esc, n, due)
+            values = self._meta(NEXT_DUTY)
+            self.store.set_meta(tx, NEXT_DUTY, {**values, str(esc.id): f"{n}|{wanted}"})
+        self.result.add("next_duty_shown")
+        log.info(
+            "comms.next_duty esc=%s ticket=%s due=%s",
+            esc.key,
+            esc.escalation_ticket_id,
+            wanted or "none",
+        )
 
     def _confirmations(self, esc: Escalation) -> tuple[tuple[int, datetime, datetime], ...]:
         """The confirmation call of each parking still open, or ended after its window (an

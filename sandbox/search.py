@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sandbox.actor import Actor
 from sandbox.records import ApiError, Ticket
@@ -265,7 +266,9 @@ class _Matcher:
         if not isinstance(actual, datetime):
             return False
         if op == "today":
-            return actual.date() == self.now.date()
+            zone = self.state.settings.timezone_default
+            tz = ZoneInfo(zone) if zone else UTC
+            return actual.astimezone(tz).date() == self.now.astimezone(tz).date()
         count, unit = wanted
         span = _RANGES[unit] * count
         now = self.now

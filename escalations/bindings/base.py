@@ -225,6 +225,23 @@ class HelpdeskBinding(Protocol):
         per ``occurrence``."""
         ...
 
+    @property
+    def shows_next_duty(self) -> bool:
+        """Whether the escalation ticket shows when its next duty is due (``next_duty``)."""
+        ...
+
+    def next_duty(
+        self,
+        esc: Escalation,
+        seq: int,
+        due: datetime | None,
+        exists: Callable[[EffectRef], bool],
+    ) -> list[Intent]:
+        """The escalation ticket shows ``due`` (``None``: no duty ahead) as its next duty's
+        time; the ``seq``-th change, after the previous one if ``exists`` says it was
+        requested."""
+        ...
+
     def close(self, esc: Escalation, seq: int) -> list[Intent]:
         """The escalation ticket (and, per the mappings, the original) closed and unmarked as
         parked, after the customer confirmed; once per parking ``seq``."""

@@ -17,6 +17,9 @@ find them again:
 - ``confirmation:<n>`` — the final confirmation call of the *n*-th parking, inside its day
   (``escalations.parking``).
 
+``next_due`` is the end of the earliest window still to be met, for the helpdesk's "Calls and
+updates due today" view: the plan looked at ``NEXT_DUE_HORIZON`` ahead.
+
 While the escalation is parked the plan is suspended: no duty but the confirmation call whose
 window meets a parking stretch is given (one still open ends the plan there).
 
@@ -27,6 +30,7 @@ wall-clock times, so they are right on both sides of a DST change.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +41,8 @@ CONFIRMATION_PREFIX = "confirmation:"
 """Slot prefix of the final confirmation call, the one duty of a parked escalation."""
 MAX_CADENCE_DUTIES = 10_000
 """A bound on cadence duties per escalation (a year of 15-minute updates is 9 000)."""
+NEXT_DUE_HORIZON = timedelta(days=10)
+"""How far ahead ``next_due`` looks: past a long weekend and a holiday week's bank days."""
 
 
 class DutyKind(enum.StrEnum):
@@ -130,6 +136,21 @@ def plan(
         if d.opens_at < limit and not suspended(d.opens_at, d.due_at, facts.pauses)
     ]
     return sorted([*kept, *confirmations], key=lambda d: (d.due_at, d.key))
+
+
+def next_due(
+    facts: EscalationFacts,
+    segment: Segment,
+    calendar: BusinessCalendar,
+    rules: PlanRules,
+    now: datetime,
+    settled: Collection[str],
+) -> datetime | None:
+    """When the next duty not yet done or missed is due (the end of its window), at or after
+    ``now``; ``None`` when the plan has none within ``NEXT_DUE_HORIZON``. ``settled`` holds
+    the keys of the duties done or missed."""
+    ahead = plan(facts, segment, calendar, rules, until=now + NEXT_DUE_HORIZON)
+    return min((d.due_at for d in ahead if d.key not in settled and d.due_at >= now), default=None)
 
 
 def suspended(

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 
+from escalations.app.provision import provision_sandbox
 from escalations.clock import FakeClock
 from escalations.mappings import Mappings
+from escalations.models import EffectState
+from escalations.settings import shipped_mappings_dir
 from tests.conftest import edited_mappings
-from tests.jobs.conftest import ALICE, BOT, World, make_world
+from tests.jobs.conftest import ALICE, BASE_URL, BOT, World, make_world
 
 THU = datetime(2027, 3, 25, 8, 30, tzinfo=UTC)  # 08:30 GMT, the Thursday before Good Friday
 TITLE = "Broadband down since Monday"
@@ -387,3 +391,56 @@ def test_the_caller_log_is_read_once_per_pass_for_every_escalation(calls_week: W
     reads = len([c for c in w.http_calls() if c == "GET /api/v1/cti/log"]) - before
     assert result.counts.get("tickets_read", 0) >= 4  # two escalations' tickets were read
     assert reads == 1
+
+
+# -- the next duty's time on the escalation ticket, and the "due today" overview ---------------
+
+
+def _next_duty(world: World, ticket_id: int) -> str | None:
+    value = world.sandbox.ticket(ticket_id).get("escalation_next_duty_at")
+    return None if value is None else str(value)
+
+
+def _due_today(world: World, token: str) -> list[int]:
+    """The tickets of the provisioned "Calls and updates due today" overview, as the agent
+    sees them: its condition, searched with the agent's token."""
+    (overview,) = [
+        row
+        for row in world.sandbox.state.db.admin["overviews"].values()
+        if row["name"] == "Calls and updates due today"
+    ]
+    response = requests.post(
+        f"{BASE_URL}/api/v1/tickets/search",
+        json={"condition": overview["condition"], "limit": 50},
+        headers={"Authorization": f"Token token={token}"},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    return [t["id"] for t in response.json()]
+
+
+def test_the_next_duty_is_kept_on_the_escalation_ticket_for_the_due_today_overview(
+    week: World,
+) -> None:
+    w = week
+    provision_sandbox(BASE_URL, "sandbox-admin-token", w.clock, shipped_mappings_dir())
+    alice = w.sandbox.issue_token(ALICE)
+    esc = escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    # the agreed callback (10:00 and 30 minutes' grace) comes before the morning call (12:00)
+    assert _next_duty(w, esc["id"]) == "2027-03-25T10:30:00.000Z"
+    assert _due_today(w, alice) == [esc["id"]]
+
+    call_logged(w, w.ticket_by_title(TITLE), _z("2027-03-25T09:50"))  # callback and morning
+    pass_at(w, _z("2027-03-25T11:40"))
+    assert _next_duty(w, esc["id"]) == "2027-03-25T17:00:00.000Z"  # the afternoon call
+
+    pass_at(w, _z("2027-03-25T17:05"))  # the afternoon call missed
+    # Good Friday, the weekend and Easter Monday: Tuesday's morning call, 12:00 BST
+    assert _next_duty(w, esc["id"]) == "2027-03-30T11:00:00.000Z"
+    assert _due_today(w, alice) == []
+    pass_at(w, _z("2027-03-30T08:00"))
+    assert _due_today(w, alice) == [esc["id"]]
+
+    shown = [e for e in w.store.effects() if e.key.startswith("next-duty:")]
+    assert len(shown) == 3  # each change once: 10:30, 17:00, Tuesday's 11:00 (then unchanged)
+    assert {e.state for e in shown} == {EffectState.DONE}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from escalations.clock import FakeClock
@@ -70,6 +70,20 @@ def test_nested_or(api: Client, sandbox: ZammadSandbox) -> None:
 def test_offset_in_timestamp_is_ignored_like_postgres(api: Client) -> None:
     # 09:30+02:00 is 07:30Z, but PostgreSQL reads the wall clock of the literal: 09:30
     assert _search(api, _after("2026-12-01T09:30:00+02:00")) == []
+
+
+def test_today_is_the_day_in_zammads_time_zone(
+    api: Client, sandbox: ZammadSandbox, clock: FakeClock
+) -> None:
+    """``today`` is from the start to the end of the day in ``timezone_default``
+    (``lib/selector/sql.rb``), not the UTC day."""
+    today = {"ticket.updated_at": {"operator": "today"}}
+    clock.set(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    assert sorted(t["id"] for t in _search(api, today)) == [1, 2, 3, 4]  # all of 1 Dec UTC
+    sandbox.set_setting("timezone_default", "Pacific/Auckland")  # already 2 Dec there
+    assert _search(api, today) == []
+    sandbox.set_setting("timezone_default", "America/New_York")  # still 1 Dec there
+    assert sorted(t["id"] for t in _search(api, today)) == [1, 2, 3, 4]
 
 
 def test_customer_is_and_tags_contains_one(api: Client, sandbox: ZammadSandbox) -> None:

@@ -256,6 +256,19 @@ class OsTicketBinding:
     def legal_hold(self, ticket: Ticket, adapter: HelpdeskAdapter) -> bool:
         return False  # osticket.toml maps no legal-hold mark yet
 
+    @property
+    def shows_next_duty(self) -> bool:
+        return False  # osticket.toml maps no next-duty field: osTicket gets no such queue yet
+
+    def next_duty(
+        self,
+        esc: Escalation,
+        seq: int,
+        due: datetime | None,
+        exists: Callable[[EffectRef], bool],
+    ) -> list[Intent]:
+        return []
+
     def park(self, esc: Escalation, seq: int, until: datetime) -> list[Intent]:
         payload = UpdateTicketPayload(
             ticket_id=self._ticket(esc), state=self.fieldmap.statuses.parked

@@ -35,6 +35,7 @@ from connector.base import (
     TicketEvent,
     User,
 )
+from connector.zammad.adapter import utc_ms
 from escalations.bindings.base import (
     FlagDetails,
     FlagState,
@@ -78,6 +79,7 @@ CLOSE_TAGS = "close-tags"
 CLOSE_ORIGINAL = "close-original"
 CONSUME_TAG = "consume-flag-tag"
 ORIGINAL_TAGS = "original-tags"
+NEXT_DUTY = "next-duty"
 
 
 def title_at_level(title: str, level: int) -> str:
@@ -492,6 +494,33 @@ class ZammadBinding:
                 )
             )
         return intents
+
+    @property
+    def shows_next_duty(self) -> bool:
+        return self.fieldmap.fields.next_duty_at is not None
+
+    def next_duty(
+        self,
+        esc: Escalation,
+        seq: int,
+        due: datetime | None,
+        exists: Callable[[EffectRef], bool],
+    ) -> list[Intent]:
+        field = self.fieldmap.fields.next_duty_at
+        if field is None:
+            return []
+        previous = EffectRef(UpdateTicket.name, UpdateTicket.key(NEXT_DUTY, esc.key, seq - 1))
+        return [
+            UpdateTicket.intent(
+                UpdateTicket.key(NEXT_DUTY, esc.key, seq),
+                UpdateTicketPayload(
+                    ticket_id=self._escalation_ticket(esc),
+                    fields={field: None if due is None else utc_ms(due)},
+                ),
+                escalation_id=esc.id,
+                after=previous if seq > 1 and exists(previous) else None,
+            )
+        ]
 
     def keep_parked(self, esc: Escalation, occurrence: str, until: datetime) -> list[Intent]:
         return [

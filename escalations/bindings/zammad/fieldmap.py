@@ -124,6 +124,9 @@ class Fields(_Model):
     """Boolean an agent sets when the carrier route failed, where the helpdesk has no tags."""
     agreed_cadence: AttributeName | None = None
     """Integer: the update cadence in minutes agreed with the customer when escalating."""
+    next_duty_at: AttributeName | None = None
+    """Datetime the worker keeps on the escalation ticket: when the next call or update of the
+    communication plan is due (the "Calls and updates due today" overview lists by it)."""
 
 
 class Tags(_Model):

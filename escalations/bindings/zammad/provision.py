@@ -297,6 +297,13 @@ def attributes(
             {"min": 15, "max": 100000, "null": True, "default": None},
             _screens(on_create=True),
         ),
+        (  # kept by the worker; shown so the agent sees it where they work
+            fields.next_duty_at,
+            looks.next_duty_at,
+            "datetime",
+            {"future": True, "past": True, "diff": None, "null": True},
+            _screens(on_create=False),
+        ),
         (fields.escalated, looks.escalated, "boolean", boolean(), _screens(on_create=False)),
         (fields.route_failed, looks.route_failed, "boolean", boolean(), _screens(on_create=False)),
     ]
@@ -483,6 +490,7 @@ def overviews(fieldmap: ZammadFieldMap, spec: ProvisionSpec, snapshot: Snapshot)
     open_state = str(snapshot.id_of("ticket_states", fieldmap.states.open))
     parked = str(snapshot.id_of("ticket_states", fieldmap.states.parked))
     level = fieldmap.fields.level
+    next_duty = fieldmap.fields.next_duty_at
 
     def view(*columns: str) -> Json:
         cols = list(columns)
@@ -498,6 +506,23 @@ def overviews(fieldmap: ZammadFieldMap, spec: ProvisionSpec, snapshot: Snapshot)
             {"by": "created_at", "direction": "ASC"},
             view("number", "title", "owner", level, "created_at"),
             level,
+        ),
+        *(
+            [
+                (
+                    names.due_today,
+                    {
+                        "ticket.group_id": group,
+                        "ticket.state_id": {"operator": "is", "value": [open_state, parked]},
+                        f"ticket.{next_duty}": {"operator": "today"},
+                    },
+                    {"by": next_duty, "direction": "ASC"},
+                    view("number", "title", "owner", next_duty, level),
+                    "owner",
+                )
+            ]
+            if next_duty is not None and names.due_today is not None
+            else []
         ),
         (
             names.parked,

@@ -32,6 +32,7 @@ class Attributes(_Model):
     escalation_key: AttributeLook
     original_ticket: AttributeLook
     agreed_cadence: AttributeLook | None = None
+    next_duty_at: AttributeLook | None = None
     escalated: AttributeLook | None = None
     route_failed: AttributeLook | None = None
 
@@ -63,6 +64,8 @@ class Macros(_Model):
 class Overviews(_Model):
     roles: list[Text] = Field(min_length=1)
     open_by_level: Text
+    due_today: Text | None = None
+    """Made only with ``zammad.toml [fields] next_duty_at`` mapped (it lists by it)."""
     parked: Text
     confirmations_due: Text
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from escalations.comms.calendar import BusinessCalendar
-from escalations.comms.duties import DutyKind, EscalationFacts, PlanRules, plan
+from escalations.comms.duties import DutyKind, EscalationFacts, PlanRules, next_due, plan
 from escalations.mappings import load_mappings
 from escalations.profile import ProcessProfile
 from escalations.settings import shipped_mappings_dir
@@ -117,3 +117,32 @@ def test_nothing_opens_after_the_escalation_ended(
     facts = EscalationFacts(flagged_at=z("2026-12-01T08:30"), ended_at=z("2026-12-01T12:30"))
     duties = plan(facts, profile.segments["residential"], cal, RULES, until=z("2026-12-03T23:00"))
     assert [d.key for d in duties] == ["call:2026-12-01:morning"]
+
+
+def test_next_due_is_the_earliest_window_still_to_be_met(
+    profile: ProcessProfile, cal: BusinessCalendar
+) -> None:
+    residential = profile.segments["residential"]
+    facts = EscalationFacts(flagged_at=z("2026-12-24T10:30"), callback_at=z("2026-12-24T11:00"))
+    now = z("2026-12-24T10:40")
+    assert next_due(facts, residential, cal, RULES, now, set()) == z("2026-12-24T11:30")
+    done = {"callback", "call:2026-12-24:morning"}
+    assert next_due(facts, residential, cal, RULES, now, done) == z("2026-12-24T17:00")
+    # after Christmas Eve's afternoon: the bank holidays, then the 29th's morning call
+    later = z("2026-12-24T17:01")
+    assert next_due(facts, residential, cal, RULES, later, done) == z("2026-12-29T12:00")
+
+
+def test_next_due_of_a_parked_escalation_is_its_confirmation_call(
+    profile: ProcessProfile, cal: BusinessCalendar
+) -> None:
+    facts = EscalationFacts(
+        flagged_at=z("2026-12-01T10:30"),
+        pauses=((z("2026-12-01T14:00"), None),),
+        confirmations=((1, z("2026-12-04T09:00"), z("2026-12-04T17:30")),),
+    )
+    now = z("2026-12-01T15:00")
+    due = next_due(facts, profile.segments["residential"], cal, RULES, now, set())
+    assert due == z("2026-12-04T17:30")  # the day's calls are suspended while parked
+    confirmed = {"confirmation:1"}
+    assert next_due(facts, profile.segments["residential"], cal, RULES, now, confirmed) is None

@@ -120,6 +120,7 @@ def test_an_empty_helpdesk_gets_every_object(mappings: Mappings, spec: Provision
     overviews = [s.name for s in first if s.kind == "overviews"]
     assert overviews == [
         "Open escalations by level",
+        "Calls and updates due today",
         "Parked escalations",
         "Confirmation calls due",
     ]
