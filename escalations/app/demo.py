@@ -93,6 +93,14 @@ def _seeded(sandbox: Any) -> list[str]:
     return [f"token (escalation-bot, ticket.agent): {token}"]
 
 
+def _zammad_fieldmap(mappings_dir: Path) -> ZammadFieldMap:
+    """The Zammad field map of ``mappings_dir``: the sandbox is a Zammad."""
+    fieldmap = load_mappings(mappings_dir, "zammad").helpdesk
+    if not isinstance(fieldmap, ZammadFieldMap):
+        raise ConfigError(f"{mappings_dir}: holds no Zammad field map for the Zammad sandbox")
+    return fieldmap
+
+
 def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
     """Provision the demo sandbox with ``escalations provision``'s own code, give the demo's
     agent and customer a token, and say how to try it: the lines to print."""
@@ -103,8 +111,7 @@ def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
     provision_sandbox(url, sandbox.token_of(ADMIN), SystemClock(), mappings_dir)
     sandbox.issue_token(ALICE, ("ticket.agent",), value=AGENT_TOKEN, name="demo agent")
     sandbox.issue_token(CUSTOMER, ("ticket.customer",), value=CUSTOMER_TOKEN, name="demo customer")
-    fieldmap = load_mappings(mappings_dir).helpdesk
-    assert isinstance(fieldmap, ZammadFieldMap)
+    fieldmap = _zammad_fieldmap(mappings_dir)
     (ticket,) = [t for t in sandbox.tickets.values() if t["title"] == DEMO_TICKET]
     ticket_id = ticket["id"]
     macro_id = _macro_id(sandbox, url, "Escalate")
@@ -129,6 +136,9 @@ def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
         f"  export ESCALATIONS_HELPDESK_URL={url}",
         f"  export ESCALATIONS_HELPDESK_TOKEN={sandbox.token_of(BOT)}",
         f"  export ESCALATIONS_HELPDESK_ADMIN_TOKEN={sandbox.token_of(ADMIN)}",
+        # the mappings it was provisioned from (an ESCALATIONS_MAPPINGS_DIR of the shell's own
+        # would be compared with objects made from these)
+        f"  export ESCALATIONS_MAPPINGS_DIR={mappings_dir}",
         # a new store for each session: the sandbox's data lives only as long as it runs
         f"  export ESCALATIONS_STATE_DIR={tempfile.mkdtemp(prefix='escalations-sandbox-')}",
         "  export ESCALATIONS_HTTP_REQUESTS_PER_MINUTE=6000  # a real Zammad keeps the default 60",
@@ -184,9 +194,7 @@ class _Demo:
             state_dir=state_dir,
         )
         self.mappings = load_mappings(shipped_mappings_dir())
-        fieldmap = self.mappings.helpdesk
-        assert isinstance(fieldmap, ZammadFieldMap)  # the demo runs against the Zammad sandbox
-        self.fieldmap = fieldmap
+        self.fieldmap = _zammad_fieldmap(shipped_mappings_dir())
         self._provision()
         self._build_worker()
         self.escalation_id: int | None = None

@@ -71,7 +71,15 @@ def live(
     )
     drift = lc.provisioned_drift(mappings, spec, snapshot, readable, carrier_template(mappings))
     problems = [*report.problems, *drift.problems]
-    unverified = [*refused, *report.unverified, *drift.unverified]
+    if settings.helpdesk_admin_token is not None:
+        # every list was asked for with the admin token: what it was refused is said once
+        # (with the permission it lacks), not again as advice to set the admin token
+        unverified = [
+            *refused,
+            *(u for u in report.unverified if attributes_read or u not in lc.ATTRIBUTE_ADVICE),
+        ]
+    else:
+        unverified = [*refused, *report.unverified, *drift.unverified]
     for problem in problems:
         err(f"live: {problem}")
     notes = list(report.notes)
@@ -115,6 +123,7 @@ def _read(
     lists: dict[str, list[dict[str, object]]] = {}
     refused: list[str] = []
     for kind in kinds:
+        admin.expect_forbidden(kind)  # a refusal is reported below, as one line
         try:
             lists[kind] = admin.list(kind)
         except Forbidden as exc:

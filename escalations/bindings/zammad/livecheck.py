@@ -62,6 +62,9 @@ UNVERIFIED_OPTIONS = (
     "options of the level, reason and segment attributes: not verified (the worker's token "
     "sees attribute names on a ticket, not their options; set ESCALATIONS_HELPDESK_ADMIN_TOKEN)"
 )
+ATTRIBUTE_ADVICE = frozenset({UNVERIFIED_FIELDS, UNVERIFIED_OPTIONS})
+"""What is said of the attributes when the worker's token could not list them (both advise the
+admin token)."""
 
 
 @dataclass(frozen=True)

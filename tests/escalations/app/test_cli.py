@@ -994,3 +994,28 @@ def test_check_live_notes_a_worker_token_with_admin_rights(
     code, out, err = run_cli(capsys, "check", "--live")
     assert code == 0, err
     assert any("the worker's token is the admin token" in line for line in out.splitlines())
+
+
+def test_check_live_with_an_admin_token_lacking_admin_rights_says_each_refusal_once(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An "admin" token with ticket.agent only: each list it was refused is one line naming
+    the permission it lacks — no WARNING for it, no advice to set the admin token it is."""
+    sandbox = server.sandbox
+    monkeypatch.setenv(
+        "ESCALATIONS_HELPDESK_ADMIN_TOKEN",
+        sandbox.issue_token("alice.agent@fused.example", ("ticket.agent",)),
+    )
+    code, out, err = run_cli(capsys, "check", "--live")
+    assert code == EX_CONFIG
+    assert error_lines(err) == [
+        "escalations: live: ticket attributes: not verified (HTTP 403 forbidden: Not "
+        "authorized; to list object_manager_attributes the token needs the admin.object "
+        "permission (GET /api/v1/object_manager_attributes -> 403))",
+        "escalations: live: overviews: not verified (HTTP 403 forbidden: Not authorized; to "
+        "list overviews the token needs the admin.overview permission (GET /api/v1/overviews "
+        "-> 403))",
+        "escalations: live: 2 thing(s) above not verified with the admin token; "
+        "`check --live --allow-unverified` accepts that",
+    ]
+    assert "WARNING" not in err

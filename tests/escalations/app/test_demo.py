@@ -103,8 +103,10 @@ def test_the_printed_commands_raise_an_escalation_on_the_sandbox(tmp_path: Path)
                 *commands,
             ]
         )
+        # a shell with mappings of its own: the exports name the ones provisioned from
+        own = {**env, "ESCALATIONS_MAPPINGS_DIR": str(tmp_path / "an-admins-own-mappings")}
         done = subprocess.run(
-            ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+            ["bash", "-c", script], capture_output=True, text=True, env=own, timeout=60
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "helpdesk: ok (" in done.stdout
