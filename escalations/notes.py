@@ -365,6 +365,15 @@ def stalled_note(recipients_html: Sequence[str], level: int, why: str) -> str:
     )
 
 
+def resubscribed_note(people_html: Sequence[str]) -> str:
+    """``escalations report --repair``: people the escalation's levels subscribe, found not
+    subscribed; the note names them (where the helpdesk subscribes whom a note names)."""
+    return (
+        "<p><b>Subscribed again:</b> " + ", ".join(people_html) + ". The escalation's levels "
+        "subscribe them; the nightly reconciliation found them not subscribed.</p>"
+    )
+
+
 # -- parking, confirmation, close (issue 12) ---------------------------------------------------
 
 

@@ -3,18 +3,25 @@
 - no option: as of now, for today (in the process time zone);
 - ``--at TIME``: as of that instant, for its local day;
 - ``--date DAY``: for that local day, as of its end (or now, if the day is not over);
-- ``--dry-run``: the report is built and its summary printed; no file is written.
+- ``--dry-run``: the report is built and its summary printed; no file is written;
+- ``--repair``: after the report, the findings that are safe to fix are fixed through the
+  outbox and the effects executor (``jobs.reconcile.repair``), and the report lists the
+  repairs; with ``--dry-run`` the repairs are planned and printed, and nothing is written
+  (no helpdesk write, no store row, no file).
 
 The files go to ``ESCALATIONS_REPORTS_DIR/<day>/`` (``report.html``, ``report.json``,
-``findings.csv``); the summary on stdout names the directory, the request count and one line
-per kind found. Reads the helpdesk and the store, writes neither: it may run beside the
-worker. Exit 0 when the report was made (whatever it found), 78 for a bad setting or
-option, 1 when the helpdesk or the store cannot be read.
+``findings.csv``); the summary on stdout names the directory, the request count, one line
+per kind found and one per repair. Without ``--repair`` it reads the helpdesk and the store
+and writes neither: it may run beside the worker (with ``--repair`` too: the store's unique
+effect keys and the executor's claims keep the two from writing anything twice). Exit 0
+when the report was made (whatever it found or repaired), 78 for a bad setting or option,
+1 when the helpdesk or the store cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +67,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="build the report and print its summary; write no file",
+        help="build the report and print its summary; write no file (with --repair: list "
+        "the repairs it would make, and write nothing at all)",
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="fix what is safe (missing links and copies, level tags, owners, subscriptions, "
+        "a missing hard copy) through the worker's outbox, and list the repairs",
     )
     p.set_defaults(func=report)
 
@@ -91,7 +105,7 @@ def report(args: argparse.Namespace) -> int:
     from escalations.mappings import load_mappings
     from escalations.reconcile import outputs
     from escalations.settings import load_settings
-    from jobs.reconcile import build_report
+    from jobs.reconcile import build_and_repair, build_report
 
     settings = load_settings(args.env_file)
     configure_logging(settings.log_level, settings.log_format)
@@ -109,12 +123,22 @@ def report(args: argparse.Namespace) -> int:
     adapter = prepare(settings, clock, progress=counter.tick)
     store = open_store(settings, clock)
     try:
-        ctx = build(settings, clock, adapter=adapter, store=store, mappings=mappings).ctx
+        installation = build(settings, clock, adapter=adapter, store=store, mappings=mappings)
+        ctx = installation.ctx
         root = settings.reports_path
         day = at.astimezone(tz).date()
-        made = build_report(
-            ctx, at, requests=counter.value, previous=outputs.previous_counts(root, day)
-        )
+        previous = outputs.previous_counts(root, day)
+        if args.repair:
+            made = build_and_repair(
+                ctx,
+                installation.executor,
+                at,
+                dry_run=args.dry_run,
+                requests=counter.value,
+                previous=previous,
+            )
+        else:
+            made = build_report(ctx, at, requests=counter.value, previous=previous)
         where = None if args.dry_run else outputs.write(made, root)
     finally:
         store.close()
@@ -126,6 +150,7 @@ def report(args: argparse.Namespace) -> int:
 def summary(made: Report, where: Path | None) -> list[str]:
     """What the command prints: where, how much it cost, then one line per kind found."""
     from escalations.reconcile.findings import TITLES
+    from escalations.reconcile.outputs import repair_text
 
     lines = [
         f"report {made.day.isoformat()} as of {made.generated_at.isoformat()}: "
@@ -140,4 +165,16 @@ def summary(made: Report, where: Path | None) -> list[str]:
             before = f" (previous: {previous.get(kind, 0)})" if previous is not None else ""
             lines.append(f"  {n:4d}  {TITLES[kind]}{before}")
     lines.extend(f"  not checked: {text}" for text in made.not_checked)
+    if made.repairs is not None:
+        lines.append(_repairs_line(made))
+        for r in made.repairs:
+            on = f" #{r.ticket_number}" if r.ticket_number else ""
+            effects = f" [{', '.join(r.effects)}]" if r.effects else ""
+            lines.append(f"  {r.kind.value}{on}: {repair_text(r)}{effects}")
     return lines
+
+
+def _repairs_line(made: Report) -> str:
+    counts = Counter(r.outcome.value for r in made.repairs or ())
+    shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    return f"repairs: {shown or 'nothing safe to repair'}"

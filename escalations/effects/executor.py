@@ -63,6 +63,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -213,6 +214,49 @@ class Executor:
         result.deferred += self.store.count_due(now=self.clock.now())
         return result
 
+    def run_effects(self, effect_ids: Iterable[int]) -> ExecutorResult:
+        """Carry out just these effects, in id order, each the same way a sweep does (claim,
+        look, write, commit), and only if it is claimable now: one waiting for a prerequisite,
+        under another worker's lease or backing off is left (counted as deferred) to the
+        worker's sweeps. ``escalations report --repair`` runs its repairs this way, so the
+        rest of the outbox stays the worker's. Stops like a sweep does."""
+        result = ExecutorResult()
+        for effect_id in sorted(set(effect_ids)):
+            if self._stopping():
+                result.deferred += 1
+                continue
+            effect = self._claim_exactly(effect_id)
+            if effect is None:
+                result.deferred += 1
+                continue
+            self.faults.point("effect.claimed", kind=effect.kind)
+            outcome = self._run_claimed(effect)
+            if outcome == "busy":
+                result.deferred += 1
+                break
+            result.count(outcome)
+        return result
+
+    def _claim_exactly(self, effect_id: int) -> Effect | None:
+        """Claim ``effect_id`` if it is claimable; a claim that picked another row (the next
+        claimable one) is rolled back."""
+        now = self.clock.now()
+        try:
+            with self.store.transaction() as tx:
+                effect = self.store.claim_next(
+                    tx,
+                    worker=self.worker_id,
+                    now=now,
+                    after_id=effect_id - 1,
+                    lease_until=now + self.lease,
+                    orphaned_before=now - self.settle,
+                )
+                if effect is not None and effect.id != effect_id:
+                    raise _NotClaimable
+        except _NotClaimable:
+            return None
+        return effect
+
     def _run_claimed(self, effect: Effect) -> str:
         kind = self.registry.get(effect.kind)
         if kind is None:
@@ -358,6 +402,10 @@ class Executor:
         exponent = min(max(attempts - 1, 0), 32)
         wait: timedelta = min(self.backoff_base * (2**exponent), self.backoff_max)
         return wait
+
+
+class _NotClaimable(Exception):
+    """Rolls back a claim that picked another effect than the one asked for."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,6 +4,13 @@ finds them is ``jobs.reconcile``."""
 
 from __future__ import annotations
 
-from escalations.reconcile.findings import DayDuties, Finding, FindingKind, Report
+from escalations.reconcile.findings import (
+    DayDuties,
+    Finding,
+    FindingKind,
+    Repair,
+    RepairOutcome,
+    Report,
+)
 
-__all__ = ["DayDuties", "Finding", "FindingKind", "Report"]
+__all__ = ["DayDuties", "Finding", "FindingKind", "Repair", "RepairOutcome", "Report"]

@@ -118,6 +118,55 @@ class Finding:
     """When it started (a due time, a message's time), where known."""
 
 
+REPAIRABLE = frozenset(
+    {
+        FindingKind.ESCALATION_TICKET_UNLINKED,
+        FindingKind.EMAIL_NOT_COPIED,
+        FindingKind.LEVEL_MARK_DIFFERS,
+        FindingKind.OWNER_DIFFERS,
+        FindingKind.SUBSCRIBER_MISSING,
+        FindingKind.CLOSED_WITHOUT_ARCHIVE,
+    }
+)
+"""Kinds ``escalations report --repair`` fixes (``jobs.reconcile.repair``): safe and
+idempotent writes the worker itself makes. Every other kind is only reported."""
+
+
+class RepairOutcome(enum.StrEnum):
+    PLANNED = "planned"
+    """``--dry-run``: what ``--repair`` would do; nothing was written."""
+    DONE = "done"
+    """Written (or found written) and recorded."""
+    PENDING = "pending"
+    """Requested; the worker's executor finishes it (the helpdesk was busy, or the write
+    waits for another)."""
+    FAILED = "failed"
+    """The helpdesk refused it (listed as a failed write from now on)."""
+    SKIPPED = "skipped"
+    """Not repaired: being repaired already, changed since the report read it, or not safe
+    here (the detail says which)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Repair:
+    """What ``--repair`` did (or, with ``--dry-run``, would do) about one finding."""
+
+    kind: FindingKind
+    """The finding's kind."""
+    subject: str
+    """The finding's subject."""
+    action: str
+    """What is written, for people."""
+    outcome: RepairOutcome
+    detail: str = ""
+    """Why skipped, the helpdesk's refusal, …"""
+    escalation: str | None = None
+    ticket_id: int | None = None
+    ticket_number: str | None = None
+    effects: tuple[str, ...] = ()
+    """The writes, as ``kind key`` (empty for a hard copy, which is filed, not written)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DayDuties:
     """Duties that fell due on one local day."""
@@ -154,6 +203,16 @@ class Report:
     """Counts of the previous report, ``None`` when there is none."""
     not_checked: tuple[str, ...] = field(default_factory=tuple)
     """What this report could not check, for people (a capability missing, a read refused)."""
+    repairs: tuple[Repair, ...] | None = None
+    """What ``--repair`` did about the findings (or would do, ``--dry-run``); ``None`` when no
+    repair was asked for (the nightly report, a plain ``escalations report``)."""
+
+    def repair_of(self, finding: Finding) -> Repair | None:
+        """The repair made for ``finding``, if any."""
+        for repair in self.repairs or ():
+            if repair.kind is finding.kind and repair.subject == finding.subject:
+                return repair
+        return None
 
     def counts(self) -> dict[FindingKind, int]:
         """Findings by kind; every kind present."""

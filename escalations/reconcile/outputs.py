@@ -1,6 +1,8 @@
 """The report's files in ``ESCALATIONS_REPORTS_DIR/<date>/``: ``report.json`` (every finding,
 schema ``helpdesk-escalations/report`` version ``SCHEMA_VERSION``, shipped as
-``escalations/reconcile/schema/report-v1.json``), ``findings.csv`` (one row per finding) and
+``escalations/reconcile/schema/report-v2.json``; version 2 added ``repairs``, and
+``report-v1.json`` stays for the reports written before), ``findings.csv`` (one row per
+finding, with the repair made for it) and
 ``report.html`` (``escalations.reconcile.render``). Written to a temporary name and renamed,
 so a reader never sees half a file."""
 
@@ -16,10 +18,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from escalations.reconcile.findings import INFORMATIONAL, TITLES, Finding, FindingKind, Report
+from escalations.reconcile.findings import (
+    INFORMATIONAL,
+    TITLES,
+    Finding,
+    FindingKind,
+    Repair,
+    Report,
+)
 
 SCHEMA_NAME = "helpdesk-escalations/report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CSV_COLUMNS = (
     "kind",
     "title",
@@ -30,14 +39,15 @@ CSV_COLUMNS = (
     "other_ticket_id",
     "since",
     "detail",
+    "repair",
 )
 
 
-def schema() -> dict[str, Any]:
-    """The JSON Schema ``report.json`` follows."""
+def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema ``report.json`` of ``version`` follows (this version's by default)."""
     text = (
         resources.files("escalations.reconcile")
-        .joinpath("schema/report-v1.json")
+        .joinpath(f"schema/report-v{version}.json")
         .read_text(encoding="utf-8")
     )
     loaded: dict[str, Any] = json.loads(text)
@@ -59,6 +69,25 @@ def _finding(f: Finding) -> dict[str, Any]:
         "other_ticket_id": f.other_ticket_id,
         "since": _time(f.since),
     }
+
+
+def _repair(r: Repair) -> dict[str, Any]:
+    return {
+        "kind": r.kind.value,
+        "subject": r.subject,
+        "action": r.action,
+        "outcome": r.outcome.value,
+        "detail": r.detail,
+        "escalation": r.escalation,
+        "ticket_id": r.ticket_id,
+        "ticket_number": r.ticket_number,
+        "effects": list(r.effects),
+    }
+
+
+def repair_text(r: Repair) -> str:
+    """One repair in words: outcome, action and detail."""
+    return f"{r.outcome.value}: {r.action}" + (f" ({r.detail})" if r.detail else "")
 
 
 def as_json(report: Report) -> dict[str, Any]:
@@ -92,6 +121,7 @@ def as_json(report: Report) -> dict[str, Any]:
         ],
         "not_checked": list(report.not_checked),
         "findings": [_finding(f) for f in report.findings],
+        "repairs": None if report.repairs is None else [_repair(r) for r in report.repairs],
     }
 
 
@@ -101,6 +131,7 @@ def as_csv(report: Report) -> str:
     writer.writerow(CSV_COLUMNS)
     for f in report.findings:
         row = _finding(f)
+        repair = report.repair_of(f)
         writer.writerow(
             [
                 row["kind"],
@@ -112,6 +143,7 @@ def as_csv(report: Report) -> str:
                 "" if f.other_ticket_id is None else f.other_ticket_id,
                 row["since"] or "",
                 _csv_safe(f.detail),
+                "" if repair is None else _csv_safe(repair_text(repair)),
             ]
         )
     return out.getvalue()

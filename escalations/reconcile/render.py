@@ -4,7 +4,9 @@
   Content-Security-Policy, which forbids everything else), the charts are inline SVG, no
   script, no font, no image file. Links to tickets open the helpdesk; they are navigation,
   not fetches.
-- At the top, the summary: findings by kind against the previous report; then the charts
+- At the top, the summary: findings by kind against the previous report; after
+  ``--repair``, the repairs (what was written for which finding, and how it went); then the
+  charts
   (open escalations by level, duties done and missed over the last days); then one table
   per kind found, each row linking to its ticket.
 - Every text from the helpdesk or the store is escaped.
@@ -18,7 +20,14 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from escalations.reconcile.findings import INFORMATIONAL, TITLES, Finding, FindingKind, Report
+from escalations.reconcile.findings import (
+    INFORMATIONAL,
+    TITLES,
+    Finding,
+    FindingKind,
+    RepairOutcome,
+    Report,
+)
 
 CSS = """
 body { font: 14px/1.45 "DejaVu Sans", Arial, sans-serif; color: #1c1c1c; margin: 24px; }
@@ -70,6 +79,7 @@ def render_html(report: Report) -> str:
         f"<h1>{escape(title)}</h1>",
         _meta(report),
         _summary(report),
+        _repairs(report),
         '<div class="charts">',
         _levels_chart(report),
         _duties_chart(report),
@@ -133,6 +143,40 @@ def _summary(report: Report) -> str:
         else ""
     )
     return f'<h2 id="summary">Summary</h2>{headline}{table}'
+
+
+OUTCOME_CLASS = {RepairOutcome.DONE: "down", RepairOutcome.FAILED: "up"}
+
+
+def _repairs(report: Report) -> str:
+    if report.repairs is None:
+        return ""
+    if not report.repairs:
+        return '<h2 id="repairs">Repairs</h2><p>Nothing was safe to repair.</p>'
+    dry = all(r.outcome in (RepairOutcome.PLANNED, RepairOutcome.SKIPPED) for r in report.repairs)
+    lead = (
+        "<p>A dry run: these would be written; nothing was.</p>"
+        if dry
+        else "<p>Written through the worker's outbox; the findings above are as found before.</p>"
+    )
+    rows = []
+    for r in report.repairs:
+        cls = OUTCOME_CLASS.get(r.outcome)
+        outcome = f'<td class="{cls}">' if cls else "<td>"
+        rows.append(
+            "<tr>"
+            + f'<td><a href="#{r.kind.value}">{escape(TITLES[r.kind])}</a></td>'
+            + _ticket_cell(report, r.ticket_id, r.ticket_number)
+            + f"<td>{escape(r.action)}</td>"
+            + f"{outcome}{escape(r.outcome.value)}</td>"
+            + f"<td>{escape(r.detail)}</td>"
+            + "</tr>"
+        )
+    return (
+        f'<h2 id="repairs">Repairs ({len(report.repairs)})</h2>{lead}'
+        "<table><thead><tr><th>finding</th><th>ticket</th><th>repair</th><th>outcome</th>"
+        "<th>detail</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def _levels_chart(report: Report) -> str:

@@ -353,6 +353,13 @@ class OutboxStore(Protocol):
         executor looks for the write by its marker before it writes again."""
         ...
 
+    def rearm_done(self, tx: Transaction, effect_id: int, *, at: datetime) -> bool:
+        """A done effect back to pending because its write is gone from the helpdesk (the
+        report's repair of a deleted copy); ``False`` if it is not done. It keeps at least
+        one attempt, so the next claim counts a second and the executor looks for the write
+        by its marker before it writes again."""
+        ...
+
     def expedite(self, tx: Transaction, *, error_prefix: str, now: datetime) -> int:
         """Pending effects held back by an error whose text starts with ``error_prefix``
         become due ``now`` (what they waited for is over); returns how many."""

@@ -6,24 +6,28 @@ duties, parking, hard copies, writes, the worker's health (``jobs.reconcile.reco
 returns a ``Report`` of typed findings. It reads only: nothing is written to the helpdesk or
 the store. ``run`` is the job: the report for the local day of the clock's instant, written
 to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``), once a day from
-``[report] at`` (``mappings/process.toml``), in the worker loop.
+``[report] at`` (``mappings/process.toml``), in the worker loop. ``build_and_repair`` is
+``escalations report --repair``: the report, then the safe repairs of its findings through
+the effects executor (``jobs.reconcile.repair``); the nightly job never repairs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 
 from escalations.bindings.marks import marks_for
+from escalations.effects.executor import Executor
 from escalations.errors import ConfigError
 from escalations.models import ACTIVE_STATES
 from escalations.people import People
 from escalations.reconcile import outputs
 from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
-from jobs.reconcile import records, snapshot
+from jobs.reconcile import records, repair, snapshot
 from jobs.reconcile._found import Found
 from jobs.reconcile.tickets import Checks
 
@@ -59,6 +63,36 @@ def build_report(
             difference it made. ``None``: not counted.
         previous: counts of the previous report, for the summary.
     """
+    return _build(ctx, at, requests=requests, previous=previous)[0]
+
+
+def build_and_repair(
+    ctx: JobContext,
+    executor: Executor,
+    at: datetime,
+    *,
+    dry_run: bool,
+    requests: Callable[[], int] | None = None,
+    previous: Mapping[FindingKind, int] | None = None,
+) -> Report:
+    """The reconciliation as of ``at`` (``build_report``), then the safe repairs of its
+    findings through the outbox and ``executor`` (``jobs.reconcile.repair``); ``dry_run``:
+    only planned, nothing written. The report's findings are those it found before
+    repairing; ``Report.repairs`` says what became of each repair. ``requests`` counts the
+    reading only."""
+    read_at = ctx.clock.now()
+    report, snap = _build(ctx, at, requests=requests, previous=previous)
+    repairs = repair.repair(ctx, executor, report, snap, read_at=read_at, dry_run=dry_run)
+    return dataclasses.replace(report, repairs=repairs)
+
+
+def _build(
+    ctx: JobContext,
+    at: datetime,
+    *,
+    requests: Callable[[], int] | None,
+    previous: Mapping[FindingKind, int] | None,
+) -> tuple[Report, snapshot.Snapshot]:
     before = requests() if requests is not None else 0
     marks = marks_for(ctx.mappings, ctx.adapter.capabilities)
     snap = snapshot.read(ctx.adapter, marks)
@@ -95,7 +129,7 @@ def build_report(
         report.drift,
         report.requests,
     )
-    return report
+    return report, snap
 
 
 def _open_by_level(ctx: JobContext) -> dict[int, int]:

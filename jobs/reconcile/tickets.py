@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.base import Article, Capability, LinkKind, Ticket
+from connector.base import Article, Capability, LinkKind, Ticket, User
 from connector.errors import Forbidden, NotFound
 from escalations.effects.helpdesk import COPY_ARTICLE, CopyArticle
 from escalations.markers import marker_for, markers_in
@@ -252,16 +252,7 @@ class Checks:
         stay on); more subscribers are fine (agents subscribe themselves)."""
         if Capability.SUBSCRIBE not in self.ctx.adapter.capabilities:
             return
-        levels = {1, esc.level} | {c.to_level for c in self.ctx.store.level_changes(esc.id)}
-        wanted = {
-            user.id: (user, role)
-            for level in sorted(levels)
-            for user, role in self.people.watchers_for_level(level)
-        }
-        if not wanted:
-            return
-        present = self.ctx.adapter.list_subscribers(ticket.id)
-        missing = [(u, role) for uid, (u, role) in sorted(wanted.items()) if uid not in present]
+        missing = missing_watchers(self.ctx, self.people, esc, ticket.id)
         if missing:
             names = ", ".join(f"{u.display_name} ({role})" for u, role in missing)
             self.found.add(
@@ -419,6 +410,24 @@ class Checks:
                 ticket_number=ticket.number,
                 since=ticket.updated_at,
             )
+
+
+def missing_watchers(
+    ctx: JobContext, people: People, esc: Escalation, ticket_id: int
+) -> list[tuple[User, str]]:
+    """Everyone the levels ``esc`` went through subscribe (with the role they are there
+    for) who is not subscribed to ``ticket_id``; reads its subscribers only when the levels
+    subscribe anyone."""
+    levels = {1, esc.level} | {c.to_level for c in ctx.store.level_changes(esc.id)}
+    wanted = {
+        user.id: (user, role)
+        for level in sorted(levels)
+        for user, role in people.watchers_for_level(level)
+    }
+    if not wanted:
+        return []
+    present = ctx.adapter.list_subscribers(ticket_id)
+    return [(u, role) for uid, (u, role) in sorted(wanted.items()) if uid not in present]
 
 
 def _marker_of(article: Article) -> str | None:

@@ -185,6 +185,15 @@ class OutboxMixin(PgBase):
         )
         return cur.rowcount == 1
 
+    def rearm_done(self, tx: object, effect_id: int, *, at: datetime) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE effect SET state = 'pending', attempts = GREATEST(attempts, 1), deferrals = 0,"
+            " not_before = %s, updated_at = %s, claimed_by = NULL, lease_until = NULL"
+            " WHERE id = %s AND state = 'done'",
+            (to_db(at), to_db(at), effect_id),
+        )
+        return cur.rowcount == 1
+
     def expedite(self, tx: object, *, error_prefix: str, now: datetime) -> int:
         cur = self._tx(tx).execute(
             "UPDATE effect SET not_before = %s WHERE state = 'pending'"

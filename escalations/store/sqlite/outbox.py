@@ -190,6 +190,15 @@ class OutboxMixin(SqliteBase):
         )
         return cur.rowcount == 1
 
+    def rearm_done(self, tx: object, effect_id: int, *, at: datetime) -> bool:
+        cur = self._tx(tx).execute(
+            "UPDATE effect SET state = 'pending', attempts = MAX(attempts, 1), deferrals = 0,"
+            " not_before = ?, updated_at = ?, claimed_by = NULL, lease_until = NULL"
+            " WHERE id = ? AND state = 'done'",
+            (to_db(at), to_db(at), effect_id),
+        )
+        return cur.rowcount == 1
+
     def expedite(self, tx: object, *, error_prefix: str, now: datetime) -> int:
         cur = self._tx(tx).execute(
             "UPDATE effect SET not_before = ? WHERE state = 'pending'"

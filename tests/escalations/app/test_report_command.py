@@ -1,19 +1,24 @@
 """``escalations report`` (issue 16 #1, #2): the command wires its own adapter from the
 settings (talking to the sandbox through the same ``responses`` mount as the world), writes
 the three files into ``REPORTS_DIR/<day>/``, prints the summary with its request count, and
-compares with the previous report; ``--dry-run`` writes nothing; bad options are one line
-and exit 78."""
+compares with the previous report; ``--dry-run`` writes nothing; ``--repair`` fixes what is
+safe and lists it (``--repair --dry-run`` only lists it); bad options are one line and exit
+78."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from escalations.app.cli import main
+from escalations.reconcile import outputs
 from tests.jobs.conftest import BASE_URL, BOT, World
 from tests.jobs.conftest import world as world  # the fixture, shared with tests/jobs
 
@@ -124,3 +129,51 @@ def test_the_demos_nightly_reports_find_no_drift(
         assert data["findings"] == [], (path, data["findings"])
     assert any(level["count"] for level in loaded[0]["open_by_level"])  # during the day
     assert sum(d["done"] for d in loaded[-1]["duties_by_day"]) > 0  # the calls made
+
+
+def test_repair_dry_run_lists_the_repairs_and_writes_nothing_then_repair_fixes_once(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The owner changed by hand: ``--repair --dry-run`` plans giving the ticket back and
+    makes no write request (the sandbox's request log); ``--repair`` makes it, lists it in
+    report.json (valid against the shipped schema) and findings.csv; a second ``--repair``
+    writes nothing."""
+    esc = cli_world.the_escalation_ticket()
+    owner = cli_world.sandbox.tickets[esc["id"]]["owner_id"]
+    cli_world.sandbox.agent_update(esc["id"], "alice.agent@fused.example", owner_id=1)
+    cli_world.clock.advance(timedelta(minutes=15))
+    cli_world.sync()
+    at = cli_world.clock.now().isoformat()
+    capsys.readouterr()
+    writes = len(cli_world.writes())
+    effects = cli_world.store.effects()
+    assert main(["report", "--at", at, "--repair", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert cli_world.writes()[writes:] == []
+    assert cli_world.store.effects() == effects
+    assert not (_reports(cli_world) / "2026-12-01").exists()
+    assert "repairs: 1 planned" in out
+    assert "owner_differs" in out
+    assert "planned: give the ticket back to the level's owner" in out
+    assert cli_world.sandbox.tickets[esc["id"]]["owner_id"] == 1
+
+    assert main(["report", "--at", at, "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "repairs: 1 done" in out
+    assert cli_world.sandbox.tickets[esc["id"]]["owner_id"] == owner
+    directory = _reports(cli_world) / "2026-12-01"
+    data = json.loads((directory / "report.json").read_text())
+    jsonschema.validate(data, outputs.schema())
+    assert data["version"] == 2
+    assert [(r["kind"], r["outcome"]) for r in data["repairs"]] == [("owner_differs", "done")]
+    assert data["repairs"][0]["effects"][0].startswith("update_ticket repair-owner:")
+    rows = list(csv.DictReader(io.StringIO((directory / "findings.csv").read_text())))
+    assert [r["repair"] for r in rows] == ["done: give the ticket back to the level's owner"]
+    assert "Repairs (1)" in (directory / "report.html").read_text()
+
+    cli_world.clock.advance(timedelta(minutes=15))
+    cli_world.sync()
+    writes = len(cli_world.writes())
+    assert main(["report", "--at", cli_world.clock.now().isoformat(), "--repair"]) == 0
+    assert "repairs: nothing safe to repair" in capsys.readouterr().out
+    assert cli_world.writes()[writes:] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,7 +19,15 @@ import jsonschema
 import pytest
 
 from escalations.reconcile import outputs
-from escalations.reconcile.findings import TITLES, DayDuties, Finding, FindingKind, Report
+from escalations.reconcile.findings import (
+    TITLES,
+    DayDuties,
+    Finding,
+    FindingKind,
+    Repair,
+    RepairOutcome,
+    Report,
+)
 from escalations.reconcile.render import render_html
 
 AT = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
@@ -193,3 +202,61 @@ def test_write_puts_three_files_in_the_day_directory_and_reads_the_previous(
         "report.json",
     ]
     assert json.loads((directory / "report.json").read_text())["findings"] == []
+
+
+def _repaired() -> Report:
+    owner, copy, _health = _findings()
+    repairs = (
+        Repair(
+            kind=FindingKind.OWNER_DIFFERS,
+            subject=owner.subject,
+            action="give the ticket back to the level's owner",
+            outcome=RepairOutcome.DONE,
+            escalation=owner.escalation,
+            ticket_id=owner.ticket_id,
+            ticket_number=owner.ticket_number,
+            effects=("update_ticket repair-owner:zammad:ticket:5:1:1",),
+        ),
+        Repair(
+            kind=FindingKind.EMAIL_NOT_COPIED,
+            subject=copy.subject,
+            action="copy the customer's email",
+            outcome=RepairOutcome.SKIPPED,
+            detail=HOSTILE,
+        ),
+    )
+    return dataclasses.replace(_report(*_findings()), repairs=repairs)
+
+
+def test_repairs_are_in_the_json_the_csv_and_the_page() -> None:
+    report = _repaired()
+    data = outputs.as_json(report)
+    jsonschema.validate(data, outputs.schema())
+    assert [(r["kind"], r["outcome"]) for r in data["repairs"]] == [
+        ("owner_differs", "done"),
+        ("email_not_copied", "skipped"),
+    ]
+    assert outputs.as_json(_report())["repairs"] is None  # no repair asked for
+    rows = list(csv.DictReader(io.StringIO(outputs.as_csv(report))))
+    assert [r["repair"] for r in rows] == [
+        "done: give the ticket back to the level's owner",
+        f"skipped: copy the customer's email ({HOSTILE})",
+        "",
+    ]
+    page = render_html(report)
+    assert "Repairs (2)" in page
+    assert "<script>alert" not in page
+    assert "Repairs" not in render_html(_report())
+
+
+def test_the_schema_version_was_bumped_for_repairs_and_v1_is_still_shipped() -> None:
+    assert outputs.SCHEMA_VERSION == 2
+    assert outputs.schema()["properties"]["version"]["const"] == 2
+    assert "repairs" in outputs.schema()["required"]
+    older = outputs.schema(1)
+    assert older["properties"]["version"]["const"] == 1
+    assert "repairs" not in older["properties"]
+    data = outputs.as_json(_repaired())
+    data["repairs"][0]["outcome"] = "guessed"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, outputs.schema())

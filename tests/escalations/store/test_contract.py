@@ -432,6 +432,26 @@ def test_an_effect_waits_for_its_prerequisite_and_failed_ones_can_be_replayed(
     )  # fmt: skip
 
 
+def test_a_done_effect_can_be_rearmed_once_and_is_then_looked_for(store: Store) -> None:
+    """``rearm_done`` (the report's repair of a deleted copy): only a done row, back to
+    pending with its attempt kept, so the next claim is a second attempt (look first)."""
+    with store.transaction() as tx:
+        effect_id = store.insert_effect(tx, **effect_args("k0"))  # type: ignore[arg-type]
+    assert effect_id is not None
+    with store.transaction() as tx:
+        assert store.rearm_done(tx, effect_id, at=T0) is False  # pending: not done
+    assert claim(store, T0) is not None
+    with store.transaction() as tx:
+        store.finish_effect(tx, effect_id, EffectState.DONE, remote_id="900")
+    later = T0 + timedelta(hours=1)
+    with store.transaction() as tx:
+        assert store.rearm_done(tx, effect_id, at=later) is True
+        assert store.rearm_done(tx, effect_id, at=later) is False  # pending again already
+    again = claim(store, later)
+    assert again is not None
+    assert (again.id, again.attempts) == (effect_id, 2)
+
+
 def test_a_dead_workers_claim_is_taken_over_after_the_settle_window(store: Store) -> None:
     with store.transaction() as tx:
         effect_id = store.insert_effect(tx, **effect_args())  # type: ignore[arg-type]
