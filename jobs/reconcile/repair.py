@@ -9,12 +9,16 @@ finding                     repair
 escalation_ticket_unlinked  a ``link`` of the escalation ticket to its original
 email_not_copied            the copy path: a copy that was written and then deleted has its
                             own ``copy_article`` effect re-armed (``Store.rearm_done``); an
-                            email never copied gets the copy job's scan of the original
-                            (``jobs.sync.copying``), which requests its copy
+                            email never copied gets the copy job's scan of the original, and
+                            the copy job's pass (``jobs.sync.copying.run``, every pending scan,
+                            as the worker runs it) requests its copy — and does what it does
+                            with a new email (one newer than a parking un-parks)
 level_mark_differs          the level's tags, from the binding's ``apply_level``
 owner_differs               the level's owner, from the binding's ``apply_level`` (its title
                             left alone)
-subscriber_missing          a ``subscribe`` per person the levels subscribe who is not
+subscriber_missing          what the binding's ``apply_level`` subscribes with: a ``subscribe``
+                            per person missing, or (where the helpdesk subscribes whom a note
+                            names, Zammad after an atomic create) one note naming them
 closed_without_archive      the hard copy, filed by the archive job's ``archive_one``
 ==========================  ==============================================================
 
@@ -38,9 +42,14 @@ Effect keys, and why a repair is written once:
   where ``n`` counts the repairs of that thing: the next ``n`` only once the last one is done
   and finished before this report began to read the helpdesk. A second ``--repair`` while a
   repair is pending or in flight finds the same key (a no-op, listed as pending); one after it
-  is done finds no drift; two at once pick the same ``n`` and the unique key keeps one. These
+  is done finds no drift; two at once pick the same ``n`` and the unique key keeps one, and
+  one that began reading before the other's repair finished skips it (``read_at``). The
   kinds (tags, link, subscribe: read first; owner: set to a value) write nothing the ticket
-  already shows, so even a repair racing an agent writes no duplicate.
+  already shows, so even a repair racing an agent writes no duplicate; the subscribing note
+  is one row per ``n``, looked for by its marker on any attempt after the first. The worker
+  itself never writes these again after they are done; while it has a write of the same kind
+  pending for the escalation (a level move under way) no repair is made, and the requesting
+  transaction checks that the escalation is still as the report read it.
 - A hard copy is filed by ``archive_one``, which keeps an archive already on disk that
   verifies and records one per close: the archive job racing it files it once.
 
@@ -191,7 +200,9 @@ class Repairs:
         return planner(p, esc)
 
     def _busy(self, esc: Escalation, kind: str) -> bool:
-        """The worker has a write of ``kind`` for this escalation pending or in flight."""
+        """The worker has a write of ``kind`` for this escalation pending or in flight (a
+        level move, a parking): what it writes may be what the report saw missing, and the
+        two must not cross. Notes never cross."""
         return any(
             e.kind == kind and not key_purpose(e.key).startswith(PURPOSE_PREFIX)
             for e in self.ctx.store.effects(*UNFINISHED, escalation_id=esc.id)
@@ -200,7 +211,7 @@ class Repairs:
     def _keyed(self, p: _Plan, intent: Intent, purpose: str, *parts: object) -> _Plan:
         """``intent`` under the repair's own key (see the module docstring), or why not."""
         assert p.esc is not None
-        if self._busy(p.esc, intent.kind):
+        if intent.kind != AddNote.name and self._busy(p.esc, intent.kind):
             return p.skip(f"the worker has {intent.kind} writes pending for it")
         store = self.ctx.store
         n, last = 1, None

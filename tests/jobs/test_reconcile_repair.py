@@ -244,3 +244,29 @@ def test_a_copy_repair_racing_the_worker_is_written_once(world: World) -> None:
     assert sum("Down 0" in c["body"] for c in world.copies_in(esc["id"])) == 1
     _settle(world)
     assert _report(world).findings == ()
+
+
+def test_an_email_never_copied_is_copied_through_the_copy_job(world: World) -> None:
+    """The worker never requested this copy (its rows gone, as if it missed the email): the
+    repair asks the copy job to scan the original, which requests the copy under the copy
+    job's own key, and the executor writes it."""
+    original, esc = _escalated(world)
+    (copy,) = [c for c in world.copies_in(esc["id"]) if "Down 0" in c["body"]]
+    (source,) = [a for a in world.sandbox.articles_of(original) if a["subject"] == "Down 0"]
+    with _helpdesk_state(world) as st:
+        del st.db.articles[copy["id"]]
+        st.touch_id(esc["id"])
+    with world.store.transaction() as tx:
+        conn = world.store._tx(tx)
+        conn.execute("DELETE FROM copied_article WHERE source_article_id = ?", (source["id"],))
+        conn.execute(
+            "DELETE FROM effect WHERE kind = ? AND key LIKE ?", (COPY_ARTICLE, f"%:{source['id']}")
+        )
+    _settle(world)
+    made = _repair(world)
+    assert _outcomes(made) == {(K.EMAIL_NOT_COPIED, RepairOutcome.DONE): 1}
+    (repair,) = made.repairs or ()
+    assert repair.effects == (f"{COPY_ARTICLE} copy:{repair.escalation}:{source['id']}",)
+    assert sum("Down 0" in c["body"] for c in world.copies_in(esc["id"])) == 1
+    _settle(world)
+    assert _report(world).findings == ()

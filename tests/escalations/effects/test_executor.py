@@ -241,6 +241,29 @@ def test_effects_run_in_creation_order_up_to_the_limit(
     assert fx.run_pending().done == 1
 
 
+def test_run_effects_carries_out_only_the_effects_named(
+    fx: Effects, store: SqliteStore, remote: FakeRemote
+) -> None:
+    """``Executor.run_effects`` (``escalations report --repair``): the effects named, each
+    if claimable now; one waiting for its prerequisite is left pending, and a claim that
+    would have picked another row is rolled back, so the rest stays the worker's."""
+    first, second = intent(1), intent(2, after=intent(1).ref)
+    request(fx, first, second, intent(3))
+    by_key = {e.key: e.id for e in store.effects()}
+    result = fx.executor.run_effects([by_key["create:esc:2"]])
+    assert (result.done, result.deferred) == (0, 1)  # it waits for the first
+    assert {e.key: e.state for e in store.effects()} == {
+        "create:esc:1": EffectState.PENDING,
+        "create:esc:2": EffectState.PENDING,
+        "create:esc:3": EffectState.PENDING,
+    }  # the third, which a plain claim would have picked next, was not taken
+    assert all(e.attempts == 0 for e in store.effects())
+    result = fx.executor.run_effects([by_key["create:esc:1"], by_key["create:esc:2"]])
+    assert (result.done, result.deferred) == (2, 0)
+    assert [e.key for e in store.effects(EffectState.PENDING)] == ["create:esc:3"]
+    assert remote.write_attempts == 2
+
+
 def test_on_commit_runs_in_the_commit_transaction(
     store: SqliteStore, remote: FakeRemote, clock: FakeClock
 ) -> None:
