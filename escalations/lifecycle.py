@@ -43,6 +43,8 @@ from datetime import datetime
 
 from escalations import notes, workflow
 from escalations.bindings.base import FlagState, HelpdeskBinding, LevelMove, NewEscalationTicket
+from escalations.comms import next_duty
+from escalations.comms.calendar import BusinessCalendar
 from escalations.effects.base import Intent
 from escalations.effects.helpdesk import AddNote, NotePayload
 from escalations.effects.outbox import Outbox
@@ -97,9 +99,20 @@ class Lifecycle:
 
     # -- events ----------------------------------------------------------------------------
     def flagged(self, tx: Transaction, new: NewEscalationTicket) -> Escalation:
-        """Store the new escalation and request its escalation ticket."""
+        """Store the new escalation and request its escalation ticket (showing its first
+        duty's time, where the binding shows one)."""
         inserted = self.store.insert_escalation(tx, new.escalation)
-        self._request(tx, self.binding.open_escalation(replace(new, escalation=inserted)))
+        due = None
+        if self.binding.shows_next_duty:
+            calendar = BusinessCalendar.from_profile(self.profile)
+            due = next_duty.at_raise(inserted, self.profile, calendar, new.opened_at)
+            shown = dict(self.store.get_meta(next_duty.SHOWN_META) or {})
+            self.store.set_meta(
+                tx, next_duty.SHOWN_META, {**shown, str(inserted.id): next_duty.entry(0, due)}
+            )
+        self._request(
+            tx, self.binding.open_escalation(replace(new, escalation=inserted, next_duty_at=due))
+        )
         log.info(
             "escalation.flagged esc=%s original=%s by=%s reason=%s segment=%s",
             inserted.key,

@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 
 from connector.errors import HelpdeskError, TransientError, Unauthorized
 from escalations import notes, parking
+from escalations.comms import next_duty
 from escalations.comms.calendar import BusinessCalendar
 from escalations.comms.duties import (
     CONFIRMATION_PREFIX,
     EscalationFacts,
-    PlanRules,
     next_due,
     plan,
     suspended,
@@ -68,9 +68,6 @@ is read again only when its stall could be due."""
 STALL_TOLD = "comms.stall_told"
 """Meta key: escalation id → the activity (ISO time) whose quiet spell was alerted, so a
 stalled escalation is not read again every pass."""
-NEXT_DUTY = "comms.next_duty"
-"""Meta key: escalation id → ``<n>|<ISO time or empty>``: the *n*-th next-duty time requested
-on its escalation ticket (empty: none ahead)."""
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -109,11 +106,7 @@ class CommsPass:
         self.tz = ctx.profile.tz
         self.settings = ctx.profile.comms
         self.calendar = BusinessCalendar.from_profile(ctx.profile)
-        self.rules = PlanRules(
-            callback_grace_minutes=self.settings.callback_grace_minutes,
-            level_change_within_minutes=self.settings.level_change_within_minutes,
-            shortest_window_minutes=self.settings.reminder_lead_minutes,
-        )
+        self.rules = next_duty.rules_of(ctx.profile)
         self.people = People(ctx.adapter, ctx.binding, ctx.profile)
         # a pass must fall inside the lead for the reminder to go out: never less than the
         # time between two passes
@@ -194,15 +187,11 @@ class CommsPass:
     def _facts(
         self, esc: Escalation, pauses: tuple[tuple[datetime, datetime | None], ...]
     ) -> EscalationFacts:
-        flagged_at = esc.flagged_at or esc.opened_at or esc.updated_at
-        return EscalationFacts(
-            flagged_at=flagged_at,
-            callback_at=esc.callback_at,
+        return next_duty.facts_of(
+            esc,
             level_changes=tuple(
                 (c.to_level, c.changed_at) for c in self.store.level_changes(esc.id)
             ),
-            agreed_cadence_minutes=esc.agreed_cadence_minutes,
-            ended_at=None,
             pauses=pauses,
             confirmations=self._confirmations(esc),
         )
@@ -233,16 +222,17 @@ class CommsPass:
         duties were settled)."""
         settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
         due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
-        shown = self._meta(NEXT_DUTY).get(str(esc.id))
-        seq, _, value = (shown or "0|").partition("|")
+        shown = next_duty.parse_entry(self._meta(next_duty.SHOWN_META).get(str(esc.id)))
+        seq, value = shown or (0, "")
         wanted = "" if due is None else due.isoformat()
         if value == wanted:
             return  # shown already (or never shown and nothing to show)
-        n = int(seq) + 1
         with self.ctx.outbox.transaction() as tx:
-            self.ctx.lifecycle.next_duty_shown(tx, esc, n, due)
-            values = self._meta(NEXT_DUTY)
-            self.store.set_meta(tx, NEXT_DUTY, {**values, str(esc.id): f"{n}|{wanted}"})
+            self.ctx.lifecycle.next_duty_shown(tx, esc, seq + 1, due)
+            values = self._meta(next_duty.SHOWN_META)
+            self.store.set_meta(
+                tx, next_duty.SHOWN_META, {**values, str(esc.id): next_duty.entry(seq + 1, due)}
+            )
         self.result.add("next_duty_shown")
         log.info(
             "comms.next_duty esc=%s ticket=%s due=%s",
@@ -264,8 +254,7 @@ class CommsPass:
         return tuple(found)
 
     def _segment(self, esc: Escalation) -> Segment:
-        segments = self.profile.segments
-        return segments.get(esc.segment) or segments[self.profile.process.default_segment]
+        return next_duty.segment_of(self.profile, esc)
 
     # -- notes ----------------------------------------------------------------------------
     def _owner_html(self, esc: Escalation) -> str:

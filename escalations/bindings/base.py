@@ -71,6 +71,8 @@ class NewEscalationTicket:
     note_html: str
     note_subject: str
     opened_at: datetime
+    next_duty_at: datetime | None = None
+    """When the first duty of the plan is due, for bindings that show it (``next_duty``)."""
 
 
 @dataclass(frozen=True)

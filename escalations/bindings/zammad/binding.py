@@ -35,7 +35,6 @@ from connector.base import (
     TicketEvent,
     User,
 )
-from connector.zammad.adapter import utc_ms
 from escalations.bindings.base import (
     FlagDetails,
     FlagState,
@@ -314,6 +313,8 @@ class ZammadBinding:
             values[fields.callback_at] = _zammad_time(esc.callback_at)
         if fields.agreed_cadence and esc.agreed_cadence_minutes is not None:
             values[fields.agreed_cadence] = esc.agreed_cadence_minutes
+        if fields.next_duty_at and new.next_duty_at is not None:
+            values[fields.next_duty_at] = _zammad_time(new.next_duty_at)
         atomic = self._atomic
         payload = CreateEscalationPayload(
             title=title_at_level(original.title, esc.level),
@@ -515,7 +516,7 @@ class ZammadBinding:
                 UpdateTicket.key(NEXT_DUTY, esc.key, seq),
                 UpdateTicketPayload(
                     ticket_id=self._escalation_ticket(esc),
-                    fields={field: None if due is None else utc_ms(due)},
+                    fields={field: None if due is None else _zammad_time(due)},
                 ),
                 escalation_id=esc.id,
                 after=previous if seq > 1 and exists(previous) else None,
