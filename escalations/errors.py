@@ -66,3 +66,22 @@ class StoreError(EscalationsError):
 
 class LockHeld(StoreError):
     """Another worker holds the store's lock."""
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached now (it is restarting, failing over, or the
+    network is down): a temporary fault. Nothing of a transaction it cut was written. The
+    worker waits for the server and runs the pass again; at start, exit 1 (systemd restarts
+    the worker)."""
+
+
+class StoreLoginRefused(ConfigError, StoreError):
+    """The database server refused the store's login (the user, the password, the database,
+    its ``pg_hba.conf``): a store error that is the admin's to fix, so exit 78 (systemd does
+    not restart)."""
+
+
+class StoreConflict(StoreError):
+    """The database rolled a transaction back to resolve a conflict with another session (a
+    serialization failure or a deadlock): nothing of it was written, and running it again
+    may succeed. The worker runs the pass again, a bounded number of times."""

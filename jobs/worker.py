@@ -7,6 +7,19 @@
   it is recorded, and said once, by the CLI).
 - The helpdesk being unreachable or in maintenance is logged here, once when it starts and
   once when it ends, whichever adapter said so; the jobs and the HTTP client only record it.
+- **The store unreachable** (PostgreSQL restarting or failing over, ``StoreUnavailable``) is
+  handled the same way, in the same place (``_Outage``): ``store.unreachable`` once when it
+  goes, ``store.reachable … down for N s`` once when it answers again, and the status line
+  says so meanwhile. Until then the worker waits in the job it was running, trying the store
+  again with a growing pause (``STORE_WAIT_FIRST`` to ``STORE_WAIT_MAX`` seconds, on the stop
+  event, so a SIGTERM still ends it at once; a watchdog ping before each pause), then runs
+  that job's pass again under the same run: the transaction the outage cut was rolled back,
+  and what the pass had committed before is found again (level-triggered jobs,
+  look-before-write effects). A store that refuses the login (``StoreLoginRefused``) stops
+  the worker, as a refused token does.
+- **A conflict** (``StoreConflict``: PostgreSQL rolled a transaction back for a serialization
+  failure or a deadlock) runs the pass again as well, at most ``CONFLICT_RETRIES`` times
+  after a short random pause; only then is it a failed run (``job.failed``).
 - **Leadership**: several workers may share one store; a job runs on the one that holds its
   lease row (``lease:<job>``), taken or renewed at each run for ``LEADER_LEASE_RUNS`` of the
   job's intervals. The others skip the job (counted as ``not_leader``) but still run the
@@ -42,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -55,6 +69,7 @@ import schedule
 from connector.errors import HelpdeskError, Maintenance, TransientError, Unauthorized
 from connector.redaction import SECRETS
 from escalations.effects.executor import Executor, new_worker_id
+from escalations.errors import StoreConflict, StoreLoginRefused, StoreUnavailable
 from escalations.store.base import LeaseLost, WorkerBeat
 from jobs import archive, comms, reconcile, retention, sync
 from jobs.context import JobContext, JobResult
@@ -78,6 +93,15 @@ WAKE_JOBS = (sync.NAME, sync.COPY)
 """What a wake runs: the poll, then the copy of what it found."""
 FORGET_SILENT_AFTER = timedelta(days=1)
 """A worker whose last heartbeat is older than this is dropped from the store's list."""
+STORE_WAIT_FIRST = 0.5
+STORE_WAIT_MAX = 20.0
+"""Real seconds between two tries of an unreachable store: doubling from the first to the
+last: with one connection attempt (``connect_timeout``, 10 s) a try and its pause stay well
+under half the watchdog interval, and the watchdog is pinged before each pause."""
+CONFLICT_RETRIES = 3
+CONFLICT_WAIT = 0.05
+"""A pass cut by a conflict runs again up to ``CONFLICT_RETRIES`` times, after a random pause
+of up to ``CONFLICT_WAIT`` × 2^n seconds (the two sides of a conflict do not meet again)."""
 
 
 class Liveness(Protocol):
@@ -96,6 +120,43 @@ class _Unwatched:
 
     def status(self, line: str) -> None:
         pass
+
+
+class _Outage:
+    """Something the worker needs (the helpdesk, the store) that is down: said once when it
+    goes (or goes another way: unreachable, then maintenance) and once when it is back."""
+
+    def __init__(self, name: str, back: str) -> None:
+        self.name = name
+        self.back = back
+        """The event's word for its return (``helpdesk.recovered``, ``store.reachable``)."""
+        self.what: str | None = None
+        self.since: datetime | None = None
+        self._began = 0.0
+
+    def down(self, what: str, now: datetime, error: object) -> None:
+        if self.what != what:
+            self.what, self.since, self._began = what, now, time.monotonic()
+            log.warning("%s.%s since=%s error=%s", self.name, what, now.isoformat(), error)
+
+    def up(self) -> None:
+        if self.what is not None and self.since is not None:
+            log.info(
+                "%s.%s %s_since=%s: down for %d s",
+                self.name,
+                self.back,
+                self.what,
+                self.since.isoformat(),
+                round(time.monotonic() - self._began),
+            )
+            self.what = self.since = None
+
+    @property
+    def state(self) -> tuple[str, str] | None:
+        """``(what, since)`` while down."""
+        if self.what is None or self.since is None:
+            return None
+        return self.what, self.since.isoformat()
 
 
 @dataclass(frozen=True)
@@ -146,8 +207,8 @@ class Worker:
         self.jobs = list(jobs) if jobs is not None else default_jobs(ctx)
         self.executor = executor
         self.worker_id = executor.worker_id if executor is not None else new_worker_id()
-        self._down: tuple[str, str] | None = None
-        """(what, since): the helpdesk is unreachable or in maintenance."""
+        self._helpdesk = _Outage("helpdesk", "recovered")
+        self._store = _Outage("store", "reachable")
         self.version = ""
         """This installation's version, shown by ``escalations status`` (set by ``run``)."""
         self._started = ctx.clock.now()
@@ -179,7 +240,10 @@ class Worker:
         finally:
             if relay is not None:
                 relay.set()
-        self.release_leadership()
+        try:
+            self.release_leadership()
+        except StoreUnavailable as exc:
+            log.warning("worker.leases_kept error=%s: they expire on their own", exc)
         log.info("worker.stopped")
 
     def _wait(self, timeout: float) -> None:
@@ -234,10 +298,65 @@ class Worker:
 
     def run_job(self, job: Job) -> JobResult | None:
         """Run one job and the effects step, record them, and carry on after any failure but
-        a refused token."""
-        store, clock = self.ctx.store, self.ctx.clock
-        with store.transaction() as tx:
-            run_id = store.start_job_run(tx, job.name, clock.now())
+        a refused token or login. An unreachable store is waited for and a conflict retried
+        (see the module docstring): the pass then runs again, as the same run."""
+        run_id: int | None = None
+        conflicts = 0
+        while True:
+            try:
+                if run_id is None:
+                    with self.ctx.store.transaction() as tx:
+                        run_id = self.ctx.store.start_job_run(tx, job.name, self.ctx.clock.now())
+                    self._store.up()  # it answered (after a down said by ``_report``)
+                return self._run_job(job, run_id)
+            except StoreUnavailable as exc:
+                if not self._await_store(exc):
+                    return None  # stopped while waiting: the run stays unfinished, as on a kill
+            except StoreConflict as exc:
+                conflicts += 1
+                if conflicts > CONFLICT_RETRIES:
+                    self._failed(job, run_id, exc)
+                    return None
+                pause = random.uniform(0, CONFLICT_WAIT * 2**conflicts)  # noqa: S311 - jitter
+                log.info(
+                    "store.conflict job=%s retry=%s/%s pause=%.2fs: %s",
+                    job.name,
+                    conflicts,
+                    CONFLICT_RETRIES,
+                    pause,
+                    exc,
+                )
+                if self.ctx.stop.wait(pause):
+                    return None
+
+    def _failed(self, job: Job, run_id: int | None, exc: Exception) -> None:
+        try:
+            if run_id is not None:
+                self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
+        except StoreUnavailable as lost:  # said once; the next job waits for the store
+            self._store.down("unreachable", self.ctx.clock.now(), lost)
+        log.error("job.failed job=%s error=%s: %s", job.name, type(exc).__name__, exc)  # noqa: TRY400
+        self._report()
+
+    def _await_store(self, exc: StoreUnavailable) -> bool:
+        """Wait until the store answers again, trying it with a growing pause; ``False``
+        when a stop came first."""
+        self._store.down("unreachable", self.ctx.clock.now(), exc)
+        pause = STORE_WAIT_FIRST
+        while True:
+            self._report()  # alive, and the status line says the store is down
+            if self.ctx.stop.wait(pause):
+                return False
+            try:
+                self.ctx.store.count_due(now=self.ctx.clock.now())
+            except StoreUnavailable:
+                pause = min(pause * 2, STORE_WAIT_MAX)
+                continue
+            self._store.up()
+            return True
+
+    def _run_job(self, job: Job, run_id: int) -> JobResult | None:
+        store = self.ctx.store
         try:
             epoch = self._leads(job)
             if epoch is None:
@@ -254,6 +373,8 @@ class Worker:
             log.warning("job.lease_lost job=%s worker=%s: %s", job.name, self.worker_id, exc)
             self._report()
             return None
+        except (StoreUnavailable, StoreConflict, StoreLoginRefused):
+            raise  # ``run_job`` waits or retries; a refused login stops the worker
         except Unauthorized as exc:
             # recorded, not logged: the worker stops, and the CLI says why in one line
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
@@ -288,13 +409,23 @@ class Worker:
 
     def _report(self) -> None:
         """Tell the watcher the worker is alive and how it is doing, in one line; record the
-        heartbeat in the store."""
+        heartbeat in the store (when it answers: else the line says it does not)."""
         self.liveness.alive()
-        self._heartbeat()
-        due = self.ctx.store.count_due(now=self.ctx.clock.now())
+        store_down = self._store.state
+        if store_down is not None:
+            self.liveness.status(f"store {store_down[0]} since {_hhmm(store_down[1])} · waiting")
+            return
+        try:
+            self._heartbeat()
+            due = self.ctx.store.count_due(now=self.ctx.clock.now())
+        except StoreUnavailable as exc:  # said here; the next job waits for the store
+            self._store.down("unreachable", self.ctx.clock.now(), exc)
+            self._report()
+            return
         writes = f"{due} write{'s' if due != 1 else ''} due"
-        if self._down is not None:
-            line = f"helpdesk {self._down[0]} since {_hhmm(self._down[1])} · {writes}"
+        helpdesk_down = self._helpdesk.state
+        if helpdesk_down is not None:
+            line = f"helpdesk {helpdesk_down[0]} since {_hhmm(helpdesk_down[1])} · {writes}"
         elif self._last_sync is not None:
             line = f"polling ok · last sync {_hhmm(self._last_sync.isoformat())} · {writes}"
         else:
@@ -366,19 +497,20 @@ class Worker:
         """Warn once when the helpdesk becomes unreachable (or goes into maintenance), not
         on every pass."""
         what = "maintenance" if isinstance(exc, Maintenance) else "unreachable"
-        if self._down is None or self._down[0] != what:
-            self._down = (what, self.ctx.clock.now().isoformat())
-            log.warning("helpdesk.%s since=%s error=%s", what, self._down[1], exc)
+        self._helpdesk.down(what, self.ctx.clock.now(), exc)
 
     def _helpdesk_up(self) -> None:
-        if self._down is not None:
-            log.info("helpdesk.recovered %s_since=%s", self._down[0], self._down[1])
-            self._down = None
+        self._helpdesk.up()
 
     @property
     def helpdesk_down(self) -> tuple[str, str] | None:
         """``(unreachable|maintenance, since)`` while the helpdesk is down."""
-        return self._down
+        return self._helpdesk.state
+
+    @property
+    def store_down(self) -> tuple[str, str] | None:
+        """``("unreachable", since)`` while the store does not answer."""
+        return self._store.state
 
 
 def _hhmm(instant: str) -> str:

@@ -69,18 +69,21 @@ def _mappings(settings: Settings) -> Mappings:
 def _open_store(settings: Settings, clock: Clock) -> Store:
     """The store ``ESCALATIONS_DATABASE_URL`` names (``wiring.open_configured_store``), or a
     ``ConfigError`` when its directory cannot be made or opened (a permission, a read-only
-    file system), or its PostgreSQL server cannot be reached or refuses the login: the admin
-    has to fix the setting."""
+    file system), or its PostgreSQL server refuses the login: the admin has to fix the
+    setting. A PostgreSQL server that cannot be reached is ``StoreUnavailable`` (exit 1:
+    temporary, systemd starts the worker again)."""
     import sqlite3
 
     from escalations.app.preflight import places
     from escalations.app.wiring import open_configured_store
 
     if settings.database_is_postgresql:
-        from escalations.errors import StoreError
+        from escalations.errors import StoreError, StoreUnavailable
 
         try:
             return open_configured_store(settings, clock)
+        except StoreUnavailable:
+            raise
         except StoreError as exc:  # its message never holds the password
             raise ConfigError(f"ESCALATIONS_DATABASE_URL: {exc}") from None
     setting = places(settings)[0].setting
@@ -129,7 +132,7 @@ def check(args: argparse.Namespace) -> int:
     """Every check ``run`` makes before it starts (``preflight``), without starting and
     without creating anything (a missing directory "would be created at first start"): exit
     0 when ``run`` would start, 78 when a setting, a mapping or the store file must change, 1
-    when another worker holds the store."""
+    when another worker holds the store or its PostgreSQL server cannot be reached."""
     from escalations.app.preflight import inspect_all, lock_problem
     from escalations.app.systemd import watchdog_seconds
     from escalations.app.webhook import require_secret
@@ -389,10 +392,24 @@ def _health(summary: StatusSummary | None, settings: Settings, now: datetime) ->
 def status(args: argparse.Namespace) -> int:
     """The store's state and a health verdict; the exit code is the verdict (0 healthy, 1
     degraded, 2 down: Nagios' OK, WARNING, CRITICAL), also when the reader of stdout has
-    gone (``status | head -1``)."""
+    gone (``status | head -1``). A PostgreSQL store that cannot be reached is "down" (2)."""
+    from escalations.errors import StoreUnavailable
+
     settings = _settings(args)
-    clock = SystemClock()
     as_json = bool(getattr(args, "json", False))
+    try:
+        return _status(settings, as_json)
+    except StoreUnavailable as exc:
+        health = f"down: the store cannot be reached ({exc})"
+        if as_json:
+            _emit([json.dumps(_status_json(settings, None, [], 2, health))])
+        else:
+            _emit([f"store: {_store_name(settings)} cannot be reached", f"health: {health}"])
+        return 2
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    clock = SystemClock()
     if not _store_exists(settings):
         code, health = _health(None, settings, clock.now())
         if as_json:

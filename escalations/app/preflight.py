@@ -175,14 +175,18 @@ def probe_postgres(settings: Settings) -> int | None:
     (``None``: not created yet; the worker migrates it at start).
 
     Raises:
-        ConfigError: the server cannot be reached or refuses the login, or its schema is
-            newer than this code (one line, without the password).
+        ConfigError: the server refuses the login or the database, or its schema is newer
+            than this code (one line, without the password): exit 78.
+        StoreUnavailable: the server cannot be reached: temporary, exit 1, so systemd
+            starts the worker again.
     """
-    from escalations.errors import StoreError
+    from escalations.errors import StoreError, StoreUnavailable
     from escalations.store.postgres import probe_schema
 
     try:
         return probe_schema(settings.database_url)
+    except StoreUnavailable:
+        raise
     except StoreError as exc:
         raise ConfigError(f"ESCALATIONS_DATABASE_URL: {exc}") from None
 

@@ -5,6 +5,21 @@ time zone UTC, times as ``timestamptz``; the password from the URL, the ``databa
 systemd credential or libpq's password file (``PGPASSFILE``, ``~/.pgpass``), never logged;
 numbered forward-only migrations tracked in ``schema_migration`` and applied under an advisory
 lock, so two workers starting together migrate once.
+
+**Faults.** Every psycopg error that leaves the store is one of the domain's:
+
+- the server gone or unreachable (a connection refused or reset, ``admin_shutdown``
+  57P01 when it restarts, class 08, "starting up" 57P03): ``StoreUnavailable``. The session
+  is dropped; the next call connects again. A transaction it cut was rolled back by the
+  server (a cut ``COMMIT`` may have committed: what the jobs write is look-before-write or
+  under a unique constraint, so the pass that runs again finds it);
+- a serialization failure (40001) or a deadlock (40P01): ``StoreConflict``, after the
+  transaction was rolled back (see the package docstring for where it is retried);
+- a refused login (wrong password, no ``pg_hba.conf`` entry, no such role or database, a
+  certificate refused): ``StoreLoginRefused``, a configuration error that names where the
+  password came from, never the password. libpq gives no SQLSTATE for a failed connection,
+  so this is told by the server's (English) message; any other failure to connect is taken
+  as temporary, since a restart that cannot help costs less than a worker left stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +42,7 @@ from psycopg.rows import dict_row
 
 from connector.redaction import SECRETS
 from escalations.clock import Clock
-from escalations.errors import StoreError
+from escalations.errors import StoreConflict, StoreError, StoreLoginRefused, StoreUnavailable
 from escalations.store.base import Fence
 
 CREDENTIAL_NAME = "database-password"
@@ -38,7 +53,31 @@ MIGRATION_LOCK = 0x6865_5F6D_6967  # pg_advisory_xact_lock keys: fixed, per data
 WRITE_LOCK = 0x6865_5F77_7269
 CONNECT_TIMEOUT_S = 10
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+"""TCP keepalives, so a server that vanished (a failover, a cut network) ends the session
+within about 25 s instead of leaving a statement waiting; the URL may set others."""
 _MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+"""Named, so a database or role default (``default_transaction_isolation``) cannot turn the
+store's transactions into ones that take their snapshot before the write lock is granted."""
+CONFLICT_STATES = frozenset({"40001", "40P01"})
+"""serialization_failure, deadlock_detected: the server rolled the transaction back."""
+SESSION_ENDED_STATES = frozenset({"57P01", "57P02", "57P03"})
+"""admin_shutdown, crash_shutdown, cannot_connect_now (with class 08: the session is gone)."""
+_REFUSED_LOGIN = re.compile(
+    r"authentication failed|no pg_hba\.conf entry|pg_hba\.conf rejects|not permitted to log in"
+    r"|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
+    r"|permission denied for database|no password supplied|certificate|invalid \w+ value"
+    r"|invalid connection option",
+    re.IGNORECASE,
+)
+"""What libpq or the server says when the login itself is refused (28P01, 28000, 3D000,
+42501, a TLS certificate, a bad parameter): a setting to fix, not a server to wait for."""
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -67,6 +106,47 @@ def _credential_password() -> str | None:
         return path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreError(f"credential {CREDENTIAL_NAME}: cannot read it: {exc}") from None
+
+
+def password_source(url: str) -> str:
+    """Where the password for ``url`` comes from, named for the admin (never the password)."""
+    if conninfo.conninfo_to_dict(url).get("password"):
+        return "the password in ESCALATIONS_DATABASE_URL"
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and (Path(directory) / CREDENTIAL_NAME).is_file():
+        return f"the credential file {Path(directory) / CREDENTIAL_NAME}"
+    return "the password file (PGPASSFILE, else ~/.pgpass)"
+
+
+def connect_error(url: str, exc: psycopg.Error) -> StoreLoginRefused | StoreUnavailable:
+    """A failed connection as the domain sees it: a refused login (a setting to fix) or an
+    unreachable server (wait, or let systemd start the worker again)."""
+    shown, text = redacted_url(url), SECRETS.redact(_one_line(exc))
+    if _REFUSED_LOGIN.search(text):
+        return StoreLoginRefused(
+            f"{shown}: cannot connect: {text}: the login was refused (check the user and the "
+            f"database in ESCALATIONS_DATABASE_URL, and {password_source(url)})"
+        )
+    return StoreUnavailable(f"{shown}: cannot connect: {text}")
+
+
+def session_lost(exc: psycopg.Error, conn: Conn | None = None) -> bool:
+    """The error says the session is gone (the server restarted, went away, or the network
+    did), not that the statement was refused."""
+    state = exc.sqlstate or ""
+    if state.startswith("08") or state in SESSION_ENDED_STATES:
+        return True
+    return isinstance(exc, psycopg.OperationalError) and (conn is None or conn.closed)
+
+
+def store_error(url: str, exc: psycopg.Error, conn: Conn | None) -> StoreError | None:
+    """``StoreUnavailable`` or ``StoreConflict`` for an error that is one; else ``None``
+    (the caller lets the psycopg error itself go on: a constraint, a bug)."""
+    if exc.sqlstate in CONFLICT_STATES:
+        return StoreConflict(f"{url}: the transaction was rolled back: {_one_line(exc)}")
+    if session_lost(exc, conn):
+        return StoreUnavailable(f"{url}: the connection was lost: {_one_line(exc)}")
+    return None
 
 
 def connection_params(url: str) -> dict[str, Any]:
@@ -126,22 +206,31 @@ def probe_schema(url: str) -> int | None:
     (``None``: no store there yet). For ``escalations check`` and the worker's preflight.
 
     Raises:
-        StoreError: the server cannot be reached, or refuses the login or the database
-            (the message never holds the password), or the schema is newer than this code
-            understands.
+        StoreUnavailable: the server cannot be reached (temporary).
+        StoreLoginRefused: it refuses the login or the database (the message never holds
+            the password).
+        StoreError: the schema is newer than this code understands.
     """
     shown = redacted_url(url)
     params = connection_params(url)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     params.setdefault("application_name", "helpdesk-escalations")
+    for key, value in KEEPALIVES.items():
+        params.setdefault(key, value)
     try:
-        with psycopg.connect(**params, autocommit=True, row_factory=dict_row) as conn:
+        conn = psycopg.connect(**params, autocommit=True, row_factory=dict_row)
+    except psycopg.Error as exc:
+        raise connect_error(url, exc) from None
+    try:
+        with conn:
             row = conn.execute("SELECT to_regclass('schema_migration') IS NOT NULL AS t").fetchone()
             if not row or not row["t"]:
                 return None
             found = conn.execute("SELECT max(version) AS v FROM schema_migration").fetchone()
     except psycopg.Error as exc:
-        raise StoreError(f"{shown}: cannot connect: {SECRETS.redact(_one_line(exc))}") from None
+        if session_lost(exc, conn):
+            raise StoreUnavailable(f"{shown}: the connection was lost: {_one_line(exc)}") from None
+        raise StoreError(f"{shown}: cannot read the schema: {_one_line(exc)}") from None
     version = int(found["v"] or 0) if found else 0
     latest = len(load_migrations())
     if version > latest:
@@ -169,6 +258,7 @@ class PgBase:
 
     def __init__(self, url: str, clock: Clock) -> None:
         self.url = redacted_url(url)
+        self._url = url  # for naming where the password came from, never shown itself
         self._params = connection_params(url)
         self.clock = clock
         self._local = threading.local()
@@ -190,7 +280,9 @@ class PgBase:
             raise StoreError(f"{self.url}: the store is closed")
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and conn.closed and getattr(self._local, "tx", None) is None:
-            conn = None  # lost (server restarted): the next call reconnects
+            with self._connections_lock:  # lost (server restarted): the next call reconnects
+                self._connections.remove(conn)
+            conn = self._local.conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
@@ -212,12 +304,12 @@ class PgBase:
         )
         params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
         params.setdefault("application_name", "helpdesk-escalations")
+        for key, value in KEEPALIVES.items():
+            params.setdefault(key, value)
         try:
             conn = psycopg.connect(**params, autocommit=True, row_factory=dict_row, options=options)
         except psycopg.Error as exc:
-            raise StoreError(
-                f"{self.url}: cannot connect: {SECRETS.redact(_one_line(exc))}"
-            ) from None
+            raise connect_error(self._url, exc) from None
         return conn
 
     def _migrate(self, conn: Conn) -> int:
@@ -245,6 +337,9 @@ class PgBase:
                         (migration.version, migration.name),
                     )
         except psycopg.Error as exc:
+            if session_lost(exc, conn):
+                lost = f"{self.url}: the connection was lost: {_one_line(exc)}"
+                raise StoreUnavailable(lost) from exc
             raise StoreError(f"{self.url}: migration failed: {_one_line(exc)}") from exc
         return latest
 
@@ -259,6 +354,9 @@ class PgBase:
             conn = self._begin(conn)
         except psycopg.Error as exc:
             _rollback(conn)
+            known = store_error(self.url, exc, conn)
+            if known is not None:
+                raise known from exc
             raise StoreError(f"{self.url}: cannot start a transaction: {_one_line(exc)}") from exc
         tx = PgTransaction(conn)
         self._local.tx = tx
@@ -277,6 +375,12 @@ class PgBase:
                     "a statement in this transaction failed; the transaction was rolled back"
                 )
             conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            _rollback(conn)
+            known = store_error(self.url, exc, conn)
+            if known is not None:  # rolled back (a cut COMMIT may have committed: see above)
+                raise known from exc
+            raise
         except BaseException:
             _rollback(conn)
             raise
@@ -303,19 +407,26 @@ class PgBase:
             return conn.execute(sql, params)
         except psycopg.OperationalError:
             if not conn.closed or self._local.tx is not None:
-                raise
-        return self._conn().execute(sql, params)
+                raise  # in a transaction: ``transaction`` says what it was
+        conn = self._conn()
+        try:
+            return conn.execute(sql, params)
+        except psycopg.Error as exc:
+            known = store_error(self.url, exc, conn)
+            if known is not None:
+                raise known from exc
+            raise
 
     def _begin(self, conn: Conn) -> Conn:
         """``BEGIN`` and the write lock; on a connection found lost, once more on a new one
         (nothing was done in the transaction yet)."""
         try:
-            conn.execute("BEGIN")
+            conn.execute(BEGIN)
         except psycopg.OperationalError:
             if not conn.closed:
                 raise
             conn = self._conn()
-            conn.execute("BEGIN")
+            conn.execute(BEGIN)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         return conn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
@@ -264,21 +265,11 @@ class EscalationRecordsMixin(PgBase):
         return replace(periods[-1], ended_at=at, outcome=outcome, reason=reason)
 
     def parking_periods(self, escalation_id: int) -> list[ParkingPeriod]:
-        return self._parking_periods(self._conn(), escalation_id)
+        return _periods(self._read(PERIODS, (escalation_id,)))
 
     @staticmethod
     def _parking_periods(conn: Conn, escalation_id: int) -> list[ParkingPeriod]:
-        rows = conn.execute(
-            "SELECT escalation_id, seq, resolved_at, pending_until, ended_at, outcome, reason"
-            " FROM parking WHERE escalation_id = %s ORDER BY seq",
-            (escalation_id,),
-        )
-        periods = []
-        for row in rows:
-            values = from_row(row)
-            values["outcome"] = ParkingOutcome(values["outcome"]) if values["outcome"] else None
-            periods.append(ParkingPeriod(**values))
-        return periods
+        return _periods(conn.execute(PERIODS, (escalation_id,)))
 
     def add_duty(self, tx: object, duty: Duty) -> bool:
         cur = self._tx(tx).execute(
@@ -381,3 +372,18 @@ def _duplicate(esc: Escalation, exc: psycopg.errors.UniqueViolation) -> Exceptio
             "escalation"
         )
     return Duplicate(f"escalation {esc.key}: {exc.diag.message_primary or 'duplicate'}")
+
+
+PERIODS = (
+    "SELECT escalation_id, seq, resolved_at, pending_until, ended_at, outcome, reason"
+    " FROM parking WHERE escalation_id = %s ORDER BY seq"
+)
+
+
+def _periods(rows: Iterable[dict[str, Any]]) -> list[ParkingPeriod]:
+    periods = []
+    for row in rows:
+        values = from_row(row)
+        values["outcome"] = ParkingOutcome(values["outcome"]) if values["outcome"] else None
+        periods.append(ParkingPeriod(**values))
+    return periods
