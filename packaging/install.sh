@@ -167,7 +167,7 @@ shipped_mappings=""
 if [ -x "$venv/bin/python" ]; then
   # -I: the installed package, not one in the current directory.
   shipped_mappings=$("$venv/bin/python" -I -c \
-    'from escalations.settings import shipped_mappings_dir; print(shipped_mappings_dir())' \
+    'import helpdesk_escalations; from escalations.settings import shipped_mappings_dir; print(shipped_mappings_dir())' \
     2>/dev/null || true)
 fi
 if [ -n "$shipped_mappings" ]; then

@@ -357,7 +357,7 @@ def _source_tree(destination: Path) -> Path:
     destination.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, destination / name)
-    for name in ("connector", "escalations", "jobs", "sandbox", "mappings"):
+    for name in ("helpdesk_escalations", "connector", "escalations", "jobs", "sandbox", "mappings"):
         shutil.copytree(ROOT / name, destination / name, ignore=ignore)
     return destination
 
@@ -426,7 +426,7 @@ def test_install_into_a_temporary_root_checks_live_and_keeps_the_admins_files(
     assert process.read_text() == edited
     assert "kept as they are" in third.stdout
     assert "diff -ru " in third.stdout
-    assert "site-packages/mappings" in third.stdout
+    assert "site-packages/helpdesk_escalations/_lib/mappings" in third.stdout
     assert f"--token-file {token} ignored" in third.stdout
 
     # The wheel installs Python packages and mappings only: nothing of packaging/.
@@ -435,7 +435,16 @@ def test_install_into_a_temporary_root_checks_live_and_keeps_the_admins_files(
     )
     assert version.stdout.strip() == f"helpdesk-escalations {_project()['version']}"
     (record,) = venv.glob("lib/python*/site-packages/helpdesk_escalations-*.dist-info/RECORD")
-    assert not [line for line in record.read_text().splitlines() if line.startswith("packaging")]
+    installed = [line.split(",")[0] for line in record.read_text().splitlines()]
+    assert not [path for path in installed if path.startswith("packaging")]
+    # One import name in site-packages (issue 14): no `jobs` or `connector` of ours beside
+    # another distribution's; the console script and the dist-info are the rest.
+    tops = {path.split("/")[0] for path in installed if not path.startswith("../")}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"helpdesk_escalations"}, tops
+    plain = subprocess.run(
+        [venv / "bin" / "python", "-I", "-c", "import jobs"], capture_output=True, text=True
+    )
+    assert "No module named 'jobs'" in plain.stderr
 
 
 # -- constraints.txt and pyproject -----------------------------------------------------------
@@ -454,6 +463,22 @@ def _constraints() -> dict[str, str]:
             name, _, version = line.partition("==")
             pins[canonicalize_name(name)] = version.strip()
     return pins
+
+
+def test_the_wheel_lists_every_package_of_the_tree_under_its_one_import_name() -> None:
+    """``[tool.setuptools] packages`` is written out (setuptools' ``find`` cannot put a prefix
+    on what it finds): a package added to the tree and not to the list would be missing from
+    the wheel, so the list must be the tree's."""
+    from setuptools import find_namespace_packages
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    prefix = "helpdesk_escalations._lib."
+    assert setuptools["package-dir"] == {prefix.rstrip("."): "."}
+    listed = set(setuptools["packages"])
+    tree = find_namespace_packages(
+        where=str(ROOT), include=["connector*", "escalations*", "jobs*", "sandbox*", "mappings"]
+    )
+    assert listed == {"helpdesk_escalations", *(prefix + name for name in tree)}
 
 
 def test_constraints_pin_the_runtime_dependency_closure_within_pyproject() -> None:
