@@ -69,7 +69,9 @@ class ReadOnlyDatabase:
         self._clock = clock
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._db_offset = timedelta(0)
-        self._clock_offset: timedelta | None = None
+        self._server_clock: tuple[datetime, float] | None = None
+        """The server's UTC time at the latest connection, and this machine's monotonic
+        clock then."""
         self.queries = 0
 
     def __repr__(self) -> str:
@@ -78,9 +80,15 @@ class ReadOnlyDatabase:
     # -- time --------------------------------------------------------------------------------
     @property
     def clock_offset(self) -> timedelta | None:
-        """How far the database server's clock is ahead of this machine's, as of the latest
-        connection; ``None`` before the first."""
-        return self._clock_offset
+        """How far the database server's clock is ahead of this machine's, now: the server's
+        time read at the latest connection, carried forward by the monotonic clock, against
+        this machine's wall clock now. So a wall clock stepped since (NTP, a resumed VM) is
+        seen at once, without a query; ``None`` before the first connection."""
+        if self._server_clock is None:
+            return None
+        server_then, mono_then = self._server_clock
+        elapsed = timedelta(seconds=self._clock.monotonic() - mono_then)
+        return server_then + elapsed - self._clock.now()
 
     def to_utc(self, value: datetime | None) -> datetime | None:
         """A ``datetime`` column (server time zone, naive) as aware UTC."""
@@ -175,7 +183,7 @@ class ReadOnlyDatabase:
         except pymysql.MySQLError as exc:
             raise self._error(exc) from None
         self._db_offset = timedelta(seconds=int(offset_seconds))
-        self._clock_offset = server_now.replace(tzinfo=UTC) - self._clock.now()
+        self._server_clock = (server_now.replace(tzinfo=UTC), self._clock.monotonic())
         self._conn = conn
         log.debug("osticket.db.connected host=%s port=%s", cfg.host, cfg.port)
         return conn

@@ -303,3 +303,37 @@ def test_the_worker_is_nobody_in_osticket(osticket: RealOsTicket) -> None:
     assert agent.is_agent
     assert me.id != agent.id
     assert me.id == 0
+
+
+class _SteppedClock(SystemClock):
+    """This machine's clock, its wall time stepped by ``step`` (NTP, a resumed VM); the
+    monotonic clock does not step."""
+
+    def __init__(self) -> None:
+        self.step = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.step
+
+
+def test_the_clock_offset_follows_a_wall_clock_stepped_after_connecting(
+    osticket: RealOsTicket,
+) -> None:
+    # It was measured once per connection: a worker clock stepped forward afterwards kept
+    # the old offset, so the poll's signpost landed in osTicket's future and the cursor
+    # moved past changes osTicket had yet to stamp (seen in the parking scenario).
+    clock = _SteppedClock()
+    db = ReadOnlyDatabase(osticket.db_config(), clock)
+    try:
+        db.select("SELECT 1 AS one")
+        before = db.clock_offset
+        assert before is not None
+        assert abs(before) < timedelta(seconds=5)
+        queries = db.queries
+        clock.step = timedelta(days=3)
+        after = db.clock_offset
+        assert after is not None
+        assert abs(after - (before - timedelta(days=3))) < timedelta(seconds=1)
+        assert db.queries == queries  # no query to know it
+    finally:
+        db.close()
