@@ -22,6 +22,7 @@ from escalations.store.base import Fence
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 BUSY_TIMEOUT_MS = 5000
+_STORED_LENGTH = len("2026-01-01T00:00:00.000000Z")
 _MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 
 
@@ -36,6 +37,10 @@ def to_db(value: datetime | None) -> str | None:
 def from_db(value: str | None) -> datetime | None:
     if value is None:
         return None
+    if len(value) == _STORED_LENGTH and value[-1] == "Z" and value[10] == "T":
+        # what ``to_db`` writes: ``fromisoformat`` reads it (and its "Z") about ten times
+        # faster than ``strptime``, the largest share of the client's CPU in the bench
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
 
 
