@@ -80,6 +80,7 @@ from connector.errors import (
 from escalations.clock import Clock
 from escalations.effects.base import EffectError, Registry
 from escalations.effects.outbox import Outbox
+from escalations.errors import StoreUnavailable
 from escalations.faults import FaultPoints, NoFaults
 from escalations.models import Effect, EffectState
 from escalations.store.base import Store
@@ -320,6 +321,8 @@ class Executor:
             with self.outbox.transaction() as tx:
                 self.store.finish_effect(tx, effect.id, EffectState.DONE, remote_id=remote_id)
                 kind.on_commit(tx, effect, payload, remote_id)
+        except StoreUnavailable:
+            raise  # the store is gone, not a bug: the row stays in flight, the worker waits
         except Exception as exc:  # an on_commit bug: rolled back; the row stays in flight
             log.exception("effect.commit_error kind=%s id=%s", effect.kind, effect.id)
             return self._retry(effect, exc, EffectState.IN_FLIGHT, "ambiguous")

@@ -20,6 +20,7 @@ import pytest
 import responses
 
 from escalations.clock import FakeClock
+from escalations.effects.helpdesk import COPY_ARTICLE
 from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.models import EffectState
 from escalations.store.postgres import PostgresStore, _db
@@ -156,6 +157,63 @@ def test_a_server_restarted_under_a_running_worker_loses_and_repeats_nothing(
     assert worker.store_down is None
 
 
+class StopServerAtTheCommit:
+    """At the first ``copy_article`` write sent to the helpdesk, the server stops before the
+    executor commits it; it is started again two seconds later."""
+
+    def __init__(self, pg: PgServer) -> None:
+        self.server = pg
+        self.starter: threading.Thread | None = None
+
+    def point(self, name: str, *, kind: str | None = None) -> None:
+        if name == "effect.sent" and kind == COPY_ARTICLE and self.starter is None:
+            self.server.stop("fast")
+
+            def start() -> None:
+                time.sleep(2.0)
+                self.server.start()
+
+            self.starter = threading.Thread(target=start, name="pg-start")
+            self.starter.start()
+
+
+def test_a_write_whose_commit_the_outage_cut_is_finished_once_after_its_claim(
+    pg_world: World, pg_server: PgServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    world = pg_world
+    worker = world.installation.worker()
+    original = world.ticket_by_title(TITLE)
+    world.flag(original)
+    passes(worker, clock)
+    esc = world.the_escalation_ticket()
+    before = len(world.copies_in(esc["id"]))
+    fault = StopServerAtTheCommit(pg_server)
+    world.installation.executor.faults = fault
+    world.sandbox.seed_customer_email(original, "Cut at the commit.")
+    try:
+        passes(worker, clock)
+    finally:
+        if fault.starter is not None:
+            fault.starter.join(30)
+    assert fault.starter is not None, "no copy was written"
+    assert events(caplog, "effect.commit_error") == []  # an outage, not a bug of the kind
+    assert len(world.copies_in(esc["id"])) == before + 1  # written once, not yet committed
+    (cut,) = world.store.effects(EffectState.IN_FLIGHT)
+    assert cut.kind == COPY_ARTICLE
+
+    clock.advance(timedelta(minutes=16))  # past its claim: looked for by its marker
+    passes(worker, clock)
+    assert world.store.get_effect(cut.id).state is EffectState.DONE  # type: ignore[union-attr]
+    assert len(world.copies_in(esc["id"])) == before + 1
+    assert any(
+        e.startswith(f"effect.found kind={COPY_ARTICLE} id={cut.id}")
+        for e in events(caplog, "effect.")
+    )
+    assert len(events(caplog, "store.unreachable")) == 1
+    assert len(events(caplog, "store.reachable")) == 1
+
+
 def test_a_stop_ends_the_wait_for_the_store_at_once(
     pg_world: World, pg_server: PgServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -259,6 +317,54 @@ def test_a_serialization_failure_in_a_transaction_is_a_conflict(
     with pytest.raises(StoreConflict, match="rolled back"):
         conflicting()
     assert store.get_meta("x") is None
+
+
+def test_a_serializable_default_of_the_database_does_not_change_the_stores_transactions(
+    pg_server: PgServer, pg_database: str, clock: FakeClock
+) -> None:
+    """With ``default_transaction_isolation = serializable`` on the database, a transaction
+    that waited for the write lock took its snapshot before the lock was granted, and its
+    update of a row the previous holder changed failed (40001). ``BEGIN`` names READ
+    COMMITTED."""
+    with pg_server.admin() as conn:
+        conn.execute(
+            f"ALTER DATABASE \"{pg_database}\" SET default_transaction_isolation = 'serializable'"
+        )
+    url = pg_server.url(pg_database)
+    first, second = PostgresStore(url, clock), PostgresStore(url, clock)
+    errors: list[BaseException] = []
+
+    def later() -> None:
+        try:
+            with second.transaction() as tx:  # waits for ``first``'s write lock
+                second.set_meta(tx, "n", 2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    try:
+        shown = second._read("SHOW default_transaction_isolation").fetchone()
+        assert shown is not None
+        assert shown["default_transaction_isolation"] == "serializable"
+        with first.transaction() as tx:
+            first.set_meta(tx, "n", 0)
+        waiter = threading.Thread(target=later, name="second")
+        with first.transaction() as tx:
+            first.set_meta(tx, "n", 1)
+            waiter.start()
+            with pg_server.admin(pg_database) as watch:
+                for _ in range(200):
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+                    ).fetchone()
+                    if row and row[0]:
+                        break
+                    time.sleep(0.05)
+        waiter.join(30)
+        assert errors == []
+        assert first.get_meta("n") == 2
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_conflict_that_keeps_coming_back_is_a_failed_run_after_the_retries(
