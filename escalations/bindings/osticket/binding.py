@@ -16,6 +16,9 @@ osTicket, within what the adapter declares it can do.
   agent sees what was not done instead of a worker that half-works. The flag status cannot be
   consumed then: while an escalation of the ticket is open, the status still showing is that
   same flag, never a new one.
+- The carrier route is marked failed by a checkbox on the escalation topic's form
+  (``[fields] route_failed``); the outcome of a parked escalation is a status an agent sets
+  (``[statuses] confirmed``, ``not_satisfied``), replaced by the worker's next status write.
 - osTicket has no tags and no subscription of agents (collaborators are end users): a note
   names people in plain text; the team and assignment are how agents hear of a ticket.
 """
@@ -73,6 +76,13 @@ CLOSE_ORIGINAL = "close-original"
 def subject_at_level(subject: str, level: int) -> str:
     """``[L<level>] <subject>``, an older prefix replaced."""
     return f"[L{level}] {SUBJECT_PREFIX_RE.sub('', subject)}"[:SUBJECT_MAX]
+
+
+def _truthy(value: Any) -> bool:
+    """A ticked osTicket checkbox ("1"), or a text field an agent typed yes into."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
 
 def _as_level(value: Any) -> int | None:
@@ -151,7 +161,8 @@ class OsTicketBinding:
         return _as_level(ticket.fields.get(self.fieldmap.fields.level))
 
     def route_failed(self, ticket: Ticket, *, matched: bool) -> bool:
-        return False  # osticket.toml maps no route-failed field yet
+        field = self.fieldmap.fields.route_failed
+        return bool(field and _truthy(ticket.fields.get(field)))
 
     def closing(self, ticket: Ticket) -> bool:
         return ticket.state == self.fieldmap.statuses.closed
@@ -166,9 +177,25 @@ class OsTicketBinding:
 
     @property
     def outcome_howto(self) -> str:
-        return "recording the outcome is not available on osTicket in this version"
+        statuses = self.fieldmap.statuses
+        if statuses.confirmed is None or statuses.not_satisfied is None:
+            return (
+                "recording the outcome is not set up on this osTicket (osticket.toml "
+                "[statuses] confirmed, not_satisfied)"
+            )
+        return (
+            f"set the status {statuses.confirmed} when the customer confirms, or "
+            f"{statuses.not_satisfied} when they are not satisfied"
+        )
 
     def outcome(self, ticket: Ticket, adapter: HelpdeskAdapter) -> ParkingOutcome | None:
+        """The outcome an agent recorded on a parked escalation ticket: its status. The
+        worker's next status write (closed, or open again) replaces it."""
+        statuses = self.fieldmap.statuses
+        if statuses.not_satisfied is not None and ticket.state == statuses.not_satisfied:
+            return ParkingOutcome.NOT_SATISFIED
+        if statuses.confirmed is not None and ticket.state == statuses.confirmed:
+            return ParkingOutcome.CONFIRMED
         return None
 
     # -- history: not readable as events through core osTicket ----------------------------

@@ -70,6 +70,9 @@ class Fields(_Model):
     segment: VariableName
     callback_at: VariableName
     rfo: VariableName
+    route_failed: VariableName | None = None
+    """On the escalation topic's form: a checkbox an agent ticks when the carrier route has
+    failed (the hand-over to the customer-support supervisor). Unset: no hand-over."""
 
 
 class Statuses(_Model):
@@ -78,6 +81,12 @@ class Statuses(_Model):
     open: Text
     parked: Text
     closed: Text
+    confirmed: Text | None = None
+    """A closed-state status an agent sets on a parked escalation ticket when the customer
+    confirms the outcome (the worker closes it). Unset: an outcome cannot be recorded."""
+    not_satisfied: Text | None = None
+    """An open-state status an agent sets on a parked escalation ticket when the customer is
+    not satisfied (the worker opens it again at the same level)."""
 
 
 class CarrierNotes(_Model):
@@ -125,6 +134,8 @@ def consistency_issues(
         seen: dict[str, str] = {}
         for name in type(model).model_fields:
             value = getattr(model, name)
+            if value is None:
+                continue
             if value in seen:
                 issues.append(
                     ((section, name), f"{value!r} is already used by {section}.{seen[value]}")
@@ -133,6 +144,6 @@ def consistency_issues(
                 seen[value] = name
     if flag is not None and statuses is not None:
         for name in type(statuses).model_fields:
-            if getattr(statuses, name) == flag.status:
+            if getattr(statuses, name) == flag.status:  # (an unset one is None)
                 issues.append((("flag", "status"), f"{flag.status!r} is also statuses.{name}"))
     return issues

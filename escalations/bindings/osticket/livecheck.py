@@ -30,6 +30,16 @@ NEEDED_BY: dict[Capability, str] = {
 }
 """What the process uses that an osTicket installation may lack, and what needs it."""
 
+STATUS_STATES = {
+    "open": "open",
+    "parked": "open",
+    "closed": "closed",
+    "confirmed": "closed",
+    "not_satisfied": "open",
+}
+"""The osTicket state each ``[statuses]`` status must have: a parked ticket stays in the open
+queues, an agent who records "confirmed" closes the ticket."""
+
 
 def missing_capabilities(adapter: HelpdeskAdapter) -> list[str]:
     return [
@@ -63,17 +73,25 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
             f"{where}: flag.status: status '{flag.name}' is of state '{flag.type}' (expected an "
             "open-state status, so flagging keeps the ticket open)"
         )
-    for key in ("open", "parked", "closed"):
+    for key in type(fieldmap.statuses).model_fields:
         name = getattr(fieldmap.statuses, key)
-        if name not in states:
+        if name is None:
+            continue
+        status = states.get(name)
+        if status is None:
             problems.append(f"{where}: statuses.{key}: status '{name}' not found")
+        elif status.type != STATUS_STATES[key]:
+            problems.append(
+                f"{where}: statuses.{key}: status '{name}' is of state '{status.type}' "
+                f"(expected '{STATUS_STATES[key]}')"
+            )
     if fieldmap.topics.escalation not in topics:
         problems.append(
             f"{where}: topics.escalation: help topic '{fieldmap.topics.escalation}' not found"
         )
     for key in type(fieldmap.fields).model_fields:
         name = getattr(fieldmap.fields, key)
-        if name not in fields:
+        if name is not None and name not in fields:
             problems.append(f"{where}: fields.{key}: no form field with variable name '{name}'")
     for role, ref in sorted(fieldmap.people.items()):
         user = adapter.find_user(ref)

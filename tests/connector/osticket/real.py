@@ -52,11 +52,25 @@ FLAG_STATUS = "Escalate"
 PLUGIN_SOURCE = Path(__file__).resolve().parents[3] / "plugins" / "osticket" / "escalation-api"
 PLUGIN_PATH = "plugins/escalation-api"
 BOT_AGENT_FIELD = "bot_agent"
+REQUIRED_TEXT = 0x7701
+"""Form field flags: enabled, seen, edited and required by agents and clients."""
+AGENT_OPTIONAL = 0x3001
+"""Form field flags: enabled, seen and edited by agents only, not required."""
 ESCALATION_FIELDS = (
-    ("escalation_key", "Escalation key"),
-    ("escalation_level", "Escalation level"),
-    ("origin_ticket", "Original ticket"),
+    ("escalation_key", "Escalation key", "text", REQUIRED_TEXT),
+    ("escalation_level", "Escalation level", "text", REQUIRED_TEXT),
+    ("origin_ticket", "Original ticket", "text", REQUIRED_TEXT),
+    ("carrier_route_failed", "Carrier route failed", "bool", AGENT_OPTIONAL),
 )
+PROCESS_STATUSES = (("Parked", "open"), ("Confirmed", "closed"), ("Not satisfied", "open"))
+"""The statuses of ``[statuses]`` that osTicket does not ship (name, state)."""
+AGENTS = (
+    ("duty.manager", "duty.manager@fused.example", "Jane", "Doe"),
+    ("cs.supervisor", "cs.supervisor@fused.example", "Sam", "Supervisor"),
+    ("lloyd.foley", "lloyd.foley@jt.example", "Lloyd", "Foley"),
+    ("sara.mccarthy", "sara.mccarthy@jt.example", "Sara", "McCarthy"),
+)
+"""The agents of ``osticket.toml [people]`` (username, email, first and last name)."""
 
 
 @dataclass(frozen=True)
@@ -196,21 +210,32 @@ class RealOsTicket:
     # -- what an admin sets up -----------------------------------------------------------------
     def ensure_escalation_topic(self) -> None:
         """Help topic ``Escalation`` (department Maintenance, no auto-response) with a form
-        carrying the escalation fields, and an open-state status ``Escalate``."""
-        if not self.admin_sql("SELECT topic_id FROM ost_help_topic WHERE topic=%s", (TOPIC,)):
+        carrying the escalation fields, the open-state status ``Escalate``, the statuses of
+        ``[statuses]`` osTicket lacks, and the agents of ``[people]``. Idempotent."""
+        forms = self.admin_sql("SELECT id FROM ost_form WHERE title=%s AND type='G'", (TOPIC,))
+        if not forms:
             self.admin_sql(
                 "INSERT INTO ost_form (type, flags, title, name, created, updated) "
                 "VALUES ('G', 1, %s, '', NOW(), NOW())",
                 (TOPIC,),
             )
-            form_id = self.admin_sql("SELECT MAX(id) AS id FROM ost_form")[0]["id"]
-            for sort, (name, label) in enumerate(ESCALATION_FIELDS, start=1):
+            forms = self.admin_sql("SELECT MAX(id) AS id FROM ost_form")
+        form_id = forms[0]["id"]
+        for sort, (name, label, kind, flags) in enumerate(ESCALATION_FIELDS, start=1):
+            if not self.admin_sql(
+                "SELECT id FROM ost_form_field WHERE form_id=%s AND name=%s", (form_id, name)
+            ):
                 self.admin_sql(
                     "INSERT INTO ost_form_field (form_id, flags, type, label, name, "
                     "configuration, sort, created, updated) "
-                    "VALUES (%s, 30465, 'text', %s, %s, '{}', %s, NOW(), NOW())",
-                    (form_id, label, name, sort),
+                    "VALUES (%s, %s, %s, %s, %s, '{}', %s, NOW(), NOW())",
+                    (form_id, flags, kind, label, name, sort),
                 )
+            self.admin_sql(
+                "UPDATE ost_form_field SET flags=%s, type=%s WHERE form_id=%s AND name=%s",
+                (flags, kind, form_id, name),
+            )
+        if not self.admin_sql("SELECT topic_id FROM ost_help_topic WHERE topic=%s", (TOPIC,)):
             self.admin_sql(
                 "INSERT INTO ost_help_topic (topic_pid, ispublic, noautoresp, flags, dept_id, "
                 "topic, created, updated) VALUES (0, 0, 1, 2, 3, %s, NOW(), NOW())",
@@ -224,13 +249,28 @@ class RealOsTicket:
                 "(%s, %s, 2)",
                 (topic_id[0]["topic_id"], topic_id[0]["topic_id"], form_id),
             )
-        if not self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (FLAG_STATUS,)):
-            self.admin_sql(
-                "INSERT INTO ost_ticket_status (name, state, mode, flags, sort, properties, "
-                "created, updated) VALUES (%s, 'open', 1, 0, 6, "
-                '\'{"description":"Escalate this ticket"}\', NOW(), NOW())',
-                (FLAG_STATUS,),
-            )
+        statuses = ((FLAG_STATUS, "open"), *PROCESS_STATUSES)
+        for sort, (status, state) in enumerate(statuses, start=6):
+            if not self.admin_sql("SELECT id FROM ost_ticket_status WHERE name=%s", (status,)):
+                self.admin_sql(
+                    "INSERT INTO ost_ticket_status (name, state, mode, flags, sort, properties, "
+                    "created, updated) VALUES (%s, %s, 1, 0, %s, "
+                    '\'{"description":"Escalation process"}\', NOW(), NOW())',
+                    (status, state, sort),
+                )
+        for username, email, first, last in AGENTS:
+            if not self.admin_sql("SELECT staff_id FROM ost_staff WHERE username=%s", (username,)):
+                self.admin_sql(
+                    "INSERT INTO ost_staff (dept_id, role_id, username, firstname, lastname, "
+                    "email, signature, isactive, permissions, created, updated) "
+                    "VALUES (3, 1, %s, %s, %s, %s, '', 1, '{}', NOW(), NOW())",
+                    (username, first, last, email),
+                )
+
+    def agent_id(self, username: str) -> int:
+        """The adapter's id of an osTicket agent (negative staff id)."""
+        (row,) = self.admin_sql("SELECT staff_id FROM ost_staff WHERE username=%s", (username,))
+        return -int(row["staff_id"])
 
     # -- what an agent does in the agent panel (/scp) -----------------------------------------
     def _agent_session(self) -> requests.Session:
@@ -287,6 +327,35 @@ class RealOsTicket:
             timeout=30,
         )
         assert posted.status_code == 200, posted.text[:300]
+
+    def agent_set_field(self, ticket_id: int, variable: str, value: str | bool) -> None:
+        """An agent edits one form field of a ticket in the agent panel (the field's "Update"
+        dialog), as ``ostadmin``: a text field gets ``value``, a checkbox is ticked (``True``)
+        or cleared."""
+        (field,) = self.admin_sql(
+            "SELECT ff.id FROM ost_form_field ff JOIN ost_form_entry fe ON fe.form_id = "
+            "ff.form_id WHERE fe.object_type = 'T' AND fe.object_id = %s AND ff.name = %s",
+            (ticket_id, variable),
+        )
+        web = self._agent_session()
+        page = web.get(self.url + f"/scp/tickets.php?id={ticket_id}", timeout=30)
+        csrf = _csrf(page.text)
+        path = f"/scp/ajax.php/tickets/{ticket_id}/field/{field['id']}/edit"
+        form = web.get(self.url + path, headers={"X-CSRFToken": csrf}, timeout=30)
+        inputs = [
+            dict(re.findall(r'(\w+)="([^"]*)"', tag))
+            for tag in re.findall(r"<input[^>]*>", form.text)
+        ]
+        data: dict[str, str] = {}
+        if isinstance(value, bool):  # a checkbox: ticked, its field id is posted
+            (box,) = [i for i in inputs if i.get("type") == "checkbox"]
+            if value:
+                data[box["name"]] = box["value"]
+        else:
+            (text,) = [i for i in inputs if i.get("type") == "text"]
+            data[text["name"]] = value
+        answer = web.post(self.url + path, data=data, headers={"X-CSRFToken": csrf}, timeout=30)
+        assert answer.status_code == 201, answer.text[:300]
 
     # -- outbound mail -------------------------------------------------------------------------
     def mail_files(self) -> set[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from connector.base import Ticket
@@ -10,7 +11,7 @@ from escalations.bindings.base import FlagState, LevelMove, NewEscalationTicket
 from escalations.bindings.osticket import OsTicketBinding
 from escalations.effects.helpdesk import LinkPayload, UpdateTicketPayload
 from escalations.mappings import load_mappings
-from escalations.models import Escalation, State
+from escalations.models import Escalation, ParkingOutcome, State
 from escalations.settings import shipped_mappings_dir
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -85,3 +86,27 @@ def test_a_level_move_sets_the_level_field_subject_and_owner() -> None:
     assert intent.payload.fields == {"escalation_level": "2"}
     assert intent.payload.title == "[L2] Line down"
     assert intent.payload.owner_id == -4
+
+
+def _with(ticket: Ticket, *, state: str | None = None, **fields: object) -> Ticket:
+    return replace(ticket, state=state or ticket.state, fields={**ticket.fields, **fields})
+
+
+def test_the_outcome_is_the_status_an_agent_sets_on_the_parked_ticket() -> None:
+    binding = _binding(plugin=True)
+    parked = _ticket(42, "[L1] Line down")
+    assert binding.outcome(_with(parked, state="Parked"), None) is None  # type: ignore[arg-type]
+    confirmed = _with(parked, state="Confirmed")
+    assert binding.outcome(confirmed, None) is ParkingOutcome.CONFIRMED  # type: ignore[arg-type]
+    unhappy = _with(parked, state="Not satisfied")
+    assert binding.outcome(unhappy, None) is ParkingOutcome.NOT_SATISFIED  # type: ignore[arg-type]
+    assert "set the status Confirmed" in binding.outcome_howto
+
+
+def test_the_route_failed_checkbox_ticked_or_typed() -> None:
+    binding = _binding(plugin=True)
+    ticket = _ticket(42, "[L1] Line down")
+    assert not binding.route_failed(ticket, matched=False)
+    assert not binding.route_failed(_with(ticket, carrier_route_failed="0"), matched=False)
+    assert binding.route_failed(_with(ticket, carrier_route_failed="1"), matched=False)
+    assert binding.route_failed(_with(ticket, carrier_route_failed="Yes"), matched=False)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from connector.base import Capability
+from escalations.bindings.osticket.field_map import OsTicketFieldMap
 from escalations.bindings.osticket.livecheck import NEEDED_BY, live_check
 from escalations.mappings import load_mappings
 from escalations.settings import shipped_mappings_dir
@@ -21,14 +23,12 @@ pytestmark = pytest.mark.timeout(120)
 
 def _others(problems: list[str]) -> list[str]:
     others = [p for p in problems if not p.startswith("capability ")]
-    # the test osTicket has the flag status, the topic and its form (real.py), not the rest
+    # the test osTicket has the flag status, the topic and its form, the statuses and the
+    # agents (real.py), not the Ticket Details fields of the flag
     assert not any("flag.status" in p or "topics.escalation" in p for p in others)
-    assert any("statuses.parked: status 'Parked' not found" in p for p in others)
-    assert not any("fields.escalation_key" in p for p in others)
+    assert not any("statuses." in p or "people." in p for p in others)
+    assert not any("fields.escalation_key" in p or "fields.route_failed" in p for p in others)
     assert any("fields.rfo: no form field with variable name 'escalation_rfo'" in p for p in others)
-    assert any(
-        "people.duty_manager: agent 'duty.manager@fused.example' not found" in p for p in others
-    )
     return others
 
 
@@ -108,8 +108,25 @@ def test_check_live_with_the_plugin_names_no_capability(
     osticket: RealOsTicket, tmp_path: Path
 ) -> None:
     proc = _check_live(osticket, tmp_path)
-    # still 78: the shipped mappings name a Parked status and agents this osTicket lacks
+    # still 78: the shipped mappings name Ticket Details fields this osTicket lacks
     assert proc.returncode == 78, proc.stderr
-    assert "statuses.parked" in proc.stderr
+    assert "fields.rfo" in proc.stderr
     assert _capability_lines(proc.stderr) == []
     assert "Traceback" not in proc.stderr
+
+
+def test_a_status_missing_or_of_the_wrong_state_is_named(osticket: RealOsTicket) -> None:
+    mappings = load_mappings(shipped_mappings_dir(), "osticket")
+    fieldmap = mappings.helpdesk
+    assert isinstance(fieldmap, OsTicketFieldMap)
+    statuses = fieldmap.statuses.model_copy(
+        update={"confirmed": "No such status", "parked": "Resolved"}
+    )
+    edited = replace(mappings, helpdesk=fieldmap.model_copy(update={"statuses": statuses}))
+    problems = live_check(osticket.adapter(), edited)
+    assert any("statuses.confirmed: status 'No such status' not found" in p for p in problems)
+    assert any(
+        "statuses.parked: status 'Resolved' is of state 'closed' (expected 'open')" in p
+        for p in problems
+    )
+    assert not any("statuses.not_satisfied" in p or "statuses.open" in p for p in problems)

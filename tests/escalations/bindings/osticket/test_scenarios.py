@@ -3,24 +3,33 @@
 its status in the agent panel, the worker raises one escalation ticket and copies every later
 customer email into it exactly once, and no mail reaches a customer. With the escalation-api
 plugin (installed by the test setup) the notes, the link and the status writes are made too;
-without it (disabled in the admin panel) each of those fails once, naming what is missing."""
+without it (disabled in the admin panel) each of those fails once, naming what is missing.
+
+With the plugin, the rest of the process as on Zammad (``tests/jobs``): an agent raises the
+level (the level field, the ``[L<n>]`` subject, the level's owner), the carrier log and the
+hand-over, the communication plan's reminder and missed notes, and resolve → park → confirm →
+close. The worker's clock is osTicket's moved on by a chosen offset where the plan needs time
+to pass (osTicket's own clock cannot be moved); every scenario keeps the invariants: one
+escalation ticket, each customer email copied once, no mail to the customer."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from connector.base import ArticleKind, Capability, LinkKind, Ticket
-from connector.clock import SystemClock
+from connector.base import ArticleKind, Capability, LinkKind, Sender, Ticket
 from connector.osticket import OsTicketAdapter
 from escalations.app.wiring import Installation, build, build_adapter
+from escalations.comms.calendar import BusinessCalendar
+from escalations.comms.duties import EscalationFacts, PlanRules, plan
 from escalations.mappings import load_mappings
-from escalations.models import EffectState
+from escalations.models import EffectState, Escalation, ParkingOutcome, State
 from escalations.settings import Settings, shipped_mappings_dir
 from escalations.store.sqlite import SqliteStore
 from tests.connector.osticket.real import (
@@ -30,7 +39,31 @@ from tests.connector.osticket.real import (
     unique_customer,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
+
+
+class ShiftedClock:
+    """The system clock moved on by ``offset``: the worker's time travel on a helpdesk whose
+    clock goes on as it does (``set`` moves the offset only forward). The monotonic clock
+    does not jump, as a stepped wall clock's does not."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def set(self, instant: datetime) -> None:
+        offset = instant - datetime.now(UTC)
+        assert offset >= self.offset, "the worker's clock only moves forward"
+        self.offset = offset
 
 
 @dataclass
@@ -39,18 +72,29 @@ class Installed:
     adapter: OsTicketAdapter
     requests: list[str]
     store: SqliteStore
+    clock: ShiftedClock = field(default_factory=ShiftedClock)
 
     def run(self) -> None:
         for result in self.installation.worker().run_once():
             assert result is not None, "a job of the pass failed; see the log"
             assert not result.counts.get("tickets_failed"), f"a ticket failed: {result}"
+            assert not result.counts.get("escalations_failed"), f"one failed: {result}"
 
 
 @pytest.fixture(params=["plugin", "core"])
 def installed(
     request: pytest.FixtureRequest, osticket: RealOsTicket, tmp_path: Path
 ) -> Iterator[Installed]:
-    plugin = request.param == "plugin"
+    yield from _installed(osticket, tmp_path, plugin=request.param == "plugin")
+
+
+@pytest.fixture
+def with_plugin(osticket: RealOsTicket, tmp_path: Path) -> Iterator[Installed]:
+    """The installation on an osTicket with the escalation-api plugin enabled."""
+    yield from _installed(osticket, tmp_path, plugin=True)
+
+
+def _installed(osticket: RealOsTicket, tmp_path: Path, *, plugin: bool) -> Iterator[Installed]:
     osticket.set_plugin_enabled(plugin)  # "core": disabled in the admin panel for the test
     # An admin step: flags left by earlier runs on this osTicket are cleared, so the first
     # poll (30 days back) sees only this test's flag.
@@ -73,7 +117,7 @@ def installed(
         http_requests_per_minute=6000,
         write_settle_seconds=0,
     )
-    clock = SystemClock()
+    clock = ShiftedClock()
     sent: list[str] = []
     adapter = build_adapter(settings, clock, session=counting_session(sent))
     assert isinstance(adapter, OsTicketAdapter)
@@ -82,7 +126,7 @@ def installed(
     installation = build(settings, clock, adapter=adapter, store=store, mappings=mappings)
     assert (Capability.ADD_NOTE in adapter.capabilities) is plugin
     try:
-        yield Installed(installation, adapter, sent, store)
+        yield Installed(installation, adapter, sent, store, clock)
     finally:
         store.close()
         adapter.db.close()
@@ -176,3 +220,270 @@ def test_an_idle_pass_reads_little_and_sends_no_request(installed: Installed) ->
     # overlap window still holds (the other tests' tickets, changed seconds ago); on a quiet
     # helpdesk the search finds none (tests/connector/osticket: one query).
     assert 1 <= idle_queries <= 2
+
+
+# -- the rest of the process, with the escalation-api plugin -------------------------------------
+
+SUBJECT = "Line down at the depot"
+
+
+@dataclass(frozen=True)
+class Escalated:
+    customer: str
+    number: str
+    original: Ticket
+    ticket: Ticket
+    mail: set[Path]
+    since: datetime
+
+
+def _escalate(osticket: RealOsTicket, installed: Installed) -> Escalated:
+    """A customer's mail, the ticket flagged by an agent, two passes: the escalation ticket."""
+    adapter = installed.adapter
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    customer = unique_customer()
+    mail = osticket.mail_files()
+    number = osticket.customer_mail(customer, SUBJECT, "Down since 9.")
+    original = adapter.ticket_by_number(number)
+    assert original is not None
+    osticket.agent_set_status(original.id, FLAG_STATUS)
+    installed.run()
+    installed.run()
+    (ticket,) = _escalation_tickets(adapter, number, since)
+    return Escalated(customer, number, original, ticket, mail, since)
+
+
+def _record(installed: Installed, escalated: Escalated) -> Escalation:
+    esc = installed.store.escalation_by_ticket(escalated.ticket.id)
+    assert esc is not None
+    return esc
+
+
+def _notes(installed: Installed, ticket_id: int, subject: str) -> list[str]:
+    """The bodies of the worker's internal notes (by the plugin's bot agent) titled so."""
+    return [
+        a.body
+        for a in installed.adapter.list_articles(ticket_id)
+        if a.kind is ArticleKind.NOTE
+        and a.internal
+        and a.created_by_id == BOT
+        and (a.subject or "").startswith(subject)
+    ]
+
+
+def _next_second() -> None:
+    """Wait for osTicket's clock (whole seconds) to pass the current second."""
+    time.sleep(1.05 - datetime.now(UTC).microsecond / 1_000_000)
+
+
+BOT = -1
+"""The plugin's bot agent in the test setup: the admin agent, osTicket's staff 1."""
+
+
+def _invariants(
+    osticket: RealOsTicket, installed: Installed, escalated: Escalated, *mails: str
+) -> None:
+    """One escalation ticket, each customer email in it once, every write made (none failed
+    or waiting), and no mail to the customer."""
+    adapter = installed.adapter
+    assert len(_escalation_tickets(adapter, escalated.number, escalated.since)) == 1
+    entries = adapter.list_articles(escalated.ticket.id)
+    for text in ("Down since 9.", *mails):
+        copies = [a for a in entries if a.sender is Sender.CUSTOMER and text in a.body]
+        assert len(copies) == 1, f"{text!r} copied {len(copies)} times"
+    esc = _record(installed, escalated)
+    failed = installed.store.effects(EffectState.FAILED, escalation_id=esc.id)
+    assert [(e.kind, e.key, e.last_error) for e in failed] == []
+    assert installed.store.effects(EffectState.PENDING, EffectState.IN_FLIGHT) == []
+    assert escalated.customer not in osticket.recipients_since(escalated.mail)
+
+
+def test_an_agent_raising_the_level_sets_the_field_the_subject_and_the_owner(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+
+    osticket.agent_set_field(esc_id, "escalation_level", "2")
+    installed.run()
+    installed.run()
+    ticket = installed.adapter.get_ticket(esc_id)
+    assert ticket.fields["escalation_level"] == "2"
+    assert ticket.title == f"[L2] {SUBJECT}"
+    assert ticket.owner_id == osticket.agent_id("duty.manager")  # osticket.toml [people]
+    (note,) = _notes(installed, esc_id, "Level 2")
+    assert "Escalation Owner" in note
+    assert "<b>Owner:</b> Jane Doe (SMC Manager or Duty Manager)" in note
+
+    osticket.agent_set_field(esc_id, "escalation_level", "3")
+    installed.run()
+    installed.run()
+    ticket = installed.adapter.get_ticket(esc_id)
+    assert ticket.fields["escalation_level"] == "3"
+    assert ticket.title == f"[L3] {SUBJECT}"
+    assert ticket.owner_id == osticket.agent_id("duty.manager")  # level 3 keeps the owner
+    (note,) = _notes(installed, esc_id, "Level 3")
+    assert "Lloyd Foley" in note  # the level's executive, named in plain text
+    changes = installed.store.level_changes(_record(installed, escalated).id)
+    assert [(c.from_level, c.to_level) for c in changes] == [(1, 2), (2, 3)]
+    assert _record(installed, escalated).level == 3
+    _invariants(osticket, installed, escalated)
+
+
+def test_the_carrier_log_is_read_and_a_failed_route_hands_over_to_the_supervisor(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+    heading = "Carrier contact"
+    osticket.agent_note(
+        esc_id,
+        heading,
+        "<br>".join(
+            (
+                heading,
+                "Carrier: BT",
+                "Stage: agent",
+                "Forename: Dave",
+                "Location: Glasgow",
+                "User ID: BT-4411",
+                "Time of call: 09:40",
+            )
+        ),
+    )
+    osticket.agent_note(esc_id, heading, f"{heading}<br>Carrier: BT<br>Stage: team leader")
+    installed.run()
+    installed.run()
+    (incomplete,) = _notes(installed, esc_id, "Carrier contact incomplete")
+    assert "Forename" in incomplete
+    assert "Location" in incomplete
+    assert len(installed.store.carrier_contacts(_record(installed, escalated).id)) == 2
+
+    osticket.agent_set_field(esc_id, "carrier_route_failed", True)
+    installed.run()
+    installed.run()
+    (handover,) = _notes(installed, esc_id, "Carrier route failed")
+    for detail in ("Dave", "Glasgow", "BT-4411", "Sam Supervisor"):
+        assert detail in handover
+    ticket = installed.adapter.get_ticket(esc_id)
+    assert ticket.owner_id == osticket.agent_id("cs.supervisor")
+    assert len(_notes(installed, esc_id, "Carrier contact incomplete")) == 1
+    _invariants(osticket, installed, escalated)
+
+
+def _first_contact_call(installed: Installed, esc: Escalation) -> datetime:
+    """When the first contact call of the escalation's plan is due (the window's end)."""
+    profile = installed.installation.ctx.profile
+    assert esc.flagged_at is not None
+    rules = PlanRules(shortest_window_minutes=profile.comms.reminder_lead_minutes)
+    duties = plan(
+        EscalationFacts(flagged_at=esc.flagged_at),
+        profile.segments[esc.segment],
+        BusinessCalendar.from_profile(profile),
+        rules,
+        until=esc.flagged_at + timedelta(days=10),
+    )
+    return next(d.due_at for d in duties if d.key.startswith("call:"))
+
+
+def test_the_communication_plan_reminds_and_reports_a_missed_call_in_internal_notes(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+    esc = _record(installed, escalated)
+    due = _first_contact_call(installed, esc)  # residential: a morning or afternoon call
+
+    installed.clock.set(due - timedelta(minutes=20))  # inside the 30-minute reminder lead
+    installed.run()
+    installed.run()
+    (reminder,) = _notes(installed, esc_id, "Reminder:")
+    assert "contact call" in reminder
+
+    installed.clock.set(due + timedelta(minutes=5))  # the window closed, no call logged
+    installed.run()
+    installed.run()
+    missed = [d for d in installed.store.duties(esc.id) if d.settled]
+    assert missed, "the missed call was not recorded"
+    assert len(_notes(installed, esc_id, "Missed")) == 1, [
+        a.subject for a in installed.adapter.list_articles(esc_id)
+    ]
+    assert len(_notes(installed, esc_id, "Reminder:")) == 1
+    _invariants(osticket, installed, escalated)
+
+
+def test_resolved_parked_confirmed_and_closed(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    adapter = installed.adapter
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+
+    osticket.agent_set_status(esc_id, "Closed")  # the agent resolves it
+    installed.run()
+    installed.run()
+    assert adapter.get_ticket(esc_id).state == "Parked"
+    parked = _record(installed, escalated)
+    assert parked.state is State.PARKED
+    (period,) = installed.store.parking_periods(parked.id)
+    (note,) = _notes(installed, esc_id, "Parked")
+    assert "set the status Confirmed" in note  # how to record the outcome on osTicket
+
+    # day 3 of parking: the final confirmation call is reminded once
+    installed.clock.set(period.pending_until - timedelta(minutes=20))
+    installed.run()
+    installed.run()
+    assert len(_notes(installed, esc_id, "Reminder: final confirmation call")) == 1
+
+    osticket.agent_set_status(esc_id, "Confirmed")  # the customer confirmed
+    installed.run()
+    installed.run()
+    closed = _record(installed, escalated)
+    assert closed.state in (State.CLOSED, State.ARCHIVED)
+    assert closed.confirmed_at is not None
+    assert installed.store.parking_periods(closed.id)[0].outcome is ParkingOutcome.CONFIRMED
+    assert adapter.get_ticket(esc_id).state == "Closed"
+    assert len(_notes(installed, esc_id, "Closed")) == 1
+    assert adapter.get_ticket(escalated.original.id).state != "Closed"  # close_original off
+    _invariants(osticket, installed, escalated)
+
+
+def test_not_satisfied_or_a_new_customer_email_unparks_it(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    adapter = installed.adapter
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+    osticket.agent_set_status(esc_id, "Closed")
+    installed.run()
+    installed.run()
+    assert _record(installed, escalated).state is State.PARKED
+
+    osticket.agent_set_status(esc_id, "Not satisfied")
+    installed.run()
+    installed.run()
+    back = _record(installed, escalated)
+    assert (back.state, back.level) == (State.OPEN, 1)
+    assert adapter.get_ticket(esc_id).state == "Open"  # the outcome status replaced
+    (note,) = _notes(installed, esc_id, "Un-parked")
+    assert "not satisfied" in note
+
+    osticket.agent_set_status(esc_id, "Closed")  # resolved again: a second parking
+    installed.run()
+    installed.run()
+    assert _record(installed, escalated).state is State.PARKED
+    assert len(_notes(installed, esc_id, "Parked")) == 2
+    _next_second()  # a mail stamped in the second of the resolve counts as written before it
+    reply = f"Re: [#{escalated.number}] {SUBJECT}"
+    osticket.customer_mail(escalated.customer, reply, "It is down again!")
+    installed.run()
+    installed.run()
+    assert _record(installed, escalated).state is State.OPEN
+    assert adapter.get_ticket(esc_id).state == "Open"
+    assert len(_notes(installed, esc_id, "Un-parked")) == 2
+    _invariants(osticket, installed, escalated, "It is down again!")
