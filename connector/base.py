@@ -133,6 +133,9 @@ class Ticket:
     pending_until: datetime | None = None
     fields: Mapping[str, FieldValue] = field(default_factory=dict)
     """Custom attributes by their helpdesk name (names come from ``mappings/``)."""
+    article_ids: frozenset[ArticleId] | None = None
+    """Every article's id, where the helpdesk's ticket answer lists them; ``None`` when it
+    does not (the articles must then be listed to know what is new)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class TicketChanges:
 class CreatedTicket:
     id: TicketId
     number: str
+    article_ids: frozenset[ArticleId] = frozenset()
+    """The new ticket's articles (its first note), where the create's answer lists them."""
 
 
 class LinkKind(enum.Enum):
@@ -406,9 +411,10 @@ class HelpdeskAdapter(Protocol):
         *,
         present: frozenset[str] = frozenset(),
         absent: frozenset[str] = frozenset(),
-    ) -> frozenset[str]:
-        """Make ``present`` tags be on the ticket and ``absent`` tags not be; reads first and
-        writes only what differs. Returns the tags as they are afterwards."""
+    ) -> frozenset[str] | None:
+        """Make ``present`` tags be on the ticket and ``absent`` tags not be; writes only
+        what differs. Returns the tags as they are afterwards, or ``None`` when the adapter
+        did not read them (adding a tag already there is a no-op where it needs no read)."""
         ...
 
     def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:

@@ -332,6 +332,16 @@ def _event(raw: Any, ticket_id: int) -> TicketEvent | None:
     return None
 
 
+def _article_ids(value: Any) -> frozenset[ArticleId] | None:
+    """``article_ids`` of a ticket answer (an expanded search or GET lists them); ``None``
+    when missing or not a list of whole numbers, so the caller lists the articles instead."""
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
+        return None
+    return frozenset(value)
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -814,7 +824,11 @@ class ZammadAdapter:
             body["links"] = {"Ticket": {"child": [int(draft.parent_id)]}}
         data = self._client.post_json(path, body)
         try:
-            created = CreatedTicket(id=int(data["id"]), number=str(data["number"]))
+            created = CreatedTicket(
+                id=int(data["id"]),
+                number=str(data["number"]),
+                article_ids=_article_ids(data.get("article_ids")) or frozenset(),
+            )
         except (KeyError, TypeError, ValueError):
             raise TransientError(
                 "ticket created but the answer had no id/number", method="POST", path=path
@@ -853,15 +867,17 @@ class ZammadAdapter:
         *,
         present: frozenset[str] = frozenset(),
         absent: frozenset[str] = frozenset(),
-    ) -> frozenset[str]:
-        """Make ``present`` tags be on the ticket and ``absent`` tags not; one read, then
-        writes only for what differs (tag remove bumps ``updated_at`` even for an absent tag).
-        """
+    ) -> frozenset[str] | None:
+        """Make ``present`` tags be on the ticket and ``absent`` tags not. With tags to remove,
+        one read first, then writes only for what differs (tag remove bumps ``updated_at``
+        even for an absent tag), and the tags afterwards are returned; with tags to add only,
+        no read: a duplicate add is a no-op that leaves ``updated_at`` alone, so each is
+        added, and ``None`` is returned (the other tags were not read)."""
         present = self._check_tags(present, "POST", "/api/v1/tags/add")
         absent = self._check_tags(absent, "DELETE", "/api/v1/tags/remove")
         if present & absent:
             raise ValueError(f"tags both present and absent: {sorted(present & absent)}")
-        current = self.get_tags(ticket_id)
+        current = self.get_tags(ticket_id) if absent else frozenset()
         for tag in sorted(present - current):
             # A duplicate add is a no-op on the server, so this POST may be retried.
             self._client.post_json(
@@ -873,7 +889,7 @@ class ZammadAdapter:
             self._client.delete_json(
                 "/api/v1/tags/remove", {"item": tag, "object": "Ticket", "o_id": int(ticket_id)}
             )
-        return (current | present) - absent
+        return (current | present) - absent if absent else None
 
     def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
         """PUT a partial update and check the answer: an owner silently reset to unassigned
@@ -1118,6 +1134,7 @@ class ZammadAdapter:
             owner_login=owner_login if isinstance(owner_login, str) else None,
             pending_until=_parse_time(raw.get("pending_time")),
             fields=fields,
+            article_ids=_article_ids(raw.get("article_ids")),
         )
 
     def _article(self, raw: Any) -> Article:

@@ -73,6 +73,9 @@ class NewEscalationTicket:
     opened_at: datetime
     next_duty_at: datetime | None = None
     """When the first duty of the plan is due, for bindings that show it (``next_duty``)."""
+    flag: FlagState = FlagState(by_field=True, by_mark=True)
+    """How the original was flagged, as the poll saw it (both, when not known): only a flag
+    that was a mark needs its mark removed."""
 
 
 @dataclass(frozen=True)

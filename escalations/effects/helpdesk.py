@@ -8,7 +8,8 @@ create_escalation      create_ticket (atomic where the    find_ticket_by_marker
                        marks, subscriptions)
 note                   add_article (internal note)        find_article_by_marker
 copy_article           add_article (+ attachments)        find_article_by_marker
-tags                   set_tags (read, then only diff)    none: idempotent
+tags                   set_tags (adds unread; a removal   none: idempotent
+                       reads first, then only diff)
 update_ticket          update_ticket (owner/state/fields) none: idempotent
 link                   link_tickets (reads first)         none: idempotent
 subscribe              subscribe (reads first)            none: idempotent
@@ -18,6 +19,11 @@ A payload names the ticket it writes to either by id or as "the escalation ticke
 escalation N" (``escalation_ticket_of``), resolved from the store when the write is made: a
 write chained ``after`` the create of a helpdesk that cannot create atomically does not know
 the new ticket's id when it is requested.
+
+An article the worker writes (a note, a copy, the first note of a create, where the
+helpdesk's answer names it) is recorded on commit as known for its escalation and ticket
+(``Store.note_articles_known``), so the next poll does not list that ticket again for the
+echo of the worker's own write alone.
 
 Payload shapes (version 1) are those stored before payloads were typed, so rows written by
 that code load unchanged.
@@ -249,9 +255,16 @@ class CreateEscalation(EffectKind[CreateEscalationPayload]):
     name: ClassVar[str] = CREATE_ESCALATION
     payload_type = CreateEscalationPayload
 
-    def __init__(self, adapter: HelpdeskAdapter, events: EscalationEvents) -> None:
+    def __init__(
+        self, adapter: HelpdeskAdapter, events: EscalationEvents, store: Store | None = None
+    ) -> None:
         self.adapter = adapter
         self.events = events
+        self.store = store
+        self._first_notes: dict[int, int] = {}
+        """Effect id → the id of the first note its create wrote, from ``apply`` to
+        ``on_commit`` of the same run; lost in a crash in between (then nothing is recorded,
+        and the next poll lists the new ticket)."""
 
     @classmethod
     def key(cls, purpose: str, scope: str, *parts: object) -> str:
@@ -275,6 +288,8 @@ class CreateEscalation(EffectKind[CreateEscalationPayload]):
             first_note=ArticleDraft(body=payload.note_html, subject=payload.note_subject),
         )
         created = self.adapter.create_ticket(draft, marker=effect.marker)
+        if len(created.article_ids) == 1:  # a new ticket holds its first note, and only it
+            self._first_notes[effect.id] = next(iter(created.article_ids))
         return f"{created.id}#{created.number}"
 
     def find(self, effect: Effect, payload: CreateEscalationPayload) -> str | None:
@@ -310,6 +325,9 @@ class CreateEscalation(EffectKind[CreateEscalationPayload]):
             opened_at=payload.opened_at,
             original_number=payload.original_number,
         )
+        first_note = self._first_notes.pop(effect.id, None)
+        if first_note is not None and self.store is not None:
+            self.store.note_articles_known(tx, effect.escalation_id, int(ticket_id), [first_note])
 
     def on_fail(
         self,
@@ -346,6 +364,15 @@ class TicketWrite(EffectKind[P]):
         ticket_id = self.target(payload)
         return on_ticket(self.adapter, ticket_id, lambda: make(ticket_id))
 
+    def note_own_article(
+        self, tx: Transaction, effect: Effect, ticket_id: int, remote_id: str | None
+    ) -> None:
+        """Record the article this write created (its id, as the helpdesk returned it) as
+        known for the escalation, so the next poll does not list the ticket again for its
+        echo alone (``jobs.sync``)."""
+        if effect.escalation_id is not None and remote_id is not None and remote_id.isdigit():
+            self.store.note_articles_known(tx, effect.escalation_id, ticket_id, [int(remote_id)])
+
     def on_fail(
         self, tx: Transaction, effect: Effect, payload: P, error: str, cause: Exception | None
     ) -> None:
@@ -372,6 +399,16 @@ class AddNote(TicketWrite[NotePayload]):
             payload, lambda t: self.adapter.find_article_by_marker(t, effect.marker)
         )
         return None if found is None else str(found)
+
+    def on_commit(
+        self, tx: Transaction, effect: Effect, payload: NotePayload, remote_id: str | None
+    ) -> None:
+        if payload.ticket_id is not None:
+            self.note_own_article(tx, effect, payload.ticket_id, remote_id)
+        elif payload.escalation_ticket_of is not None:
+            esc = self.store.get_escalation(payload.escalation_ticket_of)
+            if esc is not None and esc.escalation_ticket_id is not None:
+                self.note_own_article(tx, effect, esc.escalation_ticket_id, remote_id)
 
 
 class CopyArticle(TicketWrite[copies.CopyPayload]):
@@ -414,6 +451,7 @@ class CopyArticle(TicketWrite[copies.CopyPayload]):
         if effect.escalation_id is None or remote_id is None:
             raise EffectError(f"copy_article {effect.id}: no remote id or escalation")
         self.store.set_copy_article_id(tx, effect.escalation_id, payload.source.id, int(remote_id))
+        self.note_own_article(tx, effect, payload.ticket_id, remote_id)
 
 
 class SetTags(TicketWrite[TagsPayload]):
@@ -473,7 +511,7 @@ def helpdesk_kinds(
 ) -> list[EffectKind[Any]]:
     """Every helpdesk effect kind, each given its adapter."""
     return [
-        CreateEscalation(adapter, events),
+        CreateEscalation(adapter, events, store),
         *(
             kind(adapter, store, events)
             for kind in (AddNote, CopyArticle, SetTags, UpdateTicket, LinkTickets, Subscribe)

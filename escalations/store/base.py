@@ -5,6 +5,7 @@ implementation:
   carrier contacts, duties);
 - ``OutboxStore`` — the effects (writes) and their claims;
 - ``SyncState`` — poll cursors, seen ticket versions, scan requests;
+- ``KnownArticles`` — the articles the worker has accounted for on each ticket;
 - ``RunLog`` — job runs, small meta values, the status summary;
 - ``Leases`` — named leases (leadership of the poll and the timed jobs);
 - ``Store`` — all of them, plus transactions, the single-host lock and housekeeping.
@@ -25,7 +26,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -401,6 +402,20 @@ class SyncState(Protocol):
     def clear_scan(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None: ...
 
 
+class KnownArticles(Protocol):
+    """The articles the worker has accounted for on a ticket, per escalation: each one its
+    poll or copy job listed there (and so decided on) and each it wrote there itself. A ticket
+    whose article ids are all known holds nothing new to read (``jobs.sync``)."""
+
+    def known_articles(self, escalation_id: int, ticket_id: int) -> frozenset[int]: ...
+
+    def note_articles_known(
+        self, tx: Transaction, escalation_id: int, ticket_id: int, article_ids: Iterable[int]
+    ) -> int:
+        """Record ``article_ids`` as known; returns how many were not known yet."""
+        ...
+
+
 class RunLog(Protocol):
     """What ran, how it went, and small values the jobs keep between runs."""
 
@@ -482,7 +497,9 @@ class Workers(Protocol):
         ...
 
 
-class Store(EscalationRecords, OutboxStore, SyncState, RunLog, Leases, Workers, Protocol):
+class Store(
+    EscalationRecords, OutboxStore, SyncState, KnownArticles, RunLog, Leases, Workers, Protocol
+):
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
     def acquire_lock(self, *, worker: str = "") -> None:

@@ -1,7 +1,8 @@
 """What the parts of one poll share: the context, the people met so far, the counts, the
 searches the binding asks for (each made at most once per pass, and only when a ticket
 changed, so an idle poll stays one request) and the histories read to learn who did what
-(only for a ticket version on which something is decided, at most once each)."""
+(only for a ticket version on which something is decided, at most once each); and whether a
+changed ticket holds an article the worker has not accounted for (``nothing_new``)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,17 @@ class SyncPass:
                 )
                 self._events[key] = None
         return self._events[key]
+
+    def nothing_new(self, escalation_id: int, ticket: Ticket) -> bool:
+        """Whether every article of ``ticket`` is one the worker has accounted for in the
+        escalation (listed before, or written there itself): then listing it again finds
+        nothing new, and the echo of the worker's own write costs no read. Exact ids from
+        the ticket's answer, never a time or a count: an agent's article, however close to
+        the worker's own write, has an id not yet known. ``False`` (read) when the answer
+        does not list them."""
+        if ticket.article_ids is None:
+            return False
+        return ticket.article_ids <= self.store.known_articles(escalation_id, ticket.id)
 
     def flag_state(self, ticket: Ticket) -> FlagState:
         return self.binding.flag_state(

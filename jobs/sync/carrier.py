@@ -32,7 +32,10 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     new: list[CarrierContact] = []
     written_at: dict[int, datetime] = {}
     now = p.ctx.clock.now()
-    for article in p.adapter.list_articles(ticket.id):
+    # every article known (the echo of the worker's own copy or note): nothing to list
+    listed = [] if p.nothing_new(esc.id, ticket) else p.adapter.list_articles(ticket.id)
+    examined = [a.id for a in listed]
+    for article in listed:
         if article.id in known or not _written_by_an_agent(p, article):
             continue
         parsed = parse_carrier_note(
@@ -53,7 +56,7 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     route_failed = p.store.effect_by_key(AddNote.name, handover_key) is None and (
         p.binding.route_failed(ticket, matched=p.matches(p.binding.route_failed_criterion, ticket))
     )
-    if not new and not route_failed:
+    if not new and not route_failed and not examined:
         return None
     supervisor = p.people.for_role(carrier.handover_role) if route_failed else None
     handover_html = ""
@@ -79,6 +82,7 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
     }
 
     def plan(tx: Transaction) -> None:
+        p.store.note_articles_known(tx, esc.id, ticket.id, examined)
         for contact in new:
             p.store.record_carrier_contact(tx, contact)
             p.result.add("carrier_contacts")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from connector.base import Article
+from connector.base import Article, Ticket
 from connector.errors import Forbidden, NotFound
 from escalations import copies
 from escalations.effects.helpdesk import CopyArticle
@@ -35,9 +35,16 @@ log = logging.getLogger(__name__)
 NAME = "copy"
 
 
-def scan_later(p: SyncPass, esc: Escalation, ticket_id: int, number: str) -> Plan:
+def scan_later(p: SyncPass, esc: Escalation, ticket: Ticket) -> Plan | None:
+    """A scan of the changed ``ticket`` for the escalation, unless every article on it is
+    one the copy job has already listed for it or the worker wrote there itself (the echo of
+    the worker's own note on the original, say): then a scan would copy nothing."""
+    if p.nothing_new(esc.id, ticket):
+        p.result.add("scans_not_needed")
+        return None
+
     def plan(tx: Transaction) -> None:
-        if p.store.request_scan(tx, esc.id, ticket_id, number, p.ctx.clock.now()):
+        if p.store.request_scan(tx, esc.id, ticket.id, ticket.number, p.ctx.clock.now()):
             p.result.add("scans_requested")
 
     return plan
@@ -81,7 +88,7 @@ def run(ctx: JobContext) -> JobResult:
                 request.ticket_number,
             )
             continue
-        _request_copies(ctx, result, esc, request, [a for a in listed if a.is_customer_message])
+        _request_copies(ctx, result, esc, request, listed)
     return result
 
 
@@ -90,9 +97,12 @@ def _request_copies(
     result: JobResult,
     esc: Escalation,
     request: ScanRequest,
-    messages: list[Article],
+    listed: list[Article],
 ) -> None:
+    """Request a copy of each customer message in ``listed`` not copied yet, and record
+    every listed article as known for the escalation (``SyncPass.nothing_new``)."""
     assert esc.escalation_ticket_id is not None
+    messages = [a for a in listed if a.is_customer_message]
     store = ctx.store
     limits = ctx.binding.limits
     copied = store.copied_articles(esc.id)
@@ -144,6 +154,7 @@ def _request_copies(
             owner_name=owner_name,
         ):
             result.add("escalations_unparked")
+        store.note_articles_known(tx, esc.id, request.ticket_id, (a.id for a in listed))
         store.clear_scan(tx, request.escalation_id, request.ticket_id)
 
 

@@ -106,6 +106,7 @@ def new_escalation(p: SyncPass, ticket: Ticket) -> Plan:
         note_html=opened.html(p.tz),
         note_subject=f"Escalation of #{ticket.number}",
         opened_at=now,
+        flag=p.flag_state(ticket),
     )
 
     def plan(tx: Transaction) -> None:

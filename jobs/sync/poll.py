@@ -133,7 +133,7 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
     flag = p.flag_state(ticket)
     if active is not None:
         if active.escalation_ticket_id is not None:
-            plans.append(copying.scan_later(p, active, ticket.id, ticket.number))
+            plans.append(copying.scan_later(p, active, ticket))
         plans.append(flagging.flagged_while_open(p, ticket, active, flag))
     elif flag.raised:
         plans.append(flagging.new_escalation(p, ticket))
@@ -143,7 +143,7 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
             and esc.flagged_at is not None
             and ticket.created_at >= esc.flagged_at
         ):
-            plans.append(copying.scan_later(p, esc, ticket.id, ticket.number))
+            plans.append(copying.scan_later(p, esc, ticket))
     return [plan for plan in plans if plan is not None]
 
 

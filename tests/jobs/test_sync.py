@@ -485,6 +485,81 @@ def test_carrier_log_flags_missing_details_and_hands_over_on_failure(world: Worl
     assert len(world.store.carrier_contacts(stored.id)) == 2
 
 
+# -- the echo of the worker's own writes (known_article) -----------------------------------------
+
+CARRIER_NOTE = (
+    "Carrier contact\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
+    "User ID: BT-4411\nTime of call: 09:40"
+)
+
+
+def _settled_escalation(world: World) -> tuple[int, int, int]:
+    """An open escalation whose echoes have passed: (original, escalation ticket, id)."""
+    world.twice = False  # each pass here is one tick; nothing may run in between
+    original, esc = _flag_and_sync(world)
+    world.sync()
+    world.sync()
+    stored = world.store.escalation_by_ticket(esc["id"])
+    assert stored is not None
+    return original, esc["id"], stored.id
+
+
+def test_an_agent_note_in_the_instant_of_the_workers_own_copy_is_read(world: World) -> None:
+    """The copy and an agent's carrier note stamp the escalation ticket with the same
+    ``updated_at`` (the clock stands still): the note's article id is not one the worker
+    knows, so the next pass lists the ticket and records the contact."""
+    original, esc_ticket, esc_id = _settled_escalation(world)
+    sb = world.sandbox
+    sb.seed_customer_email(original, "Still down.", subject="Re: broadband down")
+    world.sync()
+    assert len(world.copies_in(esc_ticket)) == 2  # the history copy and this one
+    copied_at = sb.ticket(esc_ticket)["updated_at"]
+    sb.agent_article(esc_ticket, ALICE, CARRIER_NOTE)
+    assert sb.ticket(esc_ticket)["updated_at"] == copied_at  # the same instant
+    world.sync()
+    assert [c.carrier for c in world.store.carrier_contacts(esc_id)] == ["BT"]
+
+
+def test_an_agent_note_between_the_poll_and_the_workers_own_copy_is_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note lands after the poll read the escalation ticket and before the worker's
+    copy goes in, so the copy's write covers it in ``updated_at``: still read."""
+    original, esc_ticket, esc_id = _settled_escalation(world)
+    sb = world.sandbox
+    adapter = world.ctx.adapter
+    listed = adapter.list_articles
+
+    def list_then_note(ticket_id: int) -> list:
+        if ticket_id == original and not world.store.carrier_contacts(esc_id):
+            sb.agent_article(esc_ticket, ALICE, CARRIER_NOTE)  # during the copy job
+        return listed(ticket_id)
+
+    monkeypatch.setattr(adapter, "list_articles", list_then_note)
+    sb.seed_customer_email(original, "Still down.", subject="Re: broadband down")
+    world.sync()
+    assert len(world.copies_in(esc_ticket)) == 2
+    assert world.store.carrier_contacts(esc_id) == []  # the poll came before the note
+    world.sync()
+    assert [c.carrier for c in world.store.carrier_contacts(esc_id)] == ["BT"]
+
+
+def test_a_customer_email_in_the_instant_of_the_workers_own_note_is_copied(
+    world: World,
+) -> None:
+    """The worker's own note on the original and the customer's email in the same instant:
+    the email's id is not known, so the original is scanned and the email copied."""
+    original, esc_ticket, _ = _settled_escalation(world)
+    sb = world.sandbox
+    sb.agent_update(original, ALICE, escalation_requested=True)  # flagged again: a note
+    world.sync()
+    noted_at = sb.ticket(original)["updated_at"]
+    sb.seed_customer_email(original, "Any news?", subject="Re: broadband down")
+    assert sb.ticket(original)["updated_at"] == noted_at  # the same instant
+    world.sync()
+    assert any("Any news?" in a["body"] for a in world.copies_in(esc_ticket))
+
+
 # -- polling cost ------------------------------------------------------------------------------
 
 

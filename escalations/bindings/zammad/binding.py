@@ -339,8 +339,9 @@ class ZammadBinding:
         create = CreateEscalation.intent(
             CreateEscalation.key("escalation", esc.key), payload, escalation_id=esc.id
         )
+        unflag = self._flag_tag_removal(new, create.ref)
         if atomic:
-            return [create]
+            return [create, *unflag]
         chained = [
             LinkTickets.intent(
                 LinkTickets.key("escalation-link", esc.key),
@@ -362,7 +363,24 @@ class ZammadBinding:
                 )
             )
         chained += self._subscriptions(esc, new.watcher_ids, "escalation-watch", (), create.ref)
-        return [create, *chained]
+        return [create, *chained, *unflag]
+
+    def _flag_tag_removal(self, new: NewEscalationTicket, after: EffectRef) -> list[Intent]:
+        """The flag tag's removal from the original, once the escalation ticket exists, and
+        only when the flag was that tag: ``mark_original`` then only adds tags, which needs
+        no read of the original's tags first (a removal does)."""
+        tag = self.fieldmap.flag.tag
+        if not (self._tags and tag and new.flag.by_mark):
+            return []
+        esc = new.escalation
+        return [
+            SetTags.intent(
+                SetTags.key(CONSUME_TAG, esc.key, "0"),
+                TagsPayload(ticket_id=new.original.id, absent=(tag,)),
+                escalation_id=esc.id,
+                after=after,
+            )
+        ]
 
     def _subscriptions(
         self,
@@ -389,15 +407,12 @@ class ZammadBinding:
     def mark_original(self, esc: Escalation) -> list[Intent]:
         flag = self.fieldmap.flag
         intents: list[Intent] = []
-        if self._tags:
-            absent = (flag.tag,) if flag.tag else ()
+        if self._tags:  # the flag tag, if the flag was one, goes with the create
             intents.append(
                 SetTags.intent(
                     SetTags.key(ORIGINAL_TAGS, esc.key),
                     TagsPayload(
-                        ticket_id=esc.original_ticket_id,
-                        present=(self.fieldmap.tags.escalated,),
-                        absent=absent,
+                        ticket_id=esc.original_ticket_id, present=(self.fieldmap.tags.escalated,)
                     ),
                     escalation_id=esc.id,
                 )

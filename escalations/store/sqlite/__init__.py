@@ -1,8 +1,8 @@
 """The SQLite store: one file, WAL, ``synchronous=FULL``, one connection per thread, explicit
 ``BEGIN IMMEDIATE`` transactions, numbered forward-only migrations tracked with ``PRAGMA
 user_version`` (``_db``), one module per concern of the store protocol (``records``,
-``outbox``, ``sync_state``, ``runlog``), and a single-host lock (``fcntl.flock`` on
-``<database>.lock``).
+``outbox``, ``sync_state``, ``known_articles``, ``runlog``), and a single-host lock
+(``fcntl.flock`` on ``<database>.lock``).
 
 The lock is the single-host guard: the worker that holds it is the only one on this store, so
 any claim another worker id left on an in-flight effect belongs to a process that is gone;
@@ -26,6 +26,7 @@ from escalations.store.sqlite._db import (
     load_migrations,
     to_db,
 )
+from escalations.store.sqlite.known_articles import KnownArticlesMixin
 from escalations.store.sqlite.outbox import OutboxMixin
 from escalations.store.sqlite.records import EscalationRecordsMixin
 from escalations.store.sqlite.runlog import RunLogMixin
@@ -63,7 +64,9 @@ def probe_lock(database: Path) -> str | None:
         os.close(fd)
 
 
-class SqliteStore(EscalationRecordsMixin, OutboxMixin, SyncStateMixin, RunLogMixin):
+class SqliteStore(
+    EscalationRecordsMixin, OutboxMixin, SyncStateMixin, KnownArticlesMixin, RunLogMixin
+):
     def __init__(self, path: Path | str, clock: Clock) -> None:
         self._lock_fd: int | None = None
         super().__init__(path, clock)

@@ -582,3 +582,23 @@ def test_scan_requests_are_unique_ordered_and_cleared(store: Store, clock: FakeC
     with store.transaction() as tx:
         store.clear_scan(tx, esc.id, 200)
     assert [s.ticket_id for s in store.pending_scans()] == [123]
+
+
+def test_known_articles_are_per_escalation_and_ticket_and_absorb_repeats(store: Store) -> None:
+    """Migration 011: the article ids the worker accounted for, kept per escalation and
+    ticket (another escalation of the same customer has read nothing of that ticket)."""
+    first = insert(store, new_escalation(ticket=123))
+    second = insert(store, new_escalation(ticket=124))
+    assert store.known_articles(first.id, 500) == frozenset()
+    with store.transaction() as tx:
+        assert store.note_articles_known(tx, first.id, 500, [9001, 9002, 9002]) == 2
+        assert store.note_articles_known(tx, first.id, 500, [9002, 9003]) == 1
+        assert store.note_articles_known(tx, first.id, 500, []) == 0
+        assert store.note_articles_known(tx, second.id, 500, [9001]) == 1
+        assert store.note_articles_known(tx, first.id, 501, [9004]) == 1
+    assert store.known_articles(first.id, 500) == frozenset({9001, 9002, 9003})
+    assert store.known_articles(second.id, 500) == frozenset({9001})
+    assert store.known_articles(first.id, 501) == frozenset({9004})
+    with pytest.raises(StoreError), store.transaction():
+        store.note_articles_known(object(), first.id, 500, [9005])  # not the open transaction
+    assert 9005 not in store.known_articles(first.id, 500)
