@@ -48,6 +48,7 @@ from escalations.comms.duties import (
     plan,
     suspended,
 )
+from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.models import Duty, Escalation, State
 from escalations.people import People
 from escalations.profile import Segment
@@ -82,8 +83,8 @@ def run(ctx: JobContext) -> JobResult:
             continue
         try:
             comms.escalation(esc)
-        except (Unauthorized, TransientError, LeaseLost):
-            raise  # the token, the helpdesk, or another worker leads now: none would fare better
+        except (Unauthorized, TransientError, LeaseLost, StoreUnavailable, StoreConflict):
+            raise  # the token, the helpdesk, another leader or the store: none would fare better
         except Exception as exc:  # noqa: BLE001 - this escalation only: the others go on
             result.add("escalations_failed")
             log.error(

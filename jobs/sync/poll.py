@@ -23,8 +23,9 @@ from datetime import timedelta
 from connector.base import Ticket
 from connector.errors import Forbidden, HelpdeskError, TransientError, Unauthorized
 from escalations.effects.helpdesk import CreateEscalation
+from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.models import TERMINAL_STATES, EffectState
-from escalations.store.base import LAST_SUCCESSFUL_POLL
+from escalations.store.base import LAST_SUCCESSFUL_POLL, LeaseLost
 from jobs import parking
 from jobs.context import JobContext, JobResult
 from jobs.sync import carrier, copying, flagging, levels, reach, rfo
@@ -90,8 +91,11 @@ def run(ctx: JobContext) -> JobResult:
                     plan(tx)
                 store.note_ticket_seen(tx, ticket.id, ticket.updated_at)
                 store.set_cursor(tx, stream, cursor.stored_value(position), cursor.signpost)
-        except Unauthorized:
-            raise  # the token was refused: the whole pass stops
+        except (Unauthorized, LeaseLost, StoreUnavailable, StoreConflict):
+            # the token was refused, another worker leads now, or the store is down or in
+            # conflict: the whole pass stops (the worker waits, or runs it again), the cursor
+            # stays — none of these is this ticket's fault
+            raise
         except Forbidden as exc:
             _ticket_failed(p, ticket, exc, cursor)
             continue

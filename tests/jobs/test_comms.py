@@ -17,9 +17,11 @@ import responses
 
 from escalations.app.provision import provision_sandbox
 from escalations.clock import FakeClock
+from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.mappings import Mappings
 from escalations.models import EffectState
 from escalations.settings import shipped_mappings_dir
+from jobs import comms
 from tests.conftest import edited_mappings
 from tests.jobs.conftest import ALICE, BASE_URL, BOT, World, make_world
 
@@ -445,3 +447,21 @@ def test_the_next_duty_is_kept_on_the_escalation_ticket_for_the_due_today_overvi
     # the first time went with the create; each change once: 17:00, Tuesday's 11:00
     assert len(shown) == 2
     assert {e.state for e in shown} == {EffectState.DONE}
+
+
+def test_a_store_outage_stops_the_comms_pass_for_the_worker_to_wait_out(
+    week: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store down (or in conflict) is no one escalation's failure: it stops the pass, so
+    the worker waits for the store and runs it again, rather than logging a failure per
+    escalation and going on."""
+    w = week
+    escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    for error in (StoreUnavailable("the server closed the connection"), StoreConflict("40001")):
+
+        def down(*_args: object, error: Exception = error, **_kw: object) -> None:
+            raise error
+
+        monkeypatch.setattr(w.store, "duties", down)
+        with pytest.raises(type(error)):
+            comms.run(w.ctx)

@@ -12,10 +12,13 @@ import pytest
 import responses
 
 from escalations.clock import FakeClock
+from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.mappings import load_mappings
 from escalations.models import EffectState, State
 from escalations.settings import shipped_mappings_dir
+from escalations.store.base import LeaseLost
 from escalations.workflow import apply
+from jobs import sync
 from tests.jobs.conftest import (
     ALICE,
     BOB,
@@ -763,3 +766,24 @@ def test_an_owner_with_group_access_through_a_role_is_assigned(world: World) -> 
     sb.agent_update(esc["id"], ALICE, escalation_level="2")
     world.sync()
     assert sb.ticket(esc["id"])["owner"] == DUTY_MANAGER
+
+
+def test_a_store_outage_or_a_lost_lease_stops_the_poll_for_the_worker(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store down or in conflict, or the lease gone to another worker, is not one
+    ticket's failure: the poll stops (the cursor stays), the worker waits or hands over."""
+    world.sync()
+    world.flag(world.ticket_by_title("Broadband down since Monday"))
+    for error in (
+        StoreUnavailable("the server closed the connection"),
+        StoreConflict("40001"),
+        LeaseLost("lease:sync is held by another worker"),
+    ):
+
+        def down(*_args: object, error: Exception = error, **_kw: object) -> None:
+            raise error
+
+        monkeypatch.setattr(world.store, "note_ticket_seen", down)
+        with pytest.raises(type(error)):
+            sync.run(world.ctx)
