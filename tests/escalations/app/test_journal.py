@@ -12,11 +12,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from escalations.app.logs import FORMAT, JsonFormatter, RedactingFormatter, writes_to_journal
+from escalations.clock import FakeClock
 from sandbox import ZammadSandbox, serve
 from tests.reliability.test_crash_points import ROOT, Installation
 
@@ -64,9 +66,14 @@ def test_the_journal_is_recognised_by_device_and_inode(tmp_path: Path) -> None:
         assert not writes_to_journal(io.StringIO(), env)
 
 
+QUIET = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+"""A Sunday night: no duty of the communication plan comes due (a pass on the real clock
+inside a call window's reminder lead writes a reminder, and is not idle)."""
+
+
 @pytest.fixture
 def install(tmp_path: Path) -> Iterator[Installation]:
-    sandbox = ZammadSandbox.demo()
+    sandbox = ZammadSandbox.demo(clock=FakeClock(QUIET))
     with serve(sandbox) as server:
         yield Installation(sandbox, server, tmp_path / "state")
 
@@ -79,7 +86,7 @@ def run_to_file(install: Installation, tmp_path: Path, *, journal: bool, **env: 
             info = os.fstat(stderr.fileno())
             env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
         subprocess.run(
-            [sys.executable, "-m", "escalations", "run", "--once"],
+            [sys.executable, "-m", "escalations", "run", "--once", "--at", QUIET.isoformat()],
             env=install.env(**env),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
