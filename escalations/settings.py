@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     helpdesk_db_table_prefix: str = Field(default="ost_", pattern=r"^[A-Za-z0-9_]*$")
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: str = ""
+    leader_lease_min_seconds: int = Field(default=60, ge=1, le=3600)
+    """The shortest leadership lease a job's leader takes (it holds three of the job's
+    intervals, at least this long): how long a standby waits after a leader died."""
     mappings_dir: Path = Field(default_factory=shipped_mappings_dir)
     archive_dir: Path | None = None
     reports_dir: Path | None = None

@@ -78,8 +78,9 @@ log = logging.getLogger(__name__)
 
 JobFunction = Callable[[JobContext], JobResult]
 LEADER_LEASE_RUNS = 3
-"""A job's leadership lease lasts this many of its intervals (at least a minute), so a leader
-that died is replaced within about that long."""
+"""A job's leadership lease lasts this many of its intervals (at least
+``ESCALATIONS_LEADER_LEASE_MIN_SECONDS``, a minute by default), so a leader that died is
+replaced within about that long."""
 EFFECT_ROUNDS = 6
 """Sweeps of the executor per effects step: a commit may request follow-up writes that
 become due in the same step (each sweep also reaches those requested during it)."""
@@ -436,7 +437,11 @@ class Worker:
         """Take or renew this job's leadership lease: the epoch it is held at; ``None`` while
         another worker holds it."""
         now = self.ctx.clock.now()
-        hold = timedelta(seconds=max(job.every_seconds * LEADER_LEASE_RUNS, 60))
+        hold = timedelta(
+            seconds=max(
+                job.every_seconds * LEADER_LEASE_RUNS, self.ctx.settings.leader_lease_min_seconds
+            )
+        )
         with self.ctx.store.transaction() as tx:
             leads = self.ctx.store.acquire_lease(
                 tx, f"lease:{job.name}", holder=self.worker_id, now=now, until=now + hold

@@ -404,3 +404,61 @@ def test_a_job_runs_on_the_worker_that_holds_its_lease_and_moves_when_it_lapses(
     (now_skipped, *_) = leader.run_once()
     assert now_skipped is not None
     assert now_skipped.counts.get("not_leader") == 1
+
+
+def test_the_leadership_lease_lasts_three_intervals_and_at_least_the_configured_minimum(
+    world: World,
+) -> None:
+    """``ESCALATIONS_LEADER_LEASE_MIN_SECONDS``: a minute by default (the poll's three
+    intervals of 30 s are 90 s, so that is what it holds); set to 5 with a 1 s poll, the lease
+    is 5 s and a standby takes over 5 s after the leader stopped renewing, not a minute."""
+    from escalations.app.wiring import build
+    from escalations.settings import Settings
+
+    def lease_seconds(settings: Settings) -> float:
+        installation = build(
+            settings, world.clock, adapter=world.ctx.adapter, store=world.ctx.store,
+            mappings=world.ctx.mappings,
+        )  # fmt: skip
+        worker = installation.worker()
+        worker.run_once()
+        lease = world.ctx.store.lease("lease:sync")
+        assert lease is not None
+        assert lease.holder == worker.worker_id
+        worker.release_leadership()
+        return (lease.expires_at - world.clock.now()).total_seconds()
+
+    default = world.ctx.settings
+    assert default.leader_lease_min_seconds == 60
+    assert lease_seconds(default) == 90
+    assert lease_seconds(default.model_copy(update={"poll_interval_seconds": 1})) == 60
+    short = default.model_copy(update={"poll_interval_seconds": 1, "leader_lease_min_seconds": 5})
+    assert lease_seconds(short) == 5
+
+    leader = build(
+        short, world.clock, adapter=world.ctx.adapter, store=world.ctx.store,
+        mappings=world.ctx.mappings,
+    ).worker()  # fmt: skip
+    standby = build(
+        short, world.clock, adapter=world.ctx.adapter, store=world.ctx.store,
+        mappings=world.ctx.mappings,
+    ).worker()  # fmt: skip
+    leader.run_once()
+    world.clock.advance(timedelta(seconds=4))
+    (skipped, *_) = standby.run_once()
+    assert skipped is not None
+    assert skipped.counts.get("not_leader") == 1
+    world.clock.advance(timedelta(seconds=1.5))
+    (taken, *_) = standby.run_once()
+    assert taken is not None
+    assert "not_leader" not in taken.counts
+
+
+def test_the_leadership_lease_minimum_is_validated() -> None:
+    from pydantic import ValidationError
+
+    from escalations.settings import Settings
+
+    for bad in (0, -1, 3601):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, leader_lease_min_seconds=bad)  # type: ignore[call-arg]
