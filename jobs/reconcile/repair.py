@@ -13,7 +13,8 @@ email_not_copied            the copy path: a copy that was written and then dele
                             the copy job's pass (``jobs.sync.copying.run``, every pending scan,
                             as the worker runs it) requests its copy — and does what it does
                             with a new email (one newer than a parking un-parks)
-level_mark_differs          the level's tags, from the binding's ``apply_level``
+level_mark_differs          the level's mark (tags in Zammad), from the binding's
+                            ``apply_level``
 owner_differs               the level's owner, from the binding's ``apply_level`` (its title
                             left alone)
 subscriber_missing          what the binding's ``apply_level`` subscribes with: a ``subscribe``
@@ -78,7 +79,6 @@ from escalations.effects.helpdesk import (
     LinkPayload,
     LinkTickets,
     NotePayload,
-    SetTags,
     Subscribe,
     SubscribePayload,
     UpdateTicket,
@@ -177,7 +177,7 @@ class Repairs:
         planners: dict[K, tuple[str, Callable[[_Plan, Escalation], _Plan]]] = {
             K.ESCALATION_TICKET_UNLINKED: ("link the ticket to its original", self._link),
             K.EMAIL_NOT_COPIED: ("copy the customer's email", self._copy),
-            K.LEVEL_MARK_DIFFERS: ("set the level's tags", self._marks),
+            K.LEVEL_MARK_DIFFERS: ("set the level's mark", self._marks),
             K.OWNER_DIFFERS: ("give the ticket back to the level's owner", self._owner),
             K.SUBSCRIBER_MISSING: ("subscribe the level's people", self._watchers),
             K.CLOSED_WITHOUT_ARCHIVE: ("file the hard copy", self._archive),
@@ -260,10 +260,13 @@ class Repairs:
         return self.ctx.binding.apply_level(move, lambda _ref: False)
 
     def _marks(self, p: _Plan, esc: Escalation) -> _Plan:
-        tags = [i for i in self._level_writes(esc) if i.kind == SetTags.name]
-        if not tags:
+        # the binding's level writes: the ticket update, subscriptions, and the mark's own
+        marks = [
+            i for i in self._level_writes(esc) if i.kind not in (UpdateTicket.name, Subscribe.name)
+        ]
+        if not marks:
             return p.skip("this helpdesk's level has no mark the worker writes")
-        return self._keyed(p, tags[0], "repair-level-tags")
+        return self._keyed(p, marks[0], "repair-level-mark")
 
     def _owner(self, p: _Plan, esc: Escalation) -> _Plan:
         updates = [i for i in self._level_writes(esc) if i.kind == UpdateTicket.name]
