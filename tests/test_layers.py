@@ -294,7 +294,7 @@ def test_imports_follow_the_layers() -> None:
 KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     # escalations/store/sqlite/_db.py imports its own package inside ``_migrate`` ("tests may
     # replace its list"), while the package's ``__init__`` imports ``_db`` and every module
-    # built on it: one deferred import ties the six files into a loop. Harmless at run time,
+    # built on it: one deferred import ties the seven files into a loop. Harmless at run time,
     # but a cycle between files all the same. To remove it: let ``_migrate`` take the
     # migrations from the store (an attribute tests may set), or have the tests patch
     # ``_db.load_migrations``; then delete this entry.
@@ -302,6 +302,7 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
         {
             "escalations.store.sqlite",
             "escalations.store.sqlite._db",
+            "escalations.store.sqlite.known_articles",
             "escalations.store.sqlite.outbox",
             "escalations.store.sqlite.records",
             "escalations.store.sqlite.runlog",

@@ -6,6 +6,7 @@ with ``PRAGMA user_version``; times as fixed-format UTC text that sorts as it co
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 import threading
@@ -50,6 +51,7 @@ def db_time(value: str) -> datetime:
     return result
 
 
+@functools.cache  # a handful of column names, asked for every column of every row read
 def is_time_column(column: str) -> bool:
     return column.endswith(("_at", "_until")) or column in ("value", "signpost", "not_before")
 
