@@ -5,7 +5,9 @@
   ``updated_at`` is that second plus a change count as microseconds, see
   ``_change_count``), thread entries with
   their mail headers, attachments (bytes from ``ost_file_chunk`` for files stored in the
-  database), users, agents, departments, statuses and form fields.
+  database), users, agents, departments, statuses and form fields. An agent's internal note
+  titled "Phone call…" is read as a ``PHONE`` article: osTicket has no phone entry of an
+  agent's, so that note is how a call is logged.
 - **Creating** a ticket is ``POST /api/tickets.json``: the customer by email and name (same
   email, same osTicket user, same organisation), the help topic (which sets department, team
   and SLA), custom fields by variable name, the first message as an HTML data URL with the
@@ -120,6 +122,15 @@ FLAG_LINKED = 0x8
 FLAG_PARENT = 0x10
 FLAG_SYSTEM_NOTE = 0x80
 _KINDS = {"email": ArticleKind.EMAIL, "web": ArticleKind.WEB, "phone": ArticleKind.PHONE}
+CALL_NOTE_TITLE = "phone call"
+"""An agent's internal note whose title starts with this (any case) logs a phone call: osTicket
+keeps no phone entries of an agent's (a reply's source is not recorded), so this note is how a
+call shows, read as a ``PHONE`` article (internal)."""
+
+
+def _is_call_title(title: Any) -> bool:
+    return bool(title) and str(title).strip().lower().startswith(CALL_NOTE_TITLE)
+
 
 _TICKET_SQL = """
 SELECT t.ticket_id, t.number, t.user_id, t.staff_id, t.dept_id, t.created, t.updated,
@@ -414,6 +425,8 @@ class OsTicketAdapter:
             system = bool(int(r["flags"] or 0) & FLAG_SYSTEM_NOTE) or not r["staff_id"]
             sender = Sender.SYSTEM if system else Sender.AGENT
             kind, internal = ArticleKind.NOTE, True
+            if sender is Sender.AGENT and _is_call_title(r["title"]):
+                kind = ArticleKind.PHONE  # how an agent logs a call on osTicket
             author = -int(r["staff_id"]) if r["staff_id"] else None
         created = self.db.to_utc(r["created"])
         assert created is not None
