@@ -61,6 +61,7 @@ ESCALATION_FIELDS = (
     ("escalation_level", "Escalation level", "text", REQUIRED_TEXT),
     ("origin_ticket", "Original ticket", "text", REQUIRED_TEXT),
     ("carrier_route_failed", "Carrier route failed", "bool", AGENT_OPTIONAL),
+    ("escalation_rfo", "Reason for outage", "text", AGENT_OPTIONAL),
 )
 PROCESS_STATUSES = (("Parked", "open"), ("Confirmed", "closed"), ("Not satisfied", "open"))
 """The statuses of ``[statuses]`` that osTicket does not ship (name, state)."""

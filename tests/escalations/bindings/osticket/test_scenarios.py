@@ -443,6 +443,34 @@ def test_a_call_logged_as_a_phone_call_note_does_the_duty(
     _invariants(osticket, installed, escalated)
 
 
+def test_a_level_2_close_without_the_rfo_is_reopened_once_and_with_it_parks(
+    osticket: RealOsTicket, with_plugin: Installed
+) -> None:
+    installed = with_plugin
+    adapter = installed.adapter
+    escalated = _escalate(osticket, installed)
+    esc_id = escalated.ticket.id
+    osticket.agent_set_field(esc_id, "escalation_level", "2")  # process.toml: RFO from 2
+    installed.run()
+    installed.run()
+
+    osticket.agent_set_status(esc_id, "Closed")  # no RFO given
+    installed.run()
+    installed.run()
+    assert adapter.get_ticket(esc_id).state == "Open"  # put back by the worker
+    assert _record(installed, escalated).state is State.OPEN
+    assert len(_notes(installed, esc_id, "RFO needed")) == 1
+
+    osticket.agent_set_field(esc_id, "escalation_rfo", "Fibre cut at the exchange.")
+    osticket.agent_set_status(esc_id, "Closed")
+    installed.run()
+    installed.run()
+    assert adapter.get_ticket(esc_id).state == "Parked"
+    assert _record(installed, escalated).state is State.PARKED
+    assert len(_notes(installed, esc_id, "RFO needed")) == 1
+    _invariants(osticket, installed, escalated)
+
+
 def test_resolved_parked_confirmed_and_closed(
     osticket: RealOsTicket, with_plugin: Installed
 ) -> None:
