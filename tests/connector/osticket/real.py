@@ -19,7 +19,8 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import default as default_policy
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,15 @@ class RealOsTicket:
     # -- outbound mail -------------------------------------------------------------------------
     def mail_files(self) -> set[Path]:
         return set(Path(self.env["OSTICKET_MAIL_DIR"]).glob("*"))
+
+    def texts_since(self, before: set[Path]) -> list[str]:
+        """The decoded text parts of the mail osTicket sent since ``before`` was taken."""
+        texts = []
+        for path in sorted(self.mail_files() - before):
+            message = BytesParser(policy=default_policy).parsebytes(path.read_bytes())
+            body = message.get_body(preferencelist=("plain", "html"))
+            texts.append(f"{message['Subject']}\n{body.get_content() if body else ''}")
+        return texts
 
     def recipients_since(self, before: set[Path]) -> list[str]:
         """Every To/Cc/Bcc address of the mail osTicket sent since ``before`` was taken."""

@@ -284,7 +284,7 @@ def _invariants(
     osticket: RealOsTicket, installed: Installed, escalated: Escalated, *mails: str
 ) -> None:
     """One escalation ticket, each customer email in it once, every write made (none failed
-    or waiting), and no mail to the customer."""
+    or waiting), no mail to the customer and none about the escalation ticket."""
     adapter = installed.adapter
     assert len(_escalation_tickets(adapter, escalated.number, escalated.since)) == 1
     entries = adapter.list_articles(escalated.ticket.id)
@@ -296,6 +296,10 @@ def _invariants(
     assert [(e.kind, e.key, e.last_error) for e in failed] == []
     assert installed.store.effects(EffectState.PENDING, EffectState.IN_FLIGHT) == []
     assert escalated.customer not in osticket.recipients_since(escalated.mail)
+    # nor any other: the worker's writes (create, notes, assignment, status) send no alert;
+    # what osTicket mailed is about the customer's own tickets (new-ticket alerts to agents)
+    about = [t for t in osticket.texts_since(escalated.mail) if escalated.ticket.number in t]
+    assert about == []
 
 
 def test_an_agent_raising_the_level_sets_the_field_the_subject_and_the_owner(
