@@ -477,10 +477,17 @@ class Lifecycle:
 
     def next_duty_shown(
         self, tx: Transaction, esc: Escalation, seq: int, due: datetime | None
-    ) -> None:
-        """The escalation ticket is to show ``due`` as its next duty's time: the ``seq``-th
-        change, written once and after the one before."""
-        self._request(tx, self.binding.next_duty(esc, seq, due, self._exists))
+    ) -> int:
+        """The escalation ticket is to show ``due`` as its next duty's time: a change written
+        once and after the one before, numbered from ``seq`` on — past any number the store
+        already holds (a lost meta entry must not reuse a change that wrote another value).
+        Returns the number used."""
+        intents = self.binding.next_duty(esc, seq, due, self._exists)
+        while intents and any(self._exists(i.ref) for i in intents):
+            seq += 1
+            intents = self.binding.next_duty(esc, seq, due, self._exists)
+        self._request(tx, intents)
+        return seq
 
     def _get(self, escalation_id: int) -> Escalation:
         esc = self.store.get_escalation(escalation_id)

@@ -49,7 +49,7 @@ from escalations.comms.duties import (
     suspended,
 )
 from escalations.errors import StoreConflict, StoreUnavailable
-from escalations.models import Duty, Escalation, State
+from escalations.models import ACTIVE_STATES, Duty, Escalation, State
 from escalations.people import People
 from escalations.profile import Segment
 from escalations.store.base import LeaseLost, Transaction
@@ -94,6 +94,8 @@ def run(ctx: JobContext) -> JobResult:
                 exc,
                 exc_info=not isinstance(exc, HelpdeskError),
             )
+    else:
+        comms.forget_finished()
     return result
 
 
@@ -219,20 +221,21 @@ class CommsPass:
         self.result.add("duties_planned", len(new))
 
     def _show_next_duty(self, esc: Escalation, facts: EscalationFacts) -> None:
-        """Request the escalation ticket's next-duty time when it changed (after this pass's
-        duties were settled)."""
+        """Request the escalation ticket's next-duty time when its local day changed (after
+        this pass's duties were settled): each write notifies the ticket's owner and
+        subscribers, so it is made about once a day, not once per duty."""
         settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
         due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
         shown = next_duty.parse_entry(self._meta(next_duty.SHOWN_META).get(str(esc.id)))
         seq, value = shown or (0, "")
+        if next_duty.same_day(value, due, self.tz):
+            return  # its day is shown already (or never shown and nothing to show)
         wanted = "" if due is None else due.isoformat()
-        if value == wanted:
-            return  # shown already (or never shown and nothing to show)
         with self.ctx.outbox.transaction() as tx:
-            self.ctx.lifecycle.next_duty_shown(tx, esc, seq + 1, due)
+            used = self.ctx.lifecycle.next_duty_shown(tx, esc, seq + 1, due)
             values = self._meta(next_duty.SHOWN_META)
             self.store.set_meta(
-                tx, next_duty.SHOWN_META, {**values, str(esc.id): next_duty.entry(seq + 1, due)}
+                tx, next_duty.SHOWN_META, {**values, str(esc.id): next_duty.entry(used, due)}
             )
         self.result.add("next_duty_shown")
         log.info(
@@ -241,6 +244,19 @@ class CommsPass:
             esc.escalation_ticket_id,
             wanted or "none",
         )
+
+    def forget_finished(self) -> None:
+        """Drop the next-duty entries of escalations that ended (their tickets were cleared
+        with the close), so the meta entry does not grow with every escalation ever raised."""
+        values = self._meta(next_duty.SHOWN_META)
+        if not values:
+            return
+        active = {str(e.id) for e in self.store.escalations_in(*ACTIVE_STATES)}
+        if set(values) <= active:
+            return
+        with self.store.transaction() as tx:
+            kept = {k: v for k, v in values.items() if k in active}
+            self.store.set_meta(tx, next_duty.SHOWN_META, kept)
 
     def _confirmations(self, esc: Escalation) -> tuple[tuple[int, datetime, datetime], ...]:
         """The confirmation call of each parking still open, or ended after its window (an

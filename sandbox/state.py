@@ -146,9 +146,9 @@ class Settings:
     fqdn: str = "zammad.example.com"
     cti_view_limit: int = 60
     """``cti_config`` view_limit: how many calls ``GET /api/v1/cti/log`` lists."""
-    timezone_default: str = ""
-    """The system time zone (Settings > System > Base): the day the ``today`` operator means
-    (``lib/selector/sql.rb`` takes the day's start and end in it). Blank here: UTC."""
+    timezone_default: str = "UTC"
+    """The system time zone (Settings > System > Base; Zammad seeds ``UTC``): the day the
+    ``today`` operator means (``lib/selector/sql.rb`` takes the day's start and end in it)."""
 
 
 @dataclass

@@ -109,6 +109,8 @@ def _provisioned_demo(sandbox: Any, url: str) -> list[str]:
 
     mappings_dir = shipped_mappings_dir()
     provision_sandbox(url, sandbox.token_of(ADMIN), SystemClock(), mappings_dir)
+    # as docs/admins.md tells an admin: Zammad's day ("today" in overviews) is the process's
+    sandbox.set_setting("timezone_default", str(load_mappings(mappings_dir).profile.tz))
     sandbox.issue_token(ALICE, ("ticket.agent",), value=AGENT_TOKEN, name="demo agent")
     sandbox.issue_token(CUSTOMER, ("ticket.customer",), value=CUSTOMER_TOKEN, name="demo customer")
     fieldmap = _zammad_fieldmap(mappings_dir)

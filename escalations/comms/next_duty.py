@@ -1,15 +1,18 @@
 """When an escalation's next duty is due, as its escalation ticket shows it (DESIGN.md rule 6;
 the "Calls and updates due today" overview lists by it).
 
-The comms job keeps it up to date; the raise writes the first value with the escalation ticket
-itself, so a new escalation costs no write of its own for it. Both record what they requested
+The comms job keeps it up to date, writing when the *day* of the next duty changes: the ticket
+shows the first duty of the day it was written for (each write notifies the ticket's owner
+and subscribers, so one a day rather than one per duty), which is what the overview's "today"
+needs. The raise writes the first value with the escalation ticket itself, so a new
+escalation costs no write of its own for it. Both record what they requested
 in the store's meta entry ``SHOWN_META`` — escalation id → ``<n>|<ISO time or empty>``, the
 *n*-th value requested (0: with the create) — so the job writes only a change, each once.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from escalations.comms.calendar import BusinessCalendar
 from escalations.comms.duties import EscalationFacts, PlanRules, next_due
@@ -58,6 +61,14 @@ def at_raise(
 ) -> datetime | None:
     """The next duty of an escalation raised at ``now``: nothing is done or missed yet."""
     return next_due(facts_of(esc), segment_of(profile, esc), calendar, rules_of(profile), now, ())
+
+
+def same_day(shown: str, due: datetime | None, tz: tzinfo) -> bool:
+    """Whether ``shown`` (an ISO time, or empty for none) and ``due`` fall on the same local
+    day (both none counts): the ticket shows the first duty of the day it was written for."""
+    if not shown or due is None:
+        return not shown and due is None
+    return datetime.fromisoformat(shown).astimezone(tz).date() == due.astimezone(tz).date()
 
 
 def entry(seq: int, due: datetime | None) -> str:

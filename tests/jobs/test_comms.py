@@ -17,6 +17,7 @@ import responses
 
 from escalations.app.provision import provision_sandbox
 from escalations.clock import FakeClock
+from escalations.comms import next_duty
 from escalations.errors import StoreConflict, StoreUnavailable
 from escalations.mappings import Mappings
 from escalations.models import EffectState
@@ -434,7 +435,9 @@ def test_the_next_duty_is_kept_on_the_escalation_ticket_for_the_due_today_overvi
 
     call_logged(w, w.ticket_by_title(TITLE), _z("2027-03-25T09:50"))  # callback and morning
     pass_at(w, _z("2027-03-25T11:40"))
-    assert _next_duty(w, esc["id"]) == "2027-03-25T17:00:00.000Z"  # the afternoon call
+    # the afternoon call is due the same day: no write (each notifies the ticket's people)
+    assert _next_duty(w, esc["id"]) == "2027-03-25T10:30:00.000Z"
+    assert _due_today(w, alice) == [esc["id"]]
 
     pass_at(w, _z("2027-03-25T17:05"))  # the afternoon call missed
     # Good Friday, the weekend and Easter Monday: Tuesday's morning call, 12:00 BST
@@ -444,8 +447,8 @@ def test_the_next_duty_is_kept_on_the_escalation_ticket_for_the_due_today_overvi
     assert _due_today(w, alice) == [esc["id"]]
 
     shown = [e for e in w.store.effects() if e.key.startswith("next-duty:")]
-    # the first time went with the create; each change once: 17:00, Tuesday's 11:00
-    assert len(shown) == 2
+    # the first time went with the create; then one write, for Tuesday
+    assert len(shown) == 1
     assert {e.state for e in shown} == {EffectState.DONE}
 
 
@@ -465,3 +468,19 @@ def test_a_store_outage_stops_the_comms_pass_for_the_worker_to_wait_out(
         monkeypatch.setattr(w.store, "duties", down)
         with pytest.raises(type(error)):
             comms.run(w.ctx)
+
+
+def test_a_lost_next_duty_entry_does_not_reuse_a_change_number(week: World) -> None:
+    """The change numbers come from the store's effects, not only from the meta entry: with
+    the entry lost, the next change is a new write, not the first change's key again (which
+    was done, with another value, and would write nothing)."""
+    w = week
+    esc = escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")
+    pass_at(w, _z("2027-03-25T17:05"))  # every duty of the day missed: Tuesday's is next
+    assert _next_duty(w, esc["id"]) == "2027-03-30T11:00:00.000Z"
+    with w.store.transaction() as tx:
+        w.store.set_meta(tx, next_duty.SHOWN_META, {})
+    pass_at(w, _z("2027-03-30T11:05"))  # Tuesday's morning call missed too
+    assert _next_duty(w, esc["id"]) == "2027-03-30T16:00:00.000Z"  # the afternoon, 17:00 BST
+    keys = sorted(e.key for e in w.store.effects() if e.key.startswith("next-duty:"))
+    assert [k.rsplit(":", 1)[1] for k in keys] == ["1", "2"]

@@ -74,6 +74,7 @@ def test_the_confirmation_call_is_reminded_once_and_confirmed_closes_it(world: W
     assert closed.closed_at is not None
     assert closed.confirmed_at is not None
     assert world.sandbox.ticket(esc["id"])["state"] == "closed"
+    assert world.sandbox.ticket(esc["id"])["escalation_next_duty_at"] is None  # none ahead
     assert "escalation-parked" not in world.sandbox.tags_of(esc["id"])
     assert world.store.parking_periods(closed.id)[0].outcome is ParkingOutcome.CONFIRMED
     assert len(_notes(world, esc["id"], "Closed")) == 1

@@ -554,10 +554,15 @@ class ZammadBinding:
     def close(self, esc: Escalation, seq: int) -> list[Intent]:
         ticket_id = self._escalation_ticket(esc)
         closed = self.fieldmap.states.closed
+        next_duty = self.fieldmap.fields.next_duty_at  # no duty ahead of a closed escalation
         intents = [
             UpdateTicket.intent(
                 UpdateTicket.key(CLOSE, esc.key, seq),
-                UpdateTicketPayload(ticket_id=ticket_id, state=closed),
+                UpdateTicketPayload(
+                    ticket_id=ticket_id,
+                    state=closed,
+                    fields={next_duty: None} if next_duty else {},
+                ),
                 escalation_id=esc.id,
             )
         ]
