@@ -322,10 +322,13 @@ class Bench:
             "attachment reads and the one POST. Each pass also makes a second search — the "
             "flag-tag search in the copy's pass (the original changed) and the "
             "carrier-route-failed tag search in the echo (the escalation ticket changed, by the "
-            "worker's own copy) — and the echo lists the escalation ticket's articles for the "
-            "carrier log (`jobs/sync/carrier.py`). The echo's two would go with per-ticket "
-            "high-water marks of the worker's own writes; that needs a per-ticket record in the "
-            "store (or the ticket's article count from the adapter), not built. "
+            "worker's own copy). The echo lists no articles: the store keeps, per escalation "
+            "and ticket, the article ids the worker listed or wrote itself (`known_article`, "
+            "migration 011), and a changed ticket whose every article id (the search answer "
+            "lists them) is known is not listed again. The two tag searches stay: a tag an "
+            "agent adds between the poll and the worker's own write leaves no trace in the "
+            "search answer but `updated_at`, which the worker's write moves as well, so "
+            "skipping them could lose an agent's flag or route-failed mark. "
             "`tests/jobs/test_request_counts.py` pins these counts."
         )
         return fig
@@ -394,15 +397,16 @@ class Bench:
             "Where the requests go (pinned by `tests/jobs/test_request_counts.py`): in the "
             "raise's pass three searches (the poll, the flag tag, the customer's recent tickets "
             "for the repeat-fault line), the flagging agent's history and user record, the "
-            "placeholder customer, the atomic create, the note on the original, a tags read and "
-            "add on the original, the PUT that consumes the flag, and the original's article "
-            "list with the history copy; in the echo the poll, the flag-tag and route-failed "
-            "searches and two article lists, all caused by the worker's own writes. Folding "
-            "the note into the flag's PUT needs a PUT carrying an article that is never retried "
-            "blind (`connector/http.py` retries every PUT on a read timeout, which would "
-            "duplicate the note); skipping the tags read needs the flag-tag removal to be "
-            "requested only when the flag was a tag (the store does not keep how it was "
-            "flagged). Neither is built."
+            "placeholder customer, the atomic create, the note on the original, the escalated "
+            "tag added to the original unread (adding is idempotent; the flag tag's removal, "
+            "with its tags read, is requested only when the flag was the tag), the PUT that "
+            "consumes the flag, and the original's article list with the history copy (the "
+            "next duty's time goes with the create); in the echo the poll and the "
+            "flag-tag and route-failed searches, which stay for the reason given under the "
+            "copy (no article list: every article on both tickets is one the worker listed or "
+            "wrote). Folding the note into the flag's PUT needs a PUT carrying an article that "
+            "is never retried blind (`connector/http.py` retries every PUT on a read timeout, "
+            "which would duplicate the note): not built."
         )
         return fig
 
@@ -944,10 +948,17 @@ SUSPECTS = (
     ("`strptime` (stored times)", "strptime"),
     ("`datetime.fromisoformat`", "fromisoformat"),
     (
-        "`isinstance` against a runtime-checkable `Protocol` (`typing._get_protocol_attrs`)",
+        "`isinstance` against a runtime-checkable `Protocol` (`typing._get_protocol_attrs`; "
+        "`requests`' own `SupportsItems`/`SupportsRead` checks in `merge_setting`, "
+        "`prepare_url`, `_encode_params`)",
         "_get_protocol_attrs",
     ),
     ("JSON encode/decode", "json"),
+    (
+        "`requests` and `urllib3` making the calls (`Session.request` and all it calls, "
+        "`connector/http.py`'s transport)",
+        "sessions.py:request",
+    ),
 )
 
 
@@ -958,6 +969,15 @@ def profile_shares(profile: cProfile.Profile) -> list[tuple[str, float]]:
     total = max(stats.total_tt, 1e-9)  # type: ignore[attr-defined]
     shares = []
     for label, needle in SUSPECTS:
+        if ":" in needle:  # "<file>:<function>", all it calls (cumulative)
+            where, name = needle.split(":")
+            own = sum(
+                v[3]
+                for (file, _, func), v in raw.items()
+                if func == name and file.endswith("/" + where) and "/requests/" in file
+            )
+            shares.append((label, own / total))
+            continue
         own = sum(
             v[2] if needle.startswith(("sqlite3", "json")) else v[3]
             for (file, _, func), v in raw.items()
