@@ -1030,7 +1030,8 @@ class HttpClient:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         status = getattr(exc, "status", None)
         reason = "status" if status is not None and status >= 300 else _reason_of(exc)
-        log.info(
+        # DEBUG: an outage is said once by the worker (helpdesk.unreachable), not per retry
+        log.debug(
             "http.retry method=%s path=%s status=%s reason=%s attempt=%d wait=%.1f",
             method, path, status if status is not None else "-", reason,
             retry_state.attempt_number, wait,

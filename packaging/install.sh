@@ -153,6 +153,9 @@ else
   run install -d -m 0755 "$opt"
   run "$python" -m venv "$venv"
 fi
+# The package itself first, replaced even at the same version (pip would keep a build it
+# already has of the same version number), then what it needs, at the tested versions.
+run "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "$source_path"
 run "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check -c "$constraints" "$source_path"
 if [ "$dry_run" -eq 0 ]; then
   note "installed: $("$venv/bin/escalations" --version)"

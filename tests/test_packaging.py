@@ -27,6 +27,7 @@ from sandbox import ZammadSandbox, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
+CHANGELOG = ROOT / "CHANGELOG.md"
 UNIT = PACKAGING / "helpdesk-escalations.service"
 CHECK_UNIT = PACKAGING / "check-unit"
 INSTALL = PACKAGING / "install.sh"
@@ -479,6 +480,14 @@ def test_the_wheel_lists_every_package_of_the_tree_under_its_one_import_name() -
         where=str(ROOT), include=["connector*", "escalations*", "jobs*", "sandbox*", "mappings"]
     )
     assert listed == {"helpdesk_escalations", *(prefix + name for name in tree)}
+
+
+def test_the_version_is_not_one_already_released() -> None:
+    """Changes under "Unreleased" with the version of a dated entry: a reinstall of the new
+    build at that version number was skipped by pip as already installed."""
+    released = re.findall(r"^## (\S+) — \d{4}-\d{2}-\d{2}$", CHANGELOG.read_text(), re.M)
+    assert released, "no dated entry in CHANGELOG.md"
+    assert _project()["version"] not in released
 
 
 def test_constraints_pin_the_runtime_dependency_closure_within_pyproject() -> None:

@@ -393,18 +393,21 @@ def status(args: argparse.Namespace) -> int:
     """The store's state and a health verdict; the exit code is the verdict (0 healthy, 1
     degraded, 2 down: Nagios' OK, WARNING, CRITICAL), also when the reader of stdout has
     gone (``status | head -1``). A PostgreSQL store that cannot be reached is "down" (2)."""
-    from escalations.errors import StoreUnavailable
+    from escalations.errors import StoreError, StoreUnavailable
 
     settings = _settings(args)
     as_json = bool(getattr(args, "json", False))
     try:
         return _status(settings, as_json)
-    except StoreUnavailable as exc:
-        health = f"down: the store cannot be reached ({exc})"
+    except StoreError as exc:
+        # unreachable, or one the worker refuses as well (a newer schema, a corrupt file):
+        # the worker is down either way, and a monitoring check must say so
+        what = "cannot be reached" if isinstance(exc, StoreUnavailable) else "is refused"
+        health = f"down: the store {what} ({exc})"
         if as_json:
             _emit([json.dumps(_status_json(settings, None, [], 2, health))])
         else:
-            _emit([f"store: {_store_name(settings)} cannot be reached", f"health: {health}"])
+            _emit([f"store: {_store_name(settings)} {what}", f"health: {health}"])
         return 2
 
 

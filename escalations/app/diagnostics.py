@@ -40,6 +40,9 @@ LIBRARIES = (
     "schedule",
     "nh3",
     "fpdf2",
+    "psycopg",
+    "psycopg-binary",
+    "PyMySQL",
 )
 SYSTEMD_VARIABLES = (
     "NOTIFY_SOCKET",

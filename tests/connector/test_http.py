@@ -496,6 +496,7 @@ def test_retry_is_logged_with_stable_names_and_no_query(rsps, clock, caplog):
     make_client(clock).get_json("/api/v1/users/search", params={"query": "jane@example.com"})
     retries = [r for r in caplog.records if r.getMessage().startswith("http.retry")]
     assert len(retries) == 1
+    assert retries[0].levelno == logging.DEBUG  # an outage is said once, not per retry
     assert (
         retries[0]
         .getMessage()

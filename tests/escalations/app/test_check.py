@@ -6,6 +6,7 @@ was a traceback or "unable to open database file" with exit 1 (a restart loop)."
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -150,6 +151,26 @@ def test_a_store_newer_than_the_code_is_refused_by_check_as_by_run(
         f"than this code understands ({latest}); upgrade helpdesk-escalations or restore a "
         "backup",
     )
+
+
+def test_status_of_a_store_newer_than_the_code_is_down(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    """The worker refuses such a store (exit 78), so it is down: ``status`` says so with the
+    code a monitoring check reads (2), in JSON too; it said "degraded" (1) with no JSON."""
+    configured.mkdir(parents=True)
+    database = configured / "escalations.sqlite3"
+    SqliteStore(database, SystemClock()).close()
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    assert main(["status"]) == 2
+    out = capsys.readouterr().out
+    assert "health: down: the store is refused (" in out
+    assert main(["status", "--json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["health"]["code"] == 2
 
 
 def test_state_directory_that_is_not_writable(

@@ -70,6 +70,8 @@ def test_bundle_of_a_working_installation_holds_no_secret(install: Installation)
     assert store["open_escalations"] == {"level 1 open": 1}
     assert store["last_successful_poll"] is not None
     assert data["versions"]["libraries"]["requests"] != "not installed"
+    for driver in ("psycopg", "PyMySQL"):  # the PostgreSQL and osTicket drivers too
+        assert data["versions"]["libraries"][driver] != "not installed", driver
 
 
 def test_a_password_in_the_url_is_masked(install: Installation) -> None:
