@@ -1,8 +1,12 @@
-"""The §B4 invariants (``RELIABILITY.md``), checked against a sandbox and a store file. Shared by
-the crash-point tests, the kill soak and the model test.
+"""The §B4 invariants (``RELIABILITY.md``), checked against a sandbox and a store. Shared by
+the crash-point tests, the kill soak, the model test and the two-worker PostgreSQL soak.
 
-``check_invariants(sandbox, store_path)`` collects every broken invariant and raises one
-``AssertionError`` listing them all; it returns a ``Report`` for further assertions.
+``check_invariants(sandbox, store)`` collects every broken invariant and raises one
+``AssertionError`` listing them all; it returns a ``Report`` for further assertions. ``store``
+is the path of a SQLite store file, or a ``postgresql://`` URL: then the PostgreSQL store
+(``escalations/store/postgres``) is read, and the same invariants are checked. Its
+``integrity_check`` is the store's own (the schema is the one migrated to), not SQLite's
+``PRAGMA integrity_check``.
 
 1. For each escalation exactly one escalation ticket carries its key (and no ticket carries a
    key the store does not know).
@@ -10,9 +14,10 @@ the crash-point tests, the kill soak and the model test.
    original ticket — or a later ticket of the same customer — of an active escalation) exactly
    one copy exists in its escalation ticket, found by the copy's marker.
 3. After one clean recovery pass no effect is ``pending`` or ``in_flight``.
-4. ``PRAGMA integrity_check`` is ``ok``, and what the store acknowledged is in the helpdesk
-   (done effects point at the object carrying their marker) and vice versa (every marker the
-   bot wrote belongs to a recorded effect: no intent was lost).
+4. The store's integrity check is ``ok`` (SQLite: ``PRAGMA integrity_check``), and what the
+   store acknowledged is in the helpdesk (done effects point at the object carrying their
+   marker) and vice versa (every marker the bot wrote belongs to a recorded effect: no intent
+   was lost).
 5. Every cursor is at or before its signpost.
 
 With ``quiesced=False`` (in the middle of a run) "exactly one" becomes "at most one" and
@@ -34,6 +39,7 @@ from escalations.clock import SystemClock
 from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE
 from escalations.markers import marker_for
 from escalations.models import ACTIVE_STATES, EffectState, Escalation
+from escalations.store.base import Store
 from escalations.store.sqlite import SqliteStore
 from sandbox import ZammadSandbox
 
@@ -42,6 +48,12 @@ BOT_LOGIN = "escalation-bot"
 IN_SCOPE_TYPES = ("email", "web")
 MARKED_KINDS = (NOTE, COPY_ARTICLE)
 """Effect kinds whose write is an article carrying the marker."""
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgresql(store: Path | str) -> bool:
+    """``store`` names a PostgreSQL database (a URL), not a SQLite file."""
+    return isinstance(store, str) and store.startswith(POSTGRESQL_SCHEMES)
 
 
 @dataclass
@@ -80,26 +92,34 @@ def check_invariants(
 ) -> Report:
     """Check §B4 invariants 1–5; raise ``AssertionError`` naming every one that is broken.
 
+    ``store_path``: the SQLite store file, or a ``postgresql://`` URL of the store's database.
     ``quiesced``: the worker has made a clean recovery pass since the last fault (so every
     escalation has its ticket, every copy is made and nothing is pending). ``failed_ok``:
     effects in state ``failed`` are expected (a test injected permanent errors); then an
     escalation whose create failed may have no ticket, and an article whose copy failed no
     copy (never two). ``deleted``: tickets an agent deleted; an effect that wrote to one of
     them may have failed (the ticket was gone) or lost its article with the ticket."""
-    if not Path(store_path).is_file():
+    postgresql = is_postgresql(store_path)
+    if not postgresql and not Path(store_path).is_file():
         raise AssertionError(f"no store at {store_path}: the worker never ran there")
     problems: list[str] = []
     report = Report()
     tickets = sandbox.tickets
     articles = {tid: sandbox.articles_of(tid) for tid in tickets}
-    store = SqliteStore(store_path, SystemClock())
+    cursor_problems: list[str] = []
+    store: Store = (
+        _postgres_store(str(store_path)) if postgresql else SqliteStore(store_path, SystemClock())
+    )
     try:
         integrity = store.integrity_check()
         if integrity != ["ok"]:
-            problems.append(f"inv 4: PRAGMA integrity_check returned {integrity}")
+            check = "integrity_check" if postgresql else "PRAGMA integrity_check"
+            problems.append(f"inv 4: {check} returned {integrity}")
         escalations = store.escalations_in()
         effects = store.effects()
         copied = {esc.id: store.copied_articles(esc.id) for esc in escalations}
+        if postgresql:
+            cursor_problems = _postgres_cursors(store)
     finally:
         store.close()
     report.effects.update(e.state.value for e in effects)
@@ -195,7 +215,7 @@ def check_invariants(
     problems += _agreement(sandbox, tickets, articles, effects, lambda e: target(e) is not None)
 
     # -- 5. cursors -----------------------------------------------------------------------------
-    problems += _cursors(Path(store_path))
+    problems += cursor_problems if postgresql else _cursors(Path(store_path))
 
     if problems:
         raise AssertionError(
@@ -306,8 +326,26 @@ def _cursors(path: Path) -> list[str]:
         rows = conn.execute("SELECT stream, value, signpost FROM sync_cursor").fetchall()
     finally:
         conn.close()
+    return _past_signposts(rows)
+
+
+def _postgres_store(url: str) -> Store:
+    from escalations.store.postgres import PostgresStore  # psycopg only when asked for
+
+    return PostgresStore(url, SystemClock())
+
+
+def _postgres_cursors(store: Store) -> list[str]:
+    from escalations.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    rows = store._read("SELECT stream, value, signpost FROM sync_cursor").fetchall()
+    return _past_signposts([(r["stream"], r["value"], r["signpost"]) for r in rows])
+
+
+def _past_signposts(rows: list[tuple[Any, Any, Any]]) -> list[str]:
     return [
         f"inv 5: cursor {stream} at {value} is past its signpost {signpost}"
         for stream, value, signpost in rows
-        if value > signpost  # one fixed-width UTC format: strings compare as times
+        if value > signpost  # one fixed-width UTC format (or timestamps): they compare as times
     ]
