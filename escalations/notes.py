@@ -306,11 +306,13 @@ def carrier_handover_note(
 # -- the communication plan (jobs/comms.py) -----------------------------------------------------
 
 DONE_BY = {
-    "call": "a logged phone call (a phone article) on the original or the escalation ticket",
-    "update": "a customer-visible update (not an internal note) on the original or the "
+    "call": "call was logged on the original or the escalation ticket",
+    "update": "customer-visible update (not an internal note) was made on the original or the "
     "escalation ticket",
 }
-"""What shows a duty of each kind done, for the agent reading the note."""
+"""What shows a duty of each kind done, for the agent reading the note ("no …"); in the
+helpdesk's neutral words (a logged call is a phone article in Zammad, a "Phone call" note in
+osTicket)."""
 
 
 def _window(opens_at: datetime | None, due_at: datetime, tz: ZoneInfo) -> str:
@@ -344,7 +346,7 @@ def duties_missed_note(
         reason, kind, opens_at, due_at = missed[0]
         return (
             f"<p><b>Missed: {escape(reason)}</b> ({escape(_window(opens_at, due_at, tz))}): "
-            f"no {escape(DONE_BY.get(kind, kind))} was made in the window.</p><p>{to}: for "
+            f"no {escape(DONE_BY.get(kind, kind))} in the window.</p><p>{to}: for "
             "your attention.</p>"
         )
     items = "".join(

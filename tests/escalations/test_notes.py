@@ -149,3 +149,16 @@ def test_a_web_form_copy_says_how_it_came_in() -> None:
     ).header_html(LONDON)  # fmt: skip
     assert "<b>To:</b> (none: it came in through the customer web form)" in html
     assert "(unknown)" not in html
+
+
+def test_a_missed_duty_note_reads_as_a_sentence_in_neutral_words() -> None:
+    """It read "no a logged phone call (a phone article) … was made": an article too many,
+    and Zammad's word in a note osTicket agents read as well."""
+    due = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    opens = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    tz = ZoneInfo("Europe/London")
+    call = notes.duties_missed_note(["Dana"], [("morning contact call", "call", opens, due)], tz)
+    assert "no call was logged on the original or the escalation ticket in the window." in call
+    assert "article" not in call
+    update = notes.duties_missed_note(["Dana"], [("hourly update", "update", opens, due)], tz)
+    assert "no customer-visible update (not an internal note) was made on the original" in update
