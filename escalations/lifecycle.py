@@ -106,10 +106,7 @@ class Lifecycle:
         if self.binding.shows_next_duty:
             calendar = BusinessCalendar.from_profile(self.profile)
             due = next_duty.at_raise(inserted, self.profile, calendar, new.opened_at)
-            shown = dict(self.store.get_meta(next_duty.SHOWN_META) or {})
-            self.store.set_meta(
-                tx, next_duty.SHOWN_META, {**shown, str(inserted.id): next_duty.entry(0, due)}
-            )
+            self.store.set_meta(tx, next_duty.shown_key(inserted.id), next_duty.entry(0, due))
         self._request(
             tx, self.binding.open_escalation(replace(new, escalation=inserted, next_duty_at=due))
         )

@@ -49,7 +49,7 @@ from escalations.comms.duties import (
     suspended,
 )
 from escalations.errors import StoreConflict, StoreUnavailable
-from escalations.models import ACTIVE_STATES, Duty, Escalation, State
+from escalations.models import Duty, Escalation, State
 from escalations.people import People
 from escalations.profile import Segment
 from escalations.store.base import LeaseLost, Transaction
@@ -64,11 +64,12 @@ MISSED = "duty-missed"
 STALLED = "stalled"
 STALLED_MISSED = "stalled-missed"
 ACTIVITY = "comms.last_activity"
-"""Meta key: escalation id → the latest agent activity seen (ISO time), so a quiet escalation
-is read again only when its stall could be due."""
+"""Meta key prefix (``<key>:<escalation id>``): the latest agent activity seen (ISO time), so a
+quiet escalation is read again only when its stall could be due. (A store written before
+holds one entry of every escalation under the bare key: still read, once per pass.)"""
 STALL_TOLD = "comms.stall_told"
-"""Meta key: escalation id → the activity (ISO time) whose quiet spell was alerted, so a
-stalled escalation is not read again every pass."""
+"""Meta key prefix, as ``ACTIVITY``: the activity (ISO time) whose quiet spell was alerted, so
+a stalled escalation is not read again every pass."""
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -94,8 +95,6 @@ def run(ctx: JobContext) -> JobResult:
                 exc,
                 exc_info=not isinstance(exc, HelpdeskError),
             )
-    else:
-        comms.forget_finished()
     return result
 
 
@@ -118,6 +117,7 @@ class CommsPass:
             timedelta(seconds=ctx.settings.comms_interval_seconds),
         )
         self.evidence = EvidenceReader(ctx, result, self.people)
+        self._shared: dict[str, dict[str, str]] = {}
 
     # -- one escalation ------------------------------------------------------------------------
     def escalation(self, esc: Escalation) -> None:
@@ -226,17 +226,14 @@ class CommsPass:
         subscribers, so it is made about once a day, not once per duty."""
         settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
         due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
-        shown = next_duty.parse_entry(self._meta(next_duty.SHOWN_META).get(str(esc.id)))
+        shown = next_duty.parse_entry(self.store.get_meta(next_duty.shown_key(esc.id)))
         seq, value = shown or (0, "")
         if next_duty.same_day(value, due, self.tz):
             return  # its day is shown already (or never shown and nothing to show)
         wanted = "" if due is None else due.isoformat()
         with self.ctx.outbox.transaction() as tx:
             used = self.ctx.lifecycle.next_duty_shown(tx, esc, seq + 1, due)
-            values = self._meta(next_duty.SHOWN_META)
-            self.store.set_meta(
-                tx, next_duty.SHOWN_META, {**values, str(esc.id): next_duty.entry(used, due)}
-            )
+            self.store.set_meta(tx, next_duty.shown_key(esc.id), next_duty.entry(used, due))
         self.result.add("next_duty_shown")
         log.info(
             "comms.next_duty esc=%s ticket=%s due=%s",
@@ -244,19 +241,6 @@ class CommsPass:
             esc.escalation_ticket_id,
             wanted or "none",
         )
-
-    def forget_finished(self) -> None:
-        """Drop the next-duty entries of escalations that ended (their tickets were cleared
-        with the close), so the meta entry does not grow with every escalation ever raised."""
-        values = self._meta(next_duty.SHOWN_META)
-        if not values:
-            return
-        active = {str(e.id) for e in self.store.escalations_in(*ACTIVE_STATES)}
-        if set(values) <= active:
-            return
-        with self.store.transaction() as tx:
-            kept = {k: v for k, v in values.items() if k in active}
-            self.store.set_meta(tx, next_duty.SHOWN_META, kept)
 
     def _confirmations(self, esc: Escalation) -> tuple[tuple[int, datetime, datetime], ...]:
         """The confirmation call of each parking still open, or ended after its window (an
@@ -347,16 +331,22 @@ class CommsPass:
         self._remember(tx, STALL_TOLD, esc, activity)
 
     # -- activity --------------------------------------------------------------------------
-    def _meta(self, key: str) -> dict[str, str]:
-        return dict(self.store.get_meta(key) or {})
+    def _meta(self, key: str, esc: Escalation) -> str | None:
+        """One escalation's entry: its own meta key, else (a store written before) the shared
+        entry of every escalation, read once per pass."""
+        own = self.store.get_meta(f"{key}:{esc.id}")
+        if own is not None:
+            return str(own)
+        if key not in self._shared:
+            self._shared[key] = dict(self.store.get_meta(key) or {})
+        return self._shared[key].get(str(esc.id))
 
     def _remember(self, tx: Transaction, key: str, esc: Escalation, at: datetime) -> None:
-        values = self._meta(key)
-        if values.get(str(esc.id)) != at.isoformat():
-            self.store.set_meta(tx, key, {**values, str(esc.id): at.isoformat()})
+        if self._meta(key, esc) != at.isoformat():
+            self.store.set_meta(tx, f"{key}:{esc.id}", at.isoformat())
 
     def _known_activity(self, esc: Escalation) -> datetime:
-        known = self._meta(ACTIVITY).get(str(esc.id))
+        known = self._meta(ACTIVITY, esc)
         changes = [c.changed_at for c in self.store.level_changes(esc.id)]
         # back from parking counts as activity: the quiet spell starts again there
         changes += [p.ended_at for p in self.store.parking_periods(esc.id) if p.ended_at]
@@ -365,7 +355,7 @@ class CommsPass:
 
     def _stall_due(self, esc: Escalation, activity: datetime) -> bool:
         """The quiet spell since ``activity`` is long enough, and not alerted yet."""
-        if self._meta(STALL_TOLD).get(str(esc.id)) == activity.isoformat():
+        if self._meta(STALL_TOLD, esc) == activity.isoformat():
             return False
         quiet = self.settings.stalled_after_minutes
         return self.calendar.add_business_minutes(activity, quiet) <= self.now

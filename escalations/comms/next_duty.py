@@ -6,8 +6,9 @@ shows the first duty of the day it was written for (each write notifies the tick
 and subscribers, so one a day rather than one per duty), which is what the overview's "today"
 needs. The raise writes the first value with the escalation ticket itself, so a new
 escalation costs no write of its own for it. Both record what they requested
-in the store's meta entry ``SHOWN_META`` — escalation id → ``<n>|<ISO time or empty>``, the
+in the store's meta entry ``shown_key(escalation id)`` — ``<n>|<ISO time or empty>``, the
 *n*-th value requested (0: with the create) — so the job writes only a change, each once.
+One entry per escalation: a pass reads and writes its own, never one holding them all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from escalations.models import Escalation
 from escalations.profile import ProcessProfile, Segment
 
 SHOWN_META = "comms.next_duty"
+
+
+def shown_key(escalation_id: int) -> str:
+    """The meta key of one escalation's requested next-duty time."""
+    return f"{SHOWN_META}:{escalation_id}"
 
 
 def rules_of(profile: ProcessProfile) -> PlanRules:
