@@ -188,9 +188,15 @@ class EscalationCloner:
         return new_id
 
     def _clone_meta(self, new_ids: list[int]) -> None:
-        """Meta values kept per escalation id (``{"<id>": …}``) get an entry per copy."""
+        """Meta values kept per escalation id — under a key of their own (``<key>:<id>``),
+        or in one value of them all (``{"<id>": …}``) — get an entry per copy."""
         template = str(self.template_id)
         for meta in self._rows("meta", "1 = ?", 1):
+            prefix, _, owner = str(meta["key"]).rpartition(":")
+            if prefix and owner == template:
+                for new in new_ids:
+                    self._insert("meta", {**meta, "key": f"{prefix}:{new}"})
+                continue
             value = json.loads(meta["value"])
             if isinstance(value, dict) and template in value:
                 for new in new_ids:

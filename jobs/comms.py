@@ -67,6 +67,9 @@ ACTIVITY = "comms.last_activity"
 """Meta key prefix (``<key>:<escalation id>``): the latest agent activity seen (ISO time), so a
 quiet escalation is read again only when its stall could be due. (A store written before
 holds one entry of every escalation under the bare key: still read, once per pass.)"""
+NEXT_DUTY_WRITES_PER_PASS = 10
+"""Next-duty writes requested per pass at most (the soonest first): at the default pass every
+5 minutes, 2 a minute of the default budget of 60 requests a minute."""
 STALL_TOLD = "comms.stall_told"
 """Meta key prefix, as ``ACTIVITY``: the activity (ISO time) whose quiet spell was alerted, so
 a stalled escalation is not read again every pass."""
@@ -95,6 +98,8 @@ def run(ctx: JobContext) -> JobResult:
                 exc,
                 exc_info=not isinstance(exc, HelpdeskError),
             )
+    if not ctx.stop.is_set():
+        comms.show_next_duties()
     return result
 
 
@@ -118,6 +123,8 @@ class CommsPass:
         )
         self.evidence = EvidenceReader(ctx, result, self.people)
         self._shared: dict[str, dict[str, str]] = {}
+        self.next_duties: list[tuple[Escalation, datetime | None, int]] = []
+        """(escalation, next duty, last change number) whose ticket shows another day."""
 
     # -- one escalation ------------------------------------------------------------------------
     def escalation(self, esc: Escalation) -> None:
@@ -126,7 +133,7 @@ class CommsPass:
         self._store_plan(esc, facts)
         self._decide(esc, pauses)
         if self.ctx.binding.shows_next_duty:
-            self._show_next_duty(esc, facts)
+            self._want_next_duty(esc, facts)
 
     def _decide(
         self, esc: Escalation, pauses: tuple[tuple[datetime, datetime | None], ...]
@@ -220,16 +227,29 @@ class CommsPass:
                 )
         self.result.add("duties_planned", len(new))
 
-    def _show_next_duty(self, esc: Escalation, facts: EscalationFacts) -> None:
-        """Request the escalation ticket's next-duty time when its local day changed (after
-        this pass's duties were settled): each write notifies the ticket's owner and
-        subscribers, so it is made about once a day, not once per duty."""
+    def _want_next_duty(self, esc: Escalation, facts: EscalationFacts) -> None:
+        """Note the escalation ticket's next-duty time for ``show_next_duties`` when its local
+        day changed (after this pass's duties were settled): each write notifies the ticket's
+        owner and subscribers, so it is made about once a day, not once per duty."""
         settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
         due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
         shown = next_duty.parse_entry(self.store.get_meta(next_duty.shown_key(esc.id)))
-        seq, value = shown or (0, "")
-        if next_duty.same_day(value, due, self.tz):
-            return  # its day is shown already (or never shown and nothing to show)
+        if not next_duty.same_day((shown or (0, ""))[1], due, self.tz):
+            self.next_duties.append((esc, due, shown[0] if shown else 0))
+
+    def show_next_duties(self) -> None:
+        """Request the noted next-duty times, the soonest first and at most
+        ``NEXT_DUTY_WRITES_PER_PASS``: after an upgrade every open escalation wants one, and
+        they must not crowd out the copies of customer emails in the request budget; the rest
+        follow in later passes."""
+        far = datetime.max.replace(tzinfo=self.now.tzinfo)
+        wanted = sorted(self.next_duties, key=lambda w: (w[1] or far, w[0].id))
+        for esc, due, seq in wanted[:NEXT_DUTY_WRITES_PER_PASS]:
+            self._show_next_duty(esc, due, seq)
+        if len(wanted) > NEXT_DUTY_WRITES_PER_PASS:
+            self.result.add("next_duty_deferred", len(wanted) - NEXT_DUTY_WRITES_PER_PASS)
+
+    def _show_next_duty(self, esc: Escalation, due: datetime | None, seq: int) -> None:
         wanted = "" if due is None else due.isoformat()
         with self.ctx.outbox.transaction() as tx:
             used = self.ctx.lifecycle.next_duty_shown(tx, esc, seq + 1, due)

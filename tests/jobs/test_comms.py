@@ -510,3 +510,30 @@ def test_a_pass_reads_each_escalations_own_entries_not_one_of_them_all(
     assert len(shared) == len(set(shared)), shared  # each shared key once, whatever the count
     own = {k for k in read if k.startswith("comms.") and ":" in k}
     assert len({k.rsplit(":", 1)[1] for k in own}) == 2  # both escalations' own entries
+
+
+def test_next_duty_writes_are_capped_per_pass_the_soonest_first(
+    week: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade every open escalation wants its next duty written; a pass requests
+    only a few, the soonest due first, so they never crowd out the copies of customer
+    emails in the request budget."""
+    w = week
+    monkeypatch.setattr(comms, "NEXT_DUTY_WRITES_PER_PASS", 1)
+    late = escalate(w, ENTERPRISE_TITLE, customer_segment="enterprise", escalation_callback_at=None)
+    soon = escalate(w, TITLE, escalation_callback_at="2027-03-25T08:45:00.000Z")
+    with w.store.transaction() as tx:  # as a store from before the field knows nothing of it
+        for esc in w.store.escalations_in():
+            w.store.set_meta(tx, next_duty.shown_key(esc.id), None)
+    w.twice = False
+    first = comms.run(w.ctx)
+    assert first.counts["next_duty_shown"] == 1
+    assert first.counts["next_duty_deferred"] == 1
+    by_ticket = {e.escalation_ticket_id: e.id for e in w.store.escalations_in()}
+    (requested,) = [e for e in w.store.effects() if e.key.startswith("next-duty:")]
+    assert requested.escalation_id == by_ticket[soon["id"]]  # callback by 09:15, update 09:30
+    second = comms.run(w.ctx)
+    assert second.counts["next_duty_shown"] == 1
+    assert "next_duty_deferred" not in second.counts
+    shown = {e.escalation_id for e in w.store.effects() if e.key.startswith("next-duty:")}
+    assert shown == {by_ticket[soon["id"]], by_ticket[late["id"]]}
