@@ -67,9 +67,12 @@ ACTIVITY = "comms.last_activity"
 """Meta key prefix (``<key>:<escalation id>``): the latest agent activity seen (ISO time), so a
 quiet escalation is read again only when its stall could be due. (A store written before
 holds one entry of every escalation under the bare key: still read, once per pass.)"""
-NEXT_DUTY_WRITES_PER_PASS = 10
-"""Next-duty writes requested per pass at most (the soonest first): at the default pass every
-5 minutes, 2 a minute of the default budget of 60 requests a minute."""
+NEXT_DUTY_WRITES_PER_PASS = 100
+"""Next-duty writes requested per pass at most (the soonest first): with the default pass
+every 5 minutes and the default budget of 60 requests a minute, a burst (an upgrade onto many
+open escalations; the end of a business day, when every residential escalation's next call
+moves to the next day) holds the copies of customer emails back by at most about 100 s a
+pass, and converges at 100 escalations a pass."""
 STALL_TOLD = "comms.stall_told"
 """Meta key prefix, as ``ACTIVITY``: the activity (ISO time) whose quiet spell was alerted, so
 a stalled escalation is not read again every pass."""
