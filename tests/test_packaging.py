@@ -259,6 +259,13 @@ def _install(*args: str | Path, stdin: str = "") -> subprocess.CompletedProcess[
     )
 
 
+def test_the_scripts_the_docs_run_by_path_are_executable() -> None:
+    """README runs `packaging/install.sh` and CI `packaging/check-unit` by path (a commit once
+    dropped install.sh's executable bit)."""
+    for script in ("install.sh", "check-unit"):
+        assert os.access(PACKAGING / script, os.X_OK), script
+
+
 def test_install_help_names_every_option() -> None:
     result = _install("--help")
     assert result.returncode == 0
