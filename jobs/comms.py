@@ -234,11 +234,33 @@ class CommsPass:
         """Note the escalation ticket's next-duty time for ``show_next_duties`` when its local
         day changed (after this pass's duties were settled): each write notifies the ticket's
         owner and subscribers, so it is made about once a day, not once per duty."""
-        settled = {d.slot for d in self.store.duties(esc.id) if d.settled}
-        due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
+        duties = self.store.duties(esc.id)
         shown = next_duty.parse_entry(self.store.get_meta(next_duty.shown_key(esc.id)))
+        if shown and self._due_today_still(shown[1], duties, facts.pauses):
+            return  # the plan ten days ahead need not be worked out: the day shown stands
+        settled = {d.slot for d in duties if d.settled}
+        due = next_due(facts, self._segment(esc), self.calendar, self.rules, self.now, settled)
         if not next_duty.same_day((shown or (0, ""))[1], due, self.tz):
             self.next_duties.append((esc, due, shown[0] if shown else 0))
+
+    def _due_today_still(
+        self,
+        shown: str,
+        duties: Sequence[Duty],
+        pauses: tuple[tuple[datetime, datetime | None], ...],
+    ) -> bool:
+        """The ticket shows today, and a stored duty still to be met is due later today: then
+        the next duty (the earliest still to be met, from now on) is due today as well."""
+        today = self.now.astimezone(self.tz).date()
+        if not next_duty.same_day(shown, self.now, self.tz):
+            return False
+        return any(
+            not d.settled
+            and d.due_at >= self.now
+            and d.due_at.astimezone(self.tz).date() == today
+            and (d.slot.startswith(CONFIRMATION_PREFIX) or not _suspended(d, pauses))
+            for d in duties
+        )
 
     def show_next_duties(self) -> None:
         """Request the noted next-duty times, the soonest first and at most

@@ -537,3 +537,21 @@ def test_next_duty_writes_are_capped_per_pass_the_soonest_first(
     assert "next_duty_deferred" not in second.counts
     shown = {e.escalation_id for e in w.store.effects() if e.key.startswith("next-duty:")}
     assert shown == {by_ticket[soon["id"]], by_ticket[late["id"]]}
+
+
+def test_the_plan_ahead_is_not_worked_out_while_todays_duty_stands(
+    week: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass over 10 000 escalations planned ten days ahead for each (2 s of CPU): while the
+    ticket shows today and a stored duty still to be met is due later today, the next duty
+    is today's whatever the plan says, and the plan ahead is skipped."""
+    w = week
+    escalate(w, TITLE, escalation_callback_at="2027-03-25T10:00:00.000Z")  # shows 10:30 today
+
+    def not_needed(*_args: object, **_kw: object) -> None:
+        raise AssertionError("next_due worked out while today's duty stands")
+
+    monkeypatch.setattr(comms, "next_due", not_needed)
+    w.clock.set(_z("2027-03-25T09:45"))  # the callback's window (09:30–10:30) is open
+    result = comms.run(w.ctx)
+    assert "escalations_failed" not in result.counts
