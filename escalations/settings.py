@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +51,16 @@ def default_state_dir() -> Path:
 def shipped_mappings_dir() -> Path:
     """The ``mappings/`` directory that ships with the package (next to ``escalations/``)."""
     return Path(__file__).resolve().parent.parent / "mappings"
+
+
+def _path_default(field_name: str) -> Path | None:
+    """The default of a path setting, for an empty value."""
+    field = Settings.model_fields[field_name]
+    if field.default_factory is not None:
+        made: Path = field.default_factory()  # type: ignore[call-arg]
+        return made
+    default: Path | None = field.default
+    return default
 
 
 class Settings(BaseSettings):
@@ -97,6 +107,24 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/zammad/webhook"
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+
+    @field_validator(
+        "state_dir",
+        "mappings_dir",
+        "archive_dir",
+        "reports_dir",
+        "archive_font_dir",
+        "ca_bundle",
+        mode="before",
+    )
+    @classmethod
+    def _empty_path_is_the_default(cls, value: Any, info: ValidationInfo) -> Any:
+        # `ESCALATIONS_STATE_DIR=` (a commented line of settings.example.env uncommented
+        # without a value) would otherwise be Path("") == Path("."): the store in whatever
+        # directory the worker was started from (/ under systemd)
+        if isinstance(value, str) and not value.strip() and info.field_name:
+            return _path_default(info.field_name)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

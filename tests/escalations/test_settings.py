@@ -493,3 +493,22 @@ def test_a_database_path_that_is_a_directory(
     assert config_error() == (
         f"ESCALATIONS_DATABASE_URL: {tmp_path} is a directory, not a database file"
     )
+
+
+def test_an_empty_path_setting_means_its_default(tmp_path: Path) -> None:
+    # an uncommented `#ESCALATIONS_STATE_DIR=` of settings.example.env, without a value, was
+    # Path("") == Path("."): the store and archive in the directory the worker started in
+    env = tmp_path / "settings.env"
+    names = ("STATE_DIR", "MAPPINGS_DIR", "ARCHIVE_DIR", "REPORTS_DIR", "ARCHIVE_FONT_DIR")
+    env.write_text(
+        "".join(f"{ENV_PREFIX}{name}=\n" for name in names) + f"{ENV_PREFIX}CA_BUNDLE= \n"
+    )
+    settings = load_settings(env)
+    defaults = load_settings(None)
+    assert settings.state_dir == defaults.state_dir == tmp_path / "state"
+    assert settings.mappings_dir == defaults.mappings_dir
+    assert settings.archive_font_dir == defaults.archive_font_dir
+    assert settings.archive_dir is None
+    assert settings.reports_dir is None
+    assert settings.ca_bundle is None
+    assert settings.archive_path == tmp_path / "state" / "archive"
