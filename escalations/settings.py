@@ -191,7 +191,8 @@ class Settings(BaseSettings):
         if self.database_is_postgresql:
             raise ConfigError(
                 "ESCALATIONS_DATABASE_URL: this command runs on a SQLite store only so far; "
-                "on PostgreSQL use run, check, status, effects and archive (docs/postgresql.md)"
+                "on PostgreSQL use run, check, status, effects, archive and report "
+                "(docs/postgresql.md)"
             )
         if not url.startswith("sqlite:///"):
             raise ConfigError(

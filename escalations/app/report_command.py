@@ -13,9 +13,11 @@ The files go to ``ESCALATIONS_REPORTS_DIR/<day>/`` (``report.html``, ``report.js
 ``findings.csv``); the summary on stdout names the directory, the request count, one line
 per kind found and one per repair. Without ``--repair`` it reads the helpdesk and the store
 and writes neither: it may run beside the worker (with ``--repair`` too: the store's unique
-effect keys and the executor's claims keep the two from writing anything twice). Exit 0
-when the report was made (whatever it found or repaired), 78 for a bad setting or option,
-1 when the helpdesk or the store cannot be read.
+effect keys and the executor's claims keep the two from writing anything twice). The
+store is the one ``ESCALATIONS_DATABASE_URL`` names: the SQLite file, or PostgreSQL
+(``postgresql://…``, which several workers may share). Exit 0 when the report was made
+(whatever it found or repaired), 78 for a bad setting or option (or a PostgreSQL login
+refused), 1 when the helpdesk or the store cannot be read or the store does not exist yet.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from escalations.errors import ConfigError, EscalationsError
 
 if TYPE_CHECKING:
     from escalations.reconcile.findings import Report
+    from escalations.settings import Settings
+    from escalations.store.base import Store
 
 
 class _Counter:
@@ -101,7 +105,7 @@ def _instant(args: argparse.Namespace, now: datetime, tz: tzinfo) -> datetime:
 def report(args: argparse.Namespace) -> int:
     from escalations.app.logs import configure_logging
     from escalations.app.preflight import prepare
-    from escalations.app.wiring import build, open_store
+    from escalations.app.wiring import build
     from escalations.mappings import load_mappings
     from escalations.reconcile import outputs
     from escalations.settings import load_settings
@@ -115,13 +119,10 @@ def report(args: argparse.Namespace) -> int:
     if args.date and at.astimezone(tz).date() != date.fromisoformat(args.date):
         raise ConfigError(f"--date: {args.date} has not begun yet")
     clock: Clock = FixedStartClock(at) if (args.at or args.date) else SystemClock()
-    if not settings.database_path.exists():
-        raise EscalationsError(
-            f"no store at {settings.database_path}: the worker has not run with these settings"
-        )
+    _ensure_store(settings)
     counter = _Counter()
     adapter = prepare(settings, clock, progress=counter.tick)
-    store = open_store(settings, clock)
+    store = _open(settings, clock)
     try:
         installation = build(settings, clock, adapter=adapter, store=store, mappings=mappings)
         ctx = installation.ctx
@@ -145,6 +146,41 @@ def report(args: argparse.Namespace) -> int:
     for line in summary(made, where):
         print(line)  # noqa: T201
     return 0
+
+
+def _ensure_store(settings: Settings) -> None:
+    """The worker has made the store these settings name (the SQLite file, or the store's
+    tables in the PostgreSQL database); the report creates none."""
+    if settings.database_is_postgresql:
+        from escalations.app.preflight import probe_postgres
+        from escalations.store.postgres import redacted_url
+
+        if probe_postgres(settings) is None:  # ConfigError for a refused login: exit 78
+            raise EscalationsError(
+                f"no store in {redacted_url(settings.database_url)}: the worker has not run "
+                "with these settings"
+            )
+        return
+    if not settings.database_path.exists():
+        raise EscalationsError(
+            f"no store at {settings.database_path}: the worker has not run with these settings"
+        )
+
+
+def _open(settings: Settings, clock: Clock) -> Store:
+    """The store the settings name (``wiring.open_configured_store``); a PostgreSQL server
+    that refuses the login is a setting to fix (exit 78), one line without the password."""
+    from escalations.app.wiring import open_configured_store
+    from escalations.errors import StoreError, StoreUnavailable
+
+    try:
+        return open_configured_store(settings, clock)
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:
+        if not settings.database_is_postgresql:
+            raise
+        raise ConfigError(f"ESCALATIONS_DATABASE_URL: {exc}") from None
 
 
 def summary(made: Report, where: Path | None) -> list[str]:

@@ -11,18 +11,25 @@ import csv
 import io
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
 
 from escalations.app.cli import main
+from escalations.clock import SystemClock
+from escalations.models import Effect
 from escalations.reconcile import outputs
+from escalations.store.postgres import PostgresStore
+from sandbox import ZammadSandbox, serve
 from tests.jobs.conftest import BASE_URL, BOT, World
 from tests.jobs.conftest import world as world  # the fixture, shared with tests/jobs
+from tests.pg import PgServer
 
 TITLE = "Broadband down since Monday"
+ALICE = "alice.agent@fused.example"
 
 
 @pytest.fixture
@@ -177,3 +184,79 @@ def test_repair_dry_run_lists_the_repairs_and_writes_nothing_then_repair_fixes_o
     assert main(["report", "--at", cli_world.clock.now().isoformat(), "--repair"]) == 0
     assert "repairs: nothing safe to repair" in capsys.readouterr().out
     assert cli_world.writes()[writes:] == []
+
+
+def test_the_report_repair_and_dry_run_run_on_postgresql(
+    cli_env: Path,
+    pg_server: PgServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``ESCALATIONS_DATABASE_URL=postgresql://…`` (issue 16 on issue 19's store): before the
+    worker has run the report says so in one line (no password); after it ran, ``report``,
+    ``--dry-run``, ``--repair --dry-run`` and ``--repair`` read and repair the PostgreSQL
+    store (the dry runs write no effect row and leave the ticket alone), and no SQLite file
+    appears."""
+    name = pg_server.new_database(migrated=False)
+    url = pg_server.url(name)
+    shown = url.replace(f":{pg_server.app_password}@", "@")
+    monkeypatch.setenv("ESCALATIONS_DATABASE_URL", url)
+    reports = cli_env / "cli-reports"
+    sandbox = ZammadSandbox.demo()
+    try:
+        with serve(sandbox, host="127.0.0.1", port=0) as running:
+            monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
+            monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", sandbox.token_of(BOT))
+            monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")
+            assert main(["report"]) == 1
+            (line,) = capsys.readouterr().err.strip().splitlines()
+            assert line == (
+                f"escalations: no store in {shown}: the worker has not run with these settings"
+            )
+
+            (original,) = [i for i, t in sandbox.tickets.items() if t["title"] == TITLE]
+            sandbox.agent_update(original, ALICE, escalation_requested=True)
+            assert main(["run", "--once"]) == 0
+            (esc,) = [i for i, t in sandbox.tickets.items() if t.get("escalation_key")]
+            owner = sandbox.tickets[esc]["owner_id"]
+            sandbox.agent_update(esc, ALICE, owner_id=1)
+            # the command's own directory: the worker wrote its nightly report too
+            monkeypatch.setenv("ESCALATIONS_REPORTS_DIR", str(reports))
+            # past the grace the report gives the worker to act on a change
+            at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            day = datetime.fromisoformat(at).astimezone(ZoneInfo("Europe/London")).date()
+            capsys.readouterr()
+
+            assert main(["report", "--at", at, "--dry-run"]) == 0
+            out = capsys.readouterr().out
+            assert "dry run: no file written" in out
+            assert "Owner differs from the owner the level requires" in out
+            effects = _effects(url)
+            assert main(["report", "--at", at, "--repair", "--dry-run"]) == 0
+            out = capsys.readouterr().out
+            assert "repairs: 1 planned" in out
+            assert (_effects(url), sandbox.tickets[esc]["owner_id"]) == (effects, 1)
+            assert not (reports / day.isoformat()).exists()
+
+            assert main(["report", "--at", at, "--repair"]) == 0
+            out = capsys.readouterr().out
+            assert "repairs: 1 done" in out
+            assert sandbox.tickets[esc]["owner_id"] == owner
+            data = json.loads((reports / day.isoformat() / "report.json").read_text())
+            jsonschema.validate(data, outputs.schema())
+            assert [(r["kind"], r["outcome"]) for r in data["repairs"]] == [
+                ("owner_differs", "done")
+            ]
+            assert main(["report", "--at", at]) == 0
+            assert f"written to {reports / day.isoformat()}" in capsys.readouterr().out
+    finally:
+        pg_server.drop_database(name)
+    assert not any(cli_env.rglob("*.sqlite3*"))
+
+
+def _effects(url: str) -> list[Effect]:
+    store = PostgresStore(url, SystemClock())
+    try:
+        return store.effects()
+    finally:
+        store.close()
