@@ -19,14 +19,15 @@ from escalations.errors import ConfigError
 POINTS = ("intent.committed", "effect.claimed", "effect.sent", "effect.committed")
 """The steps of every write to the helpdesk."""
 ARCHIVE_POINTS = (
+    "archive.begun",
     "archive.files_written",
     "archive.placed",
     "archive.committed",
     "purge.moved",
     "purge.recorded",
 )
-"""The steps of filing a hard copy (files written under the temporary name; renamed into
-place; recorded) and of purging one (moved out of place; recorded)."""
+"""The steps of filing a hard copy (its intent recorded; files written under the temporary
+name; renamed into place; recorded) and of purging one (moved out of place; recorded)."""
 KNOWN = POINTS + ARCHIVE_POINTS
 ENV_VAR = "ESCALATIONS_TEST_CRASH_AT"
 

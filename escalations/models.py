@@ -117,6 +117,18 @@ class ArchiveCopy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArchiveIntent:
+    """A hard copy about to be written: recorded before the first file, removed when the copy
+    is recorded (``ArchiveCopy``). One left behind is a run that was interrupted."""
+
+    escalation_id: int
+    closed_at: datetime
+    path: str
+    begun_at: datetime
+    """Also the copy's ``archived_at``: the time its record was built with."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CopiedArticle:
     """A customer article copied (or being copied) into the escalation ticket."""
 

@@ -6,23 +6,32 @@ customer confirmed and the worker closed, one directory each under ``ESCALATIONS
 - ``attachments/`` — every attachment of the escalation ticket's articles, under a safe name;
 - ``manifest.json`` — the SHA-256 of every file.
 
-Reads first (the ticket, its articles, their attachments), then the directory is written
-atomically (``escalations.archive.directory``), then one transaction records it and marks the
-escalation archived. A crash after the directory is in place and before the commit is found
-by the next pass: the same directory verifies and is recorded, never written twice.
+Reads first (the ticket, its articles, their attachments); then the intent is recorded (the
+directory about to be written, for which close: ``archive_intent``); then the directory is
+written atomically (``escalations.archive.directory``); then one transaction records it (and
+drops the intent) and marks the escalation archived.
+
+A run interrupted after its intent (a crash, a kill, a lost lease) is finished by the next
+pass, before anything else, without the helpdesk: a directory in place verifies and is
+recorded as the copy of the close it was written for (the escalation marked archived when
+that close is still its last; when an agent reopened it meanwhile, it stays open and the copy
+is kept, as a copy recorded before the reopening would be); a temporary directory is removed,
+and when nothing was placed the intent is dropped (a close still to file is written again by
+the same pass). So nothing stays in the archive unrecorded, and nothing is written twice.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from connector.base import Sender
 from connector.errors import Forbidden, NotFound
 from escalations.archive import directory
 from escalations.archive.record import ArchivedFile, ArchiveInput, build
 from escalations.filenames import safe_filename
-from escalations.models import ArchiveCopy, Escalation, State
+from escalations.models import ArchiveCopy, ArchiveIntent, Escalation, State
 from escalations.people import People
 from jobs.context import JobContext, JobResult
 
@@ -36,6 +45,10 @@ UNREADABLE = "archive.unreadable"
 def run(ctx: JobContext) -> JobResult:
     result = JobResult(NAME)
     people = People(ctx.adapter, ctx.binding, ctx.profile)
+    for intent in ctx.store.archive_intents():
+        if ctx.stop.is_set():
+            return result
+        result.add(finish_interrupted(ctx, intent))
     for esc in ctx.store.escalations_in(State.CLOSED):
         if ctx.stop.is_set():
             break
@@ -112,6 +125,15 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
         process=ctx.profile.process.name,
     )
     name = directory.directory_name(esc.key, closed_at.strftime("%Y%m%dT%H%M%SZ"))
+    intent = ArchiveIntent(
+        escalation_id=esc.id,
+        closed_at=closed_at,
+        path=str(ctx.settings.archive_path / name),
+        begun_at=now,
+    )
+    with store.transaction() as tx:
+        store.begin_archive(tx, intent)
+    ctx.faults.point("archive.begun")
     written = directory.write(ctx.settings.archive_path, name, files, step=ctx.faults.point)
     ctx.faults.point("archive.placed")
     copy = ArchiveCopy(
@@ -125,6 +147,52 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
         ctx.lifecycle.archived(tx, esc, copy)
     ctx.faults.point("archive.committed")
     return copy
+
+
+def finish_interrupted(ctx: JobContext, intent: ArchiveIntent) -> str:
+    """Finish a run that recorded ``intent`` and did not record its copy; the count it adds
+    to the job's result."""
+    store = ctx.store
+    path = Path(intent.path)
+    directory.clear_incoming(path.parent, path.name)  # before looking: see clear_incoming
+    esc = store.get_escalation(intent.escalation_id)
+    current = (
+        esc is not None
+        and esc.state is State.CLOSED
+        and esc.closed_at == intent.closed_at
+        and esc.confirmed_at is not None
+    )
+    if not path.exists():
+        if current:
+            return "archives_to_write_again"  # the loop over closed escalations writes it
+        with store.transaction() as tx:
+            store.drop_archive_intent(tx, intent.escalation_id, intent.closed_at)
+        log.info(
+            "archive.intent_dropped esc_id=%s path=%s: nothing was placed, and the close was"
+            " reopened",
+            intent.escalation_id,
+            path,
+        )
+        return "archive_intents_dropped"
+    written = directory.adopt(path)
+    copy = ArchiveCopy(
+        escalation_id=intent.escalation_id,
+        closed_at=intent.closed_at,
+        path=str(written.path),
+        manifest_sha256=written.manifest_sha256,
+        archived_at=intent.begun_at,
+    )
+    with store.transaction() as tx:
+        if esc is not None and current:
+            ctx.lifecycle.archived(tx, esc, copy)
+        elif store.record_archive(tx, copy):
+            log.info(
+                "archive.recorded esc_id=%s path=%s: written before the escalation was reopened",
+                intent.escalation_id,
+                path,
+            )
+    ctx.faults.point("archive.committed")
+    return "archives_finished"
 
 
 def _unreadable(ctx: JobContext, esc: Escalation, exc: Exception) -> None:

@@ -25,6 +25,8 @@ INCOMING = ".incoming-"
 """Prefix of a temporary directory: never an archive."""
 PURGING = ".purging-"
 """Prefix of an archive being removed by retention: renamed first, then deleted."""
+CLEARING = ".clearing-"
+"""Prefix of a temporary directory being removed: renamed first, then deleted."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -53,13 +55,10 @@ def write(
     archive) when it verifies, and an error otherwise. ``step`` is called with the name of
     each step reached (the crash points of the tests)."""
     _make_dir(root)
-    _clear_incoming(root, name)
+    clear_incoming(root, name)
     final = root / name
     if final.exists():
-        problems = verify(final)
-        if problems:
-            raise ArchiveDamaged(final, problems)
-        return Written(final, _sha256(final / MANIFEST))
+        return adopt(final)
     temp = Path(tempfile.mkdtemp(prefix=f"{INCOMING}{name}-", dir=root))
     try:
         _fill(temp, files)
@@ -70,6 +69,15 @@ def write(
     temp.rename(final)
     _fsync_dir(root)
     return Written(final, _sha256(final / MANIFEST))
+
+
+def adopt(path: Path) -> Written:
+    """The archive already in place at ``path`` (written by a run that did not record it),
+    when it verifies; ``ArchiveDamaged`` otherwise."""
+    problems = verify(path)
+    if problems:
+        raise ArchiveDamaged(path, problems)
+    return Written(path, _sha256(path / MANIFEST))
 
 
 def _fill(temp: Path, files: Mapping[str, bytes]) -> None:
@@ -151,9 +159,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _clear_incoming(root: Path, name: str) -> None:
+def clear_incoming(root: Path, name: str) -> None:
+    """Remove the temporary directories of ``name`` that runs before this one left. Each is
+    renamed first, then deleted: a run still writing one (a leader paused past its lease)
+    either renamed it into place before (it is then found complete under ``name``) or finds
+    it gone and fails; it never places a directory half deleted."""
+    if not root.exists():
+        return
+    for doomed in root.glob(f"{CLEARING}{INCOMING}{name}-*"):
+        shutil.rmtree(doomed, ignore_errors=True)  # a crash in the middle of a clearing
     for stale in root.glob(f"{INCOMING}{name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        doomed = root / f"{CLEARING}{stale.name}"
+        try:
+            stale.rename(doomed)
+        except FileNotFoundError:
+            continue  # renamed into place (or cleared) meanwhile
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _sha256(path: Path) -> str:

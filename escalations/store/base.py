@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from escalations.errors import StoreError
 from escalations.models import (
     ArchiveCopy,
+    ArchiveIntent,
     CarrierContact,
     CopiedArticle,
     Duty,
@@ -232,9 +233,25 @@ class EscalationRecords(Protocol):
         """Every parking period of the escalation, oldest first."""
         ...
 
-    def record_archive(self, tx: Transaction, copy: ArchiveCopy) -> bool:
-        """Record a hard copy; ``False`` if this close of the escalation has one already."""
+    def begin_archive(self, tx: Transaction, intent: ArchiveIntent) -> None:
+        """Record that the hard copy of this close is about to be written at
+        ``intent.path`` (kept as it is when one was recorded for this close before)."""
         ...
+
+    def archive_intents(self) -> list[ArchiveIntent]:
+        """The hard copies begun and not recorded (nor dropped): interrupted runs, oldest
+        first."""
+        ...
+
+    def drop_archive_intent(self, tx: Transaction, escalation_id: int, closed_at: datetime) -> bool:
+        """Forget a begun hard copy of which nothing was placed; ``False`` if none is."""
+        ...
+
+    def record_archive(self, tx: Transaction, copy: ArchiveCopy) -> bool:
+        """Record a hard copy, and drop its intent; ``False`` if this close of the escalation
+        has one already."""
+        ...
+
 
     def archives(self, escalation_id: int | None = None) -> list[ArchiveCopy]:
         """Hard copies (of one escalation, or all), oldest first."""

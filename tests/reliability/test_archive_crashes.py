@@ -1,7 +1,9 @@
 """SIGKILL at each step of filing a hard copy and of purging one (issue 12): the real worker,
 ``escalations run --once``, in a subprocess against a loopback sandbox server, killed at
 ``archive.*`` and ``purge.*``; a restart must leave exactly one complete archive (no half one
-counted as done), and each purge recorded exactly once."""
+counted as done), and each purge recorded exactly once. Killed while filing and the
+escalation reopened by an agent before the next pass (issue 19, found by the two-worker
+harness): what the killed run left is recorded or removed, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,8 +18,14 @@ from escalations.archive import directory
 from escalations.clock import SystemClock as StoreClock
 from escalations.faults import ARCHIVE_POINTS
 from escalations.models import ArchiveCopy, State
+from escalations.store.postgres import PostgresStore
 from escalations.store.sqlite import SqliteStore
 from sandbox import ZammadSandbox, serve
+from tests.escalations.store.test_postgres_crash_points import (
+    RECOVER_AFTER,
+    PgInstallation,
+    pg_install,  # noqa: F401 - the PostgreSQL installation fixture
+)
 from tests.reliability.test_crash_points import ALICE, Installation
 
 pytestmark = pytest.mark.crash
@@ -53,10 +61,19 @@ def _confirmed(install: Installation) -> None:
 
 
 def _stored(install: Installation) -> tuple[list[ArchiveCopy], State]:
-    store = SqliteStore(install.store_path, StoreClock())
+    copies, state, _ = _stored_intents(install)
+    return copies, state
+
+
+def _stored_intents(install: Installation) -> tuple[list[ArchiveCopy], State, int]:
+    store = (
+        PostgresStore(install.url, StoreClock())
+        if isinstance(install, PgInstallation)
+        else SqliteStore(install.store_path, StoreClock())
+    )
     try:
         (esc,) = store.escalations_in()
-        return store.archives(), esc.state
+        return store.archives(), esc.state, len(store.archive_intents())
     finally:
         store.close()
 
@@ -98,3 +115,52 @@ def test_a_crash_while_purging_records_the_purge_once(install: Installation, poi
     assert list(_archive_root(install).iterdir()) == []
     records = [line for line in install.log if "archive.purged" in line]
     assert len("\n".join(records).split("archive.purged")) - 1 == 1, records
+
+
+def _killed_while_filing_then_reopened(install: Installation, point: str) -> None:
+    """Killed at ``point`` while filing the confirmed close; an agent reopens the escalation
+    before the next pass; then the next passes (past the killed worker's leases, which on
+    PostgreSQL the restart waits out), the escalation closed and confirmed once more."""
+    _confirmed(install)
+    install.run(f"{point}:*:1")
+    (esc,) = install.escalation_tickets()
+    install.sandbox.agent_update(esc["id"], ALICE, state="open")
+    later = datetime.now(UTC) + RECOVER_AFTER if isinstance(install, PgInstallation) else None
+    install.run(at=later)
+    copies, state, intents = _stored_intents(install)
+    assert state is State.OPEN
+    placed = point in ("archive.placed", "archive.committed")
+    assert len(copies) == (1 if placed else 0), copies
+    on_disk = sorted(p.name for p in _archive_root(install).iterdir())
+    assert on_disk == [Path(c.path).name for c in copies], on_disk  # nothing unrecorded
+    assert intents == 0
+    for copy in copies:
+        assert directory.verify(Path(copy.path)) == []
+    # closed and confirmed again: that close gets its own copy, the first is not rewritten
+    install.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    install.run(at=later and later + timedelta(minutes=1))
+    install.sandbox.add_tag(esc["id"], "escalation-confirmed", login=ALICE)
+    install.run(at=later and later + timedelta(minutes=2))
+    install.run(at=later and later + timedelta(minutes=3))
+    again, state, intents = _stored_intents(install)
+    assert state is State.ARCHIVED
+    assert again[: len(copies)] == copies
+    assert len(again) == len(copies) + 1, again
+    on_disk = sorted(p.name for p in _archive_root(install).iterdir())
+    assert on_disk == sorted(Path(c.path).name for c in again), on_disk
+    assert intents == 0
+
+
+@pytest.mark.parametrize(
+    "point", ["archive.begun", "archive.files_written", "archive.placed", "archive.committed"]
+)
+def test_killed_while_filing_and_reopened_leaves_nothing_unrecorded(
+    install: Installation, point: str
+) -> None:
+    _killed_while_filing_then_reopened(install, point)
+
+
+def test_killed_while_filing_and_reopened_leaves_nothing_unrecorded_on_postgresql(
+    pg_install: PgInstallation,  # noqa: F811 - the fixture imported above
+) -> None:
+    _killed_while_filing_then_reopened(pg_install, "archive.placed")

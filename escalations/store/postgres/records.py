@@ -14,6 +14,7 @@ from escalations.errors import StoreError
 from escalations.models import (
     TERMINAL_STATES,
     ArchiveCopy,
+    ArchiveIntent,
     CarrierContact,
     CopiedArticle,
     Duty,
@@ -193,7 +194,29 @@ class EscalationRecordsMixin(PgBase):
         return result
 
     # -- hard copies -----------------------------------------------------------------------
+    def begin_archive(self, tx: object, intent: ArchiveIntent) -> None:
+        self._tx(tx).execute(
+            "INSERT INTO archive_intent (escalation_id, closed_at, path, begun_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (intent.escalation_id, to_db(intent.closed_at), intent.path, to_db(intent.begun_at)),
+        )
+
+    def archive_intents(self) -> list[ArchiveIntent]:
+        rows = self._read(
+            "SELECT escalation_id, closed_at, path, begun_at FROM archive_intent"
+            " ORDER BY begun_at, escalation_id"
+        )
+        return [ArchiveIntent(**from_row(row)) for row in rows]
+
+    def drop_archive_intent(self, tx: object, escalation_id: int, closed_at: datetime) -> bool:
+        cur = self._tx(tx).execute(
+            "DELETE FROM archive_intent WHERE escalation_id = %s AND closed_at = %s",
+            (escalation_id, to_db(closed_at)),
+        )
+        return cur.rowcount == 1
+
     def record_archive(self, tx: object, copy: ArchiveCopy) -> bool:
+        self.drop_archive_intent(tx, copy.escalation_id, copy.closed_at)
         cur = self._tx(tx).execute(
             "INSERT INTO archive (escalation_id, closed_at, path, manifest_sha256, archived_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",

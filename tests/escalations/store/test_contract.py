@@ -13,6 +13,8 @@ import pytest
 from escalations.clock import FakeClock
 from escalations.errors import StoreError
 from escalations.models import (
+    ArchiveCopy,
+    ArchiveIntent,
     CarrierContact,
     CopiedArticle,
     Duty,
@@ -602,3 +604,37 @@ def test_known_articles_are_per_escalation_and_ticket_and_absorb_repeats(store: 
     with pytest.raises(StoreError), store.transaction():
         store.note_articles_known(object(), first.id, 500, [9005])  # not the open transaction
     assert 9005 not in store.known_articles(first.id, 500)
+
+
+def test_an_archive_intent_is_kept_until_its_copy_is_recorded_or_it_is_dropped(
+    store: Store,
+) -> None:
+    """Migration 012: the hard copy about to be written, recorded before its first file (a
+    second begin for the same close keeps the first); recording the copy drops it in the
+    same transaction; one of which nothing was placed is dropped alone."""
+    first = insert(store, new_escalation(ticket=123))
+    second = insert(store, new_escalation(ticket=124))
+    closed = T0 + timedelta(days=2)
+    one = ArchiveIntent(escalation_id=first.id, closed_at=closed, path="/a/one", begun_at=T0)
+    two = ArchiveIntent(escalation_id=second.id, closed_at=closed, path="/a/two", begun_at=T0)
+    with store.transaction() as tx:
+        store.begin_archive(tx, one)
+        store.begin_archive(tx, dataclasses.replace(one, begun_at=T0 + timedelta(hours=1)))
+        store.begin_archive(tx, two)
+    assert store.archive_intents() == [one, two]
+    copy = ArchiveCopy(
+        escalation_id=first.id,
+        closed_at=closed,
+        path=one.path,
+        manifest_sha256="ab" * 32,
+        archived_at=one.begun_at,
+    )
+    with store.transaction() as tx:
+        assert store.record_archive(tx, copy)
+    assert store.archive_intents() == [two]
+    assert store.archives() == [copy]
+    with store.transaction() as tx:
+        assert store.drop_archive_intent(tx, second.id, closed)
+        assert not store.drop_archive_intent(tx, second.id, closed)
+    assert store.archive_intents() == []
+    assert store.archives() == [copy]
