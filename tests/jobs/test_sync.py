@@ -26,7 +26,6 @@ from tests.jobs.conftest import (
     LLOYD,
     PLACEHOLDER,
     RESIDENTIAL,
-    SUPERVISOR,
     World,
     make_world,
 )
@@ -171,18 +170,6 @@ def test_a_new_ticket_from_the_same_customer_is_copied(world: World) -> None:
     assert "Day three without internet." in copies[-1]["body"]
 
 
-def test_nothing_is_copied_twice_across_three_passes(world: World) -> None:
-    original, esc = _flag_and_sync(world)
-    world.sandbox.seed_customer_email(original, "Another one.", subject="Re: x")
-    for _ in range(3):
-        world.sync()
-    copies = world.copies_in(esc["id"])
-    assert len(copies) == len(_customer_messages(world, original))
-    markers = [MARKER_LINE.findall(c["body"])[-1] for c in copies]
-    assert len(set(markers)) == len(markers)
-    assert len(world.escalation_tickets()) == 1
-
-
 def test_a_second_pass_requests_no_new_effects(world: World) -> None:
     _flag_and_sync(world)
     world.sync()
@@ -253,16 +240,6 @@ def test_every_kind_of_write_is_re_entrant(world: World) -> None:
         assert not {k for k, v in second.counts.items() if v and k.startswith("effects_")}, name
     assert len(world.escalation_tickets()) == 1
     assert not world.store.effects(EffectState.PENDING, EffectState.FAILED)
-
-
-def test_the_worker_never_makes_zammad_send_mail(world: World) -> None:
-    outbox_before = list(world.sandbox.outbox)
-    original, esc = _flag_and_sync(world)
-    world.sandbox.seed_customer_email(original, "More.", subject="Re: x")
-    world.sync()
-    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
-    world.sync()
-    assert world.sandbox.outbox == outbox_before
 
 
 def test_hostile_html_is_cleaned(world: World) -> None:
@@ -455,37 +432,7 @@ def test_level_changes_come_only_from_agents(world: World) -> None:
     assert world.store.level_changes(world.store.escalation_by_ticket(esc["id"]).id) == []  # type: ignore[union-attr]
 
 
-# -- rule 5: carrier contacts ----------------------------------------------------------------------
-
-
-def test_carrier_log_flags_missing_details_and_hands_over_on_failure(world: World) -> None:
-    _, esc = _flag_and_sync(world)
-    sb = world.sandbox
-    sb.agent_article(
-        esc["id"],
-        ALICE,
-        "Carrier contact\nCarrier: BT\nStage: agent\nForename: Dave\nLocation: Glasgow\n"
-        "User ID: BT-4411\nTime of call: 09:40",
-    )
-    sb.agent_article(esc["id"], ALICE, "Carrier contact\nCarrier: BT\nStage: team leader")
-    world.sync()
-    incomplete = [a for a in sb.articles_of(esc["id"]) if "is incomplete" in a["body"]]
-    assert len(incomplete) == 1
-    assert "Forename" in incomplete[0]["body"]
-    assert "Location" in incomplete[0]["body"]
-
-    sb.add_tag(esc["id"], "carrier-route-failed", login=ALICE)
-    world.sync()
-    world.sync()
-    handover = [a for a in sb.articles_of(esc["id"]) if "Carrier route failed" in a["body"]]
-    assert len(handover) == 1
-    assert "Dave" in handover[0]["body"]
-    assert "Glasgow" in handover[0]["body"]
-    assert "BT-4411" in handover[0]["body"]
-    assert sb.ticket(esc["id"])["owner"] == SUPERVISOR
-    stored = world.store.escalation_by_ticket(esc["id"])
-    assert stored is not None
-    assert len(world.store.carrier_contacts(stored.id)) == 2
+# (rule 5, the carrier log and the hand-over: tests/behaviour/test_escalation.py)
 
 
 # -- the echo of the worker's own writes (known_article) -----------------------------------------
