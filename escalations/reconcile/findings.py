@@ -63,6 +63,13 @@ class FindingKind(enum.StrEnum):
     """A write in flight, or due and not done, for longer than the worker should take."""
     WORKER_UNHEALTHY = "worker_unhealthy"
     """No successful poll for too long, or jobs failing."""
+    WORKER_SILENT = "worker_silent"
+    """A worker stopped sending heartbeats without a clean stop (killed, crashed, frozen,
+    cut off from the store)."""
+    WORKER_RESTARTED = "worker_restarted"
+    """A worker started after an earlier one on its host ended (for the record)."""
+    LEADER_CHANGED = "leader_changed"
+    """Jobs' leases passed from one worker to another (for the record)."""
 
 
 TITLES: Mapping[FindingKind, str] = {
@@ -94,9 +101,19 @@ TITLES: Mapping[FindingKind, str] = {
     FindingKind.EFFECT_FAILED: "Writes that failed",
     FindingKind.EFFECT_STUCK: "Writes stuck",
     FindingKind.WORKER_UNHEALTHY: "Worker health",
+    FindingKind.WORKER_SILENT: "Workers that went silent",
+    FindingKind.WORKER_RESTARTED: "Worker restarts",
+    FindingKind.LEADER_CHANGED: "Leader changes",
 }
 
-INFORMATIONAL = frozenset({FindingKind.ARCHIVE_PURGE_DUE, FindingKind.ARCHIVE_PURGED})
+INFORMATIONAL = frozenset(
+    {
+        FindingKind.ARCHIVE_PURGE_DUE,
+        FindingKind.ARCHIVE_PURGED,
+        FindingKind.WORKER_RESTARTED,
+        FindingKind.LEADER_CHANGED,
+    }
+)
 """Kinds listed for the record: not a problem, not counted as drift."""
 
 

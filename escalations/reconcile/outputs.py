@@ -1,7 +1,8 @@
 """The report's files in ``ESCALATIONS_REPORTS_DIR/<date>/``: ``report.json`` (every finding,
 schema ``helpdesk-escalations/report`` version ``SCHEMA_VERSION``, shipped as
-``escalations/reconcile/schema/report-v2.json``; version 2 added ``repairs``, and
-``report-v1.json`` stays for the reports written before), ``findings.csv`` (one row per
+``escalations/reconcile/schema/report-v3.json``; version 2 added ``repairs``, version 3 the
+kinds ``worker_silent``, ``worker_restarted`` and ``leader_changed``, and ``report-v1.json``
+and ``report-v2.json`` stay for the reports written before), ``findings.csv`` (one row per
 finding, with the repair made for it) and
 ``report.html`` (``escalations.reconcile.render``). Written to a temporary name and renamed,
 so a reader never sees half a file."""
@@ -28,7 +29,7 @@ from escalations.reconcile.findings import (
 )
 
 SCHEMA_NAME = "helpdesk-escalations/report"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CSV_COLUMNS = (
     "kind",
     "title",

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from escalations.errors import StoreError
@@ -116,6 +116,44 @@ class WorkerBeat:
     version: str
     started_at: datetime
     heartbeat_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRun:
+    """One worker process on the store, from its first heartbeat (``Workers.worker_runs``):
+    kept after its ``WorkerBeat`` row is gone, for the nightly report."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    stopped_at: datetime | None
+    """When it stopped cleanly; ``None`` while it runs, or when it never did (killed,
+    crashed, cut off)."""
+    last_heartbeat_at: datetime | None
+    """Its last heartbeat (``None``: not one since its start was recorded)."""
+    listed: bool
+    """It still has a ``WorkerBeat`` row (``escalations status`` lists it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaseGrant:
+    """A lease granted to a holder at a new epoch (``Leases.lease_grants``): a change of
+    leader, the first grant, or the same holder taking it again after a release."""
+
+    name: str
+    epoch: int
+    holder: str
+    granted_at: datetime
+    previous_holder: str | None
+    """The holder of the epoch before; ``None`` for the first grant, or when that grant is
+    older than the history kept (``HISTORY_KEPT``)."""
+
+
+HISTORY_KEPT = timedelta(days=35)
+"""How long the workers' past (``WorkerRun``, ``LeaseGrant``) is kept before the worker's
+own ``forget_workers`` cutoff: longer than any report looks back."""
 
 
 class LeaseLost(StoreError):
@@ -471,7 +509,8 @@ class Leases(Protocol):
         """Take or renew ``name`` for ``holder`` until ``until``: the epoch ``holder`` now
         holds it at (it was free, expired, released, or already its own: renewing keeps the
         epoch, taking it from another holder or after a release adds one), ``None`` if another
-        live holder has it. One statement."""
+        live holder has it. One statement, and one more for a new epoch: the grant is
+        recorded (``lease_grants``)."""
         ...
 
     def release_lease(self, tx: Transaction, name: str, *, holder: str) -> None:
@@ -487,6 +526,11 @@ class Leases(Protocol):
         released."""
         ...
 
+    def lease_grants(self, *, since: datetime) -> list[LeaseGrant]:
+        """The grants at a new epoch from ``since`` on, of every lease, oldest first, each
+        with the holder of the epoch before."""
+        ...
+
     def fence(self, name: str, *, holder: str, epoch: int) -> AbstractContextManager[None]:
         """Inside the block, every write transaction this thread opens on this store first
         checks that ``holder`` still holds ``name`` at ``epoch`` and raises ``LeaseLost``
@@ -500,17 +544,27 @@ class Workers(Protocol):
     """The workers on the store and their heartbeats (``escalations status``)."""
 
     def heartbeat(self, tx: Transaction, beat: WorkerBeat) -> None:
-        """Record ``beat`` (insert, or replace the worker's previous one)."""
+        """Record ``beat`` (insert, or replace the worker's previous one); a worker's first
+        beat also records its run (``worker_runs``)."""
         ...
 
-    def forget_worker(self, tx: Transaction, worker_id: str) -> None: ...
+    def forget_worker(self, tx: Transaction, worker_id: str) -> None:
+        """Remove the worker on its clean stop; its run is marked stopped now."""
+        ...
 
     def forget_workers(self, tx: Transaction, *, silent_before: datetime) -> int:
-        """Remove the workers whose last heartbeat is older than ``silent_before``."""
+        """Remove the workers whose last heartbeat is older than ``silent_before`` (their runs
+        keep that heartbeat), and the runs and lease grants older than ``HISTORY_KEPT``
+        before it (the newest grant of each lease stays)."""
         ...
 
     def workers(self) -> list[WorkerBeat]:
         """Every worker recorded, by host, then pid."""
+        ...
+
+    def worker_runs(self, *, since: datetime) -> list[WorkerRun]:
+        """The worker runs that started, stopped or were last heard from ``since`` on, and
+        those still listed; by start, oldest first."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 ``build_report`` reads the helpdesk in bulk (``jobs.reconcile.snapshot``), checks each
 escalation's tickets and copies (``jobs.reconcile.tickets``) and what the store alone knows —
-duties, parking, hard copies, writes, the worker's health (``jobs.reconcile.records``) — and
+duties, parking, hard copies, writes, the worker's health (``jobs.reconcile.records``), the
+workers that went silent, restarted or took over the lead (``jobs.reconcile.workers``) — and
 returns a ``Report`` of typed findings. It reads only: nothing is written to the helpdesk or
 the store. ``run`` is the job: the report for the local day of the clock's instant, written
 to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``), once a day from
@@ -27,7 +28,7 @@ from escalations.people import People
 from escalations.reconcile import outputs
 from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
-from jobs.reconcile import records, repair, snapshot
+from jobs.reconcile import records, repair, snapshot, workers
 from jobs.reconcile._found import Found
 from jobs.reconcile.tickets import Checks
 
@@ -103,6 +104,7 @@ def _build(
     people = People(ctx.adapter, ctx.binding, ctx.profile)
     checked = Checks(ctx, marks, snap, found, at, wait, people).run()
     records.check(ctx, found, at, wait)
+    workers.check(ctx, found, at, records.PERIOD)
     tz = ctx.profile.tz
     day = at.astimezone(tz).date()
     report = Report(

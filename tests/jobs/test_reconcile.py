@@ -19,6 +19,7 @@ from escalations.app.wiring import build
 from escalations.clock import FakeClock
 from escalations.models import EffectState, State
 from escalations.reconcile.findings import FindingKind, Report
+from escalations.store.base import WorkerBeat
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
 from tests.conftest import edited_mappings
@@ -167,8 +168,13 @@ def test_a_deleted_escalation_ticket_is_listed_once(world: World) -> None:
     report = _report(world)
     kinds = _kinds(report)
     assert kinds[FindingKind.ESCALATION_TICKET_DELETED] == 1
-    # the worker had no pass since: only what follows from the deletion is listed
-    assert set(kinds) <= {FindingKind.ESCALATION_TICKET_DELETED, FindingKind.WORKER_UNHEALTHY}
+    # the worker had no pass since: only what follows from the deletion is listed, and the
+    # worker itself (no poll, no heartbeat for 15 minutes)
+    assert set(kinds) <= {
+        FindingKind.ESCALATION_TICKET_DELETED,
+        FindingKind.WORKER_UNHEALTHY,
+        FindingKind.WORKER_SILENT,
+    }
 
 
 def test_an_escalation_the_worker_ended_because_its_ticket_was_deleted_is_listed(
@@ -444,3 +450,79 @@ def test_a_helpdesk_without_report_marks_skips_the_nightly_report(world: World) 
     )
     assert reconcile.run(other).counts == {"not_supported": 1}
     assert not (world.ctx.settings.reports_path / "2026-12-01").exists()
+
+
+def _beat(world: World, worker: str, pid: int, started: datetime) -> None:
+    with world.store.transaction() as tx:
+        world.store.heartbeat(
+            tx,
+            WorkerBeat(
+                id=worker, host="h9", pid=pid, role="leader", version="0.3.0",
+                started_at=started, heartbeat_at=world.clock.now(),
+            ),
+        )  # fmt: skip
+
+
+def _take(world: World, worker: str) -> None:
+    now = world.clock.now()
+    with world.store.transaction() as tx:
+        taken = world.store.acquire_lease(
+            tx, "lease:relay", holder=worker, now=now, until=now + timedelta(minutes=1)
+        )
+    assert taken is not None
+
+
+def test_a_killed_worker_its_restart_and_the_leader_change_are_listed_once(
+    world: World,
+) -> None:
+    """Issue 16 "restarts", issue 19 "leader changes and workers that went silent": a worker
+    on h9 leads a job, then stops beating without a clean stop (SIGKILL); a new one on h9
+    starts, takes the lead once the lease ran out, and stops cleanly. The report lists the
+    killed worker as silent (drift), the restart and the change of leader (for the record),
+    each once; the next night's report lists none of them again."""
+    _escalated(world)
+    _settle(world)
+    killed = world.clock.now()
+    _beat(world, "w-killed", 101, killed)
+    _take(world, "w-killed")
+    world.clock.advance(timedelta(minutes=1))
+    _beat(world, "w-killed", 101, killed)  # its last heartbeat
+    world.clock.advance(timedelta(minutes=4))
+    restarted = world.clock.now()
+    _beat(world, "w-new", 102, restarted)
+    _take(world, "w-new")
+    world.clock.advance(timedelta(minutes=1))
+    with world.store.transaction() as tx:
+        world.store.forget_worker(tx, "w-new")  # a clean stop
+    _settle(world)
+    report = _report(world)
+    worker_kinds = {FindingKind.WORKER_SILENT, FindingKind.WORKER_RESTARTED,
+                    FindingKind.LEADER_CHANGED}  # fmt: skip
+    found = {(f.kind, f.subject): f for f in report.findings if f.kind in worker_kinds}
+    assert sorted(found, key=str) == sorted(
+        [
+            (FindingKind.WORKER_SILENT, "worker:w-killed"),
+            (FindingKind.WORKER_RESTARTED, "worker:w-new"),
+            (FindingKind.LEADER_CHANGED, "leader:w-new:w-killed"),
+        ],
+        key=str,
+    )
+    assert _kinds(report)[FindingKind.WORKER_UNHEALTHY] == 0  # the world's own worker is fine
+    silent = found[(FindingKind.WORKER_SILENT, "worker:w-killed")]
+    assert silent.since == killed + timedelta(minutes=1)
+    assert silent.detail == (
+        f"the worker on h9 (pid 101, version 0.3.0) was last heard at "
+        f"{killed + timedelta(minutes=1):%Y-%m-%d %H:%M:%S} UTC and did not stop cleanly; "
+        f"the worker on h9 (pid 102, version 0.3.0) started at {restarted:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    last = f"{killed + timedelta(minutes=1):%Y-%m-%d %H:%M:%S} UTC"
+    restart = found[(FindingKind.WORKER_RESTARTED, "worker:w-new")].detail
+    assert restart.endswith(f"went silent (last heard at {last}, no clean stop)")
+    change = found[(FindingKind.LEADER_CHANGED, "leader:w-new:w-killed")].detail
+    assert "took over relay from the worker on h9 (pid 101" in change
+    assert "which had gone silent" in change
+    assert report.drift == 1  # the silent worker; the restart and the change are for the record
+
+    world.sync(advance=timedelta(days=1))
+    later = _report(world)
+    assert [f for f in later.findings if f.kind in worker_kinds] == []

@@ -11,12 +11,15 @@ from typing import Any
 from escalations.errors import StoreError
 from escalations.models import EffectState, State
 from escalations.store.base import (
+    HISTORY_KEPT,
     LAST_SUCCESSFUL_POLL,
     OUT_OF_REACH,
     JobRun,
     Lease,
+    LeaseGrant,
     StatusSummary,
     WorkerBeat,
+    WorkerRun,
 )
 from escalations.store.postgres._db import PgBase, from_row, to_db
 
@@ -133,12 +136,21 @@ class RunLogMixin(PgBase):
                 " ELSE excluded.acquired_at END,"
                 " epoch = CASE WHEN l.holder = excluded.holder THEN l.epoch ELSE l.epoch + 1 END"
                 " WHERE l.holder = excluded.holder OR l.holder = '' OR l.expires_at <= %(now)s"
-                " RETURNING holder, epoch",
+                " RETURNING holder, epoch, acquired_at",
                 {"name": name, "holder": holder, "until": to_db(until), "now": to_db(now)},
             )
             .fetchone()
         )
-        return int(row["epoch"]) if row is not None and row["holder"] == holder else None
+        if row is None or row["holder"] != holder:
+            return None
+        epoch = int(row["epoch"])
+        if row["acquired_at"] == to_db(now):  # granted now: a new epoch (or renewed at once)
+            self._tx(tx).execute(
+                "INSERT INTO lease_grant (name, epoch, holder, granted_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name, epoch) DO NOTHING",
+                (name, epoch, holder, to_db(now)),
+            )
+        return epoch
 
     def release_lease(self, tx: object, name: str, *, holder: str) -> None:
         self._tx(tx).execute(
@@ -153,7 +165,21 @@ class RunLogMixin(PgBase):
 
     # -- workers -----------------------------------------------------------------------
     def heartbeat(self, tx: object, beat: WorkerBeat) -> None:
-        self._tx(tx).execute(
+        conn = self._tx(tx)
+        conn.execute(  # the first beat (no worker row yet) records the run
+            "INSERT INTO worker_run (id, host, pid, version, started_at)"
+            " SELECT %(id)s, %(host)s, %(pid)s, %(version)s, %(started)s"
+            " WHERE NOT EXISTS (SELECT 1 FROM worker WHERE id = %(id)s)"
+            " ON CONFLICT (id) DO NOTHING",
+            {
+                "id": beat.id,
+                "host": beat.host,
+                "pid": beat.pid,
+                "version": beat.version,
+                "started": to_db(beat.started_at),
+            },
+        )
+        conn.execute(
             "INSERT INTO worker (id, host, pid, role, version, started_at, heartbeat_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " role = excluded.role, version = excluded.version,"
@@ -170,13 +196,36 @@ class RunLogMixin(PgBase):
         )
 
     def forget_worker(self, tx: object, worker_id: str) -> None:
-        self._tx(tx).execute("DELETE FROM worker WHERE id = %s", (worker_id,))
+        conn = self._tx(tx)
+        conn.execute(
+            "UPDATE worker_run SET stopped_at = %s, last_heartbeat_at ="
+            " (SELECT heartbeat_at FROM worker WHERE worker.id = worker_run.id) WHERE id = %s",
+            (to_db(self.clock.now()), worker_id),
+        )
+        conn.execute("DELETE FROM worker WHERE id = %s", (worker_id,))
 
     def forget_workers(self, tx: object, *, silent_before: datetime) -> int:
-        cur = self._tx(tx).execute(
-            "DELETE FROM worker WHERE heartbeat_at < %s", (to_db(silent_before),)
+        conn = self._tx(tx)
+        conn.execute(
+            "UPDATE worker_run AS r SET last_heartbeat_at = w.heartbeat_at FROM worker AS w"
+            " WHERE w.id = r.id AND w.heartbeat_at < %s",
+            (to_db(silent_before),),
         )
-        return cur.rowcount
+        cur = conn.execute("DELETE FROM worker WHERE heartbeat_at < %s", (to_db(silent_before),))
+        forgotten = cur.rowcount
+        kept = to_db(silent_before - HISTORY_KEPT)
+        conn.execute(
+            "DELETE FROM worker_run AS r"
+            " WHERE COALESCE(r.stopped_at, r.last_heartbeat_at, r.started_at) < %s"
+            " AND NOT EXISTS (SELECT 1 FROM worker AS w WHERE w.id = r.id)",
+            (kept,),
+        )
+        conn.execute(
+            "DELETE FROM lease_grant AS g WHERE g.granted_at < %s AND g.epoch <"
+            " (SELECT max(p.epoch) FROM lease_grant AS p WHERE p.name = g.name)",
+            (kept,),
+        )
+        return forgotten
 
     def workers(self) -> list[WorkerBeat]:
         rows = self._read("SELECT * FROM worker ORDER BY host, pid, id").fetchall()
@@ -185,6 +234,28 @@ class RunLogMixin(PgBase):
     def lease(self, name: str) -> Lease | None:
         row = self._read("SELECT * FROM lease WHERE name = %s AND holder != ''", (name,)).fetchone()
         return None if row is None else Lease(**from_row(row))
+
+    def lease_grants(self, *, since: datetime) -> list[LeaseGrant]:
+        rows = self._read(
+            "SELECT g.name, g.epoch, g.holder, g.granted_at, p.holder AS previous_holder"
+            " FROM lease_grant AS g LEFT JOIN lease_grant AS p"
+            " ON p.name = g.name AND p.epoch = g.epoch - 1"
+            " WHERE g.granted_at >= %s ORDER BY g.granted_at, g.name, g.epoch",
+            (to_db(since),),
+        ).fetchall()
+        return [LeaseGrant(**from_row(row)) for row in rows]
+
+    def worker_runs(self, *, since: datetime) -> list[WorkerRun]:
+        rows = self._read(
+            "SELECT r.id, r.host, r.pid, r.version, r.started_at, r.stopped_at,"
+            " COALESCE(w.heartbeat_at, r.last_heartbeat_at) AS last_heartbeat_at,"
+            " w.id IS NOT NULL AS listed"
+            " FROM worker_run AS r LEFT JOIN worker AS w ON w.id = r.id"
+            " WHERE w.id IS NOT NULL OR r.started_at >= %(since)s OR r.stopped_at >= %(since)s"
+            " OR r.last_heartbeat_at >= %(since)s ORDER BY r.started_at, r.id",
+            {"since": to_db(since)},
+        ).fetchall()
+        return [WorkerRun(**from_row(row)) for row in rows]
 
 
 def _iso(value: datetime) -> str:

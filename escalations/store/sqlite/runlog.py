@@ -12,12 +12,15 @@ from typing import Any
 from escalations.errors import StoreError
 from escalations.models import EffectState, State
 from escalations.store.base import (
+    HISTORY_KEPT,
     LAST_SUCCESSFUL_POLL,
     OUT_OF_REACH,
     JobRun,
     Lease,
+    LeaseGrant,
     StatusSummary,
     WorkerBeat,
+    WorkerRun,
 )
 from escalations.store.sqlite._db import SqliteBase, parse_times, to_db
 
@@ -131,12 +134,21 @@ class RunLogMixin(SqliteBase):
                 " ELSE lease.epoch + 1 END"
                 " WHERE lease.holder = excluded.holder OR lease.holder = ''"
                 " OR lease.expires_at <= ?"
-                " RETURNING holder, epoch",
+                " RETURNING holder, epoch, acquired_at",
                 (name, holder, to_db(until), to_db(now), to_db(now)),
             )
             .fetchall()
         )
-        return int(rows[0][1]) if rows and rows[0][0] == holder else None
+        if not rows or rows[0][0] != holder:
+            return None
+        epoch = int(rows[0][1])
+        if rows[0][2] == to_db(now):  # granted now: a new epoch (or renewed in the same instant)
+            self._tx(tx).execute(
+                "INSERT INTO lease_grant (name, epoch, holder, granted_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name, epoch) DO NOTHING",
+                (name, epoch, holder, to_db(now)),
+            )
+        return epoch
 
     def release_lease(self, tx: object, name: str, *, holder: str) -> None:
         self._tx(tx).execute(
@@ -151,7 +163,14 @@ class RunLogMixin(SqliteBase):
 
     # -- workers -----------------------------------------------------------------------
     def heartbeat(self, tx: object, beat: WorkerBeat) -> None:
-        self._tx(tx).execute(
+        conn = self._tx(tx)
+        conn.execute(  # the first beat (no worker row yet) records the run
+            "INSERT INTO worker_run (id, host, pid, version, started_at)"
+            " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM worker WHERE id = ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (beat.id, beat.host, beat.pid, beat.version, to_db(beat.started_at), beat.id),
+        )
+        conn.execute(
             "INSERT INTO worker (id, host, pid, role, version, started_at, heartbeat_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET role = excluded.role,"
             " version = excluded.version, heartbeat_at = excluded.heartbeat_at",
@@ -167,13 +186,37 @@ class RunLogMixin(SqliteBase):
         )
 
     def forget_worker(self, tx: object, worker_id: str) -> None:
-        self._tx(tx).execute("DELETE FROM worker WHERE id = ?", (worker_id,))
+        conn = self._tx(tx)
+        conn.execute(
+            "UPDATE worker_run SET stopped_at = ?, last_heartbeat_at ="
+            " (SELECT heartbeat_at FROM worker WHERE worker.id = worker_run.id) WHERE id = ?",
+            (to_db(self.clock.now()), worker_id),
+        )
+        conn.execute("DELETE FROM worker WHERE id = ?", (worker_id,))
 
     def forget_workers(self, tx: object, *, silent_before: datetime) -> int:
-        cur = self._tx(tx).execute(
-            "DELETE FROM worker WHERE heartbeat_at < ?", (to_db(silent_before),)
+        conn = self._tx(tx)
+        before = to_db(silent_before)
+        conn.execute(
+            "UPDATE worker_run SET last_heartbeat_at ="
+            " (SELECT heartbeat_at FROM worker WHERE worker.id = worker_run.id)"
+            " WHERE id IN (SELECT id FROM worker WHERE heartbeat_at < ?)",
+            (before,),
         )
-        return cur.rowcount
+        cur = conn.execute("DELETE FROM worker WHERE heartbeat_at < ?", (before,))
+        forgotten = cur.rowcount
+        kept = to_db(silent_before - HISTORY_KEPT)
+        conn.execute(
+            "DELETE FROM worker_run WHERE COALESCE(stopped_at, last_heartbeat_at, started_at) < ?"
+            " AND NOT EXISTS (SELECT 1 FROM worker WHERE worker.id = worker_run.id)",
+            (kept,),
+        )
+        conn.execute(
+            "DELETE FROM lease_grant WHERE granted_at < ? AND epoch <"
+            " (SELECT max(epoch) FROM lease_grant AS g WHERE g.name = lease_grant.name)",
+            (kept,),
+        )
+        return forgotten
 
     def workers(self) -> list[WorkerBeat]:
         rows = self._conn().execute("SELECT * FROM worker ORDER BY host, pid, id").fetchall()
@@ -186,6 +229,30 @@ class RunLogMixin(SqliteBase):
             .fetchone()
         )
         return None if row is None else Lease(**parse_times(dict(row)))
+
+    def lease_grants(self, *, since: datetime) -> list[LeaseGrant]:
+        rows = self._conn().execute(
+            "SELECT g.name, g.epoch, g.holder, g.granted_at, p.holder AS previous_holder"
+            " FROM lease_grant AS g LEFT JOIN lease_grant AS p"
+            " ON p.name = g.name AND p.epoch = g.epoch - 1"
+            " WHERE g.granted_at >= ? ORDER BY g.granted_at, g.name, g.epoch",
+            (to_db(since),),
+        )
+        return [LeaseGrant(**parse_times(dict(row))) for row in rows]
+
+    def worker_runs(self, *, since: datetime) -> list[WorkerRun]:
+        rows = self._conn().execute(
+            "SELECT r.id, r.host, r.pid, r.version, r.started_at, r.stopped_at,"
+            " COALESCE(w.heartbeat_at, r.last_heartbeat_at) AS last_heartbeat_at,"
+            " w.id IS NOT NULL AS listed"
+            " FROM worker_run AS r LEFT JOIN worker AS w ON w.id = r.id"
+            " WHERE w.id IS NOT NULL OR r.started_at >= ?1 OR r.stopped_at >= ?1"
+            " OR r.last_heartbeat_at >= ?1 ORDER BY r.started_at, r.id",
+            (to_db(since),),
+        )
+        return [
+            WorkerRun(**{**parse_times(dict(row)), "listed": bool(row["listed"])}) for row in rows
+        ]
 
 
 def _job_run(row: sqlite3.Row) -> JobRun:

@@ -171,7 +171,7 @@ def test_repair_dry_run_lists_the_repairs_and_writes_nothing_then_repair_fixes_o
     directory = _reports(cli_world) / "2026-12-01"
     data = json.loads((directory / "report.json").read_text())
     jsonschema.validate(data, outputs.schema())
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert [(r["kind"], r["outcome"]) for r in data["repairs"]] == [("owner_differs", "done")]
     assert data["repairs"][0]["effects"][0].startswith("update_ticket repair-owner:")
     rows = list(csv.DictReader(io.StringIO((directory / "findings.csv").read_text())))
@@ -195,8 +195,8 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
     """``ESCALATIONS_DATABASE_URL=postgresql://…`` (issue 16 on issue 19's store): before the
     worker has run the report says so in one line (no password); after it ran, ``report``,
     ``--dry-run``, ``--repair --dry-run`` and ``--repair`` read and repair the PostgreSQL
-    store (the dry runs write no effect row and leave the ticket alone), and no SQLite file
-    appears."""
+    store (the dry runs write no effect row and leave the ticket alone), the worker's second
+    run is listed as a restart and a leader change, and no SQLite file appears."""
     name = pg_server.new_database(migrated=False)
     url = pg_server.url(name)
     shown = url.replace(f":{pg_server.app_password}@", "@")
@@ -217,6 +217,7 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
             (original,) = [i for i, t in sandbox.tickets.items() if t["title"] == TITLE]
             sandbox.agent_update(original, ALICE, escalation_requested=True)
             assert main(["run", "--once"]) == 0
+            assert main(["run", "--once"]) == 0  # another worker run: a restart, a new leader
             (esc,) = [i for i, t in sandbox.tickets.items() if t.get("escalation_key")]
             owner = sandbox.tickets[esc]["owner_id"]
             sandbox.agent_update(esc, ALICE, owner_id=1)
@@ -248,7 +249,15 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
                 ("owner_differs", "done")
             ]
             assert main(["report", "--at", at]) == 0
-            assert f"written to {reports / day.isoformat()}" in capsys.readouterr().out
+            out = capsys.readouterr().out
+            assert f"written to {reports / day.isoformat()}" in out
+            # from the PostgreSQL store's history: both runs stopped cleanly
+            assert "     1  Worker restarts" in out
+            assert "     1  Leader changes" in out
+            assert "went silent" not in out
+            data = json.loads((reports / day.isoformat() / "report.json").read_text())
+            (change,) = [f for f in data["findings"] if f["kind"] == "leader_changed"]
+            assert "which had stopped cleanly at" in change["detail"]
     finally:
         pg_server.drop_database(name)
     assert not any(cli_env.rglob("*.sqlite3*"))

@@ -249,9 +249,24 @@ def test_repairs_are_in_the_json_the_csv_and_the_page() -> None:
     assert "Repairs" not in render_html(_report())
 
 
+def test_the_schema_version_was_bumped_for_the_workers_kinds_and_v2_is_still_shipped() -> None:
+    assert outputs.SCHEMA_VERSION == 3
+    assert outputs.schema()["properties"]["version"]["const"] == 3
+    workers = _report(
+        Finding(kind=FindingKind.WORKER_SILENT, subject="worker:w1", detail="last heard"),
+        Finding(kind=FindingKind.LEADER_CHANGED, subject="leader:w2:w1", detail="took over"),
+    )
+    data = outputs.as_json(workers)
+    jsonschema.validate(data, outputs.schema())
+    assert data["summary"]["drift"] == 1  # a leader change is for the record
+    assert "leader_changed" in data["summary"]["informational"]
+    older = dict(data, version=2)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(older, outputs.schema(2))  # v2 knows no such kind
+    assert outputs.schema(2)["properties"]["version"]["const"] == 2
+
+
 def test_the_schema_version_was_bumped_for_repairs_and_v1_is_still_shipped() -> None:
-    assert outputs.SCHEMA_VERSION == 2
-    assert outputs.schema()["properties"]["version"]["const"] == 2
     assert "repairs" in outputs.schema()["required"]
     older = outputs.schema(1)
     assert older["properties"]["version"]["const"] == 1
