@@ -24,6 +24,7 @@ from email.policy import default as default_policy
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pymysql
 import pytest
@@ -412,7 +413,7 @@ def counting_session(counter: list[str]) -> requests.Session:
     session = build_session(HttpPolicy())
 
     def hook(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
-        counter.append(f"{resp.request.method} {requests.utils.urlparse(resp.url).path}")
+        counter.append(f"{resp.request.method} {urlparse(resp.url).path}")
 
     session.hooks["response"].append(hook)
     return session
