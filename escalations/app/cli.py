@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     from escalations.app.report_command import add_parser as _add_report
 
     _add_report(sub)
+    from escalations.app.rebuild_command import add_parser as _add_rebuild
+
+    _add_rebuild(sub)
 
     p = sub.add_parser(
         "diagnostics",

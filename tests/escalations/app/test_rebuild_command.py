@@ -1,0 +1,157 @@
+"""``escalations rebuild-state`` (issue 16 #4) on the demo's helpdesk: the demo's scripted day
+(``escalations.app.demo``) against the sandbox over real HTTP, the state database lost (or
+moved aside by ``--force``), the store rebuilt by the command's code, then the worker: its
+next pass makes no write (the sandbox's request log), the report lists no drift it did not
+list before, and the timed jobs that follow write no note the lost worker had written."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from escalations.app import demo
+from escalations.app.cli import main
+from escalations.app.rebuild_command import EX_STORE_EXISTS, run, summary
+from escalations.app.wiring import build, build_adapter, open_store
+from escalations.clock import FakeClock
+from escalations.errors import EX_CONFIG
+from escalations.markers import markers_in
+from escalations.store.sqlite import SqliteStore
+from jobs import reconcile
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Day(demo._Demo):
+    """The demo's day, stopped before the agent's step that starts with ``stop_at``."""
+
+    stop_at = ""
+
+    def agent(self, text: str, action: Any) -> None:
+        if self.stop_at and text.startswith(self.stop_at):
+            raise _Stop
+        super().agent(text, action)
+
+
+def _writes(requests: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    return [r for r in requests if r[0] != "GET" and not r[1].endswith("/search")]
+
+
+def _markers(sandbox: Any) -> set[str]:
+    return {
+        m.value
+        for ticket_id in sandbox.tickets
+        for a in sandbox.articles_of(ticket_id)
+        for m in markers_in(a["body"])
+    }
+
+
+@pytest.mark.parametrize(
+    ("stop_at", "force"),
+    [("", True), ("Jane calls Sean", False), ("Friday", False)],
+    ids=["the whole day (closed, archived; --force)", "open at level 3", "parked"],
+)
+def test_after_rebuild_state_on_the_demos_helpdesk_a_pass_writes_nothing(
+    tmp_path: Path, stop_at: str, force: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _Day.stop_at = stop_at
+    day = _Day(tmp_path / "state")
+    try:
+        try:
+            day.script()
+        except _Stop:
+            pass
+        day.clock.advance(timedelta(seconds=30))
+        day.worker.run_once()
+        before = Counter(f.kind for f in reconcile.build_report(day.ctx, day.clock.now()).findings)
+        old = {d.slot: (d.done_at is not None, d.missed_at is not None) for d in day.store.duties()}
+        day.store.release_lock()
+        day.store.close()
+        database = day.settings.database_path
+        if not force:  # the state database is lost; the archive directory is still there
+            for suffix in ("", "-wal", "-shm"):
+                database.with_name(database.name + suffix).unlink(missing_ok=True)
+        sandbox = day.sandbox
+        start = len(sandbox.requests)
+        lines: list[str] = []
+        made = run(day.settings, day.clock, day.mappings, force=force, progress=lines.append)
+        assert _writes(sandbox.requests[start:]) == []  # the rebuild never writes
+        assert made.escalations == 1
+        assert made.left == []
+        assert "escalation tickets found" in " ".join(lines)
+        assert summary(made)[0].startswith("rebuilt 1 escalations")
+        if force:
+            assert list(database.parent.glob("escalations.sqlite3.before-rebuild-*"))
+        store = open_store(day.settings, day.clock)
+        try:
+            installation = build(
+                day.settings,
+                day.clock,
+                adapter=build_adapter(day.settings, day.clock),
+                store=store,
+                mappings=day.mappings,
+            )
+            shown = _markers(sandbox)
+            start = len(sandbox.requests)
+            day.clock.advance(timedelta(seconds=30))
+            worker = installation.worker()
+            assert all(r is not None for r in worker.run_once())
+            assert _writes(sandbox.requests[start:]) == []
+            after = Counter(
+                f.kind for f in reconcile.build_report(installation.ctx, day.clock.now()).findings
+            )
+            assert set(after) <= set(before), f"new drift after the rebuild: {after - before}"
+            new = {d.slot: (d.done_at is not None, d.missed_at is not None) for d in store.duties()}
+            assert {slot: new[slot] for slot in new if slot in old} == {
+                slot: old[slot] for slot in new if slot in old
+            }
+            for _ in range(16):  # four more hours of timed passes: no note written twice
+                day.clock.advance(timedelta(minutes=15))
+                assert all(r is not None for r in worker.run_once())
+            assert not {m for m in _markers(sandbox) - shown} & shown
+            written = [a for t in sandbox.tickets for a in sandbox.articles_of(t)]
+            per_marker = Counter(m.value for a in written for m in markers_in(a["body"]))
+            assert [m for m, n in per_marker.items() if n > 1] == []
+        finally:
+            store.close()
+    finally:
+        day.server.shutdown()
+
+
+def _store_with_a_run(state: Path) -> Path:
+    state.mkdir(parents=True, exist_ok=True)
+    clock = FakeClock()
+    store = SqliteStore(state / "escalations.sqlite3", clock)
+    with store.transaction() as tx:
+        store.start_job_run(tx, "sync", clock.now())
+    store.close()
+    return state / "escalations.sqlite3"
+
+
+def test_an_existing_store_is_refused_in_one_line_exit_73(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = _store_with_a_run(cli_env)
+    assert main(["rebuild-state"]) == EX_STORE_EXISTS
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1
+    assert "already holds a store" in err[0]
+    assert "--force" in err[0]
+    assert database.exists()  # refused: nothing moved
+
+
+def test_osticket_is_refused_in_one_line_exit_78(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ESCALATIONS_HELPDESK", "osticket")
+    code = main(["rebuild-state"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == EX_CONFIG
+    assert len(err) == 1
+    assert "not built for osticket" in err[0]
