@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import pg_workers
 from bench.figures import Config, Figure
 
 
@@ -64,7 +65,10 @@ def render(
     profile: str,
     took: float,
     shares: list[tuple[str, float]] | None = None,
+    pg_workers_results: Path = pg_workers.RESULTS,
 ) -> str:
+    """The document; the section on two workers on PostgreSQL is rendered from the runs
+    recorded in ``pg_workers_results`` (``bench.pg_workers``), not measured here."""
     out = [
         "# Benchmarks",
         "",
@@ -87,11 +91,13 @@ def render(
         "| --- | --- | --- |",
     ]
     out += [f"| {f.title} | {f.target} | {f.verdict} |" for f in figures]
+    out.append(pg_workers.summary_row(pg_workers_results))
     for fig in figures:
         out += ["", f"## {fig.title}", "", f"Target: {fig.target}. Verdict: **{fig.verdict}**.", ""]
         out.append(table(fig))
         for note in fig.notes:
             out += ["", note]
+    out += ["", *pg_workers.section(pg_workers_results)]
     out += closing(figures, shares or [])
     if profile:
         out += [

@@ -45,6 +45,7 @@ UNREADABLE = "archive.unreadable"
 def run(ctx: JobContext) -> JobResult:
     result = JobResult(NAME)
     people = People(ctx.adapter, ctx.binding, ctx.profile)
+    directory.sweep_cleared(ctx.settings.archive_path)
     for intent in ctx.store.archive_intents():
         if ctx.stop.is_set():
             return result

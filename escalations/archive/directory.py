@@ -177,6 +177,15 @@ def clear_incoming(root: Path, name: str) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
+def sweep_cleared(root: Path) -> None:
+    """Delete what a clearing left (``clear_incoming`` renames, then deletes): a run killed
+    in the middle, or one paused while writing into a directory another run was clearing."""
+    if not root.exists():
+        return
+    for doomed in root.glob(f"{CLEARING}*"):
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

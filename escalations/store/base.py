@@ -290,7 +290,6 @@ class EscalationRecords(Protocol):
         has one already."""
         ...
 
-
     def archives(self, escalation_id: int | None = None) -> list[ArchiveCopy]:
         """Hard copies (of one escalation, or all), oldest first."""
         ...

@@ -183,3 +183,20 @@ def test_archive_hold_and_release(
     assert esc.key not in (world.store.get_meta(HOLDS) or {})
     assert main(["archive", "hold", "zammad:ticket:999:1"]) == 1
     assert "no such escalation" in capsys.readouterr().err
+
+
+def test_what_a_clearing_left_is_swept_and_an_archive_in_place_is_adopted(tmp_path: Path) -> None:
+    """A run killed while clearing a temporary directory (renamed ``.clearing-…``, then being
+    deleted) leaves nothing for long: the next archive pass sweeps it. An archive already in
+    place is adopted when it verifies, and refused when it does not."""
+    root = tmp_path / "archive"
+    written = directory.write(root, "esc-1_20261204T150000Z", {"record.json": b"{}"})
+    left = root / f"{directory.CLEARING}{directory.INCOMING}esc-2_20261204T150000Z-abc123"
+    (left / "attachments").mkdir(parents=True)
+    (left / "attachments" / "half.png").write_bytes(b"\x89PNG")
+    directory.sweep_cleared(root)
+    assert [p.name for p in root.iterdir()] == ["esc-1_20261204T150000Z"]
+    assert directory.adopt(written.path) == written
+    (written.path / "record.json").write_bytes(b"{ }")
+    with pytest.raises(directory.ArchiveDamaged, match="record.json: checksum differs"):
+        directory.adopt(written.path)

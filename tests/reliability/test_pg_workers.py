@@ -60,6 +60,7 @@ from typing import IO, Any
 
 import pytest
 
+from bench import pg_workers
 from escalations.clock import Clock
 from escalations.store.postgres import PostgresStore
 from sandbox import ZammadSandbox
@@ -116,6 +117,12 @@ HELD = 0.5
 """A pause counts as inside a transaction when the paused worker's session stayed idle in a
 transaction this long (s): a ``COMMIT`` already sent when the signal came is seen idle in its
 transaction for an instant, until the server reads it."""
+RESULTS = Path(os.environ.get("SOAK_PG_RESULTS") or pg_workers.RESULTS)
+"""Where each run records its figures (or its failure): ``bench/results/pg_workers.json``,
+which ``python -m bench --write-docs`` renders into ``docs/benchmarks.md``; ``SOAK_PG_RESULTS``
+names another file (a run that should not be recorded)."""
+FAILURE_CHARS = 300
+"""How much of a failed run's message (its first line, which starts with the seed) is kept."""
 APP = "helpdesk-escalations"
 """The store's ``application_name``: the workers' sessions in ``pg_stat_activity``."""
 
@@ -349,10 +356,56 @@ def pg_soak(
     return PgInstallation(soak.sandbox, soak.server, soak.state_dir, url)
 
 
+def _command() -> str:
+    """The command this run was made with: its ``SOAK_*`` settings and pytest's."""
+    settings = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("SOAK_")]
+    return " ".join([*settings, "python -m pytest -q -s tests/reliability/test_pg_workers.py"])
+
+
+def _commit() -> str:
+    """The commit the tree was at (the tree may hold changes not committed yet)."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
 def test_two_workers_on_postgresql_under_kills_and_pauses(
     pg_soak: PgInstallation, pg_server: PgServer, pg_database: str, tmp_path: Path
 ) -> None:
+    """The run, recorded in ``RESULTS`` (``bench/results/pg_workers.json``, rendered into
+    ``docs/benchmarks.md`` by ``python -m bench --write-docs``) whether it passed or not."""
     seed = kill_soak._seed()
+    run: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "command": _command(),
+        "commit": _commit(),
+        "seed": seed,
+    }
+    try:
+        run.update(_soak(pg_soak, pg_server, pg_database, tmp_path, seed, run))
+    except Exception as exc:
+        first = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+        run.update(outcome="failed", failure=first[:FAILURE_CHARS])
+        pg_workers.record(run, RESULTS)
+        raise
+    run["outcome"] = "passed"
+    pg_workers.record(run, RESULTS)
+
+
+def _soak(
+    pg_soak: PgInstallation,
+    pg_server: PgServer,
+    pg_database: str,
+    tmp_path: Path,
+    seed: int,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """Run the harness; its figures. ``run`` gets the faults' counts as soon as they are
+    known, for the record of a run that fails after them."""
     rng = random.Random(seed)
     say = f"SOAK_SEED={seed} SOAK_PG_KILLS={KILLS} SOAK_PG_PAUSES={PAUSES}"
     began = time.monotonic()
@@ -430,6 +483,12 @@ def test_two_workers_on_postgresql_under_kills_and_pauses(
         codes = [slot.reap(timeout=60) for slot in slots if slot.proc is not None]
         watch.stop.set()
         watch.thread.join(timeout=10)
+    run.update(
+        kills=len(kills),
+        leader_kills=sum(k.leader for k in kills),
+        pauses=len(pauses),
+        leader_pauses=sum(p.leader for p in pauses),
+    )
     assert not traffic.errors, f"{say}: the traffic generator broke: {traffic.errors}"
     assert codes == [0, 0], f"{say}: SIGTERM ended the workers with {codes}\n" + "\n".join(
         s.tail() for s in slots
@@ -505,6 +564,7 @@ def test_two_workers_on_postgresql_under_kills_and_pauses(
         "traffic": dict(traffic.done),
     }
     sys.stderr.write(f"two workers on PostgreSQL {say}: {json.dumps(figures)}\n")
+    return figures
 
 
 def test_the_invariants_are_read_from_a_postgresql_store_by_its_url(
