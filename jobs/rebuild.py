@@ -7,10 +7,14 @@ Two steps, both through the adapter the worker uses, neither writing to the help
    reconciliation's bulk read (``jobs.reconcile.snapshot``) finds carrying an escalation key
    is one escalation; the key names its original; the ticket's fields give its level,
    reason, segment and callback (``HelpdeskBinding``), its owner and state (open, parked,
-   closed) come from the ticket. The times come from the worker's own notes, found by the
-   markers their keys give (``escalations.markers``): when it was parked (``parked-note``)
-   and closed (``closed-note``). Each escalation's create is recorded as done, with the
-   marker the create carried, so it is never created again.
+   closed) come from the ticket — closed only with the worker's closed note on it: a ticket
+   an agent closed is an escalation still open, which the replayed poll resolves. The
+   times and moves come from the worker's own notes, found by the markers their keys give
+   (``escalations.markers``): when it was parked (``parked-note``) and closed
+   (``closed-note``), its level moves (``level-note``, each at the time and by the agent
+   the ticket's history shows); who flagged it and when from the original's history. Each
+   escalation's create is recorded as done, with the marker the create carried, so it is
+   never created again.
 2. **What followed**, by the worker's own jobs: one poll (from the first poll's look-back, so
    every recent ticket version is considered again), the copy job over each active
    escalation's original and the communication-plan pass, with their writes *adopted*
@@ -59,6 +63,7 @@ from escalations.models import (
     ParkingOutcome,
     State,
 )
+from escalations.reconcile.marks import ReconcileMarks
 from escalations.store.base import Duplicate, Store, Transaction
 from jobs import comms, sync
 from jobs.context import JobContext
@@ -119,7 +124,7 @@ def rebuild(ctx: JobContext, registry: Registry, progress: Progress, shown: Show
     for n, ticket in enumerate(tickets, 1):
         if n % 50 == 0 or n == len(tickets):
             progress(f"escalations: {n}/{len(tickets)}")
-        _escalation(ctx, snap, ticket, done)
+        _escalation(ctx, marks, snap, ticket, done)
     progress("replaying the poll (the first poll's look-back)")
     _adopt(ctx, registry, shown, done)
     sync.run(ctx)
@@ -224,7 +229,9 @@ def _history(ctx: JobContext, ticket_id: int) -> list[TicketEvent] | None:
         return None
 
 
-def _escalation(ctx: JobContext, snap: snapshot.Snapshot, ticket: Ticket, done: Rebuilt) -> None:
+def _escalation(
+    ctx: JobContext, marks: ReconcileMarks, snap: snapshot.Snapshot, ticket: Ticket, done: Rebuilt
+) -> None:
     binding, store, profile = ctx.binding, ctx.store, ctx.profile
     key = binding.escalation_key_of(ticket)
     if key is None:
@@ -253,20 +260,24 @@ def _escalation(ctx: JobContext, snap: snapshot.Snapshot, ticket: Ticket, done: 
     state = State.OPEN
     resolved_at = parked_at = closed_at = confirmed_at = None
     parked: list[tuple[int, datetime]] = []
-    if binding.closing(ticket):
-        state = State.CLOSED
-        closed_at = ticket.updated_at
-        for seq in range(1, MAX_SEQUENCE + 1):
-            at = _note_at(articles, key, "closed-note", seq)
-            if at is not None:
-                closed_at = confirmed_at = at
-    elif not binding.reopened(ticket) and ticket.pending_until is not None:
+    for seq in range(1, MAX_SEQUENCE + 1):
+        at = _note_at(articles, key, "closed-note", seq)
+        if at is not None:
+            closed_at = at
+    parked_state = marks.state_names.get(State.PARKED)
+    if binding.closing(ticket) and closed_at is not None:
+        # closed by the worker once the customer confirmed; closed by an agent with no
+        # closed note, the escalation is open and the replayed poll resolves it
+        state, confirmed_at = State.CLOSED, closed_at
+    elif (ticket.state == parked_state) if parked_state else (ticket.pending_until is not None):
         state = State.PARKED
         for seq in range(1, MAX_SEQUENCE + 1):
             at = _note_at(articles, key, "parked-note", seq)
             if at is not None:
                 parked.append((seq, at))
         resolved_at = parked_at = parked[-1][1] if parked else ticket.updated_at
+    if state is not State.CLOSED:
+        closed_at = None
     changes = _level_changes(ctx, articles, key, _history(ctx, ticket.id))
     flagged_at, flagged_by = opened_at, None
     original_events = _history(ctx, original_id) if original is not None else None

@@ -18,6 +18,7 @@ from escalations.reconcile.findings import FindingKind
 from escalations.store.sqlite import SqliteStore
 from jobs import rebuild, reconcile
 from tests.jobs.conftest import ALICE, World
+from tests.jobs.test_archive import _confirmed
 from tests.jobs.test_reconcile import _escalated, _helpdesk_state, _kinds, _settle
 
 
@@ -171,11 +172,35 @@ def test_an_interrupted_rebuild_run_again_ends_as_one_that_was_not(
 def test_a_closed_escalation_keeps_its_copies_so_a_reopen_copies_nothing_twice(
     world: World, tmp_path: Path
 ) -> None:
-    original, esc = _escalated(world, emails=1)
-    world.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    _confirmed(world)  # closed by the worker once the customer confirmed, 3 emails copied
+    (was,) = world.store.escalations_in()
+    assert was.state is State.ARCHIVED  # its hard copy filed (the archive directory stays)
     with _lost(world, tmp_path) as rebuilt:
         _rebuild(rebuilt)
         store = rebuilt.ctx.store
         (closed,) = store.escalations_in()
-        assert closed.state is State.CLOSED
-        assert len(store.copied_articles(closed.id)) == 2
+        assert (closed.state, closed.level) == (State.CLOSED, 2)
+        assert closed.closed_at == closed.confirmed_at
+        assert {c.source_article_id for c in store.copied_articles(closed.id)} == {
+            c.source_article_id for c in world.store.copied_articles(was.id)
+        }
+        assert len(store.copied_articles(closed.id)) == 4  # the first message and 3 emails
+        assert _pass_writes(world, rebuilt) == []
+
+
+def test_a_ticket_an_agent_closed_while_the_store_was_lost_is_parked_by_the_worker(
+    world: World, tmp_path: Path
+) -> None:
+    """Closed by an agent, not by the worker (no closed note): the escalation is still open
+    and resolved now — parked, as the lost worker would have parked it."""
+    _original, esc = _escalated(world)
+    world.twice = False
+    world.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    with _lost(world, tmp_path) as rebuilt:
+        made = _rebuild(rebuilt)
+        assert any(ref.startswith("note/parked-note:") for ref in made.left)
+        (parked,) = rebuilt.ctx.store.escalations_in()
+        assert parked.state is State.PARKED
+        assert _pass_writes(world, rebuilt) != []  # the parking's writes, once
+        assert _pass_writes(world, rebuilt) == []
+    assert world.sandbox.ticket(esc["id"])["state"] == "parked"

@@ -155,3 +155,32 @@ def test_osticket_is_refused_in_one_line_exit_78(
     assert code == EX_CONFIG
     assert len(err) == 1
     assert "not built for osticket" in err[0]
+
+
+def test_the_command_rebuilds_the_demos_store_then_refuses_to_run_again(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``escalations rebuild-state`` itself, as an admin runs it: settings from the
+    environment, the real adapter over HTTP to the demo's sandbox, the system clock."""
+    _Day.stop_at = ""
+    day = _Day(cli_env)
+    try:
+        day.script()
+        day.store.release_lock()
+        day.store.close()
+        database = day.settings.database_path
+        for suffix in ("", "-wal", "-shm"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
+        capsys.readouterr()
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", day.server.url)
+        monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", day.sandbox.token_of(demo.BOT))
+        monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")  # no waiting
+        start = len(day.sandbox.requests)
+        assert main(["rebuild-state"]) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines()[0].startswith("rebuilt 1 escalations (1 closed)")
+        assert "rebuild-state: 1 escalation tickets found" in err
+        assert _writes(day.sandbox.requests[start:]) == []
+        assert main(["rebuild-state"]) == EX_STORE_EXISTS  # rebuilt: a store now
+    finally:
+        day.server.shutdown()
