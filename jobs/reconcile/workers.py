@@ -13,7 +13,9 @@ changes and workers that went silent"), from the history the store keeps of them
   (for the record).
 
 The first worker on a store and the first grant of each lease are no change: a clean world
-lists nothing.
+lists nothing. The store keeps each run's start and last heartbeat only, so a worker that
+died within a heartbeat of another's start on its host counts as restarted by it, and a
+worker paused and resumed is not silent (its leader change is listed, "still running").
 """
 
 from __future__ import annotations

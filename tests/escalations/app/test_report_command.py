@@ -11,8 +11,15 @@ import csv
 import io
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import PIPE
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -28,6 +35,7 @@ from tests.jobs.conftest import BASE_URL, BOT, World
 from tests.jobs.conftest import world as world  # the fixture, shared with tests/jobs
 from tests.pg import PgServer
 
+ROOT = Path(__file__).resolve().parents[3]
 TITLE = "Broadband down since Monday"
 ALICE = "alice.agent@fused.example"
 
@@ -269,3 +277,89 @@ def _effects(url: str) -> list[Effect]:
         return store.effects()
     finally:
         store.close()
+
+
+def test_on_postgresql_a_killed_worker_and_the_leader_change_are_in_the_report(
+    cli_env: Path,
+    pg_server: PgServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 19 #5 with real workers: two ``escalations run`` processes on one PostgreSQL
+    database (polling every second, a 3 s leadership lease); the leader is SIGKILLed, the
+    other takes the poll's lease. ``escalations report`` lists the killed worker as silent
+    (with its pid) and the take-over, and no restart (the other worker was running)."""
+    name = pg_server.new_database()
+    url = pg_server.url(name)
+    monkeypatch.setenv("ESCALATIONS_DATABASE_URL", url)
+    monkeypatch.setenv("ESCALATIONS_POLL_INTERVAL_SECONDS", "1")
+    monkeypatch.setenv("ESCALATIONS_LEADER_LEASE_MIN_SECONDS", "3")
+    monkeypatch.setenv("ESCALATIONS_REPORTS_DIR", str(cli_env / "reports"))
+    sandbox = ZammadSandbox.demo()
+    store = PostgresStore(url, SystemClock())
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with serve(sandbox, host="127.0.0.1", port=0) as running:
+            monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
+            monkeypatch.setenv("ESCALATIONS_HELPDESK_TOKEN", sandbox.token_of(BOT))
+            monkeypatch.setenv("ESCALATIONS_HTTP_REQUESTS_PER_MINUTE", "6000")
+            env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+            argv = [sys.executable, "-m", "escalations", "run"]
+            for _ in range(2):
+                procs.append(subprocess.Popen(argv, env=env, cwd=ROOT, stderr=PIPE, text=True))
+                _until(lambda: len(store.workers()) == len(procs), procs)
+            lease = store.lease("lease:sync")
+            assert lease is not None
+            by_id = {w.id: w for w in store.workers()}
+            leader = next(p for p in procs if p.pid == by_id[lease.holder].pid)
+            (other,) = [w for w in by_id.values() if w.id != lease.holder]
+            _until(  # the leader beats after the other's start: both were running
+                lambda: any(
+                    w.id == lease.holder and w.heartbeat_at > other.started_at
+                    for w in store.workers()
+                ),
+                procs,
+            )
+            leader.kill()
+            leader.wait(timeout=10)
+            _until(
+                lambda: any(
+                    g.previous_holder == lease.holder
+                    for g in store.lease_grants(since=lease.acquired_at)
+                ),
+                [p for p in procs if p is not leader],
+            )
+            time.sleep(4)  # three polls without its heartbeat: silent
+            capsys.readouterr()
+            assert main(["report"]) == 0
+            out = capsys.readouterr().out
+            assert "     1  Workers that went silent" in out
+            assert "     1  Leader changes" in out
+            assert "Worker restarts" not in out
+            (written,) = (cli_env / "reports").glob("*/report.json")
+            found = {f["kind"]: f for f in json.loads(written.read_text())["findings"]}
+            assert f"(pid {leader.pid}," in found["worker_silent"]["detail"]
+            assert found["worker_silent"]["subject"] == f"worker:{lease.holder}"
+            change = found["leader_changed"]["detail"]
+            assert f"from the worker on {socket.gethostname()} (pid {leader.pid}," in change
+            assert "which had gone silent" in change
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=30)
+        store.close()
+        pg_server.drop_database(name)
+
+
+def _until(condition: Callable[[], bool], procs: list[subprocess.Popen[str]]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for proc in procs:
+            assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    raise AssertionError("the workers never got there")
