@@ -28,6 +28,7 @@ class Capability(enum.Enum):
     ADD_NOTE = "add_note"
     TAGS = "tags"
     UPDATE_TICKET = "update_ticket"  # owner, group, state, custom fields
+    NOTE_ON_UPDATE = "note_on_update"  # update_ticket may carry an internal note, atomically
     LINKS = "links"
     SUBSCRIBE = "subscribe"
     FIND_BY_MARKER = "find_by_marker"
@@ -174,6 +175,9 @@ class TicketChanges:
     pending_until: datetime | None = None
     title: str | None = None
     fields: Mapping[str, FieldValue] = field(default_factory=dict)
+    note: ArticleDraft | None = None
+    """An internal note created by the update itself, in the same transaction (only with
+    ``Capability.NOTE_ON_UPDATE``; ``update_ticket`` then needs its ``marker``)."""
 
 
 @dataclass(frozen=True)
@@ -417,8 +421,13 @@ class HelpdeskAdapter(Protocol):
         did not read them (adding a tag already there is a no-op where it needs no read)."""
         ...
 
-    def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
-        """Apply a partial update and return the ticket as read back afterwards."""
+    def update_ticket(
+        self, ticket_id: TicketId, changes: TicketChanges, *, marker: Marker | None = None
+    ) -> Ticket:
+        """Apply a partial update and return the ticket as read back afterwards. With
+        ``changes.note`` the note carries ``marker`` and the update is not idempotent: an
+        unknown outcome raises ``AmbiguousWrite`` (look for the marker before writing
+        again)."""
         ...
 
     def link_tickets(self, parent_id: TicketId, child_id: TicketId) -> None:

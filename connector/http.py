@@ -9,8 +9,9 @@ Exceptions raised here (defined in ``connector/errors.py``)::
     │  │                       idempotent call (not retried)
     │  ├─ RateLimited          429 on any verb (retried); .retry_after: float
     │  └─ Maintenance          403 "Maintenance mode enabled!" (not retried within a call)
-    ├─ AmbiguousWrite          POST: read timeout, reset after send, truncated or unreadable
-    │                          2xx body, any 5xx → never retried, reconcile by marker
+    ├─ AmbiguousWrite          POST (or a PUT the caller declares not idempotent): read
+    │                          timeout, reset after send, truncated or unreadable 2xx
+    │                          body, any 5xx → never retried, reconcile by marker
     ├─ AuthError               never retried
     │  ├─ Unauthorized         401
     │  └─ Forbidden            403 (but maintenance mode)
@@ -26,6 +27,8 @@ Retry policy (tenacity, one ``Retrying`` per call):
 * GET, HEAD, PUT, DELETE (and POSTs the caller declares idempotent, e.g. Zammad's
   ``tags/add``) are retried on connect errors, read timeouts, truncated bodies, 429, 502, 503
   and 504.
+* A PUT the caller declares not idempotent (``idempotent=False``: Zammad's ticket update
+  carrying an ``article``, which a repeat would create twice) is treated like a POST.
 * Any other POST is retried **only** when the request provably never left this machine: a
   refused connection, DNS failure, connect timeout or certificate failure (urllib3's
   ``NewConnectionError``/``NameResolutionError``/``ConnectTimeoutError``). requests raises the
@@ -774,9 +777,18 @@ class HttpClient:
         """POST a JSON body and decode the JSON answer."""
         return self._json_call("POST", path, json=json, headers=headers, idempotent=idempotent)
 
-    def put_json(self, path: str, json: Any, *, params: Mapping[str, Any] | None = None) -> Any:
-        """PUT a JSON body and decode the JSON answer."""
-        return self._json_call("PUT", path, json=json, params=params)
+    def put_json(
+        self,
+        path: str,
+        json: Any,
+        *,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """PUT a JSON body and decode the JSON answer. ``idempotent=False`` for a PUT whose
+        repeat is not harmless (it creates something): then it is retried only when it
+        provably never left this machine, and an unknown outcome raises ``AmbiguousWrite``."""
+        return self._json_call("PUT", path, json=json, params=params, idempotent=idempotent)
 
     def delete_json(self, path: str, json: Any = None) -> Any:
         """DELETE (optionally with a JSON body) and decode the JSON answer, if any."""

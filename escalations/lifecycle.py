@@ -142,20 +142,14 @@ class Lifecycle:
         self.store.request_scan(
             tx, opened.id, opened.original_ticket_id, original_number, opened.updated_at
         )
-        html = notes.original_ticket_note(number, self.profile.level(1).name)
-        self._request(
-            tx,
-            [
-                note_intent(
-                    "original-note",
-                    opened,
-                    html=html,
-                    subject="Escalated",
-                    ticket_id=opened.original_ticket_id,
-                ),
-                *self.binding.mark_original(opened),
-            ],
+        note = note_intent(
+            "original-note",
+            opened,
+            html=notes.original_ticket_note(number, self.profile.level(1).name),
+            subject="Escalated",
+            ticket_id=opened.original_ticket_id,
         )
+        self._request(tx, self.binding.mark_original(opened, note))
         log.info(
             "escalation.created esc=%s ticket=%s number=%s original=%s level=%s",
             opened.key,

@@ -751,15 +751,20 @@ class OsTicketAdapter:
         log.info("osticket.note.added ticket=%s entry=%s", ticket_id, entry)
         return entry
 
-    def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
+    def update_ticket(
+        self, ticket_id: TicketId, changes: TicketChanges, *, marker: Marker | None = None
+    ) -> Ticket:
         """Through the plugin, in osTicket's safe order: assignment first (assigning a closed
         ticket reopens it), then the subject and fields, then the status. ``owner_id`` is an
         agent (negative id), ``group`` a **team** name, ``title`` the subject field.
 
         Raises:
-            Unsupported: no plugin, or a pending-until time (osTicket has none).
+            Unsupported: no plugin, a pending-until time (osTicket has none), or a note
+                carried by the update (no ``NOTE_ON_UPDATE``: notes are ``add_article``).
             Rejected: an owner who is not an agent, or what osTicket refused (its text).
         """
+        if changes.note is not None:
+            raise _impossible("a note carried by a ticket update")
         plugin = self._require_plugin("changing a ticket (assignment, status, fields)")
         if changes.pending_until is not None:
             raise _impossible("a pending-until time (a parked status has no end time)")

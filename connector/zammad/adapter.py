@@ -66,6 +66,10 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
             find_ticket_by_marker / find_article_by_marker use database-backed reads
             (links, articles by ticket), never search; an ambiguous POST raises
             AmbiguousWrite (http.py).                       test: test_find_*_by_marker
+          A PUT /tickets/{id} carrying an "article" (§3.4: created in the update's row
+          lock) is not idempotent either: the note carries the marker and the PUT is sent
+          idempotent=False, so it is never retried blind (AmbiguousWrite instead).
+                                                 test: test_update_with_note_*
     Corr.#2  links/add with an unknown number → 404: the number comes from get_ticket.
     Corr.#3  create without a group → 403 (looks like an auth failure)
           → a blank group raises Rejected before sending. test: test_create_requires_group
@@ -891,14 +895,29 @@ class ZammadAdapter:
             )
         return (current | present) - absent if absent else None
 
-    def update_ticket(self, ticket_id: TicketId, changes: TicketChanges) -> Ticket:
+    def update_ticket(
+        self, ticket_id: TicketId, changes: TicketChanges, *, marker: Marker | None = None
+    ) -> Ticket:
         """PUT a partial update and check the answer: an owner silently reset to unassigned
-        or a custom field silently dropped raises ``Rejected``."""
+        or a custom field silently dropped raises ``Rejected``.
+
+        With ``changes.note`` the PUT carries it as its ``article`` (an internal note whose
+        body ends with the ``marker`` footer), which Zammad creates inside the update's row
+        lock (``tickets_controller.rb#update``: ``ticket.with_lock`` around ``update!`` and
+        ``article_create``): both are applied or neither. Such a PUT is not idempotent (a
+        repeat would add the note twice), so it is never retried blind: a read timeout, a
+        reset after sending or a 5xx raises ``AmbiguousWrite``, and the caller looks for the
+        marker (``find_article_by_marker``) before writing again. The answer's
+        ``article_ids`` include the new note."""
         path = f"/api/v1/tickets/{int(ticket_id)}"
         self._check_fields(changes.fields, "PUT", path)
         if changes.state is not None and changes.pending_until is None:
             self._check_not_pending(changes.state, "PUT", path)
         body: dict[str, Any] = {}
+        if changes.note is not None:
+            if marker is None:
+                raise ValueError("a note carried by an update needs its marker")
+            body["article"] = self._article_payload(changes.note, marker, "PUT", path)
         if changes.owner_id is not None:
             body["owner_id"] = int(changes.owner_id)
         if changes.group is not None:
@@ -912,8 +931,18 @@ class ZammadAdapter:
         body.update(changes.fields)
         if not body:
             return self.get_ticket(ticket_id)
-        data = self._client.put_json(path, body, params={"expand": "true"})
+        if changes.note is None:
+            data = self._client.put_json(path, body, params={"expand": "true"})
+        else:
+            try:
+                data = self._client.put_json(
+                    path, body, params={"expand": "true"}, idempotent=False
+                )
+            except Forbidden as exc:
+                raise _explained(exc, self._note_refusal_cause(ticket_id)) from exc
         ticket = self._ticket(data)
+        if changes.note is not None:
+            log.info("zammad.ticket_updated_with_note ticket=%s marker=%s", ticket_id, marker)
         wanted = changes.owner_id
         if wanted is not None and wanted != UNASSIGNED_USER_ID and ticket.owner_id != wanted:
             if ticket.owner_id is None:

@@ -191,9 +191,11 @@ class HelpdeskBinding(Protocol):
         """The create of the escalation ticket first, then anything chained after it."""
         ...
 
-    def mark_original(self, esc: Escalation) -> list[Intent]:
+    def mark_original(self, esc: Escalation, note: Intent) -> list[Intent]:
         """Once the escalation ticket exists: the original marked as escalated, the flag
-        consumed."""
+        consumed, and ``note`` (an internal note on the original telling its agents) —
+        returned as it is, or carried by the binding's own update of the original where the
+        helpdesk creates a note with a ticket update (one write instead of two)."""
         ...
 
     def consume_flag(self, esc: Escalation, occurrence: str, flag: FlagState) -> list[Intent]:

@@ -11,6 +11,9 @@ copy_article           add_article (+ attachments)        find_article_by_marker
 tags                   set_tags (adds unread; a removal   none: idempotent
                        reads first, then only diff)
 update_ticket          update_ticket (owner/state/fields) none: idempotent
+update_with_note       update_ticket carrying an internal find_article_by_marker
+                       note (one atomic PUT; not
+                       idempotent, never retried blind)
 link                   link_tickets (reads first)         none: idempotent
 subscribe              subscribe (reads first)            none: idempotent
 =====================  =================================  ==============================
@@ -20,13 +23,16 @@ escalation N" (``escalation_ticket_of``), resolved from the store when the write
 write chained ``after`` the create of a helpdesk that cannot create atomically does not know
 the new ticket's id when it is requested.
 
-An article the worker writes (a note, a copy, the first note of a create, where the
-helpdesk's answer names it) is recorded on commit as known for its escalation and ticket
-(``Store.note_articles_known``), so the next poll does not list that ticket again for the
-echo of the worker's own write alone.
+An article the worker writes (a note, a copy, the first note of a create, the note of an
+update, where the helpdesk's answer names it) is recorded on commit as known for its
+escalation and ticket (``Store.note_articles_known``), so the next poll does not list that
+ticket again for the echo of the worker's own write alone.
 
 Payload shapes (version 1) are those stored before payloads were typed, so rows written by
-that code load unchanged.
+that code load unchanged. ``update_with_note`` is a kind of its own (not a field of
+``update_ticket``) so that every ``update_ticket`` row, stored or requested, keeps its payload
+and stays idempotent; a store holding the separate ``note`` and ``update_ticket`` writes of
+an older version runs them as they are.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ NOTE = "note"
 COPY_ARTICLE = "copy_article"
 TAGS = "tags"
 UPDATE_TICKET = "update_ticket"
+UPDATE_WITH_NOTE = "update_with_note"
 LINK = "link"
 SUBSCRIBE = "subscribe"
 
@@ -130,6 +137,13 @@ class UpdateTicketPayload(Targeted):
     title: str | None = None
     pending_until: datetime | None = None
     fields: dict[str, FieldValue] = {}
+
+
+class UpdateWithNotePayload(UpdateTicketPayload):
+    """An update that also creates an internal note on the ticket, in the same request."""
+
+    note_html: str
+    note_subject: str | None = None
 
 
 class LinkPayload(Targeted):
@@ -373,6 +387,17 @@ class TicketWrite(EffectKind[P]):
         if effect.escalation_id is not None and remote_id is not None and remote_id.isdigit():
             self.store.note_articles_known(tx, effect.escalation_id, ticket_id, [int(remote_id)])
 
+    def note_own_target_article(
+        self, tx: Transaction, effect: Effect, payload: Targeted, remote_id: str | None
+    ) -> None:
+        """``note_own_article`` on the payload's target, as the store knows it now."""
+        if payload.ticket_id is not None:
+            self.note_own_article(tx, effect, payload.ticket_id, remote_id)
+        elif payload.escalation_ticket_of is not None:
+            esc = self.store.get_escalation(payload.escalation_ticket_of)
+            if esc is not None and esc.escalation_ticket_id is not None:
+                self.note_own_article(tx, effect, esc.escalation_ticket_id, remote_id)
+
     def on_fail(
         self, tx: Transaction, effect: Effect, payload: P, error: str, cause: Exception | None
     ) -> None:
@@ -403,12 +428,7 @@ class AddNote(TicketWrite[NotePayload]):
     def on_commit(
         self, tx: Transaction, effect: Effect, payload: NotePayload, remote_id: str | None
     ) -> None:
-        if payload.ticket_id is not None:
-            self.note_own_article(tx, effect, payload.ticket_id, remote_id)
-        elif payload.escalation_ticket_of is not None:
-            esc = self.store.get_escalation(payload.escalation_ticket_of)
-            if esc is not None and esc.escalation_ticket_id is not None:
-                self.note_own_article(tx, effect, esc.escalation_ticket_id, remote_id)
+        self.note_own_target_article(tx, effect, payload, remote_id)
 
 
 class CopyArticle(TicketWrite[copies.CopyPayload]):
@@ -464,21 +484,73 @@ class SetTags(TicketWrite[TagsPayload]):
         return None
 
 
+def _changes(payload: UpdateTicketPayload, note: ArticleDraft | None = None) -> TicketChanges:
+    return TicketChanges(
+        owner_id=payload.owner_id,
+        state=payload.state,
+        group=payload.group,
+        title=payload.title,
+        pending_until=payload.pending_until,
+        fields=dict(payload.fields),
+        note=note,
+    )
+
+
 class UpdateTicket(TicketWrite[UpdateTicketPayload]):
     name: ClassVar[str] = UPDATE_TICKET
     payload_type = UpdateTicketPayload
 
     def apply(self, effect: Effect, payload: UpdateTicketPayload) -> str | None:
-        changes = TicketChanges(
-            owner_id=payload.owner_id,
-            state=payload.state,
-            group=payload.group,
-            title=payload.title,
-            pending_until=payload.pending_until,
-            fields=dict(payload.fields),
-        )
+        changes = _changes(payload)
         self.on_ticket(payload, lambda t: self.adapter.update_ticket(t, changes))
         return None
+
+
+class UpdateWithNote(TicketWrite[UpdateWithNotePayload]):
+    """A ticket update that creates an internal note in the same request (the helpdesk's
+    ``NOTE_ON_UPDATE``: both are applied or neither), the note carrying the marker. Not
+    idempotent: after an attempt that may have been sent, the note is looked for by its
+    marker, and finding it means the update was applied too.
+
+    The note's id (the remote id) is the one article of the answer's ``article_ids`` the
+    escalation did not know before the write; when more than one is new (an article added
+    meanwhile, or a ticket whose articles were never listed) it stays unknown (``None``) and
+    nothing is recorded as known: the next listing of the ticket accounts for it."""
+
+    name: ClassVar[str] = UPDATE_WITH_NOTE
+    payload_type = UpdateWithNotePayload
+
+    def apply(self, effect: Effect, payload: UpdateWithNotePayload) -> str | None:
+        changes = _changes(
+            payload, ArticleDraft(body=payload.note_html, subject=payload.note_subject)
+        )
+
+        def write(ticket_id: int) -> str | None:
+            known = (
+                self.store.known_articles(effect.escalation_id, ticket_id)
+                if effect.escalation_id is not None
+                else frozenset()
+            )
+            ticket = self.adapter.update_ticket(ticket_id, changes, marker=effect.marker)
+            new = (ticket.article_ids or frozenset()) - known
+            return str(next(iter(new))) if len(new) == 1 else None
+
+        return self.on_ticket(payload, write)
+
+    def find(self, effect: Effect, payload: UpdateWithNotePayload) -> str | None:
+        found = self.on_ticket(
+            payload, lambda t: self.adapter.find_article_by_marker(t, effect.marker)
+        )
+        return None if found is None else str(found)
+
+    def on_commit(
+        self,
+        tx: Transaction,
+        effect: Effect,
+        payload: UpdateWithNotePayload,
+        remote_id: str | None,
+    ) -> None:
+        self.note_own_target_article(tx, effect, payload, remote_id)
 
 
 class LinkTickets(TicketWrite[LinkPayload]):
@@ -514,6 +586,14 @@ def helpdesk_kinds(
         CreateEscalation(adapter, events, store),
         *(
             kind(adapter, store, events)
-            for kind in (AddNote, CopyArticle, SetTags, UpdateTicket, LinkTickets, Subscribe)
+            for kind in (
+                AddNote,
+                CopyArticle,
+                SetTags,
+                UpdateTicket,
+                UpdateWithNote,
+                LinkTickets,
+                Subscribe,
+            )
         ),
     ]

@@ -203,6 +203,26 @@ def test_post_after_send_is_ambiguous_and_never_retried(clock, fault):
     assert info.value.path == "/api/v1/tickets"
 
 
+@pytest.mark.parametrize("fault", AMBIGUOUS_FOR_POST)
+def test_put_declared_not_idempotent_is_ambiguous_and_never_retried(clock, fault):
+    """A PUT carrying an article (Zammad's ticket update with a note) is sent like a POST:
+    after it may have been applied, never again."""
+    client, adapter = faulty_client(clock, [fault])
+    with pytest.raises(AmbiguousWrite) as info:
+        client.put_json("/api/v1/tickets/1", {"article": {"body": "b"}}, idempotent=False)
+    assert adapter.attempts == 1
+    assert clock.sleeps == []
+    assert info.value.method == "PUT"
+
+
+@pytest.mark.parametrize("fault", RETRIED_FOR_ALL)
+def test_put_declared_not_idempotent_is_retried_only_before_send_or_on_429(clock, fault):
+    client, adapter = faulty_client(clock, [fault])
+    assert client.put_json("/api/v1/tickets/1", {"article": {}}, idempotent=False)
+    assert adapter.attempts == 2
+    assert adapter.applied == 1
+
+
 def test_post_declared_idempotent_is_retried_after_send(clock):
     client, adapter = faulty_client(clock, ["read_timeout", 503])
     assert client.post_json("/api/v1/tags/add", {"item": "x"}, idempotent=True)
@@ -418,6 +438,14 @@ def test_real_read_timeout_on_post_sends_exactly_one_request(clock, server):
     client = loopback_client(clock, server.port, read_timeout=0.2, max_attempts=3)
     with pytest.raises(AmbiguousWrite, match="read timed out"):
         client.post_json("/api/v1/ticket_articles", {"body": "b"})
+    assert server.requests == 1
+
+
+@pytest.mark.parametrize("server", ["silent"], indirect=True)
+def test_real_read_timeout_on_a_put_with_an_article_sends_exactly_one_request(clock, server):
+    client = loopback_client(clock, server.port, read_timeout=0.2, max_attempts=3)
+    with pytest.raises(AmbiguousWrite, match="read timed out"):
+        client.put_json("/api/v1/tickets/1", {"article": {"body": "b"}}, idempotent=False)
     assert server.requests == 1
 
 

@@ -28,7 +28,14 @@ from connector.base import (
     TicketDraft,
     TicketEvent,
 )
-from connector.errors import AuthError, Forbidden, NotFound, Rejected, TransientError
+from connector.errors import (
+    AmbiguousWrite,
+    AuthError,
+    Forbidden,
+    NotFound,
+    Rejected,
+    TransientError,
+)
 from connector.http import HttpClient, HttpPolicy
 from connector.zammad import ZammadAdapter, utc_ms
 from escalations.clock import FakeClock
@@ -967,6 +974,61 @@ def test_update_owner_reset(rsps, adapter):
         Rejected, match="owner reset to unassigned: user 12 lacks full access to group Sales"
     ):
         adapter.update_ticket(19, TicketChanges(owner_id=12))
+
+
+def test_update_with_note_payload(rsps, adapter):
+    """§3.4: the note rides on the PUT as its ``article`` (an internal note, marker footer
+    last), and the answer's ``article_ids`` hold it."""
+    answer = {
+        **load_fixture("zammad/ticket_updated_19.json"),
+        "group": "Sales",
+        "state": "open",
+        "escalation_requested": False,
+        "article_ids": [30, 31, 32],
+    }
+    rsps.add(
+        "PUT",
+        f"{API}/tickets/19",
+        json=answer,
+        match=[
+            *body(
+                {
+                    "escalation_requested": False,
+                    "article": {
+                        "type": "note",
+                        "internal": True,
+                        "sender": "Agent",
+                        "content_type": "text/html",
+                        "subject": "Escalated",
+                        "body": "<p>Escalated as #53004</p>" + FOOTER_HTML,
+                    },
+                }
+            ),
+            *q(expand="true"),
+        ],
+    )
+    changes = TicketChanges(
+        fields={"escalation_requested": False},
+        note=ArticleDraft(body="<p>Escalated as #53004</p>", subject="Escalated"),
+    )
+    ticket = adapter.update_ticket(19, changes, marker=MARKER)
+    assert ticket.article_ids == frozenset({30, 31, 32})
+
+
+def test_update_with_note_needs_its_marker(adapter):
+    changes = TicketChanges(fields={"escalation_requested": False}, note=ArticleDraft("<p>n</p>"))
+    with pytest.raises(ValueError, match="marker"):
+        adapter.update_ticket(19, changes)
+
+
+def test_update_with_note_is_never_retried_blind(rsps, adapter):
+    """A PUT with an article is not idempotent: a 502 after it may have been applied is an
+    AmbiguousWrite, and the PUT is sent once (a plain PUT is retried on a 502)."""
+    rsps.add("PUT", f"{API}/tickets/19", status=502)
+    changes = TicketChanges(fields={"escalation_requested": False}, note=ArticleDraft("<p>n</p>"))
+    with pytest.raises(AmbiguousWrite):
+        adapter.update_ticket(19, changes, marker=MARKER)
+    assert len(rsps.calls) == 1
 
 
 def test_update_unknown_field(rsps, adapter):

@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 import responses
 
+from connector.base import Capability
 from connector.errors import Forbidden
+from escalations.bindings.zammad import ZammadBinding
 from escalations.clock import FakeClock
-from escalations.models import State
+from escalations.effects.helpdesk import NOTE, UPDATE_TICKET, UPDATE_WITH_NOTE
+from escalations.models import EffectState, State
+from sandbox import LoseResponse, Refuse
 from tests.conftest import edited_mappings
 from tests.jobs.conftest import RESIDENTIAL, World, make_world
+
+TITLE = "Broadband down since Monday"
 
 
 def _first_note(world: World) -> str:
@@ -117,3 +123,95 @@ def test_no_usable_agreed_cadence_keeps_the_segment_s(agreed: World, value: obje
     (esc,) = w.store.escalations_in(State.OPEN)
     assert esc.agreed_cadence_minutes is None
     assert "Agreed updates" not in _first_note(w)
+
+
+# -- the note on the original and the consumed flag: one update (issue 15) ---------------------
+
+
+def _original_notes(world: World, ticket_id: int) -> list[dict[str, object]]:
+    return [a for a in world.sandbox.articles_of(ticket_id) if a["subject"] == "Escalated"]
+
+
+def test_the_note_on_the_original_rides_on_the_update_that_consumes_the_flag(
+    world: World,
+) -> None:
+    w = world
+    original = w.ticket_by_title(TITLE)
+    w.flag(original)
+    w.sync()
+    puts = [c for c in w.rsps.calls if c.request.method == "PUT"]
+    assert len(puts) == 1
+    sent = json.loads(puts[0].request.body)
+    assert sent["escalation_requested"] is False
+    assert sent["article"]["internal"] is True
+    assert sent["article"]["type"] == "note"
+    (note,) = _original_notes(w, original)
+    assert note["internal"]
+    assert note["sender"] == "Agent"
+    assert not w.sandbox.ticket(original)["escalation_requested"]
+    (update,) = [e for e in w.store.effects() if e.kind == UPDATE_WITH_NOTE]
+    assert update.state is EffectState.DONE
+    assert not [e for e in w.store.effects() if e.kind == NOTE and "original-note" in e.key]
+
+
+def test_a_lost_answer_to_the_update_is_not_sent_again(world: World) -> None:
+    """The PUT with the note is applied and its answer lost (a read timeout): it is not
+    repeated; the next pass finds the note by its marker and the flag stays consumed."""
+    w = world
+    w.twice = False
+    original = w.ticket_by_title(TITLE)
+    w.sandbox.faults.add(LoseResponse(method="PUT", path=rf"^/api/v1/tickets/{original}$"))
+    w.flag(original)
+    w.sync()
+    assert w.sandbox.faults.fired == [("LoseResponse", "PUT", f"/api/v1/tickets/{original}")]
+    (update,) = [e for e in w.store.effects() if e.kind == UPDATE_WITH_NOTE]
+    assert update.state is EffectState.IN_FLIGHT
+    assert "AmbiguousWrite" in (update.last_error or "")
+    assert len(_original_notes(w, original)) == 1  # applied, though the worker never heard
+    w.sync(advance=timedelta(minutes=10))
+    w.sync(advance=timedelta(minutes=10))
+    puts = [
+        c for c in w.rsps.calls if c.request.method == "PUT" and f"/{original}" in c.request.url
+    ]
+    assert len(puts) == 1, "the update with the note was sent again"
+    (update,) = [e for e in w.store.effects() if e.kind == UPDATE_WITH_NOTE]
+    assert update.state is EffectState.DONE
+    (note,) = _original_notes(w, original)
+    assert update.remote_id == str(note["id"])
+    assert not w.sandbox.ticket(original)["escalation_requested"]
+
+
+def test_the_separate_note_and_update_an_older_version_stored_still_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written by the version before: the note on the original and the flag's PUT
+    are two pending effects (``note`` and ``update_ticket``, as that version requested
+    them). This version runs them as they are: one note, the flag consumed, no third
+    write for the same thing."""
+    w = world
+    w.twice = False
+    binding = w.ctx.binding
+    assert isinstance(binding, ZammadBinding)
+    monkeypatch.setattr(
+        binding, "capabilities", binding.capabilities - {Capability.NOTE_ON_UPDATE}
+    )  # requests what the older version requested
+    original = w.ticket_by_title(TITLE)
+    # the writes to the original wait (nothing reaches the helpdesk), as after a crash
+    w.sandbox.faults.add(Refuse(method="POST", path=r"^/api/v1/ticket_articles$", times=50))
+    w.sandbox.faults.add(Refuse(method="PUT", path=rf"^/api/v1/tickets/{original}$", times=50))
+    w.flag(original)
+    w.sync()
+    pending = sorted(
+        (e.kind, e.key.split(":", 1)[0])
+        for e in w.store.effects(EffectState.PENDING, EffectState.IN_FLIGHT)
+        if e.kind in (NOTE, UPDATE_TICKET)
+    )
+    assert pending == [(NOTE, "original-note"), (UPDATE_TICKET, "consume-flag")]
+    monkeypatch.undo()
+    w.sandbox.faults.clear()
+    w.sync(advance=timedelta(minutes=10))
+    w.sync(advance=timedelta(minutes=10))
+    assert len(_original_notes(w, original)) == 1
+    assert not w.sandbox.ticket(original)["escalation_requested"]
+    assert [e for e in w.store.effects() if e.kind == UPDATE_WITH_NOTE] == []
+    assert all(e.state is EffectState.DONE for e in w.store.effects())

@@ -216,9 +216,10 @@ def test_writes_to_an_original_moved_out_of_reach_wait_and_land_when_it_returns(
     billing = world.sandbox.add_group("Billing")
     world.sandbox.user_record(ALICE).group_access[billing] = ["full"]  # not the bot
     world.flag(original)
-    # the pass's writes to the original are held up (an outage after the create) ...
+    # the pass's writes to the original are held up (an outage after the create: the PUT
+    # that consumes the flag and carries the note) ...
     world.sandbox.faults.add(
-        ServerError(method="POST", path="/ticket_articles$", times=1, status=503)
+        ServerError(method="PUT", path=rf"/tickets/{original}$", times=1, status=503)
     )
     world.sync()
     world.sandbox.faults.clear()

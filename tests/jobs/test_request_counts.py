@@ -68,16 +68,22 @@ def test_raising_an_escalation_and_its_echo(world: World) -> None:
             "GET /api/v1/users/N": 1,  # the flagging agent, as the owner
             "GET /api/v1/users/search": 1,  # the placeholder customer
             "POST /api/v1/tickets": 1,  # the escalation ticket, atomically
-            ADD_ARTICLE: 2,  # the note on the original, and the history copy
+            ADD_ARTICLE: 1,  # the history copy
             # the tag on the original, unread first: adding is idempotent, and the flag was
             # the attribute, so no tag is removed (the removal alone needs the read)
             "POST /api/v1/tags/add": 1,
-            "PUT /api/v1/tickets/N": 1,  # the flag consumed (the next duty's time is in the create)
+            # the flag consumed, the note on the original carried as its article (the next
+            # duty's time is in the create)
+            "PUT /api/v1/tickets/N": 1,
             LIST_ARTICLES: 1,  # the original's messages, for the history copy
         }
     )
     writes = sum(n for call, n in raised.items() if not call.startswith(("GET", SEARCH)))
-    assert writes == 5
+    assert writes == 4  # 3 beyond the history copy: the create, the update, the tag
+    original = world.sandbox.ticket(ticket)
+    assert not original["escalation_requested"]
+    notes = [a for a in world.sandbox.articles_of(ticket) if a["subject"] == "Escalated"]
+    assert [(n["type"], n["internal"], n["sender"]) for n in notes] == [("note", True, "Agent")]
     echo = _pass(world)
     # the poll, the flag tag (the original changed) and the carrier-route-failed tag (the
     # escalation ticket changed): a tag added unseen between the poll and the worker's own

@@ -36,7 +36,7 @@ from typing import Any
 
 from connector.base import MARKER_RE
 from escalations.clock import SystemClock
-from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE
+from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE, UPDATE_WITH_NOTE
 from escalations.markers import marker_for
 from escalations.models import ACTIVE_STATES, EffectState, Escalation
 from escalations.store.base import Store
@@ -46,8 +46,11 @@ from sandbox import ZammadSandbox
 ESCALATION_KEY_FIELD = "escalation_key"
 BOT_LOGIN = "escalation-bot"
 IN_SCOPE_TYPES = ("email", "web")
-MARKED_KINDS = (NOTE, COPY_ARTICLE)
+MARKED_KINDS = (NOTE, COPY_ARTICLE, UPDATE_WITH_NOTE)
 """Effect kinds whose write is an article carrying the marker."""
+UNNAMED_OK = (UPDATE_WITH_NOTE,)
+"""Marked kinds that may be done without naming their article (an update's answer lists the
+ticket's article ids, which need not tell which one is the note)."""
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -296,6 +299,7 @@ def _agreement(
             effect.state is EffectState.DONE
             and effect.kind in MARKED_KINDS
             and effect.remote_id != str(ids[0])
+            and not (effect.kind in UNNAMED_OK and effect.remote_id is None)
         ):
             problems.append(
                 f"inv 4: effect {effect.id} {effect.kind} is done with remote id "

@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 
 from escalations.clock import SystemClock
-from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE, TAGS, UPDATE_TICKET
+from escalations.effects.helpdesk import (
+    COPY_ARTICLE,
+    CREATE_ESCALATION,
+    NOTE,
+    TAGS,
+    UPDATE_TICKET,
+    UPDATE_WITH_NOTE,
+)
 from escalations.faults import POINTS
 from escalations.models import EffectState
 from escalations.store.sqlite import SqliteStore
@@ -39,7 +46,11 @@ QUIET_TITLE = "HQ VPN outage"
 """A ticket without customer emails: nothing is copied, so nothing else touches its
 escalation ticket."""
 RUN_TIMEOUT = 60
-KINDS = (CREATE_ESCALATION, COPY_ARTICLE, NOTE, TAGS, UPDATE_TICKET)
+KINDS = (CREATE_ESCALATION, COPY_ARTICLE, TAGS, UPDATE_WITH_NOTE)
+"""The writes of a raise: the note on the original rides on the update that consumes the
+flag (``update_with_note``), so no ``note`` or ``update_ticket`` is written there; those are
+crashed at in a level change (``LEVEL_KINDS``)."""
+LEVEL_KINDS = (NOTE, UPDATE_TICKET, TAGS)
 WRITES = ("POST", "PUT", "DELETE")
 READ_ONLY_POSTS = ("/api/v1/tickets/search",)
 
@@ -211,8 +222,31 @@ def test_crash_while_escalating(install: Installation, point: str, kind: str) ->
     install.flag()
     install.run(f"{point}:{kind}:1")
     install.recover()
-    if point == "effect.sent" and kind in (CREATE_ESCALATION, COPY_ARTICLE, NOTE):
+    if point == "effect.sent" and kind in (CREATE_ESCALATION, COPY_ARTICLE, UPDATE_WITH_NOTE):
         assert f"effect.found kind={kind}" in "\n".join(install.log), "not found by marker"
+    notes = [
+        a for a in install.sandbox.articles_of(install.original) if a["subject"] == "Escalated"
+    ]
+    assert len(notes) == 1, f"{len(notes)} notes on the original"
+
+
+@pytest.mark.parametrize("kind", LEVEL_KINDS)
+@pytest.mark.parametrize("point", POINTS)
+def test_crash_while_changing_the_level(quiet_install: Installation, point: str, kind: str) -> None:
+    """An agent raises the level: the level tags, the ticket's title and owner, the level
+    note; a crash at each step still gives exactly one level note."""
+    install, sb = quiet_install, quiet_install.sandbox
+    install.flag()
+    install.run()
+    (esc,) = install.escalation_tickets()
+    sb.agent_update(esc["id"], ALICE, escalation_level="2")
+    install.run(f"{point}:{kind}:1")
+    install.recover()
+    if point == "effect.sent" and kind == NOTE:
+        assert f"effect.found kind={kind}" in "\n".join(install.log), "not found by marker"
+    assert sb.ticket(esc["id"])["owner"] == DUTY_MANAGER
+    level_notes = [a for a in sb.articles_of(esc["id"]) if a["subject"] == "Level 2"]
+    assert len(level_notes) == 1
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -309,6 +343,38 @@ def test_lost_answer_to_a_copy_is_not_retried_blindly(install: Installation, mod
     effect = next(e for e in install.effects() if e.id == effect.id)
     assert effect.state is EffectState.DONE
     assert effect.remote_id == str(copies[-1]["id"])
+    install.check()
+
+
+@pytest.mark.parametrize("mode", LOST)
+def test_lost_answer_to_the_update_with_the_note_is_not_retried_blindly(
+    install: Installation, mode: str
+) -> None:
+    """The PUT that consumes the flag carries the note on the original: applied, its answer
+    lost, it is not sent again; the next pass finds the note by its marker."""
+    install.flag()
+    put = rf"^/api/v1/tickets/{install.original}$"
+    install.sandbox.faults.add(_lose_answer("PUT", put, mode))
+    install.run(ESCALATIONS_HTTP_READ_TIMEOUT="1")
+    path = f"/api/v1/tickets/{install.original}"
+    assert install.sandbox.faults.fired == [("LoseResponse", "PUT", path)]
+    assert [w for w in install.writes() if w[:2] == ("PUT", path)] == [("PUT", path, 200)]
+    (effect,) = [e for e in install.effects() if e.kind == UPDATE_WITH_NOTE]
+    assert effect.state is EffectState.IN_FLIGHT
+    assert "AmbiguousWrite" in (effect.last_error or "")
+
+    seen = len(install.sandbox.requests)
+    install.run(at=_later())
+    later = install.sandbox.requests[seen:]
+    assert ("PUT", path, 200) not in later, "the update with the note was repeated"
+    by_ticket = f"/api/v1/ticket_articles/by_ticket/{install.original}"
+    assert ("GET", by_ticket, 200) in later, "no look by marker"
+    (effect,) = [e for e in install.effects() if e.kind == UPDATE_WITH_NOTE]
+    (note,) = [
+        a for a in install.sandbox.articles_of(install.original) if a["subject"] == "Escalated"
+    ]
+    assert effect.state is EffectState.DONE
+    assert effect.remote_id == str(note["id"])
     install.check()
 
 

@@ -279,6 +279,52 @@ def test_update_with_article_is_atomic(api: Client, sandbox: ZammadSandbox) -> N
     assert len(sandbox.articles_of(1)) == 2
 
 
+def test_update_with_an_internal_note(
+    api: Client, sandbox: ZammadSandbox, clock: FakeClock
+) -> None:
+    """§3.4: the article of a PUT is created with the update (``ticket.with_lock``): its
+    fields as sent, sender Agent by default for an agent, the answer's ``article_ids``
+    holding it, and the history showing the attribute change and the article's creation."""
+    clock.advance(timedelta(minutes=1))
+    sandbox.agent_update(1, "alice.agent@fused.example", escalation_requested=True)
+    clock.advance(timedelta(minutes=1))
+    before = [a["id"] for a in sandbox.articles_of(1)]
+    payload = {
+        "escalation_requested": False,
+        "article": {
+            "type": "note",
+            "internal": True,
+            "content_type": "text/html",
+            "subject": "Escalated",
+            "body": "<p>Escalated as #53004</p>",
+        },
+    }
+    response = api("PUT", "/tickets/1", json=payload, params={"expand": "true"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["escalation_requested"] is False
+    (note,) = [a for a in sandbox.articles_of(1) if a["id"] not in before]
+    assert body["article_ids"] == [*before, note["id"]]
+    assert (note["type"], note["sender"], note["internal"]) == ("note", "Agent", True)
+    assert (note["subject"], note["content_type"]) == ("Escalated", "text/html")
+    assert note["body"] == "<p>Escalated as #53004</p>"
+    assert note["created_by_id"] == sandbox.user_id("escalation-bot")
+    assert body["updated_at"] == "2026-12-01T09:02:00.000Z"
+    history = api("GET", "/ticket_history/1").json()["history"]
+    latest = [h for h in history if h["created_at"] == "2026-12-01T09:02:00.000Z"]
+    assert {(h["object"], h["type"], h.get("attribute")) for h in latest} >= {
+        ("Ticket", "updated", "escalation_requested"),
+        ("Ticket::Article", "created", None),
+    }
+
+
+def test_an_article_on_update_defaults_to_public(api: Client, sandbox: ZammadSandbox) -> None:
+    """§0.3 holds for the article of an update too: ``internal`` defaults to false."""
+    api("PUT", "/tickets/1", json={"article": {"body": "visible"}})
+    last = sandbox.articles_of(1)[-1]
+    assert (last["body"], last["internal"], last["type"]) == ("visible", False, "note")
+
+
 def test_merged_state_not_allowed(api: Client) -> None:
     assert api("PUT", "/tickets/1", json={"state": "merged"}).status_code == 422
 

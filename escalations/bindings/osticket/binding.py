@@ -262,8 +262,8 @@ class OsTicketBinding:
             UpdateTicket.key(purpose, esc.key, part), payload, escalation_id=esc.id
         )
 
-    def mark_original(self, esc: Escalation) -> list[Intent]:
-        return self.consume_flag(esc, "0", FlagState(by_field=True))
+    def mark_original(self, esc: Escalation, note: Intent) -> list[Intent]:
+        return [note, *self.consume_flag(esc, "0", FlagState(by_field=True))]
 
     def consume_flag(self, esc: Escalation, occurrence: str, flag: FlagState) -> list[Intent]:
         payload = UpdateTicketPayload(

@@ -6,6 +6,9 @@
   the link to the original, the level tag and the executives' mentions; its title starts
   with ``[ESC L<level>]``. Without ``ATOMIC_CREATE`` the link, tags and subscriptions follow
   as separate writes ordered ``after`` the create.
+- Once the escalation ticket exists, the note on the original and the flag attribute's
+  clearing are one ``PUT /tickets/{id}`` carrying the note as its ``article`` (Zammad creates
+  it inside the update's row lock), then the escalated tag is added: two writes.
 - Without ``TAGS`` marks become the optional fields ``fields.escalated`` and
   ``fields.route_failed``; without ``SUBSCRIBE`` nobody is subscribed and notes name people
   in plain text.
@@ -50,12 +53,15 @@ from escalations.effects.helpdesk import (
     CreateEscalationPayload,
     LinkPayload,
     LinkTickets,
+    NotePayload,
     SetTags,
     Subscribe,
     SubscribePayload,
     TagsPayload,
     UpdateTicket,
     UpdateTicketPayload,
+    UpdateWithNote,
+    UpdateWithNotePayload,
 )
 from escalations.models import EffectRef, Escalation, ParkingOutcome
 from escalations.profile import ProcessProfile
@@ -404,9 +410,44 @@ class ZammadBinding:
             for user_id in user_ids
         ]
 
-    def mark_original(self, esc: Escalation) -> list[Intent]:
+    def mark_original(self, esc: Escalation, note: Intent) -> list[Intent]:
+        """The note, the flag attribute cleared (and, without tags, the escalated attribute
+        set) in ONE ticket update carrying the note as its article (``update_with_note``,
+        under the key of the flag's update, ``consume-flag:<key>:0``); then the escalated
+        tag. The note is a write of its own only when there is no attribute to update, or
+        the adapter cannot carry a note on an update."""
         flag = self.fieldmap.flag
         intents: list[Intent] = []
+        values: dict[str, FieldValue] = {}
+        if flag.field:
+            values[flag.field] = False
+        if not self._tags and self.fieldmap.fields.escalated:
+            values[self.fieldmap.fields.escalated] = True
+        key = UpdateTicket.key(CONSUME_FIELD, esc.key, "0")
+        carried = note.payload if isinstance(note.payload, NotePayload) else None
+        if values and carried is not None and Capability.NOTE_ON_UPDATE in self.capabilities:
+            intents.append(
+                UpdateWithNote.intent(
+                    key,
+                    UpdateWithNotePayload(
+                        ticket_id=esc.original_ticket_id,
+                        fields=values,
+                        note_html=carried.html,
+                        note_subject=carried.subject,
+                    ),
+                    escalation_id=esc.id,
+                )
+            )
+        else:
+            intents.append(note)
+            if values:
+                intents.append(
+                    UpdateTicket.intent(
+                        key,
+                        UpdateTicketPayload(ticket_id=esc.original_ticket_id, fields=values),
+                        escalation_id=esc.id,
+                    )
+                )
         if self._tags:  # the flag tag, if the flag was one, goes with the create
             intents.append(
                 SetTags.intent(
@@ -414,19 +455,6 @@ class ZammadBinding:
                     TagsPayload(
                         ticket_id=esc.original_ticket_id, present=(self.fieldmap.tags.escalated,)
                     ),
-                    escalation_id=esc.id,
-                )
-            )
-        values: dict[str, FieldValue] = {}
-        if flag.field:
-            values[flag.field] = False
-        if not self._tags and self.fieldmap.fields.escalated:
-            values[self.fieldmap.fields.escalated] = True
-        if values:
-            intents.append(
-                UpdateTicket.intent(
-                    UpdateTicket.key(CONSUME_FIELD, esc.key, "0"),
-                    UpdateTicketPayload(ticket_id=esc.original_ticket_id, fields=values),
                     escalation_id=esc.id,
                 )
             )
