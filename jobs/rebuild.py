@@ -75,6 +75,8 @@ ADOPTER = "rebuild-state"
 """The worker id the rebuild holds the store's lock as."""
 NOT_SHOWN = "rebuild-state: not in the helpdesk (left for the worker)"
 """What a write the rebuild looked for and did not find is marked with while it runs."""
+PROGRESS_EVERY = 100
+"""A progress line per this many escalations, or writes looked for."""
 MAX_SEQUENCE = 50
 """How many parkings (or closes) of one escalation the rebuild looks for notes of."""
 
@@ -94,6 +96,8 @@ class Rebuilt:
     """Writes found in the helpdesk by their marker and recorded as done."""
     adopted: int = 0
     """Idempotent writes the helpdesk already shows, recorded as done without being sent."""
+    looked: int = 0
+    """Writes the replayed jobs requested, looked for (or compared) in the helpdesk."""
     left: list[str] = field(default_factory=list)
     """Writes the helpdesk does not show, left for the worker (``kind/key``)."""
     skipped: list[str] = field(default_factory=list)
@@ -122,13 +126,13 @@ def rebuild(ctx: JobContext, registry: Registry, progress: Progress, shown: Show
     tickets = sorted(snap.escalation_tickets.values(), key=lambda t: t.id)
     progress(f"{len(tickets)} escalation tickets found")
     for n, ticket in enumerate(tickets, 1):
-        if n % 50 == 0 or n == len(tickets):
+        if n % PROGRESS_EVERY == 0 or n == len(tickets):
             progress(f"escalations: {n}/{len(tickets)}")
         _escalation(ctx, marks, snap, ticket, done)
     progress("replaying the poll (the first poll's look-back)")
-    _adopt(ctx, registry, shown, done)
+    _adopt(ctx, registry, shown, done, progress)
     sync.run(ctx)
-    _adopt(ctx, registry, shown, done)
+    _adopt(ctx, registry, shown, done, progress)
     progress("replaying the copies of customer messages")
     with ctx.store.transaction() as tx:
         for esc in ctx.store.escalations_in(State.OPEN, State.PARKED):
@@ -141,10 +145,10 @@ def rebuild(ctx: JobContext, registry: Registry, progress: Progress, shown: Show
                     ctx.clock.now(),
                 )
     sync.run_copy(ctx)
-    _adopt(ctx, registry, shown, done)
+    _adopt(ctx, registry, shown, done, progress)
     progress("replaying the communication plan")
     comms.run(ctx)
-    _adopt(ctx, registry, shown, done)
+    _adopt(ctx, registry, shown, done, progress)
     done.left = _give_back(ctx)
     for esc in ctx.store.escalations_in():
         done.by_state[esc.state.value] = done.by_state.get(esc.state.value, 0) + 1
@@ -432,7 +436,9 @@ def _finds(kind: EffectKind[Any]) -> bool:
     return type(kind).find is not EffectKind.find
 
 
-def _adopt(ctx: JobContext, registry: Registry, shown: Shown, done: Rebuilt) -> None:
+def _adopt(
+    ctx: JobContext, registry: Registry, shown: Shown, done: Rebuilt, progress: Progress
+) -> None:
     """Every pending write, claimed in id order: looked for by its marker (found: done, with
     its commit's bookkeeping), recorded as done unsent when idempotent, else set aside as
     failed (``NOT_SHOWN``) until the rebuild ends (``_give_back``), so a write ordered after
@@ -449,6 +455,9 @@ def _adopt(ctx: JobContext, registry: Registry, shown: Shown, done: Rebuilt) -> 
         if effect is None:
             return
         last = effect.id
+        done.looked += 1
+        if done.looked % PROGRESS_EVERY == 0:
+            progress(f"writes looked for in the helpdesk: {done.looked}")
         kind = registry.get(effect.kind)
         payload = kind.load(effect.payload, effect.payload_version) if kind else None
         remote: str | None = None

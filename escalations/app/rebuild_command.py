@@ -129,9 +129,9 @@ def run(
     progress: Progress = _progress,
 ) -> Rebuilt:
     """The command without its argument parsing and printing (tests call this)."""
-    from escalations.app.preflight import prepare
+    from escalations.app.preflight import prepare, session
     from escalations.app.rebuild_shown import shown
-    from escalations.app.wiring import build, open_configured_store
+    from escalations.app.wiring import build, build_adapter, open_configured_store
     from jobs.rebuild import ADOPTER, rebuild
 
     say = progress
@@ -140,8 +140,11 @@ def run(
             f"rebuild-state is not built for {settings.helpdesk}; only for Zammad (docs/report.md)"
         )
     _existing(settings, clock, force=force, say=say)
+    prepare(settings, clock)  # every check the worker makes before it starts
     counter = _Counter()
-    adapter = prepare(settings, clock, progress=counter.tick)
+    http = session(settings)
+    http.hooks["response"].append(counter.seen)
+    adapter = build_adapter(settings, clock, http)
     store = open_configured_store(settings, clock)
     try:
         store.acquire_lock(worker=ADOPTER)
@@ -162,10 +165,13 @@ def run(
 
 
 class _Counter:
+    """Counts the helpdesk's answers (a ``requests`` response hook: each request sent, a
+    retry too; not the waits between them)."""
+
     def __init__(self) -> None:
         self.count = 0
 
-    def tick(self) -> None:
+    def seen(self, response: object, *args: object, **kwargs: object) -> None:
         self.count += 1
 
 

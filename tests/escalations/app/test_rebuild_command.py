@@ -82,6 +82,7 @@ def test_after_rebuild_state_on_the_demos_helpdesk_a_pass_writes_nothing(
         lines: list[str] = []
         made = run(day.settings, day.clock, day.mappings, force=force, progress=lines.append)
         assert _writes(sandbox.requests[start:]) == []  # the rebuild never writes
+        assert made.requests == len(sandbox.requests) - start  # requests, not waits
         assert made.escalations == 1
         assert made.left == []
         assert "escalation tickets found" in " ".join(lines)
