@@ -15,13 +15,15 @@ import pytest
 
 from escalations.app import demo
 from escalations.app.cli import main
-from escalations.app.rebuild_command import EX_STORE_EXISTS, run, summary
+from escalations.app.rebuild_command import EX_STORE_EXISTS, StoreExists, run, summary
 from escalations.app.wiring import build, build_adapter, open_store
 from escalations.clock import FakeClock
 from escalations.errors import EX_CONFIG
 from escalations.markers import markers_in
+from escalations.store.postgres import PostgresStore
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
+from tests.pg import PgServer
 
 
 class _Stop(Exception):
@@ -185,3 +187,41 @@ def test_the_command_rebuilds_the_demos_store_then_refuses_to_run_again(
         assert main(["rebuild-state"]) == EX_STORE_EXISTS  # rebuilt: a store now
     finally:
         day.server.shutdown()
+
+
+def test_on_postgresql_the_rebuilt_store_makes_a_pass_with_no_write(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """The same rebuild into a PostgreSQL store (``ESCALATIONS_DATABASE_URL``); there
+    ``--force`` moves nothing: a store that holds anything is refused."""
+    _Day.stop_at = "Jane calls Sean"
+    day = _Day(tmp_path / "state")
+    name = pg_server.new_database()
+    try:
+        with pytest.raises(_Stop):
+            day.script()
+        day.store.release_lock()
+        day.store.close()
+        settings = day.settings.model_copy(update={"database_url": pg_server.url(name)})
+        made = run(settings, day.clock, day.mappings, progress=lambda line: None)
+        assert (made.escalations, made.left) == (1, [])
+        store = PostgresStore(settings.database_url, day.clock)
+        try:
+            installation = build(
+                settings,
+                day.clock,
+                adapter=build_adapter(settings, day.clock),
+                store=store,
+                mappings=day.mappings,
+            )
+            start = len(day.sandbox.requests)
+            day.clock.advance(timedelta(seconds=30))
+            assert all(r is not None for r in installation.worker().run_once())
+            assert _writes(day.sandbox.requests[start:]) == []
+        finally:
+            store.close()
+        with pytest.raises(StoreExists, match="empty it first"):
+            run(settings, day.clock, day.mappings, force=True, progress=lambda line: None)
+    finally:
+        day.server.shutdown()
+        pg_server.drop_database(name)
