@@ -93,10 +93,14 @@ def _move_aside(path: Path, now: datetime) -> Path:
 
 def _existing(settings: Settings, clock: Clock, *, force: bool, say: Progress) -> None:
     """Refuse (or with ``force`` move aside) a store that is not empty nor a rebuild's."""
+    from escalations.app.preflight import lock_problem
     from escalations.app.wiring import open_configured_store
 
     if not settings.database_is_postgresql and not settings.database_path.exists():
         return
+    held = lock_problem(settings)
+    if held is not None:  # a worker runs on it: never moved from under it
+        raise EscalationsError(f"rebuild-state: {held}; stop the worker first")
     store = open_configured_store(settings, clock)
     try:
         if not _holds_a_store(store) or (

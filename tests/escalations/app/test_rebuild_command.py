@@ -149,6 +149,24 @@ def test_an_existing_store_is_refused_in_one_line_exit_73(
     assert database.exists()  # refused: nothing moved
 
 
+def test_a_store_a_worker_holds_is_not_moved_even_with_force(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = _store_with_a_run(cli_env)
+    worker = SqliteStore(database, FakeClock())
+    worker.acquire_lock(worker="w1")
+    try:
+        assert main(["rebuild-state", "--force"]) == 1
+    finally:
+        worker.release_lock()
+        worker.close()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1
+    assert "stop the worker first" in err[0]
+    assert database.exists()
+    assert not list(cli_env.glob("*.before-rebuild-*"))
+
+
 def test_osticket_is_refused_in_one_line_exit_78(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
