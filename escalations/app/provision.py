@@ -10,6 +10,9 @@ stand-ins for the ids of objects not yet created.
 
 It uses the admin token (``ESCALATIONS_HELPDESK_ADMIN_TOKEN`` or the ``helpdesk-admin-token``
 credential), needed only here: the worker's own token keeps the agent permissions.
+
+On osTicket (``ESCALATIONS_HELPDESK=osticket``) nothing can be created through its API or the
+plugin: ``provision_osticket`` prints the admin's checklist instead and writes nothing.
 """
 
 from __future__ import annotations
@@ -232,8 +235,14 @@ def command(args: argparse.Namespace) -> int:
 
 def provision(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     """The command: exit 0 when Zammad holds what the mappings need (objects changed by
-    hand and kept are reported, not failures), 78 for a setting or mapping to fix."""
+    hand and kept are reported, not failures), 78 for a setting or mapping to fix. On
+    osTicket: the admin's checklist (``provision_osticket``), 78 while a step remains."""
     from escalations.carrier import carrier_template
+
+    if settings.helpdesk == "osticket":
+        from escalations.app.provision_osticket import provision_osticket
+
+        return provision_osticket(args, settings, clock=clock)
 
     mappings = load_mappings(settings.mappings_dir)
     spec = load_mapping_file(mappings.directory / PROVISION_FILE, ProvisionSpec)
