@@ -135,14 +135,27 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     return command(args)
 
 
+PROVISION_ABOUT = (
+    "create or update in Zammad what agents click and the worker needs (attributes, parked "
+    "state, group, tags, macros, overviews, text modules; the webhook trigger with "
+    "--webhook-url), from the mappings; idempotent; needs the admin token. On osTicket, whose "
+    "API cannot create them, it writes nothing: one line per object the mappings need, ok or "
+    "the exact admin-panel step, exit 78 while a step remains"
+)
+
+
 def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "provision",
-        help="create or update in Zammad what agents click and the worker needs (attributes, "
-        "parked state, group, tags, macros, overviews, text modules; the webhook trigger with "
-        "--webhook-url), from the mappings; idempotent; needs the admin token",
+        help=PROVISION_ABOUT,
+        description=PROVISION_ABOUT,
     )
-    p.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change; write nothing (on osTicket provision never writes: "
+        "the same checklist with or without it)",
+    )
     p.add_argument(
         "--force",
         action="store_true",
