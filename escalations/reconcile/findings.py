@@ -184,6 +184,30 @@ class Repair:
     """The writes, as ``kind key`` (empty for a hard copy, which is filed, not written)."""
 
 
+class WorkerState(enum.StrEnum):
+    RUNNING = "running"
+    """Heard within the silence the report allows (as of the report's instant)."""
+    STOPPED = "stopped"
+    """Stopped cleanly."""
+    SILENT = "silent"
+    """No heartbeat for longer, and no clean stop."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSeen:
+    """A worker run on the store during the report's period (the workers table)."""
+
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_heartbeat_at: datetime | None
+    stopped_at: datetime | None
+    state: WorkerState
+    leading: tuple[str, ...] = ()
+    """The jobs whose leadership lease it holds (as of now)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DayDuties:
     """Duties that fell due on one local day."""
@@ -223,6 +247,8 @@ class Report:
     repairs: tuple[Repair, ...] | None = None
     """What ``--repair`` did about the findings (or would do, ``--dry-run``); ``None`` when no
     repair was asked for (the nightly report, a plain ``escalations report``)."""
+    workers: tuple[WorkerSeen, ...] = ()
+    """The worker runs of the period, oldest start first."""
 
     def repair_of(self, finding: Finding) -> Repair | None:
         """The repair made for ``finding``, if any."""

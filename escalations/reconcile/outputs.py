@@ -1,7 +1,8 @@
 """The report's files in ``ESCALATIONS_REPORTS_DIR/<date>/``: ``report.json`` (every finding,
 schema ``helpdesk-escalations/report`` version ``SCHEMA_VERSION``, shipped as
 ``escalations/reconcile/schema/report-v3.json``; version 2 added ``repairs``, version 3 the
-kinds ``worker_silent``, ``worker_restarted`` and ``leader_changed``, and ``report-v1.json``
+kinds ``worker_silent``, ``worker_restarted`` and ``leader_changed`` and the ``workers`` of
+the period, and ``report-v1.json``
 and ``report-v2.json`` stay for the reports written before), ``findings.csv`` (one row per
 finding, with the repair made for it) and
 ``report.html`` (``escalations.reconcile.render``). Written to a temporary name and renamed,
@@ -123,6 +124,19 @@ def as_json(report: Report) -> dict[str, Any]:
         "not_checked": list(report.not_checked),
         "findings": [_finding(f) for f in report.findings],
         "repairs": None if report.repairs is None else [_repair(r) for r in report.repairs],
+        "workers": [
+            {
+                "host": w.host,
+                "pid": w.pid,
+                "version": w.version,
+                "started_at": _time(w.started_at),
+                "last_heartbeat_at": _time(w.last_heartbeat_at),
+                "stopped_at": _time(w.stopped_at),
+                "state": w.state.value,
+                "leading": list(w.leading),
+            }
+            for w in report.workers
+        ],
     }
 
 

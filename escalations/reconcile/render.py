@@ -8,7 +8,8 @@
   ``--repair``, the repairs (what was written for which finding, and how it went); then the
   charts
   (open escalations by level, duties done and missed over the last days); then one table
-  per kind found, each row linking to its ticket.
+  per kind found, each row linking to its ticket; then the workers of the period (host,
+  pid, version, start, last heartbeat, clean stop, state, the jobs each leads).
 - Every text from the helpdesk or the store is escaped.
 """
 
@@ -27,6 +28,7 @@ from escalations.reconcile.findings import (
     FindingKind,
     RepairOutcome,
     Report,
+    WorkerState,
 )
 
 CSS = """
@@ -85,6 +87,7 @@ def render_html(report: Report) -> str:
         _duties_chart(report),
         "</div>",
         *(_kind_table(report, kind) for kind in FindingKind),
+        _workers(report),
         _not_checked(report),
         "</body></html>",
     ]
@@ -271,6 +274,31 @@ def _kind_table(report: Report, kind: FindingKind) -> str:
         f'<section class="kind"><h2 id="{kind.value}">{escape(TITLES[kind])} ({len(found)})</h2>'
         "<table><thead><tr><th>ticket</th><th>escalation</th><th>what</th><th>since</th>"
         "<th>related</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"
+    )
+
+
+def _workers(report: Report) -> str:
+    if not report.workers:
+        return ""
+    rows = []
+    for w in report.workers:
+        cls = ' class="up"' if w.state is WorkerState.SILENT else ""
+        heard = _local(report, w.last_heartbeat_at) if w.last_heartbeat_at else ""
+        stopped = _local(report, w.stopped_at) if w.stopped_at else ""
+        rows.append(
+            "<tr>"
+            + f'<td>{escape(w.host)}</td><td class="n">{w.pid}</td>'
+            + f"<td>{escape(w.version)}</td><td>{escape(_local(report, w.started_at))}</td>"
+            + f"<td>{escape(heard)}</td><td>{escape(stopped)}</td>"
+            + f"<td{cls}>{escape(w.state.value)}</td>"
+            + f"<td>{escape(', '.join(w.leading))}</td>"
+            + "</tr>"
+        )
+    return (
+        f'<section class="kind"><h2 id="workers">Workers ({len(report.workers)})</h2>'
+        '<table><thead><tr><th>host</th><th class="n">pid</th><th>version</th>'
+        "<th>started</th><th>last heartbeat</th><th>stopped cleanly</th><th>state</th>"
+        "<th>leads</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"
     )
 
 

@@ -123,6 +123,7 @@ def _build(
         tickets_read=snap.tickets_read,
         previous_counts=previous,
         not_checked=tuple(found.not_checked),
+        workers=workers.seen(ctx, at, records.PERIOD),
     )
     log.info(
         "report.built day=%s findings=%d drift=%d requests=%s",

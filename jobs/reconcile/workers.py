@@ -12,6 +12,9 @@ changes and workers that went silent"), from the history the store keeps of them
   or cut off past its lease). The leases one worker takes over from another are one finding
   (for the record).
 
+``seen`` is the report's table of the period's workers (host, pid, version, start, last
+heartbeat, clean stop, state, the jobs each leads).
+
 The first worker on a store and the first grant of each lease are no change: a clean world
 lists nothing. The store keeps each run's start and last heartbeat only, so a worker that
 died within a heartbeat of another's start on its host counts as restarted by it, and a
@@ -21,9 +24,10 @@ worker paused and resumed is not silent (its leader change is listed, "still run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from escalations.reconcile.findings import FindingKind as K
+from escalations.reconcile.findings import WorkerSeen, WorkerState
 from escalations.store.base import HISTORY_KEPT, LeaseGrant, WorkerRun
 from jobs.context import JobContext
 from jobs.reconcile._found import Found
@@ -33,6 +37,7 @@ SILENT_AFTER_POLLS = 3
 count ``escalations status`` uses)."""
 
 LEASE_PREFIX = "lease:"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def check(ctx: JobContext, found: Found, at: datetime, period: timedelta) -> None:
@@ -64,6 +69,40 @@ def check(ctx: JobContext, found: Found, at: datetime, period: timedelta) -> Non
                     since=run.started_at,
                 )
     _leader_changes(ctx, found, start, at, {r.id: r for r in runs}, silence)
+
+
+def seen(ctx: JobContext, at: datetime, period: timedelta) -> tuple[WorkerSeen, ...]:
+    """The worker runs of the period (started by ``at``, and running, heard or stopped
+    within it), each with its state as of ``at`` and the jobs it leads now."""
+    silence = timedelta(seconds=SILENT_AFTER_POLLS * ctx.settings.poll_interval_seconds)
+    leading: dict[str, list[str]] = {}
+    for name in sorted({g.name for g in ctx.store.lease_grants(since=EPOCH)}):
+        lease = ctx.store.lease(name)
+        if lease is not None and lease.expires_at > at:
+            leading.setdefault(lease.holder, []).append(name.removeprefix(LEASE_PREFIX))
+    shown = []
+    for run in ctx.store.worker_runs(since=at - period):
+        if run.started_at > at:
+            continue
+        if run.stopped_at is not None and run.stopped_at <= at:
+            state = WorkerState.STOPPED
+        elif _heard(run) + silence <= at:
+            state = WorkerState.SILENT
+        else:
+            state = WorkerState.RUNNING
+        shown.append(
+            WorkerSeen(
+                host=run.host,
+                pid=run.pid,
+                version=run.version,
+                started_at=run.started_at,
+                last_heartbeat_at=run.last_heartbeat_at,
+                stopped_at=run.stopped_at,
+                state=state,
+                leading=tuple(leading.get(run.id, ())),
+            )
+        )
+    return tuple(shown)
 
 
 def _heard(run: WorkerRun) -> datetime:

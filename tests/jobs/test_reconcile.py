@@ -18,7 +18,7 @@ import responses
 from escalations.app.wiring import build
 from escalations.clock import FakeClock
 from escalations.models import EffectState, State
-from escalations.reconcile.findings import FindingKind, Report
+from escalations.reconcile.findings import FindingKind, Report, WorkerState
 from escalations.store.base import WorkerBeat
 from escalations.store.sqlite import SqliteStore
 from jobs import reconcile
@@ -522,6 +522,13 @@ def test_a_killed_worker_its_restart_and_the_leader_change_are_listed_once(
     assert "took over relay from the worker on h9 (pid 101" in change
     assert "which had gone silent" in change
     assert report.drift == 1  # the silent worker; the restart and the change are for the record
+    table = {w.pid: w for w in report.workers}
+    assert (table[101].state, table[101].stopped_at) == (WorkerState.SILENT, None)
+    assert (table[102].state, table[102].started_at) == (WorkerState.STOPPED, restarted)
+    assert table[101].leading == table[102].leading == ()  # the relay lease ran out
+    (own,) = [w for w in report.workers if w.pid not in (101, 102)]
+    assert own.state is WorkerState.RUNNING  # the world's worker, leading its jobs
+    assert "sync" in own.leading
 
     world.sync(advance=timedelta(days=1))
     later = _report(world)

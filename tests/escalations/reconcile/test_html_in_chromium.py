@@ -55,6 +55,7 @@ def test_the_report_fetches_nothing_and_the_console_stays_silent(
     assert "Workers that went silent (1)" in seen.dom
     assert "Worker restarts (1)" in seen.dom
     assert "Leader changes (1)" in seen.dom
+    assert "Workers (3)" in seen.dom  # the world's own, the killed one and its restart
     assert seen.dom.count("<svg") == 2
     shot = tmp_path / "report.png"
     visit(directory, "report.html", tmp_path / "profile-2", screenshot=shot)

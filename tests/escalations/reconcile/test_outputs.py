@@ -27,6 +27,8 @@ from escalations.reconcile.findings import (
     Repair,
     RepairOutcome,
     Report,
+    WorkerSeen,
+    WorkerState,
 )
 from escalations.reconcile.render import render_html
 
@@ -252,15 +254,40 @@ def test_repairs_are_in_the_json_the_csv_and_the_page() -> None:
 def test_the_schema_version_was_bumped_for_the_workers_kinds_and_v2_is_still_shipped() -> None:
     assert outputs.SCHEMA_VERSION == 3
     assert outputs.schema()["properties"]["version"]["const"] == 3
-    workers = _report(
-        Finding(kind=FindingKind.WORKER_SILENT, subject="worker:w1", detail="last heard"),
-        Finding(kind=FindingKind.LEADER_CHANGED, subject="leader:w2:w1", detail="took over"),
-    )
+    workers = dataclasses.replace(
+        _report(
+            Finding(kind=FindingKind.WORKER_SILENT, subject="worker:w1", detail="last heard"),
+            Finding(kind=FindingKind.LEADER_CHANGED, subject="leader:w2:w1", detail="took over"),
+        ),
+        workers=(
+            WorkerSeen(
+                host="h1", pid=7, version="0.3.0", started_at=AT - timedelta(hours=5),
+                last_heartbeat_at=AT - timedelta(hours=4), stopped_at=None,
+                state=WorkerState.SILENT,
+            ),
+            WorkerSeen(
+                host="h2", pid=8, version="0.3.0", started_at=AT - timedelta(hours=6),
+                last_heartbeat_at=AT, stopped_at=None, state=WorkerState.RUNNING,
+                leading=("copy", "sync"),
+            ),
+        ),
+    )  # fmt: skip
     data = outputs.as_json(workers)
-    jsonschema.validate(data, outputs.schema())
+    jsonschema.validate(data, outputs.schema(), format_checker=jsonschema.FormatChecker())
+    assert data["workers"][1] == {
+        "host": "h2", "pid": 8, "version": "0.3.0", "started_at": "2026-12-07T00:00:00Z",
+        "last_heartbeat_at": "2026-12-07T06:00:00Z", "stopped_at": None, "state": "running",
+        "leading": ["copy", "sync"],
+    }  # fmt: skip
+    page = render_html(workers)
+    assert "Workers (2)" in page
+    assert '<td class="up">silent</td>' in page
+    assert "<td>copy, sync</td>" in page
+    assert "Workers (" not in render_html(_report())
     assert data["summary"]["drift"] == 1  # a leader change is for the record
     assert "leader_changed" in data["summary"]["informational"]
     older = dict(data, version=2)
+    del older["workers"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(older, outputs.schema(2))  # v2 knows no such kind
     assert outputs.schema(2)["properties"]["version"]["const"] == 2
