@@ -39,10 +39,11 @@ from typing import Any
 
 from connector.base import Article, Capability, HelpdeskAdapter, Ticket, TicketEvent
 from connector.errors import HelpdeskError
-from escalations import copies
+from escalations import copies, parking
 from escalations.bindings.marks import marks_for
 from escalations.clock import parse_instant
 from escalations.comms import next_duty
+from escalations.comms.calendar import BusinessCalendar
 from escalations.effects.base import EffectKind, Payload, Registry
 from escalations.effects.helpdesk import (
     COPY_ARTICLE,
@@ -191,6 +192,56 @@ def _note_at(
     return found.created_at if found is not None else None
 
 
+@dataclass(frozen=True)
+class _Parking:
+    seq: int
+    resolved_at: datetime
+    ended_at: datetime | None = None
+    outcome: ParkingOutcome | None = None
+
+
+def _parkings(
+    articles: Sequence[Article],
+    key: str,
+    events: Sequence[TicketEvent] | None,
+    opened_at: datetime,
+) -> list[_Parking]:
+    """The parkings, from the worker's notes: each began with its parked note and ended
+    with its un-parked note (back to open, why not known: ``REOPENED``) or its closed note
+    (the customer confirmed); each at the time of the agent's change the note answered, as
+    the ticket's history shows it (the note's own time without one)."""
+    found = []
+    after = opened_at
+    for seq in range(1, MAX_SEQUENCE + 1):
+        began = _note(articles, key, "parked-note", seq)
+        if began is None:
+            break
+        resolved = _answered(events, began, after)
+        end = _note(articles, key, "closed-note", seq)
+        outcome = ParkingOutcome.CONFIRMED
+        if end is None:
+            end, outcome = _note(articles, key, "unparked-note", seq), ParkingOutcome.REOPENED
+        if end is None:
+            found.append(_Parking(seq, resolved))
+            break
+        ended = _answered(events, end, began.created_at)
+        found.append(_Parking(seq, resolved, ended, outcome))
+        after = end.created_at
+    return found
+
+
+def _answered(events: Sequence[TicketEvent] | None, note: Article, after: datetime) -> datetime:
+    """When the change happened that the worker's ``note`` answers: the latest event of the
+    ticket after ``after`` and before the note by someone other than the note's author (the
+    worker's own writes are its author's)."""
+    times = [
+        e.at
+        for e in events or ()
+        if after < e.at < note.created_at and e.actor_id != note.created_by_id
+    ]
+    return max(times, default=note.created_at)
+
+
 def _level_changes(
     ctx: JobContext, articles: Sequence[Article], key: str, events: Sequence[TicketEvent] | None
 ) -> list[LevelChange]:
@@ -263,26 +314,30 @@ def _escalation(
     articles = ctx.adapter.list_articles(ticket.id)
     state = State.OPEN
     resolved_at = parked_at = closed_at = confirmed_at = None
-    parked: list[tuple[int, datetime]] = []
-    for seq in range(1, MAX_SEQUENCE + 1):
-        at = _note_at(articles, key, "closed-note", seq)
-        if at is not None:
-            closed_at = at
+    history = _history(ctx, ticket.id)
+    periods = _parkings(articles, key, history, opened_at)
+    last = periods[-1] if periods else None
     parked_state = marks.state_names.get(State.PARKED)
-    if binding.closing(ticket) and closed_at is not None:
-        # closed by the worker once the customer confirmed; closed by an agent with no
-        # closed note, the escalation is open and the replayed poll resolves it
-        state, confirmed_at = State.CLOSED, closed_at
-    elif (ticket.state == parked_state) if parked_state else (ticket.pending_until is not None):
+    shows_parked = (
+        ticket.state == parked_state if parked_state else ticket.pending_until is not None
+    )
+    if last is not None and last.ended_at is None:
+        # parked by the worker: whatever an agent did to the ticket since (set it back to
+        # open, closed it, recorded the outcome), the replayed poll takes it from there
         state = State.PARKED
-        for seq in range(1, MAX_SEQUENCE + 1):
-            at = _note_at(articles, key, "parked-note", seq)
-            if at is not None:
-                parked.append((seq, at))
-        resolved_at = parked_at = parked[-1][1] if parked else ticket.updated_at
+    elif last is not None and last.outcome is ParkingOutcome.CONFIRMED and binding.closing(ticket):
+        state, closed_at = State.CLOSED, last.ended_at
+        confirmed_at = closed_at
+    elif shows_parked:  # parked with no parked note found
+        state = State.PARKED
+        periods.append(_Parking(len(periods) + 1, ticket.updated_at))
+    # else open; a ticket an agent closed with no closed note is an escalation still open,
+    # which the replayed poll resolves (parks) as the lost worker would have
+    if state is State.PARKED:
+        resolved_at = parked_at = periods[-1].resolved_at
     if state is not State.CLOSED:
         closed_at = None
-    changes = _level_changes(ctx, articles, key, _history(ctx, ticket.id))
+    changes = _level_changes(ctx, articles, key, history)
     flagged_at, flagged_by = opened_at, None
     original_events = _history(ctx, original_id) if original is not None else None
     if original_events:
@@ -324,16 +379,21 @@ def _escalation(
             store.record_level_change(
                 tx, replace(change, escalation_id=inserted.id, reason=details.reason)
             )
-        for seq, at in parked:  # earlier parkings ended; the last is open
-            store.start_parking(tx, inserted.id, at, ticket.pending_until or at)
-            if seq != parked[-1][0]:
-                store.end_parking(
-                    tx, inserted.id, at, ParkingOutcome.REOPENED, "rebuilt: an earlier parking"
-                )
-        if not parked and state is State.PARKED:
-            store.start_parking(
-                tx, inserted.id, ticket.updated_at, ticket.pending_until or ticket.updated_at
+        calendar = BusinessCalendar.from_profile(profile)
+        for n, period in enumerate(periods, 1):
+            last_open = n == len(periods) and state is State.PARKED
+            until = (ticket.pending_until if last_open else None) or parking.pending_until(
+                profile, calendar, period.resolved_at
             )
+            store.start_parking(tx, inserted.id, period.resolved_at, until)
+            if not last_open:
+                store.end_parking(
+                    tx,
+                    inserted.id,
+                    period.ended_at or period.resolved_at,
+                    period.outcome or ParkingOutcome.REOPENED,
+                    "rebuilt from the worker's notes",
+                )
         effect_id = store.insert_effect(
             tx,
             kind=CREATE_ESCALATION,

@@ -185,7 +185,11 @@ def test_a_closed_escalation_keeps_its_copies_so_a_reopen_copies_nothing_twice(
             c.source_article_id for c in world.store.copied_articles(was.id)
         }
         assert len(store.copied_articles(closed.id)) == 4  # the first message and 3 emails
+        assert (closed.closed_at, closed.confirmed_at) == (was.closed_at, was.confirmed_at)
         assert _pass_writes(world, rebuilt) == []
+        # the archive directory was not lost: its hard copy is recorded, not written again
+        assert [a.path for a in store.archives()] == [a.path for a in world.store.archives()]
+        assert store.escalations_in()[0].state is State.ARCHIVED
 
 
 def test_a_ticket_an_agent_closed_while_the_store_was_lost_is_parked_by_the_worker(
@@ -204,3 +208,41 @@ def test_a_ticket_an_agent_closed_while_the_store_was_lost_is_parked_by_the_work
         assert _pass_writes(world, rebuilt) != []  # the parking's writes, once
         assert _pass_writes(world, rebuilt) == []
     assert world.sandbox.ticket(esc["id"])["state"] == "parked"
+
+
+def test_parked_and_unparked_before_the_loss_it_is_rebuilt_open_with_its_parking(
+    world: World, tmp_path: Path
+) -> None:
+    """Parked (an agent resolved it), then un-parked (the customer wrote again): the
+    parking is rebuilt from the worker's parked and un-parked notes, so the plan's duties
+    stay suspended over it and no note about them is written again."""
+    original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, state="closed")
+    world.sync()
+    world.sync()
+    world.clock.advance(timedelta(hours=5))
+    world.sandbox.seed_customer_email(original, "It is down again.", subject="Again")
+    world.sync()
+    world.sync()
+    _settle(world)
+    (was,) = world.store.escalations_in()
+    assert was.state is State.OPEN
+    (period,) = world.store.parking_periods(was.id)
+    assert period.ended_at is not None
+    before = _kinds(reconcile.build_report(world.ctx, world.clock.now()))
+    old = {d.slot: (d.done_at is not None, d.missed_at is not None) for d in world.store.duties()}
+    with _lost(world, tmp_path) as rebuilt:
+        made = _rebuild(rebuilt)
+        assert made.left == []
+        store = rebuilt.ctx.store
+        (new,) = store.escalations_in()
+        assert new.state is State.OPEN
+        (again,) = store.parking_periods(new.id)
+        assert again.resolved_at == period.resolved_at
+        assert again.ended_at is not None
+        duties = {d.slot: (d.done_at is not None, d.missed_at is not None) for d in store.duties()}
+        assert {k: v for k, v in duties.items() if k in old} == {
+            k: v for k, v in old.items() if k in duties
+        }
+        assert _kinds(reconcile.build_report(rebuilt.ctx, world.clock.now())) == before
+        assert _pass_writes(world, rebuilt) == []
