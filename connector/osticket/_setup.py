@@ -81,7 +81,8 @@ class Topic:
     active: bool
     department_id: int
     team_id: int
-    form_ids: tuple[int, ...]
+    form_ids: tuple[int, ...] | None
+    """The forms the topic attaches; ``None``: not readable (no ``SELECT`` on its table)."""
 
 
 @dataclass(frozen=True)
@@ -175,16 +176,25 @@ def read_grants(db: ReadOnlyDatabase) -> Grants:
     )
 
 
-def read_setup(db: ReadOnlyDatabase) -> Setup:
+def read_setup(db: ReadOnlyDatabase, grants: Grants | None = None) -> Setup:
     """Topics, departments, teams, custom fields and the plugin's registry rows: six queries.
+    With ``grants``, a table the account may not read of the two only these checks read
+    (``team``, ``help_topic_form``) is skipped: no teams, the topics' forms unknown (``None``);
+    the grant step names the missing ``SELECT``.
 
     Raises:
-        Unauthorized: the account lacks ``SELECT`` on one of the tables.
+        Unauthorized: the account lacks ``SELECT`` on another of the tables.
         TransientError: the database cannot be reached.
     """
-    forms: dict[int, list[int]] = {}
-    for r in db.select("SELECT topic_id, form_id FROM {t:help_topic_form} ORDER BY sort, id"):
-        forms.setdefault(int(r["topic_id"]), []).append(int(r["form_id"]))
+
+    def readable(table: str) -> bool:
+        return grants is None or grants.can_select(db.config.table_prefix + table)
+
+    forms: dict[int, list[int]] | None = None
+    if readable("help_topic_form"):
+        forms = {}
+        for r in db.select("SELECT topic_id, form_id FROM {t:help_topic_form} ORDER BY sort, id"):
+            forms.setdefault(int(r["topic_id"]), []).append(int(r["form_id"]))
     topics = {
         str(r["topic"]): Topic(
             id=int(r["topic_id"]),
@@ -192,7 +202,7 @@ def read_setup(db: ReadOnlyDatabase) -> Setup:
             active=bool(int(r["flags"]) & TOPIC_ACTIVE),
             department_id=int(r["dept_id"] or 0),
             team_id=int(r["team_id"] or 0),
-            form_ids=tuple(forms.get(int(r["topic_id"]), ())),
+            form_ids=None if forms is None else tuple(forms.get(int(r["topic_id"]), ())),
         )
         for r in db.select(
             "SELECT topic_id, topic, flags, dept_id, team_id FROM {t:help_topic} ORDER BY topic_id"
@@ -201,9 +211,12 @@ def read_setup(db: ReadOnlyDatabase) -> Setup:
     departments = {
         int(r["id"]): str(r["name"]) for r in db.select("SELECT id, name FROM {t:department}")
     }
-    teams = {
-        int(r["team_id"]): str(r["name"]) for r in db.select("SELECT team_id, name FROM {t:team}")
-    }
+    teams: dict[int, str] = {}
+    if readable("team"):
+        teams = {
+            int(r["team_id"]): str(r["name"])
+            for r in db.select("SELECT team_id, name FROM {t:team}")
+        }
     fields = tuple(
         FormField(
             form_id=int(r["form_id"]),

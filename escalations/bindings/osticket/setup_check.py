@@ -131,7 +131,7 @@ def read(adapter: OsTicketAdapter, fieldmap: OsTicketFieldMap) -> Found:
     from connector.osticket._setup import read_grants, read_setup
 
     grants = read_grants(adapter.db)
-    setup = read_setup(adapter.db)
+    setup = read_setup(adapter.db, grants)
     states = {s.name: s.type for s in adapter.list_states()}
     agents: dict[str, tuple[bool, bool]] = {}
     for ref in sorted(set(fieldmap.people.values())):
@@ -301,7 +301,8 @@ def field_steps(
     choices: dict[str, tuple[str, ...]],
 ) -> list[Step]:
     topic = setup.topics.get(fieldmap.topics.escalation)
-    topic_forms = set(topic.form_ids) if topic is not None else set()
+    # the topic's forms, when known (unreadable: the grant step names the table)
+    topic_forms = set(topic.form_ids) if topic is not None and topic.form_ids is not None else None
     steps = []
     for key in type(fieldmap.fields).model_fields:
         name = getattr(fieldmap.fields, key)
@@ -334,7 +335,7 @@ def field_steps(
                 )
             )
             continue
-        if on_topic and topic is not None:
+        if on_topic and topic_forms is not None:
             placed = [f for f in candidates if f.form_id in topic_forms]
         else:
             placed = candidates

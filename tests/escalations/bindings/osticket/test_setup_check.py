@@ -12,7 +12,14 @@ import pytest
 from connector.base import Capability
 from connector.errors import Unauthorized
 from connector.osticket import CAPABILITIES, PLUGIN_CAPABILITIES
-from connector.osticket._setup import FormField, Grants, PluginRegistry, Setup, Topic
+from connector.osticket._setup import (
+    READ_TABLES,
+    FormField,
+    Grants,
+    PluginRegistry,
+    Setup,
+    Topic,
+)
 from escalations.bindings.osticket.setup_check import Found, Step, plan
 from escalations.mappings import Mappings, load_mappings
 from escalations.settings import shipped_mappings_dir
@@ -216,3 +223,23 @@ def test_a_key_the_plugin_refuses_is_a_step() -> None:
     (step,) = _todo(steps)
     assert "refused the API key" in step.problems[0]
     assert "IP Address '10.0.0.5'" in step.fix
+
+
+def test_an_account_without_select_on_the_topic_forms_gets_the_grant_step_only() -> None:
+    """The older, narrower GRANT list lacked ost_help_topic_form and ost_team: the fields'
+    placement is then not checked, and the grant step names the two tables."""
+    found = _complete()
+    narrow = replace(
+        found.grants,
+        schema_privileges=frozenset(),
+        table_privileges={
+            f"ost_{t}": frozenset({"SELECT"})
+            for t in READ_TABLES
+            if t not in ("team", "help_topic_form")
+        },
+    )
+    topics = {"Escalation": replace(found.setup.topics["Escalation"], form_ids=None)}
+    setup = replace(found.setup, topics=topics, teams={})
+    (step,) = _todo(_steps(replace(found, grants=narrow, setup=setup)))
+    assert step.why == "lacks SELECT on osticket.ost_team, osticket.ost_help_topic_form"
+    assert step.fix.endswith("GRANT SELECT ON `osticket`.* TO 'ro'@'10.0.0.5';")
