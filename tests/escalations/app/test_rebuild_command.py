@@ -243,3 +243,46 @@ def test_on_postgresql_the_rebuilt_store_makes_a_pass_with_no_write(
     finally:
         day.server.shutdown()
         pg_server.drop_database(name)
+
+
+def test_an_interrupted_rebuild_is_taken_up_again_without_force(tmp_path: Path) -> None:
+    """Stopped half-way (the store marked as a rebuild begun, not finished), the command run
+    again goes on into the same store rather than refusing it, and ends as one run would."""
+    _Day.stop_at = "Jane calls Sean"
+    day = _Day(tmp_path / "state")
+
+    def interrupted(line: str) -> None:
+        if line.startswith("replaying the copies"):
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(_Stop):
+            day.script()
+        day.store.release_lock()
+        day.store.close()
+        database = day.settings.database_path
+        for suffix in ("", "-wal", "-shm"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
+        with pytest.raises(KeyboardInterrupt):
+            run(day.settings, day.clock, day.mappings, progress=interrupted)
+        made = run(day.settings, day.clock, day.mappings, progress=lambda line: None)
+        assert (made.escalations, made.kept, made.left) == (0, 1, [])
+        with pytest.raises(StoreExists):  # finished: a store like any other now
+            run(day.settings, day.clock, day.mappings, progress=lambda line: None)
+        store = open_store(day.settings, day.clock)
+        try:
+            installation = build(
+                day.settings,
+                day.clock,
+                adapter=build_adapter(day.settings, day.clock),
+                store=store,
+                mappings=day.mappings,
+            )
+            start = len(day.sandbox.requests)
+            day.clock.advance(timedelta(seconds=30))
+            assert all(r is not None for r in installation.worker().run_once())
+            assert _writes(day.sandbox.requests[start:]) == []
+        finally:
+            store.close()
+    finally:
+        day.server.shutdown()
