@@ -173,7 +173,8 @@ def _why(old: WorkerRun | None, at: datetime, silence: timedelta) -> str:
 
 
 def _who(run: WorkerRun) -> str:
-    return f"the worker on {run.host} (pid {run.pid}, version {run.version})"
+    version = f", version {run.version}" if run.version else ""
+    return f"the worker on {run.host} (pid {run.pid}{version})"
 
 
 def _utc(moment: datetime) -> str:

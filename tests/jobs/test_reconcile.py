@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -533,3 +535,22 @@ def test_a_killed_worker_its_restart_and_the_leader_change_are_listed_once(
     world.sync(advance=timedelta(days=1))
     later = _report(world)
     assert [f for f in later.findings if f.kind in worker_kinds] == []
+
+
+def test_a_worker_without_a_version_is_named_by_host_and_pid(world: World) -> None:
+    """The world's worker (as the demo's) records no version: its findings say host and pid
+    only (they said "version )")."""
+    _escalated(world)
+    world.clock.advance(timedelta(minutes=10))  # the world's worker neither polls nor beats
+    _beat(world, "w-new", 102, world.clock.now())
+    now = world.clock.now()
+    with world.store.transaction() as tx:
+        world.store.acquire_lease(
+            tx, "lease:sync", holder="w-new", now=now, until=now + timedelta(minutes=1)
+        )
+    report = _report(world)
+    own = f"the worker on {socket.gethostname()} (pid {os.getpid()})"
+    (silent,) = [f for f in report.findings if f.kind is FindingKind.WORKER_SILENT]
+    assert silent.detail.startswith(f"{own} was last heard at ")
+    (change,) = [f for f in report.findings if f.kind is FindingKind.LEADER_CHANGED]
+    assert f"took over sync from {own} at " in change.detail
