@@ -20,6 +20,10 @@ TOPIC_ACTIVE = 0x2
 """``ost_help_topic.flags``: the topic is active."""
 FIELD_ENABLED = 0x1
 """``ost_form_field.flags``: the field is enabled."""
+FIELD_AGENT_VIEW_EDIT = 0x1000 | 0x2000
+"""``ost_form_field.flags``: agents see it and may edit it."""
+FORM_DELETED = 0x2
+"""``ost_form.flags``: the form was deleted (kept for the tickets that used it)."""
 
 READ_TABLES = (
     "ticket",
@@ -95,6 +99,8 @@ class FormField:
     label: str
     type: str
     enabled: bool
+    agents_edit: bool
+    """Agents see the field and may edit it."""
     configuration: dict[str, Any]
 
 
@@ -226,13 +232,16 @@ def read_setup(db: ReadOnlyDatabase, grants: Grants | None = None) -> Setup:
             label=str(r["label"]),
             type=str(r["type"]),
             enabled=bool(int(r["flags"]) & FIELD_ENABLED),
+            agents_edit=int(r["flags"]) & FIELD_AGENT_VIEW_EDIT == FIELD_AGENT_VIEW_EDIT,
             configuration=_configuration(r["configuration"]),
         )
         for r in db.select(
             "SELECT ff.form_id, f.type AS form_type, f.title, ff.name, ff.label, ff.type, "
             "ff.flags, ff.configuration FROM {t:form_field} ff "
             "JOIN {t:form} f ON f.id = ff.form_id "
-            "WHERE f.type IN ('T', 'G') AND ff.name <> '' ORDER BY ff.id"
+            "WHERE f.type IN ('T', 'G') AND (f.flags & %s) = 0 AND ff.name <> '' "
+            "ORDER BY ff.id",
+            [FORM_DELETED],
         )
     )
     rows = db.select(

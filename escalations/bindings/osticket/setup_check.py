@@ -330,8 +330,8 @@ def field_steps(
                     (f"{where}: fields.{key}: no form field with variable name '{name}'",),
                     "not found",
                     f"Admin Panel → Manage → Forms → {form} → Fields: add Label '{spec.label}', "
-                    f"Type '{kind}', Variable '{name}'{choice}; its Config → Settings: visible "
-                    "and editable by agents, not required",
+                    f"Type '{kind}', Variable '{name}'{choice}, Visibility 'Internal, Optional' "
+                    "(agents see and edit it)",
                 )
             )
             continue
@@ -367,6 +367,12 @@ def field_steps(
             problems.append(f"{where}: fields.{key}: form field '{name}' is disabled")
             whys.append("disabled")
             fixes.append(f"{edit}: enable it")
+        if not field.agents_edit:
+            problems.append(
+                f"{where}: fields.{key}: form field '{name}' is not visible and editable by agents"
+            )
+            whys.append("agents cannot see or edit it")
+            fixes.append(f"{edit} → Config → Settings: Visible and Editable for agents")
         if field.type == "choices" and key in choices:
             missing = [c for c in choices[key] if c not in _choice_keys(field)]
             if missing:

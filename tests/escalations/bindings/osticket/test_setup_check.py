@@ -30,7 +30,8 @@ DB = "osticket"
 
 def _field(form_id: int, name: str, kind: str, **config: str) -> FormField:
     title = "Ticket Details" if form_id == 2 else "Escalation"
-    return FormField(form_id, "T" if form_id == 2 else "G", title, name, name, kind, True, config)
+    form_type = "T" if form_id == 2 else "G"
+    return FormField(form_id, form_type, title, name, name, kind, True, True, config)
 
 
 SEGMENTS = "residential:Residential\nreseller:Reseller\nwholesale:Wholesale\nenterprise:Ent"
@@ -243,3 +244,14 @@ def test_an_account_without_select_on_the_topic_forms_gets_the_grant_step_only()
     (step,) = _todo(_steps(replace(found, grants=narrow, setup=setup)))
     assert step.why == "lacks SELECT on osticket.ost_team, osticket.ost_help_topic_form"
     assert step.fix.endswith("GRANT SELECT ON `osticket`.* TO 'ro'@'10.0.0.5';")
+
+
+def test_a_field_agents_cannot_edit_is_a_step() -> None:
+    found = _complete()
+    fields = tuple(
+        replace(f, agents_edit=False) if f.name == "escalation_level" else f
+        for f in found.setup.fields
+    )
+    (step,) = _todo(_steps(replace(found, setup=replace(found.setup, fields=fields))))
+    assert step.why == "agents cannot see or edit it"
+    assert step.fix.endswith("→ Config → Settings: Visible and Editable for agents")
