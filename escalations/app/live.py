@@ -141,16 +141,18 @@ def _osticket(
     err: Callable[[str], None],
 ) -> int:
     """osTicket's live check (``escalations.bindings.osticket.livecheck``): what the mappings
-    name, and one line per capability the process uses that this installation lacks."""
+    name, and one line per capability the process uses that this installation lacks. The
+    comparisons are ``provision``'s, which gives the admin's step for each."""
     from escalations.bindings.osticket.livecheck import live_check
 
     problems = live_check(adapter, mappings)
     for problem in problems:
         err(f"live: {problem}")
     if problems:
+        err("live: `escalations provision` prints the admin's step for each line above")
         return EX_CONFIG
     out(
-        f"helpdesk: ok ({settings.helpdesk_url}: flag status, statuses, help topic, fields, "
-        "agents and every capability the process uses)"
+        f"helpdesk: ok ({settings.helpdesk_url}: the read-only account, flag status, statuses, "
+        "help topic, fields, agents and every capability the process uses)"
     )
     return 0
