@@ -9,6 +9,7 @@ with ``business_days = true``), at the same local time. Day *k* of parking runs 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from datetime import datetime
 
 from escalations.comms.calendar import BusinessCalendar
@@ -36,7 +37,7 @@ def confirmation_window(
     )
 
 
-def pauses(periods: list[ParkingPeriod]) -> tuple[tuple[datetime, datetime | None], ...]:
+def pauses(periods: Sequence[ParkingPeriod]) -> tuple[tuple[datetime, datetime | None], ...]:
     """The stretches the escalation was parked (``None``: still parked), when the
     communication plan is suspended."""
     return tuple((p.resolved_at, p.ended_at) for p in periods)

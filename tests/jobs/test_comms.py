@@ -555,3 +555,30 @@ def test_the_plan_ahead_is_not_worked_out_while_todays_duty_stands(
     w.clock.set(_z("2027-03-25T09:45"))  # the callback's window (09:30–10:30) is open
     result = comms.run(w.ctx)
     assert "escalations_failed" not in result.counts
+
+
+def test_a_quiet_pass_reads_each_escalations_lists_once(
+    week: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass over 10 000 open escalations made eleven store queries for each (its duties
+    three times, its parking periods three, its level changes twice): 3 s of CPU. A pass that
+    writes nothing reads each list once."""
+    w = week
+    for title in (TITLE, ENTERPRISE_TITLE):
+        escalate(w, title, escalation_callback_at=None)
+    comms.run(w.ctx)  # whatever the plan stores now is stored: the next pass is quiet
+    reads: list[tuple[str, int]] = []
+    for name in ("duties", "parking_periods", "level_changes"):
+        real = getattr(w.store, name)
+
+        def counting(
+            escalation_id: int, *a: Any, _real: Any = real, _name: str = name, **k: Any
+        ) -> Any:
+            reads.append((_name, escalation_id))
+            return _real(escalation_id, *a, **k)
+
+        monkeypatch.setattr(w.store, name, counting)
+    result = comms.run(w.ctx)
+    assert not result.counts, result.counts  # nothing planned, reminded or shown
+    assert len(reads) == 2 * 3, reads
+    assert len(set(reads)) == len(reads), reads
