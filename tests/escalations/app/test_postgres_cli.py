@@ -146,7 +146,7 @@ def test_the_worker_and_the_commands_run_on_postgresql(
     assert password not in out
 
 
-@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["status"]])
+@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["status"], ["report"]])
 def test_a_refused_login_is_one_line_exit_78_without_the_password(
     capsys: pytest.CaptureFixture[str],
     url: str,
