@@ -340,7 +340,7 @@ def test_the_scheme_of_the_database_url_chooses_the_store(
     assert isinstance(store, PostgresStore)
     store.close()
     with pytest.raises(ConfigError, match="SQLite store only so far") as info:
-        _ = settings.database_path  # a SQLite file's path: a clear refusal (``report``)
+        _ = settings.database_path  # a SQLite file's path: a clear refusal
     assert pg_server.app_password not in str(info.value)
     sqlite = open_configured_store(load_settings(state_dir=tmp_path / "state"), clock)
     assert isinstance(sqlite, SqliteStore)
