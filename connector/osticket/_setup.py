@@ -261,7 +261,7 @@ def _configuration(raw: Any) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        decoded = json.loads(raw)
+        decoded = json.loads(raw, strict=False)  # a raw newline in a choices list
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}

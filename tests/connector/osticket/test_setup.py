@@ -61,3 +61,19 @@ def test_a_table_only_the_checks_read_is_skipped_without_its_select(lacking: str
         assert setup.teams == {}
     else:
         assert setup.topics["Escalation"].form_ids is None
+
+
+def test_a_choices_list_with_raw_newlines_is_still_read() -> None:
+    """A configuration written with raw newlines in the choices (by hand, or an older
+    osTicket) is still JSON to osTicket's PHP; the checks read its keys too."""
+    db = Recording()
+    config = '{"choices": "residential:R\nreseller:R"}'
+    field = {"form_id": 2, "form_type": "T", "title": "Ticket Details", "name": "segment"}
+    field |= {"label": "Segment", "type": "choices", "flags": 0x3001, "configuration": config}
+    ROWS["form_field"] = [field]
+    try:
+        (read,) = read_setup(db, _grants(READ_TABLES)).fields
+    finally:
+        ROWS["form_field"] = []
+    assert read.configuration == {"choices": "residential:R\nreseller:R"}
+    assert read.agents_edit
