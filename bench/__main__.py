@@ -28,6 +28,7 @@ QUICK = Config(
     backlog_sizes=(5, 20),
     burst_emails=20,
     burst_escalations=5,
+    report_sizes=(3,),
 )
 
 
@@ -89,6 +90,7 @@ def run(config: Config, command: str) -> tuple[str, list[Figure]]:
         bench.burst(),
         bench.client_cpu(),
         bench.what_ifs(),
+        bench.reconcile_report(),
         *figures,
     ]
     took = time.perf_counter() - started

@@ -22,6 +22,7 @@ FIGURES = {
     "cpu",
     "whatif",
     "import",
+    "report",
 }
 
 
@@ -46,5 +47,9 @@ def test_the_harness_produces_every_figure(tmp_path: Path) -> None:
     # the copy and raise rows name the requests they counted, from the sandbox's log
     assert re.search(r"POST ticket_articles", by_key["copy"].rows[0][-1])
     assert "POST tickets" in by_key["raise"].rows[0][-1]
+    # the report's figure: its requests counted from the sandbox's log, at both latencies
+    report = by_key["report"]
+    assert [row[1] for row in report.rows] == ["0 ms", "5 ms"]
+    assert all(int(row[2].replace(",", "")) > 0 for row in report.rows)
     assert "Machine:" in text
     assert "Command: `python -m bench --quick`" in text
