@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from connector.base import Capability
 from connector.errors import AuthError, HelpdeskError
 from connector.osticket import OsTicketAdapter
-from connector.osticket._setup import READ_TABLES, FormField, Grants, Setup
+from connector.osticket._setup import (
+    READ_TABLES,
+    FormField,
+    Grants,
+    Setup,
+    read_grants,
+    read_setup,
+)
 from escalations.bindings.osticket.field_map import OsTicketFieldMap
 from escalations.mappings import Mappings
 
@@ -128,8 +135,6 @@ class Found:
 
 def read(adapter: OsTicketAdapter, fieldmap: OsTicketFieldMap) -> Found:
     """Raises ``AuthError`` / ``HelpdeskError`` from the database."""
-    from connector.osticket._setup import read_grants, read_setup
-
     grants = read_grants(adapter.db)
     setup = read_setup(adapter.db, grants)
     states = {s.name: s.type for s in adapter.list_states()}
