@@ -8,6 +8,7 @@ them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from connector.base import Article, ArticleKind, Sender, Ticket
@@ -117,6 +118,12 @@ def carrier_log(p: SyncPass, ticket: Ticket, esc: Escalation) -> Plan | None:
                         after=note.ref,
                     ),
                 )
+                # the supervisor owns the escalation now: the store says so, as it does for
+                # a level's owner (the report compares the two; --repair gives the ticket back
+                # to the owner the store names)
+                current = p.store.get_escalation(esc.id) or esc
+                if current.owner_id != supervisor.id:
+                    p.store.update_escalation(tx, replace(current, owner_id=supervisor.id))
             p.result.add("carrier_handovers")
             log.info("escalation.carrier_handover esc=%s ticket=%s", esc.key, ticket.id)
 
