@@ -243,13 +243,19 @@ def prepare(
     *,
     progress: Callable[[], None] | None = None,
     watchdog: float | None = None,
+    on_response: Callable[..., None] | None = None,
 ) -> HelpdeskAdapter:
     """Every offline check ``run`` makes, in its order, creating the missing directories;
     the adapter for the helpdesk. ``watchdog``: systemd's watchdog interval in seconds
-    (``ensure_fits_watchdog``)."""
+    (``ensure_fits_watchdog``); ``on_response``: a ``requests`` response hook on the
+    adapter's session (called once per answer the helpdesk gave: a command's request
+    count)."""
     from escalations.app.wiring import build_adapter
 
-    adapter = build_adapter(settings, clock, session(settings), progress=progress)
+    http = session(settings)
+    if on_response is not None:
+        http.hooks["response"].append(on_response)
+    adapter = build_adapter(settings, clock, http, progress=progress)
     ensure_fits_watchdog(settings, watchdog)
     for place in places(settings):
         ensure_writable(place)

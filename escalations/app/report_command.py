@@ -38,12 +38,14 @@ if TYPE_CHECKING:
 
 
 class _Counter:
-    """Counts the helpdesk attempts the adapter makes (its ``progress`` hook)."""
+    """Counts the helpdesk's answers (a ``requests`` response hook on the adapter's session:
+    each request sent, a retry too). The adapter's ``progress`` pings, counted before, come
+    between the slices of the request budget's waits and a download's chunks as well."""
 
     def __init__(self) -> None:
         self.count = 0
 
-    def tick(self) -> None:
+    def seen(self, response: object, *args: object, **kwargs: object) -> None:
         self.count += 1
 
     def value(self) -> int:
@@ -121,7 +123,7 @@ def report(args: argparse.Namespace) -> int:
     clock: Clock = FixedStartClock(at) if (args.at or args.date) else SystemClock()
     _ensure_store(settings)
     counter = _Counter()
-    adapter = prepare(settings, clock, progress=counter.tick)
+    adapter = prepare(settings, clock, on_response=counter.seen)
     store = _open(settings, clock)
     try:
         installation = build(settings, clock, adapter=adapter, store=store, mappings=mappings)

@@ -82,6 +82,19 @@ def test_report_writes_the_three_files_for_the_day(
     assert f"{data['summary']['requests']} helpdesk requests" in out
 
 
+def test_the_request_count_is_the_requests_the_helpdesk_answered(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It counted the adapter's progress pings, which also come between the slices of the
+    request budget's waits: with the budget's pace it was about twice the requests made."""
+    before = len(cli_world.rsps.calls)
+    assert main(["report", "--dry-run", "--at", cli_world.clock.now().isoformat()]) == 0
+    made = len(cli_world.rsps.calls) - before
+    out = capsys.readouterr().out
+    assert made > 0
+    assert f", {made} helpdesk requests" in out, out
+
+
 def test_report_compares_with_the_previous_night_and_dry_run_writes_nothing(
     cli_world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
