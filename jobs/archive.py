@@ -151,8 +151,8 @@ def archive_one(ctx: JobContext, people: People, esc: Escalation) -> ArchiveCopy
 
 
 def finish_interrupted(ctx: JobContext, intent: ArchiveIntent) -> str:
-    """Finish a run that recorded ``intent`` and did not record its copy; the count it adds
-    to the job's result."""
+    """Finish a run that recorded ``intent`` and did not record its copy (logged once, as
+    ``archive.interrupted``); the count it adds to the job's result."""
     store = ctx.store
     path = Path(intent.path)
     directory.clear_incoming(path.parent, path.name)  # before looking: see clear_incoming
@@ -165,17 +165,17 @@ def finish_interrupted(ctx: JobContext, intent: ArchiveIntent) -> str:
     )
     if not path.exists():
         if current:
-            return "archives_to_write_again"  # the loop over closed escalations writes it
+            _interrupted(intent, "nothing was placed; the close is written again")
+            return "archives_to_write_again"  # by the loop over closed escalations
         with store.transaction() as tx:
             store.drop_archive_intent(tx, intent.escalation_id, intent.closed_at)
-        log.info(
-            "archive.intent_dropped esc_id=%s path=%s: nothing was placed, and the close was"
-            " reopened",
-            intent.escalation_id,
-            path,
-        )
+        _interrupted(intent, "nothing was placed, and the escalation was reopened: dropped")
         return "archive_intents_dropped"
-    written = directory.adopt(path)
+    try:
+        written = directory.adopt(path)
+    except directory.ArchiveDamaged as exc:
+        log.warning("archive.damaged esc_id=%s: %s", intent.escalation_id, exc)
+        return "archives_damaged"
     copy = ArchiveCopy(
         escalation_id=intent.escalation_id,
         closed_at=intent.closed_at,
@@ -186,14 +186,23 @@ def finish_interrupted(ctx: JobContext, intent: ArchiveIntent) -> str:
     with store.transaction() as tx:
         if esc is not None and current:
             ctx.lifecycle.archived(tx, esc, copy)
-        elif store.record_archive(tx, copy):
-            log.info(
-                "archive.recorded esc_id=%s path=%s: written before the escalation was reopened",
-                intent.escalation_id,
-                path,
-            )
+            done = "the directory in place is recorded"
+        else:
+            store.record_archive(tx, copy)
+            done = "the directory in place is recorded; the escalation was reopened meanwhile"
+    _interrupted(intent, done)
     ctx.faults.point("archive.committed")
     return "archives_finished"
+
+
+def _interrupted(intent: ArchiveIntent, done: str) -> None:
+    log.info(
+        "archive.interrupted esc_id=%s closed_at=%s path=%s: %s",
+        intent.escalation_id,
+        intent.closed_at.isoformat(),
+        intent.path,
+        done,
+    )
 
 
 def _unreadable(ctx: JobContext, esc: Escalation, exc: Exception) -> None:

@@ -167,6 +167,11 @@ class Job:
     every_seconds: int
 
 
+def _finished(result: JobResult) -> bool:
+    """The effects step of ``result`` finished an effect (done, or failed for good)."""
+    return bool(result.counts.get("effects_done") or result.counts.get("effects_failed"))
+
+
 def _not_leader(job: Job) -> JobResult:
     result = JobResult(job.name)
     result.add("not_leader")
@@ -368,6 +373,14 @@ class Worker:
                 with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
                     result = job.run(self.ctx)
             self.run_effects(result)
+            if epoch is not None and result.counts.get("tickets_deferred") and _finished(result):
+                # the poll held back an escalation ticket whose create was unfinished (a crash
+                # after its POST, or another worker's create under way); the effects step may
+                # just have finished it: poll again now, not a whole pass later
+                with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
+                    again = job.run(self.ctx)
+                self.run_effects(again)
+                result.merge(again)
         except LeaseLost as exc:  # paused past the lease: the successor's state stands
             self._leading.discard(job.name)
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")

@@ -498,6 +498,7 @@ def _soak(
     leader_kills = [k for k in kills if k.leader]
     takeovers = [watch.taken_after(k) for k in leader_kills]
     lease_lost = sum(s.count("job.lease_lost") for s in slots)
+    interrupted = sum(s.count("archive.interrupted") for s in slots)
     server_timeouts = (
         server_log.read_text(errors="replace").count("idle-in-transaction") - timeouts_before
     )
@@ -550,6 +551,8 @@ def _soak(
         "longest_write_lock_wait_seconds": round(max((p.lock_wait for p in pauses), default=0), 1),
         "idle_in_transaction_timeouts": server_timeouts,
         "lease_lost": lease_lost,
+        "archive_runs_finished": interrupted
+        + sum(entry.count("archive.interrupted") for entry in pg_soak.log),
         "failover_seconds": [round(t, 2) for t in failover],
         "lease_taken_seconds": [
             round((taken[0] - kill.at).total_seconds(), 2) if taken else None
