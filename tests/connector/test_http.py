@@ -826,3 +826,77 @@ def test_without_a_proxy_setting_the_environment_proxy_is_not_used(
 def test_a_proxy_url_that_is_refused(proxy: str) -> None:
     with pytest.raises(UnsafeURLError):
         HttpPolicy(proxy=proxy)
+
+
+# -- client CPU: no runtime-checkable Protocol checks per request (issue 15) ----------------
+
+
+def test_a_request_asks_no_runtime_protocol_isinstance(rsps, clock, monkeypatch):
+    """requests' ``Session.request`` merges settings and encodes a params dict through
+    ``isinstance`` against its runtime-checkable Protocols (8 a request before, each walking
+    the Protocol's attributes); the client prepares the request itself and asks none."""
+    import typing
+
+    checks: list[str] = []
+    original = typing._ProtocolMeta.__instancecheck__  # type: ignore[attr-defined]
+
+    def counted(cls: type, instance: object) -> bool:
+        checks.append(cls.__name__)
+        return bool(original(cls, instance))
+
+    client = make_client(clock)
+    rsps.add("GET", f"{BASE}/api/v1/tickets/1", json={"id": 1})
+    rsps.add("PUT", f"{BASE}/api/v1/tickets/1", json={"id": 1})
+    rsps.add("POST", f"{BASE}/api/v1/tickets/search", json=[])
+    monkeypatch.setattr(typing._ProtocolMeta, "__instancecheck__", counted)
+    client.get_json("/api/v1/tickets/1", params={"expand": "true"})
+    client.put_json("/api/v1/tickets/1", {"state": "open"}, params={"expand": True})
+    client.post_json("/api/v1/tickets/search", {"condition": {}}, idempotent=True)
+    monkeypatch.undo()
+    assert checks == []
+    assert [c.request.url for c in rsps.calls] == [
+        f"{BASE}/api/v1/tickets/1?expand=true",
+        f"{BASE}/api/v1/tickets/1?expand=True",
+        f"{BASE}/api/v1/tickets/search",
+    ]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"expand": "true"},
+        {"query": "a b&c=d", "page": 2, "per_page": 200},
+        {"permissions[]": ["ticket.agent", "admin"], "group_ids[3]": "full"},
+        {"dropped": None, "kept": "ü"},
+        {"flag": True, "empty": ""},
+        {},
+    ],
+)
+def test_the_query_is_encoded_as_requests_encodes_it(rsps, clock, params):
+    client = make_client(clock)
+    rsps.add("GET", f"{BASE}/api/v1/x", json={})
+    client.get_json("/api/v1/x", params=params)
+    expected = requests.Request("GET", f"{BASE}/api/v1/x", params=params).prepare().url
+    assert rsps.calls[0].request.url == expected
+
+
+def test_the_session_s_headers_cookies_and_hooks_still_apply(rsps, clock):
+    session = build_session(HttpPolicy())
+    session.cookies.set("_zammad_session", "abc", domain="zammad.example")
+    seen: list[int] = []
+    session.hooks["response"].append(lambda r, *a, **k: seen.append(r.status_code))
+    client = HttpClient(
+        BASE,
+        {"Authorization": "Token token=session-0001"},
+        HttpPolicy(requests_per_minute=6000, burst=1000),
+        clock,
+        session=session,
+    )
+    rsps.add("GET", f"{BASE}/api/v1/x", json={})
+    client.get_json("/api/v1/x")
+    sent = rsps.calls[0].request.headers
+    assert sent["Accept"] == "application/json"
+    assert sent["User-Agent"] == "helpdesk-escalations"
+    assert sent["Authorization"] == "Token token=session-0001"
+    assert sent["Cookie"] == "_zammad_session=abc"
+    assert seen == [200]
