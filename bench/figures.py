@@ -384,12 +384,19 @@ class Bench:
             ]
         )
         rig.close()
-        fig.verdict = (
-            "met"
-            if beyond_writes.high <= 3 and beyond_requests.high <= 6
-            else f"missed: {beyond_writes.show()} writes and {beyond_requests.show()} requests "
-            "beyond the history copy"
-        )
+        writes_met, requests_met = beyond_writes.high <= 3, beyond_requests.high <= 6
+        if writes_met and requests_met:
+            fig.verdict = "met"
+        elif writes_met:
+            fig.verdict = (
+                f"missed in part: {beyond_writes.show()} writes beyond the history copy (met), "
+                f"{beyond_requests.show()} requests (missed)"
+            )
+        else:
+            fig.verdict = (
+                f"missed: {beyond_writes.show()} writes and {beyond_requests.show()} requests "
+                "beyond the history copy"
+            )
         fig.notes.append(
             "Each run flags a new customer ticket whose one email is copied at the raise (the "
             "history copy: one write). The rig raised one escalation before, so the once-per-"
@@ -419,7 +426,8 @@ class Bench:
             "the next attempt first looks for the note's marker on the original, as for a POST "
             "(`tests/reliability/test_crash_points.py`). What keeps the requests above the "
             "target is reads: six searches over the two passes, the flagging agent's history "
-            "and user record, and the placeholder customer."
+            "and user record, the placeholder customer, and the original's article list (the "
+            "history copy needs it)."
         )
         return fig
 
@@ -998,15 +1006,15 @@ SUSPECTS = (
     ("`datetime.fromisoformat`", "fromisoformat"),
     (
         "`isinstance` against a runtime-checkable `Protocol` (`typing._get_protocol_attrs`; "
-        "`requests`' own `SupportsItems`/`SupportsRead` checks in `merge_setting`, "
-        "`prepare_url`, `_encode_params`)",
+        "`connector/http.py` prepares each request itself, so `requests`' `merge_setting` and "
+        "`_encode_params` ask none per request: `tests/connector/test_http.py`)",
         "_get_protocol_attrs",
     ),
     ("JSON encode/decode", "json"),
     (
-        "`requests` and `urllib3` making the calls (`Session.request` and all it calls, "
-        "`connector/http.py`'s transport)",
-        "sessions.py:request",
+        "`requests` and `urllib3` making the calls (`Session.send` and all it calls, "
+        "`connector/http.py`'s transport; the preparation of each request is not in it)",
+        "sessions.py:send",
     ),
 )
 
