@@ -8,7 +8,7 @@ One thing differs, and it is the point of a shared store: a killed worker's clai
 leadership are not released by the next start (there is no single-host lock on PostgreSQL),
 so the recovery pass runs past their leases (``--at``, ``RECOVER_AFTER`` later), as a
 standby would take over. The matrix is the write points x the kinds that write an object
-found by its marker (create, copy, note), plus a lost answer to the create: the CI time
+found by its marker (create, copy, the update carrying the note), plus a lost answer to the create: the CI time
 stays small; the SQLite run covers every kind.
 """
 
@@ -23,7 +23,7 @@ import pytest
 
 from escalations.clock import Clock, SystemClock
 from escalations.effects.executor import DEFAULT_LEASE
-from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, NOTE
+from escalations.effects.helpdesk import COPY_ARTICLE, CREATE_ESCALATION, UPDATE_WITH_NOTE
 from escalations.faults import POINTS
 from escalations.store.postgres import PostgresStore
 from sandbox import ZammadSandbox, serve
@@ -102,7 +102,7 @@ def pg_install(
         yield PgInstallation(sandbox, server, tmp_path / "state", url)
 
 
-@pytest.mark.parametrize("kind", [CREATE_ESCALATION, COPY_ARTICLE, NOTE])
+@pytest.mark.parametrize("kind", [CREATE_ESCALATION, COPY_ARTICLE, UPDATE_WITH_NOTE])
 @pytest.mark.parametrize("point", POINTS)
 def test_crash_while_escalating(pg_install: PgInstallation, point: str, kind: str) -> None:
     crash.test_crash_while_escalating(pg_install, point, kind)
