@@ -246,9 +246,9 @@ class RunLogMixin(SqliteBase):
             " COALESCE(w.heartbeat_at, r.last_heartbeat_at) AS last_heartbeat_at,"
             " w.id IS NOT NULL AS listed"
             " FROM worker_run AS r LEFT JOIN worker AS w ON w.id = r.id"
-            " WHERE w.id IS NOT NULL OR r.started_at >= ?1 OR r.stopped_at >= ?1"
-            " OR r.last_heartbeat_at >= ?1 ORDER BY r.started_at, r.id",
-            (to_db(since),),
+            " WHERE w.id IS NOT NULL OR r.started_at >= :since OR r.stopped_at >= :since"
+            " OR r.last_heartbeat_at >= :since ORDER BY r.started_at, r.id",
+            {"since": to_db(since)},  # named: Python 3.12 warns of ?1 with a sequence
         )
         return [
             WorkerRun(**{**parse_times(dict(row)), "listed": bool(row["listed"])}) for row in rows
