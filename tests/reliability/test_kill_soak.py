@@ -183,8 +183,13 @@ class Traffic:
         self.done["delete"] += 1
 
     def _escalations_in(self, state: str) -> list[int]:
-        tickets = self.sandbox.tickets
-        return [t for t in self._escalation_tickets() if tickets[t]["state"] == state]
+        # one snapshot: each read of ``sandbox.tickets`` is a new one, and the worker may
+        # create an escalation ticket between two reads
+        return sorted(
+            t
+            for t, v in self.sandbox.tickets.items()
+            if v.get("escalation_key") and v["state"] == state
+        )
 
     def resolve(self) -> None:
         """The fault is fixed: an agent fills in the RFO and closes the escalation ticket."""
