@@ -66,13 +66,11 @@ class Rig:
         clock: Clock | None = None,
         poll_interval: int = 30,
         rate: int = BENCH_RATE,
-        trust_env: bool | None = None,
         synchronous: str | None = None,
     ) -> None:
-        """``trust_env`` and ``synchronous`` (``None``: as shipped) are what-ifs for measuring
-        only: the session's environment scan for proxies, and SQLite's ``synchronous``
-        pragma on the worker's connection, changed on this rig's objects (the product's code
-        is not touched)."""
+        """``synchronous`` (``None``: as shipped) is a what-if for measuring only: SQLite's
+        ``synchronous`` pragma on the worker's connection, changed on this rig's objects (the
+        product's code is not touched)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.clock: Clock = clock or FakeClock()
@@ -89,8 +87,6 @@ class Rig:
         )
         policy = HttpPolicy(requests_per_minute=rate, burst=min(1000, rate))
         session = build_session(policy)
-        if trust_env is not None:
-            session.trust_env = trust_env
         client = HttpClient(
             self.server.url,
             {"Authorization": f"Token token={self.token}"},
