@@ -8,8 +8,8 @@ One thing differs, and it is the point of a shared store: a killed worker's clai
 leadership are not released by the next start (there is no single-host lock on PostgreSQL),
 so the recovery pass runs past their leases (``--at``, ``RECOVER_AFTER`` later), as a
 standby would take over. The matrix is the write points x the kinds that write an object
-found by its marker (create, copy, the update carrying the note), plus a lost answer to the create: the CI time
-stays small; the SQLite run covers every kind.
+found by its marker (create, copy, the update carrying the note), plus a lost answer to the
+create: the CI time stays small; the SQLite run covers every kind.
 """
 
 from __future__ import annotations
