@@ -39,6 +39,9 @@ class Found:
             ),
         )
 
+    def has(self, kind: FindingKind, subject: str) -> bool:
+        return (kind, subject) in self._by_subject
+
     def skipped(self, what: str) -> None:
         if what not in self.not_checked:
             self.not_checked.append(what)

@@ -168,6 +168,9 @@ class Repairs:
         self._level_differs = {
             f.escalation for f in report.findings if f.kind is K.LEVEL_DIFFERS and f.escalation
         }
+        self._original_deleted = {
+            f.escalation for f in report.findings if f.kind is K.ORIGINAL_DELETED and f.escalation
+        }
 
     # -- planning (reads only) -----------------------------------------------------------
     def plan(self) -> list[_Plan]:
@@ -236,6 +239,8 @@ class Repairs:
 
     def _link(self, p: _Plan, esc: Escalation) -> _Plan:
         assert esc.escalation_ticket_id is not None
+        if esc.key in self._original_deleted:
+            return p.skip("the original no longer exists in the helpdesk: a person decides")
         intent = LinkTickets.intent(
             "-",
             LinkPayload(ticket_id=esc.escalation_ticket_id, parent_id=esc.original_ticket_id),

@@ -109,7 +109,8 @@ class Checks:
         self._rfo(esc, ticket)
         if not esc.active or not self.settled(ticket):
             return
-        self._link(esc, ticket)
+        if not self.found.has(K.ORIGINAL_DELETED, f"escalation:{esc.key}"):
+            self._link(esc, ticket)  # a link to a deleted original is no drift of its own
         self._level(esc, ticket)
         self._people_and_place(esc, ticket)
         self._subscriptions(esc, ticket)

@@ -554,3 +554,81 @@ def test_a_worker_without_a_version_is_named_by_host_and_pid(world: World) -> No
     assert silent.detail.startswith(f"{own} was last heard at ")
     (change,) = [f for f in report.findings if f.kind is FindingKind.LEADER_CHANGED]
     assert f"took over sync from {own} at " in change.detail
+
+
+# -- the kinds no test injected before (review of issue 16, B): each listed exactly once --
+WORKER_DOWN = {FindingKind.WORKER_SILENT: 1, FindingKind.WORKER_UNHEALTHY: 1}
+"""What a report lists of a worker that neither polls nor beats (the drift's own kind aside)."""
+
+
+def test_a_merged_escalation_ticket_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    target = world.ticket_by_title("HQ VPN outage")
+    with _helpdesk_state(world) as st:
+        st.db.tickets[esc["id"]].state_id = world.sandbox.state_id("merged")
+        st.touch_id(esc["id"])
+    world.sandbox.link(target, esc["id"], "parent")
+    _settle(world)
+    assert _kinds(_report(world)) == {FindingKind.ESCALATION_TICKET_MERGED: 1}
+
+
+def test_a_deleted_original_is_listed_once_not_also_as_unlinked(world: World) -> None:
+    """Its link went with it: one drift, one finding (it was also listed as unlinked)."""
+    original, _esc = _escalated(world)
+    world.sandbox.delete_ticket(original)
+    _settle(world)
+    assert _kinds(_report(world)) == {FindingKind.ORIGINAL_DELETED: 1}
+
+
+def test_a_level_set_by_hand_while_the_worker_is_down_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    _settle(world)
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.clock.advance(SETTLE)  # no poll: the worker is down
+    assert _kinds(_report(world)) == {FindingKind.LEVEL_DIFFERS: 1} | WORKER_DOWN
+
+
+def test_a_group_changed_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, group="Support")
+    _settle(world)
+    assert _kinds(_report(world)) == {FindingKind.GROUP_DIFFERS: 1}
+
+
+def test_a_state_changed_by_hand_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(
+        esc["id"], ALICE, state="pending reminder", pending_time="2026-12-09T10:00:00Z"
+    )
+    _settle(world)
+    assert _kinds(_report(world)) == {FindingKind.STATE_DIFFERS: 1}
+
+
+def test_a_duty_overdue_while_the_worker_is_down_is_listed_once(world: World) -> None:
+    _escalated(world)
+    _settle(world)
+    world.clock.advance(timedelta(hours=30))  # no pass: the duties' times go by
+    # (its last beat is before the period: no longer listed as a silent worker)
+    expected = {FindingKind.DUTY_OVERDUE: 1, FindingKind.WORKER_UNHEALTHY: 1}
+    assert _kinds(_report(world)) == expected
+
+
+def test_an_escalation_parked_past_its_confirmation_is_listed_once(world: World) -> None:
+    _original, esc = _escalated(world)
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_level="2")
+    world.sync()
+    world.sandbox.agent_update(esc["id"], ALICE, escalation_rfo="Fibre cut.", state="closed")
+    world.sync()
+    assert world.store.escalations_in(State.PARKED)
+    world.clock.advance(timedelta(days=10))
+    kinds = _kinds(_report(world))
+    assert kinds[FindingKind.PARKED_PAST_CONFIRMATION] == 1
+    assert kinds[FindingKind.DUTY_OVERDUE] == 0
+
+
+def test_a_hard_copy_purged_in_the_period_is_listed_once(world: World) -> None:
+    _confirmed(world)
+    _settle(world)
+    world.clock.advance(timedelta(days=370))
+    world.sync()
+    assert _kinds(_report(world))[FindingKind.ARCHIVE_PURGED] == 1

@@ -5,6 +5,7 @@ nothing, and a second repair writes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -270,3 +271,45 @@ def test_an_email_never_copied_is_copied_through_the_copy_job(world: World) -> N
     assert sum("Down 0" in c["body"] for c in world.copies_in(esc["id"])) == 1
     _settle(world)
     assert _report(world).findings == ()
+
+
+def test_a_deleted_original_is_not_linked_to(world: World) -> None:
+    """Its escalation ticket lost the link with it: the repair writes nothing (it linked to
+    the deleted ticket: a 404, and a failed write listed from then on)."""
+    original, _esc = _escalated(world)
+    world.sandbox.delete_ticket(original)
+    _settle(world)
+    writes = len(world.writes())
+    made = _repair(world)
+    assert made.repairs == ()
+    assert world.writes()[writes:] == []
+    assert world.store.effects(EffectState.FAILED) == []
+    _settle(world)
+    assert _kinds(_report(world)) == {K.ORIGINAL_DELETED: 1}
+
+
+def test_an_unlinked_finding_beside_a_deleted_original_is_skipped(world: World) -> None:
+    """Whatever lists both (an older report's findings, another check), the repair never
+    links to an original that no longer exists."""
+    original, _esc = _escalated(world)
+    world.sandbox.delete_ticket(original)
+    _settle(world)
+    made, snap = reconcile._build(world.ctx, world.clock.now(), requests=None, previous=None)
+    (deleted,) = made.findings
+    unlinked = dataclasses.replace(
+        deleted, kind=K.ESCALATION_TICKET_UNLINKED, other_ticket_id=original
+    )
+    both = dataclasses.replace(made, findings=(deleted, unlinked))
+    repairs = reconcile.repair.repair(
+        world.ctx,
+        world.installation.executor,
+        both,
+        snap,
+        read_at=world.clock.now(),
+        dry_run=False,
+    )
+    assert [(r.kind, r.outcome) for r in repairs] == [
+        (K.ESCALATION_TICKET_UNLINKED, RepairOutcome.SKIPPED)
+    ]
+    assert world.store.effects(EffectState.FAILED) == []
+    assert [e.key for e in world.store.effects() if e.key.startswith("repair-link")] == []
