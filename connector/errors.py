@@ -9,6 +9,7 @@
     ├─ AmbiguousWrite          the write may have been applied → reconcile by marker
     ├─ AuthError               never retried
     │  ├─ Unauthorized         401: the token is wrong, expired or its user inactive → stop
+    │  │  └─ Misconfigured     not the token: another credential or the helpdesk's setup → stop
     │  └─ Forbidden            403: this token may not do this one thing → fail that write
     ├─ NotFound                404
     ├─ Conflict                409
@@ -92,6 +93,13 @@ class AuthError(HelpdeskError):
 
 class Unauthorized(AuthError):
     """401: the helpdesk does not accept the token at all; nothing else can work either."""
+
+
+class Misconfigured(Unauthorized):
+    """Refused for a reason that is not the token: the helpdesk side or another of the worker's
+    credentials is set up wrong (a database password, a plugin without its bot agent). Nothing
+    else can work either, so it stops the worker like ``Unauthorized``; the message names what
+    to fix."""
 
 
 class Forbidden(AuthError):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
-from connector.errors import AuthError, HelpdeskError
+from connector.errors import AuthError, HelpdeskError, Misconfigured
 from escalations.app.logs import error_line, log_crash
 from escalations.app.version import package_version
 from escalations.errors import EX_CONFIG, ConfigError, EscalationsError
@@ -342,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EscalationsError as exc:
         _say(str(exc))
         return exc.exit_code
+    except Misconfigured as exc:  # not the token: the message names what to fix
+        _say(str(exc))
+        return EX_CONFIG
     except AuthError as exc:
         _say(
             f"the helpdesk refused the token ({exc}): check ESCALATIONS_HELPDESK_TOKEN or the "

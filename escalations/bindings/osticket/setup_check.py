@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from connector.base import Capability
-from connector.errors import AuthError, HelpdeskError
+from connector.errors import AuthError, HelpdeskError, Misconfigured
 from connector.osticket import OsTicketAdapter
 from connector.osticket._setup import (
     READ_TABLES,
@@ -187,8 +188,16 @@ def plan(
         *field_steps(fieldmap, found.setup, where, choices),
         *people_steps(fieldmap, found.agents, where),
         plugin_step(capabilities, found.setup),
-        key_step(capabilities, ping, worker_ip),
+        key_step(capabilities, ping, worker_ip, _topic_department(fieldmap, found.setup)),
     ]
+
+
+def _topic_department(fieldmap: OsTicketFieldMap, setup: Setup) -> tuple[int, str] | None:
+    """The escalation help topic's department (id, name), where the bot agent writes."""
+    topic = setup.topics.get(fieldmap.topics.escalation)
+    if topic is None or topic.department_id not in setup.departments:
+        return None
+    return topic.department_id, setup.departments[topic.department_id]
 
 
 def grant_step(grants: Grants, prefix: str) -> Step:
@@ -449,7 +458,8 @@ def plugin_step(capabilities: frozenset[Capability], setup: Setup) -> Step:
         "Admin Panel → Manage → Plugins → Add New Plugin → 'Escalation API' → Install",
         "tick it → More → Enable",
         "open it → Instances → Add New Instance: a name, Status Active, Bot agent: the "
-        "username of the active agent the worker acts as",
+        "username of the active agent the worker acts as, Worker API key: the key in "
+        "ESCALATIONS_HELPDESK_TOKEN (the only key the plugin accepts)",
     ]
     plugin = setup.plugin
     start = 3 if plugin.enabled else 2 if plugin.installed else 0
@@ -464,17 +474,22 @@ def plugin_step(capabilities: frozenset[Capability], setup: Setup) -> Step:
 
 
 def key_step(
-    capabilities: frozenset[Capability], ping: Callable[[], object], worker_ip: str | None
+    capabilities: frozenset[Capability],
+    ping: Callable[[], object],
+    worker_ip: str | None,
+    department: tuple[int, str] | None = None,
 ) -> Step:
-    """The API key from this address and the bot agent: provable with the plugin only."""
+    """The API key from this address (able to create tickets, the one the plugin instance
+    names) and the bot agent (active, with assign/edit/close/link in the escalation topic's
+    ``department``): provable with the plugin only."""
     ip = worker_ip or "<this worker's address>"
     key = (
         f"Admin Panel → Manage → API Keys → Add New API Key (or the worker's key): Status "
         f"Active, IP Address '{ip}' (as osTicket sees this worker; ::1 is not 127.0.0.1), Can "
         "Create Tickets on; the key in ESCALATIONS_HELPDESK_TOKEN"
     )
-    what = f"API key accepted from this worker ({ip}) and the plugin's bot agent active"
-    what += " (GET /api/escalation/ping)"
+    what = f"API key accepted from this worker ({ip}), able to create tickets, and the plugin's"
+    what += " bot agent active (GET /api/escalation/ping)"
     if Capability.ADD_NOTE not in capabilities:
         return Step(
             what,
@@ -482,7 +497,7 @@ def key_step(
             fix=key,
             unverified=True,
         )
-    problems = plugin_answers(ping)
+    problems = plugin_answers(ping, department)
     if not problems:
         return Step(what)
     return Step(
@@ -490,20 +505,63 @@ def key_step(
         tuple(problems),
         problems[0].removeprefix("the escalation-api plugin "),
         f"{key}; Admin Panel → Manage → Plugins → Escalation API → Instances: Status Active, Bot "
-        "agent an active agent",
+        "agent an active agent, Worker API key the key in ESCALATIONS_HELPDESK_TOKEN; Admin "
+        "Panel → Agents → the bot agent → Access: a role with Assign, Edit, Close and Link in "
+        "the escalation topic's department",
     )
 
 
-def plugin_answers(ping: Callable[[], object]) -> list[str]:
-    """One request that proves the key, its IP binding and the bot agent (core osTicket has no
-    harmless call that would)."""
+BOT_PERMISSIONS = ("assign", "edit", "close", "link")
+"""What the bot agent's role must grant in the escalation topic's department."""
+
+
+def plugin_answers(
+    ping: Callable[[], object], department: tuple[int, str] | None = None
+) -> list[str]:
+    """One request that proves the key (its IP binding, that it is the plugin's, that it can
+    create tickets) and the bot agent (active, its permissions in ``department``): core
+    osTicket has no harmless call that would."""
     try:
-        ping()
+        answer = ping()
+    except Misconfigured as exc:
+        return [f"the escalation-api plugin instance is set up wrong: {exc.message}"]
     except AuthError as exc:
         return [
             f"the escalation-api plugin refused the API key (is it bound to this worker's "
-            f"address?): {exc.message}"
+            f"address, and the plugin instance's Worker API key?): {exc.message}"
         ]
     except HelpdeskError as exc:
         return [f"the escalation-api plugin does not answer as expected: {exc.message}"]
+    if not isinstance(answer, dict):
+        return []
+    return _key_problems(answer) + _bot_problems(answer, department)
+
+
+def _key_problems(answer: dict[str, Any]) -> list[str]:
+    if answer.get("can_create_tickets") is False:
+        return [
+            "the escalation-api plugin reports that the API key cannot create tickets (Can "
+            "Create Tickets is off): every escalation ticket's create would be refused"
+        ]
+    return []
+
+
+def _bot_problems(answer: dict[str, Any], department: tuple[int, str] | None) -> list[str]:
+    granted = answer.get("bot_departments")
+    if department is None or not isinstance(granted, dict):
+        return []
+    dept_id, name = department
+    bot = answer.get("bot_agent", "the bot agent")
+    have = granted.get(str(dept_id))
+    if have is None:
+        return [
+            f"the escalation-api plugin's bot agent '{bot}' has no access to the department "
+            f"'{name}' of the escalation help topic"
+        ]
+    lacking = [p for p in BOT_PERMISSIONS if p not in have]
+    if lacking:
+        return [
+            f"the escalation-api plugin's bot agent '{bot}' lacks {', '.join(lacking)} in the "
+            f"department '{name}' of the escalation help topic (its role there)"
+        ]
     return []

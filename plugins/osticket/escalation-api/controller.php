@@ -5,10 +5,14 @@
  * status that says what kind of failure it is (400 bad request, 401 key,
  * 403 the bot agent may not, 404 no such ticket, 409 a request id reused
  * for another write, 422 osTicket refused it or the ticket's state does not
- * allow it, 503 plugin misconfigured).
+ * allow it). A plugin instance set up wrong (no bot agent, an inactive one,
+ * no worker API key) answers 401 with code "not_configured" or "bot_agent":
+ * nothing can work until an admin fixes it, so the worker stops at once.
  *
- * Authentication is core osTicket's: the X-API-Key header of an active key
- * bound to the client's exact IP address. Every change is made by osTicket's
+ * Authentication is core osTicket's X-API-Key header of an active key bound
+ * to the client's exact IP address, and that key must be the one the plugin
+ * instance names (its "Worker API key" setting): another integration's key
+ * (web forms, cron) gets no write power here. Every change is made by osTicket's
  * own methods as the configured bot agent, so permissions, the thread's
  * event log and the caches stay osTicket's. No endpoint sends mail: notes
  * and assignments are posted with alerts off.
@@ -27,6 +31,7 @@ define('ESCALATION_API_VERSION', '1.0.0');
 
 class EscalationApiController extends ApiController {
     static $botAgent = '';
+    static $apiKey = '';
     const LEDGER = 'escalation-api.requests';
     const LEDGER_DAYS = 30;
 
@@ -49,6 +54,12 @@ class EscalationApiController extends ApiController {
         $key = $this->getKey();
         if (!$key || !$key->isActive() || $key->getIPAddr() != $this->getRemoteAddr())
             $this->fail(401, 'api_key', 'Valid API key required (active, bound to this client IP)');
+        if (self::$apiKey === '')
+            $this->fail(401, 'not_configured', 'escalation-api: the plugin instance names no '
+                . 'Worker API key (Admin Panel -> Manage -> Plugins -> Escalation API -> Instances)');
+        if (!hash_equals(self::$apiKey, (string) $key->getKey()))
+            $this->fail(401, 'api_key', 'escalation-api: this API key is not the Worker API key '
+                . 'of the plugin instance');
         return $key;
     }
 
@@ -56,10 +67,10 @@ class EscalationApiController extends ApiController {
         global $thisstaff;
         $name = self::$botAgent;
         if (!$name)
-            $this->fail(503, 'not_configured', 'escalation-api: no bot agent configured');
+            $this->fail(401, 'not_configured', 'escalation-api: no bot agent configured');
         $staff = Staff::lookup(array('username' => $name));
         if (!$staff || !$staff->isActive())
-            $this->fail(503, 'bot_agent', sprintf('escalation-api: bot agent "%s" is not an active agent', $name));
+            $this->fail(401, 'bot_agent', sprintf('escalation-api: bot agent "%s" is not an active agent', $name));
         $thisstaff = $staff;
         return $staff;
     }
@@ -105,13 +116,29 @@ class EscalationApiController extends ApiController {
 
     // ---------------------------------------------------------------- endpoints
     function ping() {
-        $this->authorize();
+        $key = $this->authorize();
         $bot = $this->bot();
+        // what the worker's checks compare: the key creates the escalation tickets, the bot
+        // agent writes in the escalation topic's department
+        $perms = array('assign' => Ticket::PERM_ASSIGN, 'edit' => Ticket::PERM_EDIT,
+            'close' => Ticket::PERM_CLOSE, 'link' => Ticket::PERM_LINK);
+        $departments = array();
+        // the departments whose tickets the bot agent reaches (Staff::canAccessDept)
+        foreach ($bot->isAccessLimited() ? array() : $bot->getDepts() as $deptId) {
+            $role = $bot->getRole($deptId);
+            $granted = array();
+            foreach ($perms as $name => $perm)
+                if ($role && $role->hasPerm($perm))
+                    $granted[] = $name;
+            $departments[(string) $deptId] = $granted;
+        }
         $this->reply(200, array(
             'ok' => true,
             'plugin' => 'escalation-api',
             'version' => ESCALATION_API_VERSION,
             'bot_agent' => $bot->getUserName(),
+            'can_create_tickets' => (bool) $key->canCreateTickets(),
+            'bot_departments' => (object) $departments,
             'actions' => array('note', 'assign', 'fields', 'status', 'link'),
         ));
     }

@@ -6,7 +6,8 @@ Without them the osTicket tests are skipped on a developer's machine and **fail*
 help topic and its form, a status agents set to flag a ticket) is done here with the database
 account osTicket itself uses; the escalation-api plugin is installed as docs/osticket.md tells
 an admin to: its folder copied into ``include/plugins``, then installed, enabled and given an
-instance with the bot agent in the admin panel (``/scp/plugins.php``, as the admin agent).
+instance with the bot agent and the worker's API key in the admin panel (``/scp/plugins.php``,
+as the admin agent).
 Everything the worker does goes through the production adapter.
 A customer's mail arrives the way a mail server would hand it over (``tickets.email``).
 """
@@ -54,6 +55,7 @@ FLAG_STATUS = "Escalate"
 PLUGIN_SOURCE = Path(__file__).resolve().parents[3] / "plugins" / "osticket" / "escalation-api"
 PLUGIN_PATH = "plugins/escalation-api"
 BOT_AGENT_FIELD = "bot_agent"
+API_KEY_FIELD = "api_key"
 REQUIRED_TEXT = 0x7701
 """Form field flags: enabled, seen, edited and required by agents and clients."""
 AGENT_OPTIONAL = 0x3001
@@ -119,7 +121,8 @@ class RealOsTicket:
     def install_plugin(self) -> None:
         """Copy ``plugins/osticket/escalation-api`` into ``include/plugins`` (this checkout's
         code, every session), then in the admin panel: Install, enable, and one enabled
-        instance whose bot agent is the admin agent. Idempotent."""
+        instance whose bot agent is the admin agent and whose worker API key is the fixture's
+        key. Idempotent."""
         target = Path(self.env["OSTICKET_DIR"]) / "www" / "include" / "plugins" / "escalation-api"
         shutil.copytree(PLUGIN_SOURCE, target, dirs_exist_ok=True)
         web = self._agent_session()
@@ -134,17 +137,31 @@ class RealOsTicket:
             assert plugin is not None, "osTicket did not install the plugin"
         self.set_plugin_enabled(True, web=web)
         pid = plugin["id"]
-        if not self.admin_sql("SELECT id FROM ost_plugin_instance WHERE plugin_id=%s", (pid,)):
+        settings = {BOT_AGENT_FIELD: self.env["OSTICKET_STAFF_USER"], API_KEY_FIELD: self.api_key}
+        instances = self.admin_sql("SELECT id FROM ost_plugin_instance WHERE plugin_id=%s", (pid,))
+        if not instances:
             form = web.get(self.url + f"/scp/plugins.php?id={pid}&a=add-instance", timeout=30)
             answer = self._admin_post(
                 web,
                 f"/scp/plugins.php?id={pid}&a=add-instance",
                 form.text,
                 do="add-instance", a="add-instance", id=str(pid), xid="",
-                name="Escalation worker", isactive="1", notes="",
-                **{BOT_AGENT_FIELD: self.env["OSTICKET_STAFF_USER"]},
+                name="Escalation worker", isactive="1", notes="", **settings,
             )  # fmt: skip
             assert "Added Successfully" in answer, answer[:500]
+            return
+        xid = instances[0]["id"]
+        if not self.admin_sql(  # an instance of an older plugin, without the key: edit it
+            "SELECT id FROM ost_config WHERE namespace=%s AND `key`=%s AND value=%s",
+            (f"plugin.{pid}.instance.{xid}", API_KEY_FIELD, self.api_key),
+        ):
+            path = f"/scp/plugins.php?id={pid}&xid={xid}"
+            form = web.get(self.url + path, timeout=30)
+            answer = self._admin_post(
+                web, path, form.text, do="update-instance", id=str(pid), xid=str(xid),
+                name="Escalation worker", isactive="1", notes="", **settings,
+            )  # fmt: skip
+            assert "Updated Successfully" in answer, answer[:500]
 
     def set_plugin_enabled(self, enabled: bool, *, web: requests.Session | None = None) -> None:
         """Admin Panel → Manage → Plugins → select → Enable / Disable."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +23,7 @@ from connector.base import (
     TicketDraft,
 )
 from connector.clock import SystemClock
-from connector.errors import Conflict, NotFound, Rejected, Unauthorized
+from connector.errors import Conflict, Misconfigured, NotFound, Rejected, Unauthorized
 from connector.http import HttpPolicy
 from connector.osticket import (
     PLUGIN_CAPABILITIES,
@@ -217,6 +219,85 @@ def test_errors_are_json_and_clear(osticket: RealOsTicket) -> None:
         bad.update_ticket(esc.id, TicketChanges(state="Open"))
 
 
+@pytest.fixture
+def other_key(osticket: RealOsTicket) -> Iterator[str]:
+    """Another integration's key (a web form's, say): active, bound to the same address, but
+    not allowed to create tickets or run cron, and not the plugin instance's."""
+    key = secrets.token_hex(16).upper()
+    osticket.admin_sql(
+        "INSERT INTO ost_api_key (isactive, ipaddr, apikey, can_create_tickets, can_exec_cron, "
+        "notes, updated, created) VALUES (1, '127.0.0.1', %s, 0, 0, 'a web form', NOW(), NOW())",
+        (key,),
+    )
+    try:
+        yield key
+    finally:
+        osticket.admin_sql("DELETE FROM ost_api_key WHERE apikey=%s", (key,))
+
+
+def _adapter_with_key(osticket: RealOsTicket, key: str) -> OsTicketAdapter:
+    clock = SystemClock()
+    return OsTicketAdapter(
+        osticket.url, key, ReadOnlyDatabase(osticket.db_config(), clock), HttpPolicy(), clock
+    )
+
+
+def test_another_active_key_from_the_same_address_gets_no_write_power(
+    osticket: RealOsTicket, other_key: str
+) -> None:
+    """Review of issue 17, defect 1: any active key bound to the caller's address could close,
+    assign, edit or link as the bot agent, even one osTicket refuses for creating tickets."""
+    adapter = osticket.adapter()
+    _, esc = _pair(osticket, adapter, unique_customer())
+    other = _adapter_with_key(osticket, other_key)
+
+    with pytest.raises(Unauthorized, match="not the Worker API key") as refused:
+        other.update_ticket(esc.id, TicketChanges(state="Closed"))
+    assert not isinstance(refused.value, Misconfigured)  # a refused key, not a setup error
+    with pytest.raises(Unauthorized, match="not the Worker API key"):
+        other.plugin.ping()
+    assert adapter.get_ticket(esc.id).state == "Open"
+    assert "closed" not in _events(osticket, esc.id)
+
+
+def test_ping_reports_whether_the_key_creates_tickets_and_the_bot_agents_permissions(
+    osticket: RealOsTicket,
+) -> None:
+    adapter = osticket.adapter()
+    answer = adapter.plugin.ping()
+    assert answer["can_create_tickets"] is True
+    (topic,) = osticket.admin_sql("SELECT dept_id FROM ost_help_topic WHERE topic=%s", (TOPIC,))
+    assert answer["bot_departments"][str(topic["dept_id"])] == ["assign", "edit", "close", "link"]
+    osticket.admin_sql(
+        "UPDATE ost_api_key SET can_create_tickets=0 WHERE apikey=%s", (osticket.api_key,)
+    )
+    try:
+        assert adapter.plugin.ping()["can_create_tickets"] is False
+    finally:
+        osticket.admin_sql(
+            "UPDATE ost_api_key SET can_create_tickets=1 WHERE apikey=%s", (osticket.api_key,)
+        )
+
+
+def test_an_inactive_bot_agent_is_a_configuration_error_at_once_not_retried(
+    osticket: RealOsTicket,
+) -> None:
+    """Review of issue 17, defect 7: a 503, retried for about 5 s and then up to 10 times."""
+    adapter = osticket.adapter()
+    _, esc = _pair(osticket, adapter, unique_customer())
+    user = osticket.env["OSTICKET_STAFF_USER"]
+    osticket.admin_sql("UPDATE ost_staff SET isactive=0 WHERE username=%s", (user,))
+    try:
+        start = time.monotonic()
+        with pytest.raises(Misconfigured, match=f'bot agent "{user}" is not an active agent'):
+            adapter.update_ticket(esc.id, TicketChanges(state="Closed"))
+        assert time.monotonic() - start < 2
+        with pytest.raises(Misconfigured, match="Instances: Bot agent an active agent"):
+            adapter.plugin.ping()
+    finally:
+        osticket.admin_sql("UPDATE ost_staff SET isactive=1 WHERE username=%s", (user,))
+
+
 def test_a_plugin_disabled_after_the_start_fails_the_write_naming_it(
     osticket: RealOsTicket,
 ) -> None:
@@ -255,3 +336,42 @@ def test_the_plugins_php_lints() -> None:
             [php, "-l", str(path)], capture_output=True, text=True, timeout=30, check=False
         )
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_a_ping_answered_with_an_html_page_is_one_clear_error() -> None:
+    """Review of issue 17, defect 2: a proxy's or a login page's 200 gave ``check --live`` and
+    ``provision`` a JSONDecodeError traceback."""
+    import responses
+
+    from connector.errors import HelpdeskError
+    from connector.http import HttpClient
+    from connector.osticket._plugin import PluginClient
+
+    url = "http://127.0.0.1:9"
+    client = HttpClient(url, {"X-API-Key": "k"}, HttpPolicy(), SystemClock())
+    with responses.RequestsMock() as mock:
+        mock.get(f"{url}/api/escalation/ping", body="<html>Sign in</html>", status=200)
+        with pytest.raises(HelpdeskError, match="the plugin answered no JSON") as caught:
+            PluginClient(client).ping()
+    assert type(caught.value) is HelpdeskError
+
+
+def test_a_plugin_set_up_wrong_is_told_from_a_refused_key() -> None:
+    import responses
+
+    from connector.http import HttpClient
+    from connector.osticket._plugin import PluginClient
+
+    url = "http://127.0.0.1:9"
+    client = HttpClient(url, {"X-API-Key": "k"}, HttpPolicy(), SystemClock())
+    plugin = PluginClient(client)
+    with responses.RequestsMock() as mock:
+        body = {"ok": False, "code": "not_configured", "error": "escalation-api: no bot agent"}
+        mock.post(f"{url}/api/escalation/tickets/7/status", json=body, status=401)
+        with pytest.raises(Misconfigured, match="no bot agent: fix the plugin instance"):
+            plugin.status(7, "Closed")
+        body = {"ok": False, "code": "api_key", "error": "Valid API key required"}
+        mock.get(f"{url}/api/escalation/ping", json=body, status=401)
+        with pytest.raises(Unauthorized, match="Valid API key required") as caught:
+            plugin.ping()
+    assert not isinstance(caught.value, Misconfigured)

@@ -73,6 +73,18 @@ def test_with_the_plugin_a_key_bound_elsewhere_is_named(osticket: RealOsTicket) 
     assert "Valid API key required" in refused
 
 
+def test_with_the_plugin_a_key_that_cannot_create_tickets_is_named(osticket: RealOsTicket) -> None:
+    """Review of issue 17, defect 3: the check passed, and every create then failed."""
+    key = (osticket.api_key,)
+    osticket.admin_sql("UPDATE ost_api_key SET can_create_tickets=0 WHERE apikey=%s", key)
+    try:
+        problems = live_check(osticket.adapter(), load_mappings(shipped_mappings_dir(), "osticket"))
+    finally:
+        osticket.admin_sql("UPDATE ost_api_key SET can_create_tickets=1 WHERE apikey=%s", key)
+    (refused,) = [p for p in problems if "plugin" in p]
+    assert "the API key cannot create tickets" in refused
+
+
 def _check_live(osticket: RealOsTicket, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
     env.pop("CREDENTIALS_DIRECTORY", None)

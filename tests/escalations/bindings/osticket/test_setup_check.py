@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.base import Capability
-from connector.errors import Unauthorized
+from connector.errors import Misconfigured, Unauthorized
 from connector.osticket import CAPABILITIES, PLUGIN_CAPABILITIES
 from connector.osticket._setup import (
     READ_TABLES,
@@ -224,6 +224,55 @@ def test_a_key_the_plugin_refuses_is_a_step() -> None:
     (step,) = _todo(steps)
     assert "refused the API key" in step.problems[0]
     assert "IP Address '10.0.0.5'" in step.fix
+
+
+def _key_step(answer: object) -> Step:
+    def ping() -> object:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    steps = plan(
+        load_mappings(shipped_mappings_dir(), "osticket"),
+        _complete(),
+        capabilities=ALL,
+        ping=ping,
+        worker_ip="10.0.0.5",
+    )
+    (step,) = _todo(steps)
+    assert "GET /api/escalation/ping" in step.what
+    return step
+
+
+FULL = ["assign", "edit", "close", "link"]
+
+
+def test_a_key_that_cannot_create_tickets_is_a_step() -> None:
+    """Review of issue 17, defect 3: provision said "ok" and every create then failed."""
+    step = _key_step({"ok": True, "can_create_tickets": False, "bot_departments": {"3": FULL}})
+    assert step.problems == (
+        "the escalation-api plugin reports that the API key cannot create tickets (Can Create "
+        "Tickets is off): every escalation ticket's create would be refused",
+    )
+    assert "Can Create Tickets on" in step.fix
+
+
+def test_a_bot_agent_lacking_a_permission_in_the_topics_department_is_a_step() -> None:
+    answer = {"ok": True, "bot_agent": "bot", "can_create_tickets": True}
+    step = _key_step({**answer, "bot_departments": {"3": ["assign", "edit"]}})
+    assert step.problems == (
+        "the escalation-api plugin's bot agent 'bot' lacks close, link in the department "
+        "'Maintenance' of the escalation help topic (its role there)",
+    )
+    step = _key_step({**answer, "bot_departments": {"1": FULL}})
+    assert "has no access to the department 'Maintenance'" in step.problems[0]
+    assert "a role with Assign, Edit, Close and Link" in step.fix
+
+
+def test_a_plugin_instance_set_up_wrong_is_not_called_a_refused_key() -> None:
+    step = _key_step(Misconfigured('escalation-api: bot agent "bot" is not an active agent'))
+    assert step.problems[0].startswith("the escalation-api plugin instance is set up wrong: ")
+    assert "refused the API key" not in step.problems[0]
 
 
 def test_an_account_without_select_on_the_topic_forms_gets_the_grant_step_only() -> None:
