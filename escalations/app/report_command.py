@@ -3,6 +3,11 @@
 - no option: as of now, for today (in the process time zone);
 - ``--at TIME``: as of that instant, for its local day;
 - ``--date DAY``: for that local day, as of its end (or now, if the day is not over);
+- an instant later than now (beyond ``CLOCK_SKEW``; with ``--repair`` any later than now) or
+  before ``EARLIEST`` is refused: a report from the future would file its repairs' writes
+  under that time;
+- a past day whose report exists is not written again without ``--force`` (the files would
+  be replaced by a report built from today's helpdesk);
 - ``--dry-run``: the report is built and its summary printed; no file is written;
 - ``--repair``: after the report, the findings that are safe to fix are fixed through the
   outbox and the effects executor (``jobs.reconcile.repair``), and the report lists the
@@ -17,7 +22,8 @@ effect keys and the executor's claims keep the two from writing anything twice).
 store is the one ``ESCALATIONS_DATABASE_URL`` names: the SQLite file, or PostgreSQL
 (``postgresql://…``, which several workers may share). Exit 0 when the report was made
 (whatever it found or repaired), 78 for a bad setting or option (or a PostgreSQL login
-refused), 1 when the helpdesk or the store cannot be read or the store does not exist yet.
+refused, or a report file that cannot be written), 1 when the helpdesk or the store cannot
+be read or the store does not exist yet.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ from typing import TYPE_CHECKING
 
 from escalations.clock import Clock, FixedStartClock, SystemClock, parse_instant
 from escalations.errors import ConfigError, EscalationsError
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of this host's clock ``--at`` may be (another host's clock)."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""The earliest instant a report may be for: earlier is a typo (no store reaches back so far,
+and ``0001-01-01`` is out of the range the report's periods can be computed in)."""
 
 if TYPE_CHECKING:
     from escalations.reconcile.findings import Report
@@ -82,26 +94,62 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="fix what is safe (missing links and copies, level tags, owners, subscriptions, "
         "a missing hard copy) through the worker's outbox, and list the repairs",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write a past day's report again over the files it has (refused without: they "
+        "would be replaced by a report built from the helpdesk as it is now)",
+    )
     p.set_defaults(func=report)
 
 
 def _instant(args: argparse.Namespace, now: datetime, tz: tzinfo) -> datetime:
     if args.at:
         try:
-            return parse_instant(args.at)
+            at = parse_instant(args.at)
         except ValueError:
             raise ConfigError(
                 f"--at: '{args.at}' is not an instant with a time zone "
                 "(ISO-8601, e.g. 2026-12-07T06:00:00Z)"
             ) from None
+        except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+            raise ConfigError(f"--at: {args.at} is out of range") from None
+        ahead = timedelta(0) if args.repair else CLOCK_SKEW
+        if at > now + ahead:
+            with_repair = " (with --repair: not later than now)" if args.repair else ""
+            raise ConfigError(
+                f"--at: {args.at} is in the future{with_repair}; now is "
+                f"{now.replace(microsecond=0).isoformat()}"
+            )
+        if at < EARLIEST:
+            raise ConfigError(f"--at: {args.at} is before {EARLIEST.date().isoformat()}")
+        return at
     if args.date:
         try:
             day = date.fromisoformat(args.date)
         except ValueError:
             raise ConfigError(f"--date: '{args.date}' is not a day (YYYY-MM-DD)") from None
+        if day < EARLIEST.date():
+            raise ConfigError(f"--date: {args.date} is before {EARLIEST.date().isoformat()}")
+        if day > now.astimezone(tz).date():
+            raise ConfigError(f"--date: {args.date} has not begun yet")
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
         return min(end.astimezone(UTC) - timedelta(microseconds=1), now)
     return now
+
+
+def _refuse_to_replace(args: argparse.Namespace, root: Path, day: date, today: date) -> None:
+    """A past day's files are that night's record: replaced only with ``--force``."""
+    from escalations.reconcile import outputs
+
+    if args.dry_run or args.force or day >= today:
+        return
+    existing = outputs.day_dir(root, day) / "report.json"
+    if existing.exists():
+        raise ConfigError(
+            f"the report of {day.isoformat()} exists ({existing}); a report built now would "
+            "replace it with the helpdesk as it is today: add --force to write it again"
+        )
 
 
 def report(args: argparse.Namespace) -> int:
@@ -117,9 +165,13 @@ def report(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     mappings = load_mappings(Path(settings.mappings_dir), settings.helpdesk)
     tz = mappings.profile.tz
-    at = _instant(args, SystemClock().now(), tz)
+    now = SystemClock().now()
+    at = _instant(args, now, tz)
     if args.date and at.astimezone(tz).date() != date.fromisoformat(args.date):
         raise ConfigError(f"--date: {args.date} has not begun yet")
+    _refuse_to_replace(
+        args, settings.reports_path, at.astimezone(tz).date(), now.astimezone(tz).date()
+    )
     clock: Clock = FixedStartClock(at) if (args.at or args.date) else SystemClock()
     _ensure_store(settings)
     counter = _Counter()

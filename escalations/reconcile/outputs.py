@@ -6,7 +6,9 @@ the period, and ``report-v1.json``
 and ``report-v2.json`` stay for the reports written before), ``findings.csv`` (one row per
 finding, with the repair made for it) and
 ``report.html`` (``escalations.reconcile.render``). Written to a temporary name and renamed,
-so a reader never sees half a file."""
+so a reader never sees half a file; each writer has its own temporary name (the worker's
+job and the command may write the same day at once: the last rename wins). A file that
+cannot be written is ``ReportNotWritten``, one line naming its path."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ import csv
 import io
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from escalations.errors import ConfigError
 from escalations.reconcile.findings import (
     INFORMATIONAL,
     TITLES,
@@ -173,12 +177,25 @@ def day_dir(root: Path, day: date) -> Path:
     return root / day.isoformat()
 
 
+class ReportNotWritten(ConfigError):
+    """A report file or its day's directory cannot be written (a file in the directory's
+    place, a directory in a file's, a read-only mount, another user's directory): the
+    admin's to fix, exit 78 like a reports directory that is not writable."""
+
+
 def write(report: Report, root: Path) -> Path:
-    """Write the three files for ``report.day`` under ``root``; returns the directory."""
+    """Write the three files for ``report.day`` under ``root``; returns the directory.
+
+    Raises:
+        ReportNotWritten: a file or the directory cannot be written (one line, its path).
+    """
     from escalations.reconcile.render import render_html
 
     directory = day_dir(root, report.day)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _not_written(directory, exc) from None
     _atomic(directory / "report.json", json.dumps(as_json(report), indent=2) + "\n")
     _atomic(directory / "findings.csv", as_csv(report))
     _atomic(directory / "report.html", render_html(report))
@@ -186,12 +203,25 @@ def write(report: Report, root: Path) -> Path:
 
 
 def _atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    temp.replace(path)
+    """``text`` to ``path`` through a temporary file of this writer's own, renamed."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _not_written(path, exc) from None
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        temp.replace(path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _not_written(path, exc) from None
+
+
+def _not_written(path: Path, exc: OSError) -> ReportNotWritten:
+    return ReportNotWritten(f"cannot write the report: {path}: {exc.strerror or exc}")
 
 
 def previous_counts(root: Path, day: date) -> Mapping[FindingKind, int] | None:

@@ -131,6 +131,103 @@ def test_bad_options_are_one_line_and_exit_78(
     assert words in err[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["report", "--at", "9999-12-31T23:59:59Z"], "--at: 9999-12-31T23:59:59Z is in the future"),
+        (["report", "--at", "9999-12-31T23:59:59-05:00"], "is out of range"),
+        (["report", "--at", "0001-01-01T00:00:00Z"], "--at: 0001-01-01T00:00:00Z is before 2000"),
+        (["report", "--at", "0001-01-01T00:00:00+05:00"], "is out of range"),
+        (["report", "--date", "0001-01-01"], "--date: 0001-01-01 is before 2000-01-01"),
+        (["report", "--date", "1969-12-31"], "--date: 1969-12-31 is before 2000-01-01"),
+        (["report", "--date", "9999-12-31"], "--date: 9999-12-31 has not begun yet"),
+    ],
+)
+def test_instants_out_of_range_are_one_line_and_exit_78(
+    cli_world: World, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    """They were an OverflowError's traceback (exit 1), or a report filed in 9999 or 1969."""
+    assert main(argv) == 78
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert words in line
+    assert list(_reports(cli_world).glob("*")) == []
+
+
+def test_a_future_at_is_refused_beyond_a_small_skew_and_with_repair_at_all(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--repair --at <future>`` filed its writes under that time, and later repairs were
+    skipped as "repaired while this report was reading" until then."""
+    esc = cli_world.the_escalation_ticket()
+    cli_world.sandbox.agent_update(esc["id"], ALICE, owner_id=1)
+    soon = (SystemClock().now() + timedelta(minutes=2)).isoformat()
+    later = (SystemClock().now() + timedelta(hours=1)).isoformat()
+    effects = cli_world.store.effects()
+    assert main(["report", "--repair", "--at", later]) == 78
+    assert main(["report", "--repair", "--at", soon]) == 78
+    assert main(["report", "--dry-run", "--at", later]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3
+    assert "(with --repair: not later than now)" in err[1]
+    assert "is in the future; now is" in err[2]
+    assert cli_world.store.effects() == effects
+    assert cli_world.sandbox.tickets[esc["id"]]["owner_id"] == 1
+    assert main(["report", "--dry-run", "--at", soon]) == 0  # another host's clock
+
+
+def test_a_past_days_report_is_not_replaced_without_force(
+    cli_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was silently replaced by a report built from today's helpdesk."""
+    day = cli_world.clock.now().date().isoformat()  # the world's day: past for this host
+    assert main(["report", "--date", day]) == 0
+    path = _reports(cli_world) / day / "report.json"
+    first, inode = path.read_text(), path.stat().st_ino
+    capsys.readouterr()
+    assert main(["report", "--date", day]) == 78
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"the report of {day} exists ({path})" in line
+    assert "add --force to write it again" in line
+    assert path.read_text() == first
+    assert main(["report", "--at", cli_world.clock.now().isoformat()]) == 78
+    assert main(["report", "--date", day, "--dry-run"]) == 0  # writes nothing
+    assert main(["report", "--date", day, "--force"]) == 0
+    assert path.stat().st_ino != inode  # written again (a new file renamed into place)
+
+
+@pytest.mark.parametrize("blocker", ["file at the day", "directory at report.json", "read-only"])
+def test_a_report_that_cannot_be_written_is_one_line_naming_its_path(
+    cli_world: World, capsys: pytest.CaptureFixture[str], blocker: str
+) -> None:
+    """They were tracebacks (FileExistsError, IsADirectoryError, OSError), exit 1."""
+    at = cli_world.clock.now().isoformat()
+    root = _reports(cli_world)
+    day = root / cli_world.clock.now().date().isoformat()
+    root.mkdir(parents=True, exist_ok=True)
+    if blocker == "file at the day":
+        day.write_text("not a directory")
+        where = day
+    elif blocker == "directory at report.json":
+        (day / "report.json").mkdir(parents=True)
+        where = day / "report.json"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes a read-only directory")
+        day.mkdir(mode=0o500)
+        where = day / "report.json"
+    try:
+        assert main(["report", "--at", at, "--force"]) == 78
+    finally:
+        if day.is_dir():
+            day.chmod(0o700)
+    err = capsys.readouterr().err.strip().splitlines()
+    (line,) = [e for e in err if e.startswith("escalations: ")]  # the rest: INFO log lines
+    assert f"cannot write the report: {where}: " in line
+    assert "Traceback" not in "\n".join(err)
+    if day.is_dir():
+        assert list(day.glob(".*.tmp")) == []  # no temporary file left behind
+
+
 def test_no_store_is_one_line(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,7 +299,8 @@ def test_repair_dry_run_lists_the_repairs_and_writes_nothing_then_repair_fixes_o
     cli_world.clock.advance(timedelta(minutes=15))
     cli_world.sync()
     writes = len(cli_world.writes())
-    assert main(["report", "--at", cli_world.clock.now().isoformat(), "--repair"]) == 0
+    again = ["report", "--at", cli_world.clock.now().isoformat(), "--repair", "--force"]
+    assert main(again) == 0  # the day is past (the world's): its report is written again
     assert "repairs: nothing safe to repair" in capsys.readouterr().out
     assert cli_world.writes()[writes:] == []
 
@@ -223,7 +321,8 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
     shown = url.replace(f":{pg_server.app_password}@", "@")
     monkeypatch.setenv("ESCALATIONS_DATABASE_URL", url)
     reports = cli_env / "cli-reports"
-    sandbox = ZammadSandbox.demo()
+    clock = _SetBack()
+    sandbox = ZammadSandbox.demo(clock=clock)
     try:
         with serve(sandbox, host="127.0.0.1", port=0) as running:
             monkeypatch.setenv("ESCALATIONS_HELPDESK_URL", running.url)
@@ -241,11 +340,14 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
             assert main(["run", "--once"]) == 0  # another worker run: a restart, a new leader
             (esc,) = [i for i, t in sandbox.tickets.items() if t.get("escalation_key")]
             owner = sandbox.tickets[esc]["owner_id"]
+            # an hour ago, past the grace the report gives the worker to act on a change (it
+            # took an instant an hour ahead, which --repair now refuses)
+            clock.behind = timedelta(hours=1)
             sandbox.agent_update(esc, ALICE, owner_id=1)
+            clock.behind = timedelta(0)
             # the command's own directory: the worker wrote its nightly report too
             monkeypatch.setenv("ESCALATIONS_REPORTS_DIR", str(reports))
-            # past the grace the report gives the worker to act on a change
-            at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            at = datetime.now(UTC).isoformat()
             day = datetime.fromisoformat(at).astimezone(ZoneInfo("Europe/London")).date()
             capsys.readouterr()
 
@@ -282,6 +384,15 @@ def test_the_report_repair_and_dry_run_run_on_postgresql(
     finally:
         pg_server.drop_database(name)
     assert not any(cli_env.rglob("*.sqlite3*"))
+
+
+class _SetBack(SystemClock):
+    """The system clock, set back by ``behind``: the sandbox stamps a change made earlier."""
+
+    behind = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() - self.behind
 
 
 def _effects(url: str) -> list[Effect]:

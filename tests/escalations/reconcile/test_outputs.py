@@ -206,6 +206,38 @@ def test_write_puts_three_files_in_the_day_directory_and_reads_the_previous(
     assert json.loads((directory / "report.json").read_text())["findings"] == []
 
 
+def test_each_writer_has_its_own_temporary_file(tmp_path: Path) -> None:
+    """The worker's job and the command shared ``.report.json.tmp``: writing the same day at
+    once, one renamed the other's half-written file away (or found it gone)."""
+    day = tmp_path / "2026-12-07"
+    day.mkdir()
+    others = {name: f"another writer's half of {name}" for name in outputs_names()}
+    for name, text in others.items():
+        (day / f".{name}.tmp").write_text(text)
+    outputs.write(_report(), tmp_path)
+    for name, text in others.items():
+        assert (day / f".{name}.tmp").read_text() == text
+    assert sorted(p.name for p in day.iterdir() if not p.name.startswith(".")) == outputs_names()
+
+
+def outputs_names() -> list[str]:
+    return ["findings.csv", "report.html", "report.json"]
+
+
+@pytest.mark.parametrize("blocker", ["file", "directory"])
+def test_a_file_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path, blocker: str) -> None:
+    day = tmp_path / "2026-12-07"
+    if blocker == "file":
+        day.write_text("in the directory's place")
+        where = day
+    else:
+        (day / "findings.csv").mkdir(parents=True)
+        where = day / "findings.csv"
+    with pytest.raises(outputs.ReportNotWritten, match=f"^cannot write the report: {where}: "):
+        outputs.write(_report(), tmp_path)
+    assert not day.is_dir() or [p.name for p in day.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def _repaired() -> Report:
     owner, copy, _health = _findings()
     repairs = (
