@@ -23,13 +23,14 @@ import pymysql
 import pymysql.cursors
 
 from connector.clock import Clock
-from connector.errors import HelpdeskError, TransientError, Unauthorized
+from connector.errors import HelpdeskError, Misconfigured, TransientError
 from connector.redaction import SECRETS
 
 log = logging.getLogger(__name__)
 
 _SELECT_RE = re.compile(r"^\s*SELECT\b", re.IGNORECASE)
-_ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143})
+_ACCESS_DENIED = frozenset({1044, 1045})
+_TABLE_DENIED = frozenset({1142, 1143})
 """MariaDB error codes for a refused login or a missing privilege."""
 
 
@@ -110,7 +111,7 @@ class ReadOnlyDatabase:
 
         Raises:
             TransientError: the server could not be reached or the connection was lost.
-            Unauthorized: the account was refused, or lacks ``SELECT`` on a table.
+            Misconfigured: the account was refused, or lacks ``SELECT`` on a table.
             DatabaseError: any other refusal (a schema this version does not know).
         """
         return list(self._run(sql, args, stream=False))
@@ -192,12 +193,22 @@ class ReadOnlyDatabase:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         text = SECRETS.redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc))[:300]
         where = f"{self.config.host}:{self.config.port}"
-        if isinstance(exc, pymysql.OperationalError) and code not in _ACCESS_DENIED:
+        if isinstance(exc, pymysql.OperationalError) and code not in _ACCESS_DENIED | _TABLE_DENIED:
             self.close()
             return TransientError(f"osTicket database at {where} unreachable: {text}")
         if isinstance(exc, pymysql.InterfaceError):
             self.close()
             return TransientError(f"osTicket database at {where}: connection lost: {text}")
+        if code in _TABLE_DENIED:
+            return Misconfigured(
+                f"the osTicket database account {self.config.user!r} may not read ({text}): "
+                "it needs SELECT on the tables docs/osticket.md §1 lists"
+            )
         if code in _ACCESS_DENIED:
-            return Unauthorized(f"osTicket database refused the account: {text}")
+            # not the API key: the worker's CLI must name the database account, not the token
+            return Misconfigured(
+                f"the osTicket database at {where} refused the account {self.config.user!r} "
+                f"({text}): check ESCALATIONS_HELPDESK_DB_USER and "
+                "ESCALATIONS_HELPDESK_DB_PASSWORD (or the helpdesk-db-password credential)"
+            )
         return DatabaseError(f"osTicket database error {code}: {text}")

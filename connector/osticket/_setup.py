@@ -189,7 +189,7 @@ def read_setup(db: ReadOnlyDatabase, grants: Grants | None = None) -> Setup:
     the grant step names the missing ``SELECT``.
 
     Raises:
-        Unauthorized: the account lacks ``SELECT`` on another of the tables.
+        Misconfigured: the account lacks ``SELECT`` on another of the tables.
         TransientError: the database cannot be reached.
     """
 

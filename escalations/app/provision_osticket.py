@@ -44,10 +44,7 @@ def provision_osticket(
     try:
         steps = setup_check.plan_for(adapter, mappings, worker_ip=source_address(settings))
     except AuthError as exc:
-        raise ConfigError(
-            f"ESCALATIONS_HELPDESK_DB_USER: the osTicket database refused the account: "
-            f"{exc.message} (the GRANT: docs/osticket.md §1)"
-        ) from None
+        raise ConfigError(f"{exc.message} (the account: docs/osticket.md §1)") from None
     finally:
         adapter.db.close()
     for step in steps:

@@ -22,7 +22,11 @@ from escalations.bindings.osticket import setup_check
 from escalations.bindings.osticket.setup_check import NEEDED_BY, STATUS_STATES
 from escalations.mappings import Mappings
 
-__all__ = ["NEEDED_BY", "STATUS_STATES", "live_check", "missing_capabilities"]
+__all__ = ["NEEDED_BY", "STATUS_STATES", "UNREAD", "live_check", "missing_capabilities"]
+
+UNREAD = "the osTicket database "
+"""How the one line begins when osTicket's database could not be read at all (nothing was
+compared, so there is no admin's step to print for it)."""
 
 
 def missing_capabilities(adapter: HelpdeskAdapter) -> list[str]:
@@ -34,8 +38,8 @@ def live_check(adapter: HelpdeskAdapter, mappings: Mappings) -> list[str]:
     assert isinstance(adapter, OsTicketAdapter)
     try:
         steps = setup_check.plan_for(adapter, mappings)
-    except AuthError as exc:
-        return [f"the osTicket database refused the account: {exc.message}"]
+    except AuthError as exc:  # the message names the account and what to check
+        return [exc.message]
     except HelpdeskError as exc:
         return [f"the osTicket database cannot be read: {exc.message}"]
     return [problem for step in steps for problem in step.problems]

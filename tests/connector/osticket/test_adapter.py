@@ -21,7 +21,14 @@ from connector.base import (
     TicketDraft,
 )
 from connector.clock import SystemClock
-from connector.errors import Rejected, SetupError, TooLarge, TransientError, Unauthorized
+from connector.errors import (
+    Misconfigured,
+    Rejected,
+    SetupError,
+    TooLarge,
+    TransientError,
+    Unauthorized,
+)
 from connector.http import HttpPolicy
 from connector.osticket import (
     DatabaseConfig,
@@ -269,8 +276,12 @@ def test_a_refused_database_password_never_shows_in_the_error(osticket: RealOsTi
         ),  # fmt: skip
         clock,
     )
-    with pytest.raises(Unauthorized) as caught:
+    with pytest.raises(Misconfigured) as caught:  # an Unauthorized, but not the API key's
         db.select("SELECT 1")
+    assert f"refused the account '{config.user}' (Access denied" in caught.value.message
+    assert "check ESCALATIONS_HELPDESK_DB_USER and ESCALATIONS_HELPDESK_DB_PASSWORD" in str(
+        caught.value
+    )
     assert witness not in str(caught.value)
     assert witness not in repr(caught.value)
     assert witness not in repr(db)

@@ -86,6 +86,29 @@ def test_with_the_plugin_a_key_that_cannot_create_tickets_is_named(osticket: Rea
 
 
 def _check_live(osticket: RealOsTicket, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return _cli(osticket, tmp_path, "check", "--live")
+
+
+@pytest.mark.parametrize("command", [("run", "--once"), ("check", "--live")], ids=["run", "check"])
+def test_a_wrong_database_password_names_the_database_account_not_the_token(
+    osticket: RealOsTicket, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Review of issue 17, defects 4 and 8: ``run`` said "the helpdesk refused the token …
+    check ESCALATIONS_HELPDESK_TOKEN"; ``check --live`` said "refused the account" twice."""
+    wrong = RealOsTicket({**osticket.env, "OSTICKET_DB_PASSWORD": "wrong-password"})
+    proc = _cli(wrong, tmp_path, *command)
+    assert proc.returncode == 78, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if "refused the account" in line]
+    assert f"refused the account '{osticket.env['OSTICKET_DB_USER']}' (Access denied" in line
+    assert "ESCALATIONS_HELPDESK_DB_PASSWORD (or the helpdesk-db-password credential)" in line
+    assert line.count("refused the account") == 1
+    assert "ESCALATIONS_HELPDESK_TOKEN" not in proc.stderr
+    assert "the helpdesk refused the token" not in proc.stderr
+    assert "escalations provision" not in proc.stderr  # it has no step when nothing was read
+
+
+def _cli(osticket: RealOsTicket, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATIONS_")}
     env.pop("CREDENTIALS_DIRECTORY", None)
     e = osticket.env
@@ -100,7 +123,7 @@ def _check_live(osticket: RealOsTicket, tmp_path: Path) -> subprocess.CompletedP
         ESCALATIONS_STATE_DIR=str(tmp_path),
     )
     return subprocess.run(
-        [sys.executable, "-m", "escalations", "check", "--live"],
+        [sys.executable, "-m", "escalations", *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
