@@ -486,8 +486,11 @@ class RunLog(Protocol):
         error: str | None = None,
     ) -> None: ...
 
-    def job_runs(self, job: str | None = None, *, limit: int = 20) -> list[JobRun]:
-        """Newest first."""
+    def job_runs(
+        self, job: str | None = None, *, limit: int | None = 20, since: datetime | None = None
+    ) -> list[JobRun]:
+        """Newest first: the last ``limit`` (``None``: all) of ``job`` (``None``: every job),
+        and with ``since`` only those started at or after it (the report's period)."""
         ...
 
     def get_meta(self, key: str) -> Any: ...

@@ -222,7 +222,7 @@ def _health(ctx: JobContext, found: Found, at: datetime, grace: timedelta) -> No
             since=last,
         )
     failures: dict[str, list[datetime]] = {}
-    for run in ctx.store.job_runs(limit=500):
+    for run in ctx.store.job_runs(limit=None, since=at - PERIOD):  # the period, read by time
         if run.ok is False and at - PERIOD < run.started_at <= at:
             failures.setdefault(run.job, []).append(run.started_at)
     for job, times in sorted(failures.items()):

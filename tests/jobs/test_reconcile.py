@@ -632,3 +632,26 @@ def test_a_hard_copy_purged_in_the_period_is_listed_once(world: World) -> None:
     world.clock.advance(timedelta(days=370))
     world.sync()
     assert _kinds(_report(world))[FindingKind.ARCHIVE_PURGED] == 1
+
+
+def test_a_job_that_failed_three_hours_ago_is_in_the_period(world: World) -> None:
+    """The period is 24 hours: the report read the last 500 job runs, about 1.7 hours of a
+    default worker (sync and copy every 30 s, four more jobs every 300 s)."""
+    _escalated(world)
+    _settle(world)
+    store = world.store
+    t0 = world.clock.now()
+    with store.transaction() as tx:
+        failed = store.start_job_run(tx, "comms", t0)
+        store.finish_job_run(tx, failed, finished_at=t0, ok=False, counts={}, error="boom")
+        for n in range(360):  # three hours of a healthy worker: 1 008 runs
+            at = t0 + timedelta(seconds=30 * (n + 1))
+            jobs = ["sync", "copy"] + (["comms", "archive", "retention", "report"] * (n % 10 == 0))
+            for job in jobs:
+                run = store.start_job_run(tx, job, at)
+                store.finish_job_run(tx, run, finished_at=at, ok=True, counts={})
+    world.clock.set(t0 + timedelta(hours=3))
+    world.sync()
+    (finding,) = [f for f in _report(world).findings if f.subject == "job:comms"]
+    assert finding.kind is FindingKind.WORKER_UNHEALTHY
+    assert "the comms job failed 1 time(s) in the period" in finding.detail

@@ -54,11 +54,14 @@ class RunLogMixin(PgBase):
         if cur.rowcount != 1:
             raise StoreError(f"job run {run_id} does not exist")
 
-    def job_runs(self, job: str | None = None, *, limit: int = 20) -> list[JobRun]:
+    def job_runs(
+        self, job: str | None = None, *, limit: int | None = 20, since: datetime | None = None
+    ) -> list[JobRun]:
         rows = self._read(
-            "SELECT * FROM job_run WHERE %(job)s::text IS NULL OR job = %(job)s"
-            " ORDER BY id DESC LIMIT %(limit)s",
-            {"job": job or None, "limit": limit},
+            "SELECT * FROM job_run WHERE (%(job)s::text IS NULL OR job = %(job)s)"
+            " AND (%(since)s::timestamptz IS NULL OR started_at >= %(since)s)"
+            " ORDER BY id DESC LIMIT %(limit)s",  # LIMIT NULL: no limit
+            {"job": job or None, "since": to_db(since), "limit": limit},
         )
         return [_job_run(row) for row in rows]
 

@@ -50,11 +50,18 @@ class RunLogMixin(SqliteBase):
         if cur.rowcount != 1:
             raise StoreError(f"job run {run_id} does not exist")
 
-    def job_runs(self, job: str | None = None, *, limit: int = 20) -> list[JobRun]:
-        where, params = ("job = ?", (job, limit)) if job else ("1", (limit,))
+    def job_runs(
+        self, job: str | None = None, *, limit: int | None = 20, since: datetime | None = None
+    ) -> list[JobRun]:
         rows = self._conn().execute(
-            f"SELECT * FROM job_run WHERE {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
-            params,
+            "SELECT * FROM job_run WHERE (:job IS NULL OR job = :job)"
+            " AND (:since IS NULL OR started_at >= :since)"
+            " ORDER BY id DESC LIMIT :limit",
+            {
+                "job": job or None,
+                "since": to_db(since),
+                "limit": -1 if limit is None else limit,  # SQLite: a negative LIMIT is none
+            },
         )
         return [_job_run(row) for row in rows]
 

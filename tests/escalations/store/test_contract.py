@@ -525,6 +525,22 @@ def test_seen_versions_absorb_the_overlap(store: Store, clock: FakeClock) -> Non
         assert store.note_ticket_seen(tx, 7, T0 + timedelta(days=5)) is False
 
 
+def test_job_runs_are_read_by_time_and_without_a_limit(store: Store) -> None:
+    """The report reads the job runs of its period by time (it read the last 500: about 1.7
+    hours of a default worker)."""
+    with store.transaction() as tx:
+        runs = [
+            store.start_job_run(tx, job, T0 + timedelta(hours=n))
+            for n, job in enumerate(["parking", "sync", "sync", "sync"])
+        ]
+    assert [r.id for r in store.job_runs(since=T0 + timedelta(hours=2))] == runs[:1:-1]
+    assert [r.id for r in store.job_runs("parking", since=T0 + timedelta(hours=1))] == []
+    assert [r.id for r in store.job_runs("sync", since=T0, limit=2)] == runs[:1:-1]
+    assert [r.id for r in store.job_runs(limit=None)] == runs[::-1]
+    assert [r.id for r in store.job_runs(limit=None, since=T0)] == runs[::-1]  # T0 itself too
+    assert len(store.job_runs(limit=2)) == 2
+
+
 def test_job_runs_meta_and_status(store: Store, clock: FakeClock) -> None:
     open_esc = insert(store, new_escalation(ticket=1))
     save(store, apply(open_esc, Event.OPEN, T0, level=2, max_level=4))
