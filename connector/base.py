@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -36,6 +36,7 @@ class Capability(enum.Enum):
     HISTORY = "history"  # ticket_events: who changed a field or a tag, and when
     CALL_LOG = "call_log"  # recent_calls: the phone system's record of calls
     COUNT_TICKETS = "count_tickets"  # count_customer_tickets in one request
+    CUSTOMER_TICKETS = "customer_tickets"  # customer_tickets: many customers per search
 
 
 class ArticleKind(enum.Enum):
@@ -365,6 +366,14 @@ class HelpdeskAdapter(Protocol):
     def count_customer_tickets(self, customer_id: UserId, *, created_since: datetime) -> int:
         """How many tickets of the customer created at or after ``created_since`` the token
         may see, in one request (``Capability.COUNT_TICKETS``)."""
+        ...
+
+    def customer_tickets(
+        self, customer_ids: Collection[UserId], *, created_since: datetime
+    ) -> Iterator[Ticket]:
+        """The tickets of any of ``customer_ids`` created at or after ``created_since`` that
+        the token may see, each once, in bulk: a few paged searches for all the customers,
+        not one per customer (``Capability.CUSTOMER_TICKETS``)."""
         ...
 
     def recent_calls(self) -> CallLog:

@@ -46,7 +46,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -520,6 +520,11 @@ class OsTicketAdapter:
 
     def recent_calls(self) -> CallLog:
         raise _impossible("a caller log")
+
+    def customer_tickets(
+        self, customer_ids: Collection[UserId], *, created_since: datetime
+    ) -> Iterator[Ticket]:
+        raise _impossible("the tickets of many customers in one search (not built)")
 
     # -- markers ---------------------------------------------------------------------------------
     def find_ticket_by_marker(

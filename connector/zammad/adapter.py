@@ -121,7 +121,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,6 +170,9 @@ log = logging.getLogger(__name__)
 
 SEARCH_PATH = "/api/v1/tickets/search"
 SEARCH_PAGE_MAX = 200
+CUSTOMERS_PER_SEARCH = 100
+"""Customers per ``customer_tickets`` search: the ids go into one SQL ``IN (…)`` list, kept
+to a request body of about a kilobyte."""
 CALL_LOG_VIEW_LIMIT = 60
 """Calls ``GET /api/v1/cti/log`` returns unless ``cti_config`` sets another view_limit."""
 """Zammad clamps search pages to 200 rows without an error (reference §0.8, §3.6)."""
@@ -586,6 +589,66 @@ class ZammadAdapter:
         if isinstance(data, Mapping) and isinstance(data.get("total_count"), int):
             return int(data["total_count"])
         return len(self._search_rows(data))
+
+    def customer_tickets(
+        self, customer_ids: Collection[UserId], *, created_since: datetime
+    ) -> Iterator[Ticket]:
+        """One condition-only search per ``CUSTOMERS_PER_SEARCH`` customers
+        (``ticket.customer_id`` "is" a list, which Zammad's selector makes ``IN (…)``, and
+        ``ticket.created_at`` "after (absolute)", inclusive), oldest first; never a
+        ``query`` (§0.5: the search index lags). Full pages are followed keyset-style on
+        ``created_at`` (a ticket's creation time never changes), as ``changed_tickets`` does.
+
+        Raises:
+            Rejected: Zammad dropped the condition (Corrections #4): a row of another
+                customer or created before the bound.
+        """
+        wanted = sorted({int(c) for c in customer_ids})
+        cap = min(self._page_size, SEARCH_PAGE_MAX)
+        seen: set[int] = set()
+        for start in range(0, len(wanted), CUSTOMERS_PER_SEARCH):
+            chunk = wanted[start : start + CUSTOMERS_PER_SEARCH]
+            cursor = utc_ms(created_since)
+            floor = _parse_time(cursor)
+            assert floor is not None
+            page = 1
+            while True:
+                body = {
+                    "condition": {
+                        "ticket.customer_id": {"operator": "is", "value": [str(c) for c in chunk]},
+                        "ticket.created_at": {"operator": "after (absolute)", "value": cursor},
+                    },
+                    "sort_by": ["created_at", "id"],
+                    "order_by": ["asc", "asc"],
+                    "per_page": cap,
+                    "page": page,
+                    "expand": True,
+                }
+                rows = self._search_rows(self._client.post_json(SEARCH_PATH, body, idempotent=True))
+                tickets = sorted(
+                    (self._ticket(raw) for raw in rows), key=lambda t: (t.created_at, t.id)
+                )
+                newest = floor
+                for ticket in tickets:
+                    if ticket.created_at < floor or ticket.customer_id not in chunk:
+                        raise Rejected(
+                            f"Zammad returned ticket {ticket.id} of customer "
+                            f"{ticket.customer_id} created {utc_ms(ticket.created_at)}, outside "
+                            "the search condition: the condition was dropped (invalid selector?)",
+                            method="POST",
+                            path=SEARCH_PATH,
+                        )
+                    newest = max(newest, ticket.created_at)
+                    if ticket.id in seen or ticket.created_at < created_since:
+                        continue
+                    seen.add(ticket.id)
+                    yield ticket
+                if len(rows) < cap:
+                    break
+                if newest > floor:
+                    cursor, floor, page = utc_ms(newest), newest, 1
+                else:  # a whole page created in one millisecond: offset paging is safe here
+                    page += 1
 
     # -- reading: the caller log ------------------------------------------------------------
 

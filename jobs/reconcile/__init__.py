@@ -28,7 +28,7 @@ from escalations.people import People
 from escalations.reconcile import outputs
 from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
-from jobs.reconcile import records, repair, snapshot, workers
+from jobs.reconcile import customers, records, repair, snapshot, workers
 from jobs.reconcile._found import Found
 from jobs.reconcile.tickets import Checks
 
@@ -102,7 +102,9 @@ def _build(
         found.skipped("escalation tickets the worker does not know: no search finds them")
     wait = grace(ctx)
     people = People(ctx.adapter, ctx.binding, ctx.profile)
-    checked = Checks(ctx, marks, snap, found, at, wait, people).run()
+    checks = Checks(ctx, marks, snap, found, at, wait, people)
+    checked = checks.run()
+    customers.check(checks)
     records.check(ctx, found, at, wait)
     workers.check(ctx, found, at, records.PERIOD)
     tz = ctx.profile.tz

@@ -9,7 +9,8 @@ finding                     repair
 escalation_ticket_unlinked  a ``link`` of the escalation ticket to its original
 email_not_copied            the copy path: a copy that was written and then deleted has its
                             own ``copy_article`` effect re-armed (``Store.rearm_done``); an
-                            email never copied gets the copy job's scan of the original, and
+                            email never copied gets the copy job's scan of the ticket it is on
+                            (the original, or a new ticket of the customer), and
                             the copy job's pass (``jobs.sync.copying.run``, every pending scan,
                             as the worker runs it) requests its copy — and does what it does
                             with a new email (one newer than a parking un-parks)
@@ -316,7 +317,11 @@ class Repairs:
         effect = self.ctx.store.effect_by_key(COPY_ARTICLE, key)
         if effect is None:
             p.scan = True
-            p.action += " (the copy job scans the original)"
+            p.action += (
+                " (the copy job scans the original)"
+                if p.finding.ticket_id in (None, esc.original_ticket_id)
+                else f" (the copy job scans #{p.finding.ticket_number}, the customer's ticket)"
+            )
             return p
         if effect.state is EffectState.DONE and effect.updated_at < self.read_at:
             p.rearm = effect
@@ -403,8 +408,11 @@ class Repairs:
         if p.rearm is not None:
             p.effect_ids.append(p.rearm.id)
         if p.scan and p.esc is not None:
-            number = p.esc.original_ticket_number or p.finding.ticket_number or ""
-            store.request_scan(tx, p.esc.id, p.esc.original_ticket_id, number, self.ctx.clock.now())
+            source = p.finding.ticket_id or p.esc.original_ticket_id  # or another of its tickets
+            number = p.finding.ticket_number or ""
+            if source == p.esc.original_ticket_id:
+                number = p.esc.original_ticket_number or number
+            store.request_scan(tx, p.esc.id, source, number, self.ctx.clock.now())
 
     def _outcome(self, p: _Plan) -> Repair:
         if p.skipped:

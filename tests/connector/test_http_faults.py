@@ -480,6 +480,7 @@ ADAPTER_CALLS: dict[str, Callable[[ZammadAdapter], Any]] = {
     "ticket_events": lambda a: a.ticket_events(3),
     "recent_calls": lambda a: a.recent_calls(),
     "count_customer_tickets": lambda a: a.count_customer_tickets(2, created_since=T0),
+    "customer_tickets": lambda a: list(a.customer_tickets([2], created_since=T0)),
     "find_ticket_by_marker": lambda a: a.find_ticket_by_marker(MARKER, linked_to=3),
     "find_article_by_marker": lambda a: a.find_article_by_marker(3, MARKER),
     "me": lambda a: a.me(),

@@ -76,7 +76,7 @@ def test_a_clean_world_has_no_finding(world: World) -> None:
     assert report.findings == ()
     assert report.escalations_checked == 1
     assert report.open_by_level[1] == 1
-    assert report.requests == 9 + 3  # see test_requests_are_a_search_per_mark_…
+    assert report.requests == 10 + 3  # see test_requests_are_a_search_per_mark_…
 
 
 def test_reads_in_bulk_not_per_ticket(world: World) -> None:
@@ -410,8 +410,9 @@ def test_a_hard_copy_past_its_retention_is_listed_for_the_record(world: World) -
 
 def test_requests_are_a_search_per_mark_and_three_per_running_escalation(world: World) -> None:
     """Searches (escalation tickets, escalated originals, flag field, flag tag, four level
-    tags) and the state list are nine requests whatever the helpdesk's size; each running
-    escalation adds its ticket's links and the articles of its two tickets."""
+    tags) and the state list are nine requests whatever the helpdesk's size, and one search
+    for the running escalations' customers' new tickets (``test_reconcile_customers.py``);
+    each running escalation adds its ticket's links and the articles of its two tickets."""
     titles = (TITLE, "Leased line flapping - end users affected", "HQ VPN outage")
     for title in titles:
         world.flag(world.ticket_by_title(title))
@@ -421,7 +422,7 @@ def test_requests_are_a_search_per_mark_and_three_per_running_escalation(world: 
     assert len(world.store.escalations_in(State.OPEN)) == 3
     report = _report(world)
     assert report.findings == ()
-    assert report.requests == 9 + 3 * len(titles)
+    assert report.requests == 10 + 3 * len(titles)
 
 
 def test_an_executive_unsubscribed_by_hand_is_listed_once(world: World) -> None:

@@ -1,0 +1,163 @@
+"""Customer emails on the *other* tickets of an escalation's customer (DESIGN.md rule 3).
+
+While an escalation runs, the worker copies into its escalation ticket every customer email
+of each ticket its customer creates from the flag on (``jobs.sync.poll``: a new ticket of the
+same customer is scanned). The ticket checks (``jobs.reconcile.tickets``) look at the
+original and at the copies that exist; this check finds the customers' tickets in the
+helpdesk itself, so a ticket the worker never saw (missed by a poll, or its copies deleted)
+is found too, and each email of it without a copy is one ``email_not_copied``.
+
+Read in bulk: one ``customer_tickets`` read for the customers of every running escalation at
+once (the adapter's few paged searches, ``Capability.CUSTOMER_TICKETS``), created since the
+earliest of their flags; then, only for an escalation with such a ticket, its escalation
+ticket's articles and each such ticket's articles (the helpdesk has no search over articles).
+Left out: the escalation's own original (the ticket checks read it), escalation tickets,
+merged tickets, and, within the grace, a ticket changed in a version the worker's poll has not
+handled or an email newer than the grace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from connector.base import Article, Capability, Ticket
+from connector.errors import Forbidden, NotFound
+from escalations.effects.helpdesk import COPY_ARTICLE, CopyArticle
+from escalations.markers import marker_for
+from escalations.models import ACTIVE_STATES, Effect, EffectState, Escalation
+from escalations.reconcile.findings import FindingKind as K
+from jobs.reconcile import snapshot
+from jobs.reconcile.tickets import Checks, _marker_of, _message
+
+log = logging.getLogger(__name__)
+
+NOT_SEARCHABLE = (
+    "customer emails on other tickets of the same customer: the helpdesk has no search for "
+    "a customer's new tickets"
+)
+
+
+@dataclass
+class _Watched:
+    """A running escalation whose customer's new tickets are checked."""
+
+    esc: Escalation
+    ticket: Ticket
+    """Its escalation ticket."""
+    markers: Counter[str | None] | None = None
+    """The markers in its escalation ticket, read when first needed."""
+    effects: dict[str, Effect] = field(default_factory=dict)
+
+
+def check(checks: Checks) -> int:
+    """Lists the customer emails on other tickets of a running escalation's customer that have
+    no copy in its escalation ticket; returns how many such tickets were checked."""
+    ctx = checks.ctx
+    watched = _watched(checks)
+    if not watched:
+        return 0
+    if Capability.CUSTOMER_TICKETS not in ctx.adapter.capabilities:
+        checks.found.skipped(NOT_SEARCHABLE)
+        return 0
+    by_customer: dict[int, list[_Watched]] = {}
+    for w in watched:
+        by_customer.setdefault(w.esc.customer_id, []).append(w)
+    since = min(w.esc.flagged_at for w in watched if w.esc.flagged_at is not None)
+    escalation_tickets = set(checks.snap.escalation_tickets) | {
+        e.escalation_ticket_id
+        for e in ctx.store.escalations_in()
+        if e.escalation_ticket_id is not None
+    }
+    checked = 0
+    for ticket in ctx.adapter.customer_tickets(sorted(by_customer), created_since=since):
+        if (
+            ticket.id in escalation_tickets
+            or ctx.binding.escalation_key_of(ticket) is not None
+            or ticket.state in checks.snap.merged_states
+        ):
+            continue
+        concerned = [
+            w
+            for w in by_customer.get(ticket.customer_id, [])
+            if w.esc.original_ticket_id != ticket.id
+            and w.esc.flagged_at is not None
+            and ticket.created_at >= w.esc.flagged_at
+        ]
+        if not concerned or not checks.settled(ticket):
+            continue
+        articles = _articles(checks, ticket)
+        if articles is None:
+            continue
+        checked += 1
+        for w in concerned:
+            _not_copied(checks, w, ticket, articles)
+    log.info(
+        "report.customer_tickets escalations=%d customers=%d tickets=%d",
+        len(watched),
+        len(by_customer),
+        checked,
+    )
+    return checked
+
+
+def _watched(checks: Checks) -> list[_Watched]:
+    """The running escalations with a settled escalation ticket in the helpdesk (one deleted
+    or merged is listed by the ticket checks)."""
+    ctx = checks.ctx
+    watched = []
+    for esc in ctx.store.escalations_in(*ACTIVE_STATES):
+        if esc.escalation_ticket_id is None or esc.flagged_at is None:
+            continue
+        try:
+            ticket = snapshot.ticket(ctx.adapter, checks.snap, esc.escalation_ticket_id)
+        except Forbidden:
+            continue  # listed as not checked by the ticket checks
+        if ticket is None or ticket.state in checks.snap.merged_states:
+            continue
+        if checks.settled(ticket):
+            watched.append(_Watched(esc, ticket))
+    return watched
+
+
+def _articles(checks: Checks, ticket: Ticket) -> Sequence[Article] | None:
+    try:
+        return checks.ctx.adapter.list_articles(ticket.id)
+    except NotFound:
+        return None  # deleted since the search
+    except Forbidden as exc:
+        checks.found.skipped(f"ticket #{ticket.number}: its articles may not be read ({exc})")
+        return None
+
+
+def _not_copied(checks: Checks, w: _Watched, ticket: Ticket, articles: Sequence[Article]) -> None:
+    ctx = checks.ctx
+    cutoff = checks.at - checks.grace
+    messages = [a for a in articles if a.is_customer_message and a.created_at <= cutoff]
+    if not messages:
+        return
+    if w.markers is None:
+        w.markers = Counter(_marker_of(a) for a in ctx.adapter.list_articles(w.ticket.id))
+        w.effects = {
+            e.marker.value: e
+            for e in ctx.store.effects(escalation_id=w.esc.id)
+            if e.kind == COPY_ARTICLE
+        }
+    for message in messages:
+        marker = marker_for(COPY_ARTICLE, CopyArticle.key("copy", w.esc.key, message.id)).value
+        effect = w.effects.get(marker)
+        if w.markers[marker] or (effect is not None and effect.state is not EffectState.DONE):
+            continue  # copied; or pending, in flight or failed: the effect checks list it
+        checks.found.add(
+            K.EMAIL_NOT_COPIED,
+            f"article:{message.id}",
+            f"{_message(message)} on #{ticket.number}, a ticket the customer opened while "
+            f"escalation {w.esc.key} runs, is not in escalation ticket #{w.ticket.number}",
+            escalation=w.esc.key,
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            other_ticket_id=w.ticket.id,
+            since=message.created_at,
+        )
