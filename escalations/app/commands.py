@@ -134,8 +134,10 @@ def check(args: argparse.Namespace) -> int:
     0 when ``run`` would start, 78 when a setting, a mapping or the store file must change, 1
     when another worker holds the store or its PostgreSQL server cannot be reached."""
     from escalations.app.preflight import inspect_all, lock_problem
+    from escalations.app.rebuild_command import unfinished_in
     from escalations.app.systemd import watchdog_seconds
     from escalations.app.webhook import require_secret
+    from escalations.errors import EX_CONFIG
 
     settings = _settings(args)
     require_secret(settings)
@@ -159,6 +161,10 @@ def check(args: argparse.Namespace) -> int:
     if held is not None:
         _err(f"store: {held}; `escalations run` would be refused while it runs")
         return 1
+    rebuilding = unfinished_in(settings) if found.schema is not None else None
+    if rebuilding is not None:
+        _err(f"store: {rebuilding}; `escalations run` would be refused")
+        return EX_CONFIG
     store = f"schema {found.schema}, readable" if found.schema is not None else "none yet"
     if settings.database_is_postgresql:  # shared: other workers may run on it
         _out(f"store: ok ({_store_name(settings)}: {store}; PostgreSQL, shared by the workers)")
@@ -184,6 +190,7 @@ def check(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from escalations.app.preflight import prepare
+    from escalations.app.rebuild_command import refuse_unfinished
     from escalations.app.systemd import Notifier, watchdog_seconds
     from escalations.app.version import package_version
     from escalations.app.webhook import WebhookServer, require_secret
@@ -223,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         worker_id = new_worker_id()
         store.acquire_lock(worker=worker_id)
+        refuse_unfinished(store)  # an interrupted rebuild-state: finish it first
         installation = build(
             settings,
             clock,
@@ -412,6 +420,8 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
+    from escalations.app.rebuild_command import unfinished
+
     clock = SystemClock()
     if not _store_exists(settings):
         code, health = _health(None, settings, clock.now())
@@ -432,16 +442,20 @@ def _status(settings: Settings, as_json: bool) -> int:
         tz = _display_tz(settings)
         duty_lines = _duty_lines(store, clock.now(), tz)
         workers = store.workers()
+        rebuilding = unfinished(store)
     finally:
         store.close()
     code, health = _health(summary, settings, clock.now())
     if as_json:
         data = _status_json(settings, summary, failed, code, health)
         data["workers"] = [_worker_json(w, settings, clock.now()) for w in workers]
+        data["rebuild_unfinished"] = rebuilding
         _emit([json.dumps(data)])
         return code
     lines: list[str] = []  # collected, then written at once (``_emit``)
     lines.append(f"store: {_store_name(settings)} (schema {summary.schema_version})")
+    if rebuilding is not None:
+        lines.append(f"rebuild: {rebuilding}; the worker refuses to run until then")
     if summary.escalations:
         lines.append("open escalations:")
         rows = sorted(summary.escalations.items(), key=lambda kv: (kv[0][1], kv[0][0]))

@@ -40,6 +40,61 @@ FINISHED = "rebuild.finished"
 """Meta key: when it finished."""
 
 
+def unfinished(store: Store) -> str | None:
+    """The line that says a rebuild into ``store`` began and never finished (it was
+    interrupted: the store holds only part of the escalations), and how to finish it;
+    ``None`` for any other store. ``run`` and ``check`` refuse such a store, ``status`` says
+    so."""
+    started = store.get_meta(STARTED)
+    if started is None or store.get_meta(FINISHED) is not None:
+        return None
+    return _unfinished_line(started)
+
+
+def _unfinished_line(started: object) -> str:
+    return (
+        f"the store holds a rebuild begun at {started} that never finished: run "
+        "`escalations rebuild-state` again to finish it"
+    )
+
+
+def refuse_unfinished(store: Store) -> None:
+    """``ConfigError`` (exit 78) for a store an interrupted rebuild left (``unfinished``)."""
+    line = unfinished(store)
+    if line is not None:
+        raise ConfigError(line)
+
+
+def unfinished_in(settings: Settings) -> str | None:
+    """``unfinished`` for the existing store the settings name, writing nothing: the SQLite
+    file read-only (as ``preflight.probe_store`` reads it), or the PostgreSQL store."""
+    if settings.database_is_postgresql:
+        from escalations.app.wiring import open_configured_store
+        from escalations.clock import SystemClock
+
+        store = open_configured_store(settings, SystemClock())
+        try:
+            return unfinished(store)
+        finally:
+            store.close()
+    import json
+    import sqlite3
+
+    database = settings.database_path
+    wal, shm = (database.with_name(database.name + end) for end in ("-wal", "-shm"))
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
+    conn = sqlite3.connect(f"{database.as_uri()}?{mode}", uri=True)
+    try:
+        rows = dict(
+            conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (STARTED, FINISHED))
+        )
+    finally:
+        conn.close()
+    if STARTED not in rows or FINISHED in rows:
+        return None
+    return _unfinished_line(json.loads(rows[STARTED]))
+
+
 class StoreExists(EscalationsError):
     exit_code = EX_STORE_EXISTS
 
