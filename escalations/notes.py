@@ -56,6 +56,11 @@ def _rows(rows: Sequence[tuple[str, str]]) -> str:
     return "<br>".join(f"<b>{escape(k)}:</b> {escape(v)}" for k, v in rows)
 
 
+COPIES_AS_NOTES = "Every customer email on the original ticket is copied here as an internal note."
+"""How the copies arrive where the helpdesk can add internal notes (a binding whose copies
+arrive otherwise says so in its place)."""
+
+
 @dataclass(frozen=True)
 class EscalationOpened:
     original_number: str
@@ -93,11 +98,7 @@ class EscalationOpened:
                     f"last {days} days",
                 )
             )
-        return (
-            "<p><b>Escalation raised.</b> Every customer email on the original ticket is copied "
-            "here as an internal note.</p>"
-            f"<p>{_rows(rows)}</p>"
-        )
+        return f"<p><b>Escalation raised.</b> {COPIES_AS_NOTES}</p><p>{_rows(rows)}</p>"
 
 
 def original_ticket_note(escalation_number: str, level_name: str) -> str:

@@ -122,6 +122,10 @@ class Helpdesk(Protocol):
     def worker_notes(self, ticket_id: int, subject: str) -> list[str]:
         """The bodies of the worker's internal notes whose subject starts with ``subject``."""
 
+    def public_texts(self, ticket_id: int) -> list[str]:
+        """The bodies of every article of the ticket that is not internal (what a customer
+        with a portal account could read)."""
+
     def mail_to_customers(self, original: Original) -> list[str]:
         """Mail the worker's actions made the helpdesk send to a customer (or, on osTicket,
         any mail naming an escalation ticket): must stay empty."""

@@ -230,6 +230,9 @@ class OsTicketHelpdesk:
             if link.kind is LinkKind.PARENT
         ]
 
+    def public_texts(self, ticket_id: int) -> list[str]:
+        return [a.body for a in self.adapter.list_articles(ticket_id) if not a.internal]
+
     def copies(self, ticket_id: int, text: str) -> list[Copy]:
         return [
             Copy(

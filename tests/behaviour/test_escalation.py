@@ -42,6 +42,28 @@ def test_a_flag_raises_exactly_one_escalation_ticket_linked_to_its_original(
     assert_invariants(hd, escalated, FIRST)
 
 
+def test_the_escalation_details_are_in_an_internal_note_and_nothing_public_shows_them(
+    hd: Helpdesk,
+) -> None:
+    """Review of issue 17, defect 5: on osTicket the escalation ticket's first message is a
+    public message of the customer's (who can read it in the client portal), and it carried
+    who flagged, the owner, the segment, the level and the customer's repeat faults."""
+    escalated = escalate(hd, SUBJECT, FIRST)
+    ticket = escalated.ticket_id
+    (details,) = hd.worker_notes(ticket, f"Escalation of #{escalated.original.number}")
+    assert "<b>Flagged by:</b>" in details
+    assert "<b>Owner:</b>" in details
+    assert "<b>Customer segment:</b>" in details
+    public = "\n".join(hd.public_texts(ticket))
+    for internal in ("Flagged by", "Owner", "segment", "Level", "Repeat faults", "Reason"):
+        assert internal not in public
+    assert "as an internal note" not in public
+    if hd.name == "osticket":  # the copies are the customer's messages there, not notes
+        assert "copied here as a message from the customer" in details
+        assert "as an internal note" not in details
+    assert_invariants(hd, escalated, FIRST)
+
+
 def test_every_customer_email_is_copied_exactly_once_with_its_attachments(
     hd: Helpdesk,
 ) -> None:

@@ -127,6 +127,9 @@ class ZammadHelpdesk:
             if link["link_type"] == "parent" and link["link_object"] == "Ticket"
         ]
 
+    def public_texts(self, ticket_id: int) -> list[str]:
+        return [a["body"] for a in self.sandbox.articles_of(ticket_id) if not a["internal"]]
+
     def copies(self, ticket_id: int, text: str) -> list[Copy]:
         return [
             Copy(

@@ -40,6 +40,7 @@ from connector.base import (
     TicketEvent,
     User,
 )
+from escalations import notes
 from escalations.bindings.base import (
     FlagDetails,
     FlagState,
@@ -51,10 +52,12 @@ from escalations.bindings.osticket.field_map import OsTicketFieldMap
 from escalations.clock import parse_instant
 from escalations.effects.base import Intent
 from escalations.effects.helpdesk import (
+    AddNote,
     CreateEscalation,
     CreateEscalationPayload,
     LinkPayload,
     LinkTickets,
+    NotePayload,
     UpdateTicket,
     UpdateTicketPayload,
 )
@@ -71,6 +74,32 @@ UNPARK = "unpark"
 KEEP_PARKED = "keep-parked"
 CLOSE = "close"
 CLOSE_ORIGINAL = "close-original"
+ESCALATION_DETAILS = "escalation-details"
+"""The internal note with the escalation's details, right after the create."""
+
+COPIES_HERE = (
+    "Every customer email on the original ticket is copied here as a message from the "
+    "customer (osTicket adds to a ticket by mail only)."
+)
+"""What the details note says of the copies on osTicket (they are not internal notes)."""
+
+
+def customer_safe_message(original_number: str, original_title: str) -> str:
+    """The escalation ticket's first message. On osTicket it is a **public message from the
+    customer** (``tickets.json`` posts nothing else), on a ticket that belongs to the real
+    customer, who can read it in the client portal: so it names only what the customer knows
+    already — no agent, owner, segment, level, reason or count of their other tickets."""
+    return (
+        f"<p><b>Escalation of ticket #{html.escape(original_number)}</b> "
+        f"{html.escape(original_title)}</p><p>This ticket follows up the escalation of ticket "
+        f"#{html.escape(original_number)}. Your emails on that ticket are copied here.</p>"
+    )
+
+
+def internal_details(note_html: str) -> str:
+    """The process's "escalation raised" note, with the copies described as osTicket makes
+    them."""
+    return note_html.replace(notes.COPIES_AS_NOTES, COPIES_HERE)
 
 
 def subject_at_level(subject: str, level: int) -> str:
@@ -127,6 +156,7 @@ class OsTicketBinding:
         )
         self._updates = Capability.UPDATE_TICKET in capabilities
         self._links = Capability.LINKS in capabilities
+        self._notes = Capability.ADD_NOTE in capabilities
 
     # -- people ----------------------------------------------------------------------------
     def person_ref(self, role: str) -> str | None:
@@ -225,7 +255,8 @@ class OsTicketBinding:
             parent_id=original.id,
             link_at_create=False,
             found_by=(fields.escalation_key, esc.key),
-            note_html=new.note_html,
+            # a public message from the customer: the details go in an internal note below
+            note_html=customer_safe_message(original.number, original.title),
             note_subject=new.note_subject,
             opened_at=new.opened_at,
             original_number=original.number,
@@ -234,6 +265,21 @@ class OsTicketBinding:
             CreateEscalation.key("escalation", esc.key), payload, escalation_id=esc.id
         )
         intents = [create]
+        if self._notes:
+            # the details agents need, where the customer cannot see them; without the plugin
+            # there is no internal note and they are not written (docs/osticket.md)
+            intents.append(
+                AddNote.intent(
+                    AddNote.key(ESCALATION_DETAILS, esc.key),
+                    NotePayload(
+                        escalation_ticket_of=esc.id,
+                        html=internal_details(new.note_html),
+                        subject=new.note_subject,
+                    ),
+                    escalation_id=esc.id,
+                    after=create.ref,
+                )
+            )
         if self._links:
             intents.append(
                 LinkTickets.intent(

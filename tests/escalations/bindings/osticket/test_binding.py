@@ -7,9 +7,15 @@ from datetime import UTC, datetime
 
 from connector.base import Ticket
 from connector.osticket import CAPABILITIES, PLUGIN_CAPABILITIES
+from escalations import notes
 from escalations.bindings.base import FlagState, LevelMove, NewEscalationTicket
 from escalations.bindings.osticket import OsTicketBinding
-from escalations.effects.helpdesk import LinkPayload, UpdateTicketPayload
+from escalations.effects.helpdesk import (
+    CreateEscalationPayload,
+    LinkPayload,
+    NotePayload,
+    UpdateTicketPayload,
+)
 from escalations.mappings import load_mappings
 from escalations.models import Escalation, ParkingOutcome, State
 from escalations.settings import shipped_mappings_dir
@@ -50,20 +56,49 @@ def _new(esc: Escalation) -> NewEscalationTicket:
     )  # fmt: skip
 
 
-def test_with_the_plugin_the_create_is_followed_by_the_link_and_the_owner() -> None:
+def test_with_the_plugin_the_create_is_followed_by_the_details_the_link_and_the_owner() -> None:
     intents = _binding(plugin=True).open_escalation(_new(_escalation()))
-    create, link, owner = intents
-    assert (create.kind, link.kind, owner.kind) == (
+    create, details, link, owner = intents
+    assert (create.kind, details.kind, link.kind, owner.kind) == (
         "create_escalation",
+        "note",
         "link",
         "update_ticket",
     )
-    assert link.after == create.ref
+    assert details.after == link.after == create.ref
     assert owner.after == create.ref
     assert isinstance(link.payload, LinkPayload)
     assert (link.payload.escalation_ticket_of, link.payload.parent_id) == (7, 41)
     assert isinstance(owner.payload, UpdateTicketPayload)
     assert (owner.payload.escalation_ticket_of, owner.payload.owner_id) == (7, -3)
+
+
+def test_the_first_message_is_customer_safe_and_the_details_go_in_an_internal_note() -> None:
+    """Review of issue 17, defect 5: the create's first message, public and the customer's on
+    osTicket, carried who flagged, the owner, segment, level and repeat faults, and said the
+    copies were internal notes."""
+    details = (
+        f"<p><b>Escalation raised.</b> {notes.COPIES_AS_NOTES}</p>"
+        "<p><b>Flagged by:</b> Alice<br><b>Owner:</b> Jane<br><b>Repeat faults:</b> 3</p>"
+    )
+    new = replace(_new(_escalation()), note_html=details, note_subject="Escalation of #100041")
+    create, note, *_ = _binding(plugin=True).open_escalation(new)
+    assert isinstance(create.payload, CreateEscalationPayload)
+    public = create.payload.note_html
+    assert "#100041" in public
+    assert "Line down" in public
+    for internal in ("Flagged by", "Owner", "Repeat faults", "internal note", "Alice", "Jane"):
+        assert internal not in public
+    assert isinstance(note.payload, NotePayload)
+    assert note.payload.escalation_ticket_of == 7
+    assert note.payload.subject == "Escalation of #100041"
+    assert "<b>Flagged by:</b> Alice" in note.payload.html
+    assert "copied here as a message from the customer" in note.payload.html
+    assert notes.COPIES_AS_NOTES not in note.payload.html
+    # without the plugin there is no internal note: the message stays customer-safe
+    (alone,) = _binding(plugin=False).open_escalation(new)
+    assert isinstance(alone.payload, CreateEscalationPayload)
+    assert alone.payload.note_html == public
 
 
 def test_without_the_plugin_only_the_create_is_requested() -> None:
