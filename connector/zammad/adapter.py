@@ -70,6 +70,10 @@ The traps of ``reference/zammad-api.md`` §0 and its Corrections, and how each i
           lock) is not idempotent either: the note carries the marker and the PUT is sent
           idempotent=False, so it is never retried blind (AmbiguousWrite instead).
                                                  test: test_update_with_note_*
+          A 2xx to a marked write whose answer cannot be read (no id, not a ticket) is
+          AmbiguousWrite too, never a TransientError: one without a status reads as
+          "nothing applied" and was sent again without the look.
+                                 test: tests/jobs/test_unreadable_answers.py
     Corr.#2  links/add with an unknown number → 404: the number comes from get_ticket.
     Corr.#3  create without a group → 403 (looks like an auth failure)
           → a blank group raises Rejected before sending. test: test_create_requires_group
@@ -158,6 +162,7 @@ from connector.base import (
 )
 from connector.clock import Clock
 from connector.errors import (
+    AmbiguousWrite,
     Forbidden,
     HelpdeskError,
     NotFound,
@@ -897,7 +902,10 @@ class ZammadAdapter:
                 article_ids=_article_ids(data.get("article_ids")) or frozenset(),
             )
         except (KeyError, TypeError, ValueError):
-            raise TransientError(
+            # a 2xx: the ticket may well exist. Not a TransientError (status None reads as
+            # "nothing applied" and the next attempt would create it again): ambiguous, so
+            # the next attempt looks for the marker first
+            raise AmbiguousWrite(
                 "ticket created but the answer had no id/number", method="POST", path=path
             ) from None
         dropped = sorted(k for k in draft.fields if k not in data)
@@ -920,7 +928,7 @@ class ZammadAdapter:
         try:
             article_id = int(data["id"])
         except (KeyError, TypeError, ValueError):
-            raise TransientError(
+            raise AmbiguousWrite(  # a 2xx: as for create_ticket, looked for by marker next
                 "article created but the answer had no id", method="POST", path=path
             ) from None
         log.info(
@@ -1003,7 +1011,15 @@ class ZammadAdapter:
                 )
             except Forbidden as exc:
                 raise _explained(exc, self._note_refusal_cause(ticket_id)) from exc
-        ticket = self._ticket(data)
+        try:
+            ticket = self._ticket(data)
+        except TransientError as exc:
+            if changes.note is None:
+                raise  # an idempotent PUT: sending it again is harmless
+            # a 2xx whose answer is not a ticket: the update and its note were applied (or
+            # not); as for create_ticket, the next attempt looks for the marker first
+            raise AmbiguousWrite(f"{exc}: the update may have been applied", method="PUT",
+                                 path=path) from None  # fmt: skip
         if changes.note is not None:
             log.info("zammad.ticket_updated_with_note ticket=%s marker=%s", ticket_id, marker)
         wanted = changes.owner_id
