@@ -732,6 +732,7 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         idempotent: bool | None = None,
@@ -743,6 +744,7 @@ class HttpClient:
             path: absolute path below the base URL (``/api/v1/...``), no query string.
             params: query parameters (never logged).
             json: JSON body.
+            data: a raw body instead (its Content-Type in ``headers``).
             headers: extra headers (values never logged).
             stream: leave the body unread (the caller must close the response).
             idempotent: override the per-verb rule, for a POST the server treats as
@@ -758,7 +760,7 @@ class HttpClient:
             return resp
 
         return self._call(
-            method, path, params=params, json=json, headers=headers, stream=stream,
+            method, path, params=params, json=json, data=data, headers=headers, stream=stream,
             idempotent=idempotent, consume=keep, close=False,
         )  # fmt: skip
 
@@ -899,6 +901,7 @@ class HttpClient:
         close: bool,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         idempotent: bool | None = None,
@@ -915,7 +918,7 @@ class HttpClient:
             state.status = None
             try:
                 resp = self._send(
-                    method, url, path, params, json, headers, stream, retry_safe, state
+                    method, url, path, params, json, headers, stream, retry_safe, state, data
                 )
             except HelpdeskError as exc:
                 state.last_error = exc
@@ -960,13 +963,14 @@ class HttpClient:
         stream: bool,
         retry_safe: bool,
         state: _CallState,
+        data: bytes | None = None,
     ) -> requests.Response:
         self._ping()
         self._bucket.acquire()
         self._ping()
         try:
             resp = self._session.send(
-                self._prepare(method, url, params, json, headers),
+                self._prepare(method, url, params, json, headers, data),
                 timeout=self.policy.timeout,
                 verify=self.policy.verify,
                 cert=self._session.cert,
@@ -1000,6 +1004,7 @@ class HttpClient:
         params: Mapping[str, Any] | None,
         json: Any,
         headers: Mapping[str, str] | None,
+        data: bytes | None = None,
     ) -> requests.PreparedRequest:
         """The request as ``Session.request`` would prepare it here (the session's headers
         and cookies, ours on top, the auth), without its per-request merging: with
@@ -1017,6 +1022,7 @@ class HttpClient:
             url,
             headers={k: v for k, v in merged.items() if v is not None},
             json=json,
+            data=data,
             params=_query(params),
             auth=self._auth,
             cookies=self._session.cookies,

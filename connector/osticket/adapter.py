@@ -89,9 +89,8 @@ from connector.errors import (
     Rejected,
     SetupError,
     TooLarge,
-    TransientError,
 )
-from connector.http import HttpClient, HttpPolicy, build_session, raise_for_response
+from connector.http import HttpClient, HttpPolicy, build_session
 from connector.osticket import _mail, _plugin
 from connector.osticket._db import ReadOnlyDatabase
 from connector.osticket._plugin import PluginClient
@@ -225,8 +224,6 @@ class OsTicketAdapter:
         self.http = HttpClient(
             base_url, {"X-API-Key": api_key}, policy, clock, session=self._session
         )
-        self._headers = {"X-API-Key": api_key}
-        self._policy = policy
         self.db = db
         self._clock = clock
         self._plugin_present = plugin
@@ -807,28 +804,19 @@ class OsTicketAdapter:
         return resp.text.strip()
 
     def _post_mail(self, raw: bytes) -> str:
-        """``POST /api/tickets.email``. ``HttpClient`` sends JSON only, so this one call is
-        made on the same session with the same rules: timeouts, no redirects (the key must not
-        follow one), errors mapped by ``raise_for_response``. A replay is harmless (the
-        Message-ID), so the call counts as idempotent: a lost answer is retried next pass."""
-        url = self.http.base_url + "/api/tickets.email"
-        headers = {**self._headers, "Content-Type": "message/rfc822"}
+        """``POST /api/tickets.email`` through the adapter's ``HttpClient`` like every other
+        call: the request budget, the ``http.response`` log line, the request id, timeouts, no
+        redirect ever followed (the key must not follow one). A replay is harmless (the
+        Message-ID is the write's marker: osTicket stores no second message with an id it has
+        seen), so the call counts as idempotent: a lost answer is retried."""
         try:
-            resp = self._session.post(
-                url,
+            resp = self.http.request(
+                "POST",
+                "/api/tickets.email",
                 data=raw,
-                headers=headers,
-                timeout=self._policy.timeout,
-                verify=self._policy.verify,
-                allow_redirects=False,
+                headers={"Content-Type": "message/rfc822"},
+                idempotent=True,
             )
-        except requests.RequestException as exc:
-            raise TransientError(
-                f"osTicket tickets.email: {type(exc).__name__}", method="POST",
-                path="/api/tickets.email",
-            ) from None  # fmt: skip
-        try:
-            raise_for_response(resp, idempotent=True)
         except HelpdeskError as exc:
             raise _refusal(exc) or exc from None
         return resp.text.strip()

@@ -4,6 +4,7 @@ read-only account, the create through ``tickets.json``, copies through ``tickets
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -209,6 +210,29 @@ def test_a_copy_is_mailed_in_once_whatever_the_replays(osticket: RealOsTicket) -
         "SELECT COUNT(*) AS n FROM ost_thread_entry_email WHERE mid=%s", (message_id(marker),)
     ) == [{"n": 1}]
     assert sender not in osticket.recipients_since(mail)
+
+
+def test_a_copy_goes_through_the_http_client_like_every_other_call(
+    osticket: RealOsTicket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review of issue 17, defect 6: ``tickets.email`` was posted on the raw session, so a
+    copy had no request budget, no ``http.response`` line and no request id."""
+    adapter = osticket.adapter()
+    ticket = adapter.ticket_by_number(_original(osticket, unique_customer()))
+    assert ticket is not None
+    taken: list[int] = []
+    bucket = adapter.http._bucket  # noqa: SLF001 - the client's request budget
+    acquire = bucket.acquire
+
+    def counted() -> None:
+        taken.append(1)
+        acquire()
+
+    bucket.acquire = counted  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG, logger="connector.http")
+    adapter.add_article(ticket.id, ArticleDraft(body="<p>Still down.</p>"), marker=_unique_marker())
+    assert "http.response method=POST path=/api/tickets.email status=201" in caplog.text
+    assert taken == [1]  # the copy took its token of the budget
 
 
 def test_what_core_osticket_cannot_do_says_so(without_plugin: RealOsTicket) -> None:
