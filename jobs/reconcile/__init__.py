@@ -30,6 +30,7 @@ from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
 from jobs.reconcile import customers, records, repair, snapshot, workers
 from jobs.reconcile._found import Found
+from jobs.reconcile.backoff import held_back
 from jobs.reconcile.tickets import Checks
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def run(ctx: JobContext) -> JobResult:
         result.add("not_supported")  # this helpdesk has no report (docs/report.md)
         return result
     day = local.date().isoformat()
-    if ctx.store.get_meta(LAST_DAY) == day:
+    if ctx.store.get_meta(LAST_DAY) == day or held_back(ctx, at):  # (backoff.py)
         return result
     report = write_report(ctx, at)
     with ctx.store.transaction() as tx:

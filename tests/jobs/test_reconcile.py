@@ -656,3 +656,38 @@ def test_a_job_that_failed_three_hours_ago_is_in_the_period(world: World) -> Non
     (finding,) = [f for f in _report(world).findings if f.subject == "job:comms"]
     assert finding.kind is FindingKind.WORKER_UNHEALTHY
     assert "the comms job failed 1 time(s) in the period" in finding.detail
+
+
+def test_a_nightly_report_that_cannot_be_written_waits_an_hour_before_reading_again(
+    tmp_path: Path,
+) -> None:
+    """Its files could not be written after the helpdesk was read (a file in the day
+    directory's place): the job failed, and then read the whole helpdesk again every comms
+    interval. Now it fails once (one job.failed line, the run recorded), waits an hour
+    (``jobs.reconcile.backoff``), then writes the report once the path is fixed."""
+    from jobs.reconcile.backoff import RETRY_AFTER
+
+    at = datetime(2026, 12, 2, 6, 1, tzinfo=UTC)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w = make_world(tmp_path, FakeClock(at), rsps, None)
+        try:
+            reports = w.ctx.settings.reports_path
+            reports.mkdir(parents=True, exist_ok=True)
+            (reports / "2026-12-02").write_text("in the way")
+            w.worker.run_once()
+            (failed,) = w.store.job_runs("report", limit=None)
+            assert failed.ok is False
+            assert (failed.error or "").startswith("ReportNotWritten: cannot write the report: ")
+            for _ in range(5):  # the passes within the hour: the job returns at once
+                w.clock.advance(timedelta(minutes=10))
+                assert all(r is not None for r in w.worker.run_once())
+            held = w.store.job_runs("report", limit=None)[:-1]
+            assert held
+            shown = [(r.ok, {k: n for k, n in r.counts.items() if n}) for r in held]
+            assert shown == [(True, {})] * len(held)  # nothing read, nothing written
+            (reports / "2026-12-02").unlink()
+            w.clock.set(at + RETRY_AFTER + timedelta(minutes=1))
+            assert all(r is not None for r in w.worker.run_once())
+            assert (reports / "2026-12-02" / "report.json").is_file()
+        finally:
+            w.store.close()
