@@ -167,11 +167,6 @@ class Job:
     every_seconds: int
 
 
-def _finished(result: JobResult) -> bool:
-    """The effects step of ``result`` finished an effect (done, or failed for good)."""
-    return bool(result.counts.get("effects_done") or result.counts.get("effects_failed"))
-
-
 def _not_leader(job: Job) -> JobResult:
     result = JobResult(job.name)
     result.add("not_leader")
@@ -220,6 +215,8 @@ class Worker:
         self._started = ctx.clock.now()
         self._leading: set[str] = set()
         """The jobs whose lease this worker held at their last run."""
+        self._effects_first: set[str] = {sync.NAME}
+        """The jobs whose next run starts with the effects step (see ``_run_job``)."""
 
     def run_once(self) -> list[JobResult | None]:
         return [self.run_job(job) for job in self.jobs if not self.ctx.stop.is_set()]
@@ -370,17 +367,22 @@ class Worker:
                 result = _not_leader(job)
             else:
                 self._leading.add(job.name)
+                early = JobResult(job.name)
+                if job.name in self._effects_first:
+                    # the last poll held back an escalation ticket whose create was unfinished
+                    # (a crash after its POST, another worker's create under way), or this is
+                    # this process's first poll: the effects step first, so that a create it
+                    # finishes (a dead worker's, taken over) links that ticket before this poll
+                    # reads it, and an agent's change to it is applied now, not a pass later
+                    self.run_effects(early)
                 with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
                     result = job.run(self.ctx)
+                result.merge(early)
+                if result.counts.get("tickets_deferred"):
+                    self._effects_first.add(job.name)
+                else:
+                    self._effects_first.discard(job.name)
             self.run_effects(result)
-            if epoch is not None and result.counts.get("tickets_deferred") and _finished(result):
-                # the poll held back an escalation ticket whose create was unfinished (a crash
-                # after its POST, or another worker's create under way); the effects step may
-                # just have finished it: poll again now, not a whole pass later
-                with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
-                    again = job.run(self.ctx)
-                self.run_effects(again)
-                result.merge(again)
         except LeaseLost as exc:  # paused past the lease: the successor's state stands
             self._leading.discard(job.name)
             self._record(run_id, ok=False, counts={}, error=f"{type(exc).__name__}: {exc}")
