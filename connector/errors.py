@@ -124,6 +124,12 @@ class Rejected(HelpdeskError):
     """The helpdesk refused this payload for good (400/422 and similar)."""
 
 
+class AppliedNotAsAsked(Rejected):
+    """The helpdesk took the write (a 2xx), but its answer shows it did not do what was asked
+    (an owner reset to unassigned, a field dropped): unlike a refusal, something was applied,
+    a note carried by the update included."""
+
+
 class RedirectError(HelpdeskError):
     pass
 

@@ -189,6 +189,23 @@ class Lifecycle:
             error,
         )
 
+    def carried_note_refused(
+        self, tx: Transaction, escalation_id: int, ticket_id: int, html: str, subject: str | None
+    ) -> None:
+        """The update that carried the note on the original (``mark_original``) was refused for
+        good: the note goes alone, under the key the note has when no update carries it."""
+        esc = self._get(escalation_id)
+        self._request(
+            tx,
+            [
+                note_intent(
+                    "original-note", esc, html=html, subject=subject or "Escalated",
+                    ticket_id=ticket_id,
+                )
+            ],
+        )  # fmt: skip
+        log.warning("escalation.note_alone esc=%s ticket=%s", esc.key, ticket_id)
+
     def escalation_ticket_gone(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None:
         """A write found the escalation ticket deleted: the escalation ends, and the agent is
         told once, on the original. Every other write still queued for that ticket fails the

@@ -163,6 +163,7 @@ from connector.base import (
 from connector.clock import Clock
 from connector.errors import (
     AmbiguousWrite,
+    AppliedNotAsAsked,
     Forbidden,
     HelpdeskError,
     NotFound,
@@ -1025,16 +1026,18 @@ class ZammadAdapter:
         wanted = changes.owner_id
         if wanted is not None and wanted != UNASSIGNED_USER_ID and ticket.owner_id != wanted:
             if ticket.owner_id is None:
-                raise Rejected(
+                raise AppliedNotAsAsked(
                     f"owner reset to unassigned: user {wanted} lacks full access to group "
                     f"{ticket.group} (or is not an active agent)",
                     method="PUT",
                     path=path,
                 )
-            raise Rejected(f"owner is {ticket.owner_id}, not {wanted}", method="PUT", path=path)
+            raise AppliedNotAsAsked(
+                f"owner is {ticket.owner_id}, not {wanted}", method="PUT", path=path
+            )
         dropped = sorted(k for k in changes.fields if k not in data)
         if dropped:
-            raise Rejected(
+            raise AppliedNotAsAsked(
                 f"Zammad dropped field(s) {', '.join(dropped)}: the attribute does not exist or "
                 "its migration has not run",
                 method="PUT",

@@ -52,7 +52,7 @@ from connector.base import (
     TicketChanges,
     TicketDraft,
 )
-from connector.errors import Forbidden, NotFound, OutOfReach, Rejected
+from connector.errors import AppliedNotAsAsked, Conflict, Forbidden, NotFound, OutOfReach, Rejected
 from escalations import copies
 from escalations.effects.base import EffectError, EffectKind, Payload
 from escalations.models import Effect
@@ -257,6 +257,12 @@ class EscalationEvents(Protocol):
     def escalation_ticket_gone(self, tx: Transaction, escalation_id: int, ticket_id: int) -> None:
         """A write found ``ticket_id`` deleted; if it is the escalation's own ticket, the
         escalation ends (a no-op otherwise, or when it already ended)."""
+
+    def carried_note_refused(
+        self, tx: Transaction, escalation_id: int, ticket_id: int, html: str, subject: str | None
+    ) -> None:
+        """The helpdesk refused for good an update that carried a note on ``ticket_id``
+        (nothing of it was applied): the note goes on its own."""
 
 
 # -- kinds ------------------------------------------------------------------------------------
@@ -551,6 +557,28 @@ class UpdateWithNote(TicketWrite[UpdateWithNotePayload]):
         remote_id: str | None,
     ) -> None:
         self.note_own_target_article(tx, effect, payload, remote_id)
+
+    def on_fail(
+        self,
+        tx: Transaction,
+        effect: Effect,
+        payload: UpdateWithNotePayload,
+        error: str,
+        cause: Exception | None,
+    ) -> None:
+        """A refusal (a 4xx, or a field the adapter refuses before sending) applied nothing of
+        the update, so its note was not made either: it goes on its own, so the agents are
+        still told. Not after ``AppliedNotAsAsked`` (applied, the note with it), a lost
+        ticket, one out of reach, or too many attempts (each ambiguous one was looked for)."""
+        super().on_fail(tx, effect, payload, error, cause)
+        refused = isinstance(cause, Rejected | Conflict | Forbidden) and not isinstance(
+            cause, AppliedNotAsAsked | OutOfReach
+        )
+        if refused and effect.escalation_id is not None:
+            self.events.carried_note_refused(
+                tx, effect.escalation_id, self.target(payload), payload.note_html,
+                payload.note_subject,
+            )  # fmt: skip
 
 
 class LinkTickets(TicketWrite[LinkPayload]):

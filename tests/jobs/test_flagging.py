@@ -18,7 +18,7 @@ from escalations.bindings.zammad import ZammadBinding
 from escalations.clock import FakeClock
 from escalations.effects.helpdesk import NOTE, UPDATE_TICKET, UPDATE_WITH_NOTE
 from escalations.models import EffectState, State
-from sandbox import LoseResponse, Refuse
+from sandbox import LoseResponse, Refuse, ServerError
 from tests.conftest import edited_mappings
 from tests.jobs.conftest import RESIDENTIAL, World, make_world
 
@@ -215,3 +215,25 @@ def test_the_separate_note_and_update_an_older_version_stored_still_run(
     assert not w.sandbox.ticket(original)["escalation_requested"]
     assert [e for e in w.store.effects() if e.kind == UPDATE_WITH_NOTE] == []
     assert all(e.state is EffectState.DONE for e in w.store.effects())
+
+
+@pytest.mark.parametrize("status", [422, 409])
+def test_a_refused_flag_update_still_tells_the_original_once(world: World, status: int) -> None:
+    """The note on the original rides on the flag's update; Zammad makes both or neither,
+    so a refusal of the update (a validation or core-workflow 422, a 409) made no note
+    either: the agents of the original were never told (review of issue 15, its P2). The
+    note now goes alone, once."""
+    world.twice = False
+    original = world.ticket_by_title(TITLE)
+    world.sandbox.faults.add(
+        ServerError(method="PUT", path=rf"^/api/v1/tickets/{original}$", status=status, times=100)
+    )
+    world.flag(original)
+    for _ in range(3):
+        world.sync(advance=timedelta(minutes=10))
+    escalated = [a for a in world.sandbox.articles_of(original) if a["subject"] == "Escalated"]
+    assert len(escalated) == 1
+    (carried,) = [e for e in world.store.effects() if e.kind == UPDATE_WITH_NOTE]
+    assert carried.state is EffectState.FAILED
+    (alone,) = [e for e in world.store.effects() if e.key.startswith("original-note:")]
+    assert alone.state is EffectState.DONE
