@@ -37,6 +37,7 @@ class Capability(enum.Enum):
     CALL_LOG = "call_log"  # recent_calls: the phone system's record of calls
     COUNT_TICKETS = "count_tickets"  # count_customer_tickets in one request
     CUSTOMER_TICKETS = "customer_tickets"  # customer_tickets: many customers per search
+    SHARED_READS = "shared_reads"  # reads may run on another thread while the loop reads too
 
 
 class ArticleKind(enum.Enum):

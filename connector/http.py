@@ -59,6 +59,11 @@ Retry policy (tenacity, one ``Retrying`` per call):
 
 Every attempt takes a token from a client-side bucket (``requests_per_minute``, and at most
 ``burst`` requests in any one-second window) and carries ``timeout=(connect, read)``.
+A thread doing background reads (the nightly report) runs under a ``ThreadShare``: its
+requests, whatever client sends them, first take a token of a bucket of their own at a share
+of the client's rate (so the worker's loop keeps the rest of the budget), are counted when
+answered, make no ``progress`` call (the watchdog's pings belong to the worker's loop), and
+are not made once the share's stop is set (``Interrupted``).
 Redirects are never followed (``allow_redirects=False`` on every verb): a write must not be
 re-sent somewhere else, requests would forward custom auth headers to another host, and a
 read that only works through a redirect costs two requests per call for as long as the
@@ -72,6 +77,7 @@ This module imports nothing of the project but the kernel (``connector.clock``,
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import http.client
@@ -461,6 +467,84 @@ class TokenBucket:
                 self._tokens = max(self._tokens, 1.0)
             self._tokens -= 1.0
         return waited
+
+
+class Interrupted(Exception):  # noqa: N818 - it is what happened, not a fault
+    """A request not made: the ``ThreadShare`` of its thread was told to stop."""
+
+
+_THREAD = threading.local()
+
+
+class ThreadShare:
+    """The requests one thread makes (a background job's reads), whatever ``HttpClient``
+    sends them: at most ``share`` of each client's request budget (a bucket of their own,
+    taken before the client's), ``answered`` counts the answers (what a ``requests`` response
+    hook on the session would count), no ``progress`` call is made on the thread, and once
+    ``stopping()`` is true no further request is made (``Interrupted``).
+
+    Args:
+        share: the fraction of each client's ``requests_per_minute`` (and burst) this
+            thread may use; 1.0: no bucket of its own.
+        stopping: asked before each request and during the share's waits.
+        progress: keep the client's ``progress`` calls (a share on the worker's own thread).
+    """
+
+    def __init__(
+        self,
+        *,
+        share: float = 1.0,
+        stopping: Callable[[], bool] = lambda: False,
+        progress: bool = False,
+    ) -> None:
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"a share of the request budget is in (0, 1]: {share}")
+        self.share = share
+        self.stopping = stopping
+        self.progress = progress
+        self.answered = 0
+        self._buckets: dict[int, TokenBucket] = {}
+
+    @contextlib.contextmanager
+    def on_this_thread(self) -> Iterator[ThreadShare]:
+        """Apply the share to the requests this thread makes inside the block."""
+        previous = getattr(_THREAD, "share", None)
+        _THREAD.share = self
+        try:
+            yield self
+        finally:
+            _THREAD.share = previous
+
+    def before(self, policy: HttpPolicy, clock: Clock) -> None:
+        """Before a request: refuse once stopping, else wait for a token of the share."""
+        if self.stopping():
+            raise Interrupted("stopping: the request was not made")
+        if self.share >= 1.0:
+            return
+        bucket = self._buckets.get(id(policy))
+        if bucket is None:
+            rate = max(1, int(policy.requests_per_minute * self.share))
+            burst = max(1, int(policy.burst * self.share))
+            bucket = self._buckets[id(policy)] = TokenBucket(
+                rate, burst, clock, sleep=lambda seconds: self._sleep(clock, seconds)
+            )
+        bucket.acquire()
+        if self.stopping():
+            raise Interrupted("stopping: the request was not made")
+
+    def _sleep(self, clock: Clock, seconds: float) -> None:
+        deadline = clock.monotonic() + seconds
+        while not self.stopping():
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                return
+            clock.sleep(min(left, WAIT_SLICE))
+
+
+def current_share() -> ThreadShare | None:
+    """The ``ThreadShare`` of the calling thread, if any."""
+    share: ThreadShare | None = getattr(_THREAD, "share", None)
+    return share
 
 
 # -- error mapping --------------------------------------------------------------------------
@@ -865,7 +949,9 @@ class HttpClient:
 
     def _ping(self) -> None:
         if self._progress is not None:
-            self._progress()
+            share = current_share()
+            if share is None or share.progress:  # not a background thread's: it would hide
+                self._progress()  # a stuck worker loop from the watchdog
 
     def _json_call(self, method: str, path: str, **kw: Any) -> Any:
         idempotent = kw.get("idempotent")
@@ -965,6 +1051,9 @@ class HttpClient:
         state: _CallState,
         data: bytes | None = None,
     ) -> requests.Response:
+        share = current_share()
+        if share is not None:
+            share.before(self.policy, self._clock)
         self._ping()
         self._bucket.acquire()
         self._ping()
@@ -980,6 +1069,8 @@ class HttpClient:
             )
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, method, path, retry_safe, None) from exc
+        if share is not None:
+            share.answered += 1  # where the session's response hooks ran
         state.status = resp.status_code
         self._note_server_time(resp.headers.get("Date"))
         log.debug("http.response method=%s path=%s status=%s", method, path, resp.status_code)

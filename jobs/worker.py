@@ -41,6 +41,12 @@
 - ``Worker.run_forever`` ticks a private ``schedule.Scheduler`` until ``stop`` is set: each job
   every ``every_seconds``. It waits with ``stop.wait``, never ``time.sleep``, so a SIGTERM is
   answered at once: the current effect finishes, no new one starts, exit 0.
+- **Background**: in ``run_forever`` the jobs' context carries the worker's background thread
+  (``jobs.context.Background``), for a job whose reads would hold the loop up (the nightly
+  report, ``jobs.reconcile``): the job hands them over and returns, and a later pass writes
+  what they built. The loop, its heartbeat and the leases go on meanwhile. A stop ends the
+  thread's task at its next request; ``run_once`` has no thread (a job does its work in the
+  pass).
 - **Wake** (optional, ``escalations run`` with a webhook listener): when the ``wake`` event is
   set, the loop stops waiting and runs the poll at once (``sync``, then ``copy``, each with its
   effects step), then carries on ticking. Several wakes before that pass make one pass, and
@@ -53,6 +59,7 @@ Jobs are level-triggered, so a missed or extra tick does no harm.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -72,7 +79,7 @@ from escalations.effects.executor import Executor, new_worker_id
 from escalations.errors import StoreConflict, StoreLoginRefused, StoreUnavailable
 from escalations.store.base import LeaseLost, WorkerBeat
 from jobs import archive, comms, reconcile, retention, sync
-from jobs.context import JobContext, JobResult
+from jobs.context import Background, JobContext, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +91,10 @@ replaced within about that long."""
 EFFECT_ROUNDS = 6
 """Sweeps of the executor per effects step: a commit may request follow-up writes that
 become due in the same step (each sweep also reaches those requested during it)."""
-QUIET_COUNTS = frozenset({"not_leader", "effects_deferred", "tickets_unchanged"})
+QUIET_COUNTS = frozenset({"not_leader", "effects_deferred", "tickets_unchanged", "report_building"})
 """Counts that do not make a pass worth an INFO line (a standby, a write still settling, a
-ticket seen again inside the poll overlap): a pass with nothing else logs ``job.done`` at
-DEBUG, so an idle worker is silent."""
+ticket seen again inside the poll overlap, the nightly report still being read): a pass
+with nothing else logs ``job.done`` at DEBUG, so an idle worker is silent."""
 WAKE_MIN_SECONDS = 1.0
 """Two passes started by a wake are at least this far apart (real seconds, as the waits)."""
 WAKE_JOBS = (sync.NAME, sync.COPY)
@@ -217,6 +224,8 @@ class Worker:
         """The jobs whose lease this worker held at their last run."""
         self._effects_first: set[str] = {sync.NAME}
         """The jobs whose next run starts with the effects step (see ``_run_job``)."""
+        self._jobs_ctx = ctx
+        """What the jobs are given: ``ctx``, with the background thread in ``run_forever``."""
 
     def run_once(self) -> list[JobResult | None]:
         return [self.run_job(job) for job in self.jobs if not self.ctx.stop.is_set()]
@@ -228,9 +237,12 @@ class Worker:
         log.info(
             "worker.started jobs=%s", ",".join(f"{j.name}/{j.every_seconds}s" for j in self.jobs)
         )
-        scheduler.run_all()  # a first pass right away, then on the ticks
-        relay = self._relay_stop_to_wake()
+        background = Background(self.ctx.stop)
+        self._jobs_ctx = dataclasses.replace(self.ctx, background=background)
+        relay: threading.Event | None = None
         try:
+            scheduler.run_all()  # a first pass right away, then on the ticks
+            relay = self._relay_stop_to_wake()
             while not self.ctx.stop.is_set():
                 self.liveness.alive()
                 idle = scheduler.idle_seconds
@@ -243,6 +255,8 @@ class Worker:
         finally:
             if relay is not None:
                 relay.set()
+            background.close()
+            self._jobs_ctx = self.ctx
         try:
             self.release_leadership()
         except StoreUnavailable as exc:
@@ -376,7 +390,7 @@ class Worker:
                     # reads it, and an agent's change to it is applied now, not a pass later
                     self.run_effects(early)
                 with store.fence(f"lease:{job.name}", holder=self.worker_id, epoch=epoch):
-                    result = job.run(self.ctx)
+                    result = job.run(self._jobs_ctx)
                 result.merge(early)
                 if result.counts.get("tickets_deferred"):
                     self._effects_first.add(job.name)

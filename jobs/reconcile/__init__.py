@@ -10,6 +10,28 @@ to ``ESCALATIONS_REPORTS_DIR/<date>/`` (``escalations.reconcile.outputs``), once
 ``[report] at`` (``mappings/process.toml``), in the worker loop. ``build_and_repair`` is
 ``escalations report --repair``: the report, then the safe repairs of its findings through
 the effects executor (``jobs.reconcile.repair``); the nightly job never repairs.
+
+**The nightly job reads on the worker's background thread** (``jobs.context.Background``),
+not in the loop: at the default budget (60 requests a minute) the reads of 1 000 open
+escalations take about an hour, and a loop held that long neither polls, copies, runs the
+communication plan nor writes its heartbeat (``status`` and the other workers would take it
+for silent; on PostgreSQL another worker would take its leases). The pass that finds the
+report due hands its build to the thread and returns; the thread's requests take at most
+``REPORT_SHARE`` of the request budget (``connector.http.ThreadShare``: a bucket of their
+own before the client's, so the poll and the copies keep the rest), are counted (the
+report's ``requests``: its own requests only, not the loop's meanwhile), make no watchdog
+ping and stop at the next request once the worker stops. Its store reads are single
+statements on the thread's own connection: no transaction is held. A later pass takes the
+built report and writes it on the loop's thread, under the job's lease fence, in one short
+transaction after the reads (the files, then ``LAST_DAY``): a worker that lost the lead
+meanwhile writes nothing, and a build that failed is that pass's failure (``job.failed``).
+A thread rather than a report cut into slices per pass: the reads run through the snapshot,
+the ticket checks and the people lookups, and cutting them would mean resumable state in
+each; a thread keeps them as they are, and the store and the HTTP client are already
+thread-safe (a connection per thread; the token bucket's lock). Not on osTicket, whose
+database reads share one PyMySQL connection with the loop's poll: there the report is
+still built in the pass (an adapter without ``Capability.SHARED_READS``). A single pass
+(``run --once``, no background thread) also builds and writes it in the pass.
 """
 
 from __future__ import annotations
@@ -18,8 +40,13 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from connector.base import Capability
+from connector.http import ThreadShare
 from escalations.bindings.marks import marks_for
 from escalations.effects.executor import Executor
 from escalations.errors import ConfigError
@@ -37,6 +64,9 @@ log = logging.getLogger(__name__)
 
 NAME = "report"
 CHART_DAYS = 14
+REPORT_SHARE = 0.5
+"""The share of the request budget the nightly report's reads may take while the worker's
+loop goes on (``connector.http.ThreadShare``)."""
 SCHEMA_VERSION = outputs.SCHEMA_VERSION
 
 
@@ -170,17 +200,40 @@ def write_report(
     ctx: JobContext, at: datetime, *, requests: Callable[[], int] | None = None
 ) -> Report:
     """Build the report as of ``at`` and write its files for its local day."""
-    root = ctx.settings.reports_path
-    day = at.astimezone(ctx.profile.tz).date()
-    report = build_report(ctx, at, requests=requests, previous=outputs.previous_counts(root, day))
-    outputs.write(report, root)
+    report = _built(ctx, at, requests)
+    outputs.write(report, ctx.settings.reports_path)
     return report
+
+
+def _built(ctx: JobContext, at: datetime, requests: Callable[[], int] | None) -> Report:
+    day = at.astimezone(ctx.profile.tz).date()
+    previous = outputs.previous_counts(ctx.settings.reports_path, day)
+    return build_report(ctx, at, requests=requests, previous=previous)
+
+
+@dataclass(frozen=True)
+class _Nightly:
+    """A nightly report built on the background thread, for the pass that writes it."""
+
+    day: str
+    report: Report
 
 
 def run(ctx: JobContext) -> JobResult:
     """The nightly report, level-triggered: due from ``[report] at`` local time, once per
-    local day (``LAST_DAY``); a worker down at that time writes it when it is back."""
+    local day (``LAST_DAY``); a worker down at that time writes it when it is back. In the
+    worker's loop its reads run on the background thread (see the module docstring): this
+    pass starts them, or writes what they built, or says they are still under way."""
     result = JobResult(NAME)
+    shared = Capability.SHARED_READS in ctx.adapter.capabilities
+    background = ctx.background if shared else None
+    if background is not None:
+        finished = background.outcome(NAME)
+        if finished is not None:
+            _finish(ctx, finished, result)
+        elif background.running(NAME) is not None:
+            result.add("report_building")
+            return result
     schedule = ctx.profile.report
     at = ctx.clock.now()
     local = at.astimezone(ctx.profile.tz)
@@ -194,10 +247,42 @@ def run(ctx: JobContext) -> JobResult:
     day = local.date().isoformat()
     if ctx.store.get_meta(LAST_DAY) == day or held_back(ctx, at):  # (backoff.py)
         return result
-    report = write_report(ctx, at)
+    if background is None:  # a single pass, or a helpdesk read from the loop only
+        share = ThreadShare(progress=True)  # counts this thread's requests, nothing more
+        with share.on_this_thread():
+            report = _built(ctx, at, lambda: share.answered)
+        _write(ctx, report, day, result)
+        return result
+    share = ThreadShare(share=REPORT_SHARE, stopping=background.stopping)
+
+    def build() -> _Nightly:
+        with share.on_this_thread():
+            return _Nightly(day, _built(ctx, at, lambda: share.answered))
+
+    background.submit(NAME, build)
+    log.info("report.started day=%s share=%s", day, REPORT_SHARE)
+    result.add("report_started")
+    return result
+
+
+def _finish(ctx: JobContext, finished: Future[Any], result: JobResult) -> None:
+    """Write the report the background thread built (its failure is this pass's), unless
+    its day is over or another worker wrote that day's meanwhile."""
+    nightly: _Nightly = finished.result()  # raises what the build raised
+    today = ctx.clock.now().astimezone(ctx.profile.tz).date().isoformat()
+    if nightly.day != today or ctx.store.get_meta(LAST_DAY) == nightly.day:
+        log.info("report.dropped day=%s: its day is over or its report is written", nightly.day)
+        result.add("reports_dropped")
+        return
+    _write(ctx, nightly.report, nightly.day, result)
+
+
+def _write(ctx: JobContext, report: Report, day: str, result: JobResult) -> None:
+    """The one short transaction after the reads: under the job's fence (a worker that lost
+    the lead writes neither the files nor the day), the files, then ``LAST_DAY``."""
     with ctx.store.transaction() as tx:
+        outputs.write(report, ctx.settings.reports_path)
         ctx.store.set_meta(tx, LAST_DAY, day)
     result.add("reports", 1)
     result.add("findings", len(report.findings))
     result.add("drift", report.drift)
-    return result
