@@ -24,7 +24,8 @@ ping and stop at the next request once the worker stops. Its store reads are sin
 statements on the thread's own connection: no transaction is held. A later pass takes the
 built report and writes it on the loop's thread, under the job's lease fence, in one short
 transaction after the reads (the files, then ``LAST_DAY``): a worker that lost the lead
-meanwhile writes nothing, and a build that failed is that pass's failure (``job.failed``).
+meanwhile writes nothing, and a build that failed is that pass's failure (``job.failed``,
+``ReportReadFailed``).
 A thread rather than a report cut into slices per pass: the reads run through the snapshot,
 the ticket checks and the people lookups, and cutting them would mean resumable state in
 each; a thread keeps them as they are, and the store and the HTTP client are already
@@ -49,7 +50,7 @@ from connector.base import Capability
 from connector.http import ThreadShare
 from escalations.bindings.marks import marks_for
 from escalations.effects.executor import Executor
-from escalations.errors import ConfigError
+from escalations.errors import ConfigError, EscalationsError
 from escalations.models import ACTIVE_STATES
 from escalations.people import People
 from escalations.reconcile import outputs
@@ -265,13 +266,25 @@ def run(ctx: JobContext) -> JobResult:
     return result
 
 
+class ReportReadFailed(EscalationsError):
+    """The nightly report's reads on the background thread failed. Raised by the pass that
+    takes the outcome, as that job's failure (``job.failed``): an outage or a refusal seen by
+    a read that may have ended an hour earlier is not the helpdesk's or the store's state
+    now (the loop's own requests tell that), so it does not reach the worker as one."""
+
+
 def _finish(ctx: JobContext, finished: Future[Any], result: JobResult) -> None:
     """Write the report the background thread built (its failure is this pass's), unless
-    its day is over or another worker wrote that day's meanwhile."""
-    nightly: _Nightly = finished.result()  # raises what the build raised
-    today = ctx.clock.now().astimezone(ctx.profile.tz).date().isoformat()
-    if nightly.day != today or ctx.store.get_meta(LAST_DAY) == nightly.day:
-        log.info("report.dropped day=%s: its day is over or its report is written", nightly.day)
+    that day's report, or a later day's, is written meanwhile (by another worker). A reading
+    that ran past local midnight still writes its day's report: the next day's comes due at
+    its own ``[report] at``."""
+    try:
+        nightly: _Nightly = finished.result()
+    except Exception as exc:
+        raise ReportReadFailed(f"the report's reads failed: {type(exc).__name__}: {exc}") from exc
+    written = ctx.store.get_meta(LAST_DAY)
+    if written is not None and written >= nightly.day:  # ISO dates: in order as strings
+        log.info("report.dropped day=%s: the report of %s is written", nightly.day, written)
         result.add("reports_dropped")
         return
     _write(ctx, nightly.report, nightly.day, result)

@@ -21,6 +21,7 @@ import requests.adapters
 import responses
 
 from connector.base import Capability
+from connector.errors import TransientError
 from connector.http import HttpClient, HttpPolicy, Interrupted, build_session
 from connector.zammad import ZammadAdapter
 from escalations.app.wiring import build
@@ -260,7 +261,7 @@ def test_a_failed_read_is_the_failure_of_the_pass_that_takes_it(
     try:
         assert reconcile.run(ctx).counts == {"report_started": 1}
         _built(background)
-        with pytest.raises(RuntimeError, match="the articles cannot be read"):
+        with pytest.raises(reconcile.ReportReadFailed, match="the articles cannot be read"):
             reconcile.run(ctx)
         monkeypatch.undo()
         assert reconcile.run(ctx).counts == {"report_started": 1}  # the next pass tries again
@@ -322,3 +323,46 @@ def test_an_adapter_whose_reads_cannot_be_shared_builds_the_report_in_the_pass(
         background.close()
     assert slow.background_requests() == 0
     assert _report_json(world)["summary"]["requests"] > 3 * len(TITLES)
+
+
+def test_a_reading_that_runs_past_midnight_still_writes_its_days_report(slow: Slow) -> None:
+    """Before: the built report was dropped because its day was over, and that day had none
+    (review of f3bf6b5)."""
+    world = slow.world
+    tz = world.ctx.profile.tz
+    start = world.clock.now().astimezone(tz).replace(hour=23, minute=0, second=0, microsecond=0)
+    world.clock.set(start)
+    ctx, background = _background(world)
+    try:
+        assert reconcile.run(ctx).counts == {"report_started": 1}
+        _built(background)
+        world.clock.set(start + timedelta(hours=2, minutes=15))  # 01:15, before [report] at
+        assert reconcile.run(ctx).counts["reports"] == 1
+    finally:
+        background.close()
+    day = start.date().isoformat()
+    assert world.store.get_meta(reconcile.LAST_DAY) == day
+    assert (world.ctx.settings.reports_path / day / "report.json").is_file()
+
+
+def test_a_helpdesk_outage_during_the_reading_is_a_failed_report_not_an_outage_now(
+    slow: Slow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout the background reading met is the report job's failure: the worker's loop,
+    whose own requests are answered, is not put into its helpdesk-unreachable state."""
+    world = slow.world
+    ctx, background = _background(world)
+
+    def timed_out(*args: Any, **kwargs: Any) -> Any:
+        raise TransientError("the helpdesk timed out")
+
+    monkeypatch.setattr(world.ctx.adapter, "list_articles", timed_out)
+    try:
+        reconcile.run(ctx)
+        _built(background)
+        with pytest.raises(reconcile.ReportReadFailed, match="TransientError") as failed:
+            reconcile.run(ctx)
+    finally:
+        background.close()
+    assert not isinstance(failed.value, TransientError)
+    assert isinstance(failed.value.__cause__, TransientError)
