@@ -1,5 +1,7 @@
 """``python -m bench``: run the benchmarks and print ``docs/benchmarks.md`` (``--write-docs``
-writes it). ``--quick`` is a smoke run at tiny sizes, for the test and a first look."""
+writes it). ``--quick`` is a smoke run at tiny sizes, for the test and a first look;
+``--pg-section-only`` measures nothing and renders again only the section on the two-worker
+PostgreSQL harness, whose runs record themselves in ``bench/results/pg_workers.json``."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import pg_workers
 from bench.figures import Bench, Config, Figure
 from bench.report import render
 
@@ -49,6 +52,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes, one run each (seconds)")
     p.add_argument("--write-docs", action="store_true", help=f"write {DOCS.name} in docs/")
     p.add_argument("--output", type=Path, help="write the report to this file instead")
+    p.add_argument(
+        "--pg-section-only",
+        action="store_true",
+        help=f"measure nothing: render only the two-worker PostgreSQL section of {DOCS.name} "
+        "again from bench/results/pg_workers.json (with --write-docs, or into --output)",
+    )
     p.add_argument("--latency-ms", type=float, help="injected per-request latency (20)")
     p.add_argument("--runs", type=int, help="runs per figure (5)")
     p.add_argument("--idle-sizes", type=_sizes, help="TICKETS:ESCALATIONS,… for the idle pass")
@@ -102,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.pg_section_only:
+        return _pg_section_only(args)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         text, _ = run(config_from(args, workdir), command.strip())
@@ -111,6 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         target.write_text(text, encoding="utf-8")
         print(f"bench: wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _pg_section_only(args: argparse.Namespace) -> int:
+    try:
+        text = pg_workers.refresh(DOCS.read_text(encoding="utf-8"))
+    except (OSError, pg_workers.NoSection) as exc:
+        print(f"bench: cannot refresh {DOCS}: {exc}", file=sys.stderr)
+        return 1
+    target = args.output or (DOCS if args.write_docs else None)
+    if target is None:
+        sys.stdout.write(text)
+    else:
+        target.write_text(text, encoding="utf-8")
+        print(f"bench: wrote the PostgreSQL section of {target}", file=sys.stderr)
     return 0
 
 

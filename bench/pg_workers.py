@@ -106,3 +106,25 @@ def summary_row(path: Path = RESULTS) -> str:
     passed = sum(r.get("outcome") == "passed" for r in runs)
     verdict = f"{passed} of {len(runs)} recorded runs kept it" if runs else "no run recorded"
     return f"| {TITLE} | every invariant kept (harness run apart, below) | {verdict} |"
+
+
+class NoSection(ValueError):
+    """The document has no summary row or no section of this harness to replace."""
+
+
+def refresh(text: str, path: Path = RESULTS) -> str:
+    """``text`` (a ``docs/benchmarks.md`` written by ``python -m bench``) with this harness's
+    summary row and section rendered again from ``path``, every measured figure left as it
+    was: the harness runs apart from the benchmarks, so its runs need not wait for the next
+    full run (about 100 minutes) to reach the page."""
+    lines = text.split("\n")
+    row = f"| {TITLE} |"
+    rows = [i for i, line in enumerate(lines) if line.startswith(row)]
+    heading = f"## {TITLE}"
+    if len(rows) != 1 or lines.count(heading) != 1:
+        raise NoSection(f"no single summary row and section '{heading}' to replace")
+    lines[rows[0]] = summary_row(path)
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = lines[end:]
+    return "\n".join([*lines[:start], *section(path), *([""] if tail else []), *tail])

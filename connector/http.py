@@ -433,7 +433,7 @@ class TokenBucket:
 
     def __init__(
         self,
-        rate_per_minute: int,
+        rate_per_minute: float,
         burst: int,
         clock: Clock,
         *,
@@ -523,7 +523,9 @@ class ThreadShare:
             return
         bucket = self._buckets.get(id(policy))
         if bucket is None:
-            rate = max(1, int(policy.requests_per_minute * self.share))
+            # a fraction of a token a minute is fine; rounded up to one, a share of a budget
+            # of one a minute was the whole of it
+            rate = policy.requests_per_minute * self.share
             burst = max(1, int(policy.burst * self.share))
             bucket = self._buckets[id(policy)] = TokenBucket(
                 rate, burst, clock, sleep=lambda seconds: self._sleep(clock, seconds)

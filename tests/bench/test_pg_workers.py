@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import pg_workers
 from bench.figures import Config
 from bench.report import render
@@ -72,3 +74,28 @@ def test_the_benchmarks_document_carries_the_section(tmp_path: Path) -> None:
     assert f"| {pg_workers.TITLE} | every invariant kept (harness run apart, below) " in text
     assert "| 1 of 1 recorded runs kept it |" in text
     assert "1075822918" in text
+
+
+def test_refresh_replaces_only_the_row_and_the_section(tmp_path: Path) -> None:
+    empty = tmp_path / "none.json"
+    text = render([], Config(workdir=tmp_path), "python -m bench", "", 1.0, [], empty)
+    text = text.replace("## Closing note", "## Closing note\n\nmeasured figures stay")
+    results = tmp_path / "pg_workers.json"
+    pg_workers.record(PASSED, results)
+    refreshed = pg_workers.refresh(text, results)
+    assert "No run is recorded yet." in text
+    assert "No run is recorded yet." not in refreshed
+    assert "| 1 of 1 recorded runs kept it |" in refreshed
+    assert "no run recorded" not in refreshed
+    assert "1075822918" in refreshed
+    assert "## Closing note\n\nmeasured figures stay" in refreshed
+    assert refreshed.count(f"## {pg_workers.TITLE}") == 1
+    before = text.split(f"## {pg_workers.TITLE}")[0]
+    row_before, row_after = pg_workers.summary_row(empty), pg_workers.summary_row(results)
+    assert refreshed.startswith(before.replace(row_before, row_after))
+    assert pg_workers.refresh(refreshed, results) == refreshed
+
+
+def test_refresh_refuses_a_document_without_the_section(tmp_path: Path) -> None:
+    with pytest.raises(pg_workers.NoSection):
+        pg_workers.refresh("# Benchmarks\n\nnothing here\n", tmp_path / "pg_workers.json")

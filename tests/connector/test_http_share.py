@@ -24,19 +24,21 @@ def rsps() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def _client(clock: FakeClock, pings: list[str]) -> HttpClient:
+def _client(clock: FakeClock, pings: list[str], rpm: int = 60, burst: int = 10) -> HttpClient:
     return HttpClient(
         BASE,
         {"Authorization": "Token token=share-token-0001"},
-        HttpPolicy(requests_per_minute=60, burst=10, max_attempts=1),
+        HttpPolicy(requests_per_minute=rpm, burst=burst, max_attempts=1),
         clock,
         progress=lambda: pings.append(threading.current_thread().name),
     )
 
 
-def _elapsed(clock: FakeClock, calls: int, share: ThreadShare | None) -> float:
+def _elapsed(
+    clock: FakeClock, calls: int, share: ThreadShare | None, rpm: int = 60, burst: int = 10
+) -> float:
     pings: list[str] = []
-    client = _client(clock, pings)
+    client = _client(clock, pings, rpm, burst)
     start = clock.monotonic()
     if share is None:
         for _ in range(calls):
@@ -53,6 +55,14 @@ def test_a_half_share_takes_half_the_request_budget(rsps: responses.RequestsMock
     half = _elapsed(FakeClock(), 40, ThreadShare(share=0.5))
     assert whole == pytest.approx(31.0, abs=0.5)  # 9 banked, then one a second
     assert half == pytest.approx((40 - 4.5) / 0.5, abs=0.5)  # 4.5 banked, then one in two
+
+
+def test_a_share_of_a_tiny_budget_is_still_a_share(rsps: responses.RequestsMock) -> None:
+    # one request a minute: half of it is one in two minutes, not rounded up to the whole
+    whole = _elapsed(FakeClock(), 4, None, rpm=1, burst=1)
+    half = _elapsed(FakeClock(), 4, ThreadShare(share=0.5), rpm=1, burst=1)
+    assert whole == pytest.approx(180.0, abs=1.0)  # one banked, then one a minute
+    assert half == pytest.approx(360.0, abs=1.0)  # one banked, then one in two minutes
 
 
 def test_answers_are_counted_and_no_progress_is_called(rsps: responses.RequestsMock) -> None:
