@@ -291,10 +291,17 @@ def _finish(ctx: JobContext, finished: Future[Any], result: JobResult) -> None:
 
 
 def _write(ctx: JobContext, report: Report, day: str, result: JobResult) -> None:
-    """The one short transaction after the reads: under the job's fence (a worker that lost
-    the lead writes neither the files nor the day), the files, then ``LAST_DAY``."""
+    """After the reads, under the job's fence: an empty transaction checks the lead is still
+    this worker's (one that lost it writes neither the files nor the day), then the files
+    are written with no transaction open, then a second short transaction records
+    ``LAST_DAY``. Written inside the transaction, a slow reports mount held the store's write
+    lock, which on PostgreSQL stalls every other worker's writes. If the lead is lost between
+    the two, the files are written and the day is not: the new leader writes that day's
+    files again, whole (``outputs.write`` replaces each file at once)."""
+    with ctx.store.transaction():
+        pass  # the fence's check, and nothing else
+    outputs.write(report, ctx.settings.reports_path)
     with ctx.store.transaction() as tx:
-        outputs.write(report, ctx.settings.reports_path)
         ctx.store.set_meta(tx, LAST_DAY, day)
     result.add("reports", 1)
     result.add("findings", len(report.findings))

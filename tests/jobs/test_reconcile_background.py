@@ -366,3 +366,31 @@ def test_a_helpdesk_outage_during_the_reading_is_a_failed_report_not_an_outage_n
         background.close()
     assert not isinstance(failed.value, TransientError)
     assert isinstance(failed.value.__cause__, TransientError)
+
+
+def test_the_files_are_written_with_no_store_transaction_open(
+    slow: Slow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the files were written inside the transaction that records the day, holding
+    the store's write lock meanwhile (on PostgreSQL every other worker's writes wait on a
+    slow reports mount). A transaction opened while they are written would nest, and the
+    store refuses that; now it opens, and the day is still recorded after the files."""
+    world = slow.world
+    written = reconcile.outputs.write
+    seen: list[str | None] = []
+
+    def write(report: Any, root: Path) -> None:
+        with world.store.transaction():  # raises StoreError inside another transaction
+            pass
+        seen.append(world.store.get_meta(reconcile.LAST_DAY))
+        written(report, root)
+
+    monkeypatch.setattr(reconcile.outputs, "write", write)
+    worker = world.installation.worker([Job(reconcile.NAME, reconcile.run, 300)])
+    (result,) = worker.run_once()
+    assert result is not None
+    assert result.counts["reports"] == 1
+    day = world.clock.now().astimezone(world.ctx.profile.tz).date().isoformat()
+    assert seen == [None]
+    assert world.store.get_meta(reconcile.LAST_DAY) == day
+    assert _report_json(world)["summary"]["findings"] == result.counts["findings"]
