@@ -488,6 +488,8 @@ class ThreadShare:
             thread may use; 1.0: no bucket of its own.
         stopping: asked before each request and during the share's waits.
         progress: keep the client's ``progress`` calls (a share on the worker's own thread).
+        watch: called before each request the share lets through, with ``answered`` so
+            far (a long reading says it is still under way: ``jobs.reconcile``).
     """
 
     def __init__(
@@ -496,12 +498,14 @@ class ThreadShare:
         share: float = 1.0,
         stopping: Callable[[], bool] = lambda: False,
         progress: bool = False,
+        watch: Callable[[int], None] | None = None,
     ) -> None:
         if not 0.0 < share <= 1.0:
             raise ValueError(f"a share of the request budget is in (0, 1]: {share}")
         self.share = share
         self.stopping = stopping
         self.progress = progress
+        self.watch = watch
         self.answered = 0
         self._buckets: dict[int, TokenBucket] = {}
 
@@ -520,6 +524,7 @@ class ThreadShare:
         if self.stopping():
             raise Interrupted("stopping: the request was not made")
         if self.share >= 1.0:
+            self._watched()
             return
         bucket = self._buckets.get(id(policy))
         if bucket is None:
@@ -533,6 +538,11 @@ class ThreadShare:
         bucket.acquire()
         if self.stopping():
             raise Interrupted("stopping: the request was not made")
+        self._watched()
+
+    def _watched(self) -> None:
+        if self.watch is not None:
+            self.watch(self.answered)
 
     def _sleep(self, clock: Clock, seconds: float) -> None:
         deadline = clock.monotonic() + seconds

@@ -254,7 +254,9 @@ def run(ctx: JobContext) -> JobResult:
             report = _built(ctx, at, lambda: share.answered)
         _write(ctx, report, day, result)
         return result
-    share = ThreadShare(share=REPORT_SHARE, stopping=background.stopping)
+    share = ThreadShare(
+        share=REPORT_SHARE, stopping=background.stopping, watch=_still_reading(ctx, day)
+    )
 
     def build() -> _Nightly:
         with share.on_this_thread():
@@ -264,6 +266,38 @@ def run(ctx: JobContext) -> JobResult:
     log.info("report.started day=%s share=%s", day, REPORT_SHARE)
     result.add("report_started")
     return result
+
+
+SLOW_READING = timedelta(hours=3)
+"""A background reading still under way this long after it started says so in the log
+(``report.slow``, a warning), and again each ``SLOW_READING_REPEAT`` after: at the default
+budget 1 000 escalations take about 2¼ hours, so a reading past 3 hours is a bigger
+installation than the budget suits, or a helpdesk answering slowly."""
+SLOW_READING_REPEAT = timedelta(hours=1)
+
+
+def _still_reading(ctx: JobContext, day: str) -> Callable[[int], None]:
+    """The background reading's watch (``ThreadShare.watch``, asked before each request
+    on that thread): the ``report.slow`` warnings of a reading that takes long."""
+    started = ctx.clock.monotonic()
+    due = [started + SLOW_READING.total_seconds()]
+
+    def watch(answered: int) -> None:
+        now = ctx.clock.monotonic()
+        if now < due[0]:
+            return
+        due[0] = now + SLOW_READING_REPEAT.total_seconds()
+        log.warning(
+            "report.slow day=%s reading_for=%.1fh requests=%d: the nightly report is still "
+            "being read, at %s of the request budget (ESCALATIONS_HTTP_REQUESTS_PER_MINUTE); "
+            "the loop goes on meanwhile",
+            day,
+            (now - started) / 3600,
+            answered,
+            REPORT_SHARE,
+        )
+
+    return watch
 
 
 class ReportReadFailed(EscalationsError):

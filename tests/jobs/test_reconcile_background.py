@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,15 @@ class _Wire(requests.adapters.HTTPAdapter):
         super().__init__(max_retries=0)
         self.sent: list[tuple[str, str]] = []
         self.slow = threading.Event()
+        self.on_background: Callable[[], None] | None = None
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
         thread = threading.current_thread().name
         self.sent.append((thread, f"{request.method} {request.path_url.split('?')[0]}"))
         if thread == BACKGROUND and self.slow.is_set():
             time.sleep(LATENCY)
+        if thread == BACKGROUND and self.on_background is not None:
+            self.on_background()
         return super().send(request, *args, **kwargs)
 
 
@@ -394,3 +398,29 @@ def test_the_files_are_written_with_no_store_transaction_open(
     assert seen == [None]
     assert world.store.get_meta(reconcile.LAST_DAY) == day
     assert _report_json(world)["summary"]["findings"] == result.counts["findings"]
+
+
+def test_a_long_reading_says_so_in_the_log_after_three_hours_then_hourly(
+    slow: Slow, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a reading that took hours was invisible (the pass said ``report_building``,
+    at debug level, and nothing else). Each of its requests takes 20 minutes here."""
+    world = slow.world
+    ctx, background = _background(world)
+    slow.wire.on_background = lambda: world.clock.advance(timedelta(minutes=20))
+    caplog.set_level(logging.WARNING, logger="jobs.reconcile")
+    try:
+        assert reconcile.run(ctx).counts == {"report_started": 1}
+        _built(background)
+        assert reconcile.run(ctx).counts["reports"] == 1
+    finally:
+        background.close()
+    made = slow.background_requests()
+    assert made > 12
+    # the watch runs before request k (from 0), at k x 20 minutes: 3 h at k = 9, then each hour
+    expected = [k for k in range(made) if k >= 9 and (k - 9) % 3 == 0]
+    slow_lines = [r.getMessage() for r in caplog.records if "report.slow" in r.getMessage()]
+    assert len(slow_lines) == len(expected)
+    assert slow_lines[0].startswith("report.slow day=")
+    assert " reading_for=3.0h requests=9:" in slow_lines[0]
+    assert " reading_for=4.0h requests=12:" in slow_lines[1]
