@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -372,3 +373,92 @@ def test_the_clock_offset_follows_a_wall_clock_stepped_after_connecting(
         assert db.queries == queries  # no query to know it
     finally:
         db.close()
+
+
+@pytest.fixture
+def autoresponders_on(osticket: RealOsTicket) -> Iterator[RealOsTicket]:
+    """osTicket's customer auto-responses switched on, for new tickets and new messages,
+    globally, in every department and every help topic (the escalation topic's own "no
+    auto-response", which docs/osticket.md asks for, off too: the adapter's guards alone),
+    and put back after. The stock settings have them off, so without this a "no mail to the
+    customer" check could not fail."""
+    keys = ("ticket_autoresponder", "message_autoresponder")
+    config = osticket.admin_sql(
+        "SELECT `key`, value FROM ost_config WHERE namespace = 'core' AND `key` IN (%s, %s)",
+        keys,
+    )
+    assert sorted(row["key"] for row in config) == sorted(keys)
+    departments = osticket.admin_sql(
+        "SELECT id, ticket_auto_response, message_auto_response FROM ost_department"
+    )
+    osticket.admin_sql(
+        "UPDATE ost_config SET value = '1' WHERE namespace = 'core' AND `key` IN (%s, %s)", keys
+    )
+    osticket.admin_sql(
+        "UPDATE ost_department SET ticket_auto_response = 1, message_auto_response = 1"
+    )
+    topics = osticket.admin_sql("SELECT topic_id, noautoresp FROM ost_help_topic")
+    osticket.admin_sql("UPDATE ost_help_topic SET noautoresp = 0")  # the adapter's guard alone
+    try:
+        yield osticket
+    finally:
+        for row in config:
+            osticket.admin_sql(
+                "UPDATE ost_config SET value = %s WHERE namespace = 'core' AND `key` = %s",
+                (row["value"], row["key"]),
+            )
+        for row in departments:
+            osticket.admin_sql(
+                "UPDATE ost_department SET ticket_auto_response = %s, message_auto_response = %s"
+                " WHERE id = %s",
+                (row["ticket_auto_response"], row["message_auto_response"], row["id"]),
+            )
+        for row in topics:
+            osticket.admin_sql(
+                "UPDATE ost_help_topic SET noautoresp = %s WHERE topic_id = %s",
+                (row["noautoresp"], row["topic_id"]),
+            )
+
+
+def test_with_auto_responses_on_the_workers_create_and_copy_mail_no_customer(
+    autoresponders_on: RealOsTicket,
+) -> None:
+    """The escalation ticket (``tickets.json``, ``autorespond`` off) and a copy
+    (``tickets.email``, ``Auto-Submitted: auto-generated``) send the customer nothing, with
+    osTicket set to auto-respond; the customer's own mail, new or a reply to that same
+    ticket, gets its auto-response (so the capture and the settings are live)."""
+    osticket = autoresponders_on
+    adapter = osticket.adapter()
+    sender = unique_customer()
+    mail = osticket.mail_files()
+    original = adapter.ticket_by_number(_original(osticket, sender))
+    assert original is not None
+    assert sender in osticket.recipients_since(mail), "no auto-response to a new ticket"
+
+    mail = osticket.mail_files()
+    marker = _unique_marker()
+    created = adapter.create_ticket(
+        TicketDraft(
+            title="[ESC L1] Line down at the depot",
+            group=TOPIC,
+            customer_id=original.customer_id,
+            fields={
+                "escalation_key": marker.value,
+                "escalation_level": "1",
+                "origin_ticket": original.number,
+            },
+            first_note=ArticleDraft(body="<p>Escalated from the original ticket.</p>"),
+        ),
+        marker=marker,
+    )
+    adapter.add_article(
+        created.id,
+        ArticleDraft(body="<p>Still down.</p>", subject="Customer email: Still down"),
+        marker=_unique_marker(),
+    )
+    assert sender not in osticket.recipients_since(mail)
+
+    mail = osticket.mail_files()
+    reply = osticket.customer_mail(sender, f"[#{created.number}] Re: still down", "Any news?")
+    assert reply == created.number  # threaded into the escalation ticket
+    assert sender in osticket.recipients_since(mail), "no auto-response to a new message"
