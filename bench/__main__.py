@@ -116,12 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         text, _ = run(config_from(args, workdir), command.strip())
-    target = args.output or (DOCS if args.write_docs else None)
-    if target is None:
-        sys.stdout.write(text)
-    else:
-        target.write_text(text, encoding="utf-8")
-        print(f"bench: wrote {target}", file=sys.stderr)
+    _emit(args, text, "")
     return 0
 
 
@@ -131,13 +126,19 @@ def _pg_section_only(args: argparse.Namespace) -> int:
     except (OSError, pg_workers.NoSection) as exc:
         print(f"bench: cannot refresh {DOCS}: {exc}", file=sys.stderr)
         return 1
+    _emit(args, text, "the PostgreSQL section of ")
+    return 0
+
+
+def _emit(args: argparse.Namespace, text: str, what: str) -> None:
+    """``text`` to ``--output``, to ``docs/benchmarks.md`` with ``--write-docs``, else to
+    standard output."""
     target = args.output or (DOCS if args.write_docs else None)
     if target is None:
         sys.stdout.write(text)
     else:
         target.write_text(text, encoding="utf-8")
-        print(f"bench: wrote the PostgreSQL section of {target}", file=sys.stderr)
-    return 0
+        print(f"bench: wrote {what}{target}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import pymysql
 import pytest
 import requests
 
+from connector.base import ArticleDraft, AttachmentUpload, Marker, Ticket, TicketDraft
 from connector.clock import SystemClock
 from connector.http import HttpPolicy, build_session
 from connector.osticket import DatabaseConfig, OsTicketAdapter, ReadOnlyDatabase
@@ -406,6 +407,29 @@ def _csrf(page: str) -> str:
     )
     assert found, "no CSRF token on the page"
     return found.group(1)
+
+
+def escalation_draft(
+    original: Ticket,
+    marker: Marker,
+    *,
+    title: str = "[ESC L1] Line down at the depot",
+    body: str = "<p>Escalated from the original ticket.</p>",
+    attachments: tuple[AttachmentUpload, ...] = (),
+) -> TicketDraft:
+    """The level-1 escalation ticket of ``original`` as the worker drafts it: the escalation
+    topic, the customer's, the key, level and origin fields, a first note."""
+    return TicketDraft(
+        title=title,
+        group=TOPIC,
+        customer_id=original.customer_id,
+        fields={
+            "escalation_key": marker.value,
+            "escalation_level": "1",
+            "origin_ticket": original.number,
+        },
+        first_note=ArticleDraft(body=body, attachments=attachments),
+    )
 
 
 def real_osticket() -> RealOsTicket:

@@ -43,6 +43,7 @@ from tests.connector.osticket.real import (
     TOPIC,
     RealOsTicket,
     counting_session,
+    escalation_draft,
     unique_customer,
 )
 
@@ -129,20 +130,8 @@ def test_creates_the_escalation_ticket_and_reads_it_back(osticket: RealOsTicket)
     assert original is not None
     marker = _unique_marker()
     mail = osticket.mail_files()
-    draft = TicketDraft(
-        title="[ESC L1] Line down at the depot",
-        group=TOPIC,
-        customer_id=original.customer_id,
-        fields={
-            "escalation_key": marker.value,
-            "escalation_level": "1",
-            "origin_ticket": original.number,
-        },
-        first_note=ArticleDraft(
-            body="<p>Escalated from the original ticket.</p>",
-            attachments=(AttachmentUpload("plan.txt", "text/plain", b"call at 14.00"),),
-        ),
-    )
+    plan = AttachmentUpload("plan.txt", "text/plain", b"call at 14.00")
+    draft = escalation_draft(original, marker, attachments=(plan,))
     created = adapter.create_ticket(draft, marker=marker)
 
     ticket = adapter.get_ticket(created.id)
@@ -437,20 +426,7 @@ def test_with_auto_responses_on_the_workers_create_and_copy_mail_no_customer(
 
     mail = osticket.mail_files()
     marker = _unique_marker()
-    created = adapter.create_ticket(
-        TicketDraft(
-            title="[ESC L1] Line down at the depot",
-            group=TOPIC,
-            customer_id=original.customer_id,
-            fields={
-                "escalation_key": marker.value,
-                "escalation_level": "1",
-                "origin_ticket": original.number,
-            },
-            first_note=ArticleDraft(body="<p>Escalated from the original ticket.</p>"),
-        ),
-        marker=marker,
-    )
+    created = adapter.create_ticket(escalation_draft(original, marker), marker=marker)
     adapter.add_article(
         created.id,
         ArticleDraft(body="<p>Still down.</p>", subject="Customer email: Still down"),

@@ -20,7 +20,6 @@ from connector.base import (
     Marker,
     Ticket,
     TicketChanges,
-    TicketDraft,
 )
 from connector.clock import SystemClock
 from connector.errors import Conflict, Misconfigured, NotFound, Rejected, Unauthorized
@@ -30,7 +29,13 @@ from connector.osticket import (
     OsTicketAdapter,
     ReadOnlyDatabase,
 )
-from tests.connector.osticket.real import TOPIC, RealOsTicket, counting_session, unique_customer
+from tests.connector.osticket.real import (
+    TOPIC,
+    RealOsTicket,
+    counting_session,
+    escalation_draft,
+    unique_customer,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,20 +50,10 @@ def _pair(osticket: RealOsTicket, adapter: OsTicketAdapter, sender: str) -> tupl
     original = adapter.ticket_by_number(number)
     assert original is not None
     marker = _marker()
-    created = adapter.create_ticket(
-        TicketDraft(
-            title="[L1] Line down at the depot",
-            group=TOPIC,
-            customer_id=original.customer_id,
-            fields={
-                "escalation_key": marker.value,
-                "escalation_level": "1",
-                "origin_ticket": original.number,
-            },
-            first_note=ArticleDraft(body="<p>Escalated.</p>"),
-        ),
-        marker=marker,
+    draft = escalation_draft(
+        original, marker, title="[L1] Line down at the depot", body="<p>Escalated.</p>"
     )
+    created = adapter.create_ticket(draft, marker=marker)
     return original, adapter.get_ticket(created.id)
 
 
