@@ -1,12 +1,12 @@
 """An in-memory helpdesk that speaks the Zammad REST API subset the connector uses, with
 Zammad 6.5's semantics (``reference/zammad-api.md``): status codes and error bodies, page
-caps, link and tag quirks, ``updated_at`` bumps, the outbound-email rule and the seeded
-auto-reply. It mounts into ``responses`` (``mount``) and serves on a loopback socket
-(``serve``); ``faults`` injects 429s, 5xx, refused connections, lost answers and slow ones.
-The admin API provisioning uses (object manager with staged migrations, states, groups, tags,
-users, macros and ``mass_macro``, overviews, triggers, webhooks, text modules) is in
-``admin.py``, ``object_manager.py`` and ``perform.py``; triggers call webhooks from
-background threads (``webhooks.py``, recorded in ``ZammadSandbox.webhook_deliveries``)."""
+caps, link and tag quirks, merging (``merge.py``), ``updated_at`` bumps, the outbound-email
+rule and the seeded auto-reply. It mounts into ``responses`` (``mount``) and serves on a
+loopback socket (``serve``); ``faults`` injects 429s, 5xx, refused connections, lost answers
+and slow ones. The admin API provisioning uses (object manager with staged migrations,
+states, groups, tags, users, macros and ``mass_macro``, overviews, triggers, webhooks, text
+modules) is in ``admin.py``, ``object_manager.py`` and ``perform.py``; triggers call webhooks
+from background threads (``webhooks.py``, recorded in ``ZammadSandbox.webhook_deliveries``)."""
 
 from __future__ import annotations
 

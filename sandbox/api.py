@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox import merge
 from sandbox.actor import Actor
 from sandbox.calls import call_json, newest_calls
 from sandbox.records import ApiError, forbidden, not_found
@@ -128,6 +129,7 @@ class Api:
                 ("GET", "/links", self.links_index),
                 ("POST", "/links/add", self.links_add),
                 ("DELETE", "/links/remove", self.links_remove),
+                ("PUT", r"/ticket_merge/(\d+)/([^/]+)", self.ticket_merge),
                 ("GET", "/cti/log", self.cti_log),
                 ("GET", "/mentions", self.mentions_index),
                 ("POST", "/mentions", self.mentions_create),
@@ -540,6 +542,11 @@ class Api:
     def links_remove(self, actor: Actor, req: Request) -> Response:
         self._need(actor, "ticket.agent")
         return _json(201, self.rules.link_remove(actor, req.params))
+
+    def ticket_merge(self, actor: Actor, req: Request, source_id: str, number: str) -> Response:
+        """``tickets_controller.rb#ticket_merge`` (``sandbox.merge``)."""
+        self._need(actor, "ticket.agent")
+        return _json(200, merge.merge(self.state, self.rules, actor, source_id, number))
 
     # -- mentions -----------------------------------------------------------------------------
 

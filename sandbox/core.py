@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.clock import SystemClock
+from sandbox import merge
 from sandbox.actor import Actor
 from sandbox.admin import AdminApi
 from sandbox.api import Api, Response
@@ -569,6 +570,15 @@ class ZammadSandbox:
             self.state.ticket(source_id)
             self.state.ticket(target_id)
             self.rules.link_unchecked(link_type, source_id, target_id)
+
+    def merge(
+        self, source_id: int, target_id: int, *, login: str = "alice.agent@fused.example"
+    ) -> None:
+        """An agent merges ``source`` into ``target`` (``sandbox.merge``), as the UI does."""
+        with self._transaction():
+            st = self.state
+            actor = Actor(self.user_record(login))
+            merge.merge(st, self.rules, actor, source_id, st.ticket(target_id).number)
 
     def subscribe(self, ticket_id: int, login: str) -> None:
         """Subscribe (mention) a user; they need agent read access to the group."""

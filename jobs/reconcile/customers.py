@@ -59,9 +59,10 @@ def check(checks: Checks) -> int:
     watched = _watched(checks)
     if not watched:
         return 0
+    checked = _merge_targets(checks, watched)
     if Capability.CUSTOMER_TICKETS not in ctx.adapter.capabilities:
         checks.found.skipped(NOT_SEARCHABLE)
-        return 0
+        return checked
     by_customer: dict[int, list[_Watched]] = {}
     for w in watched:
         by_customer.setdefault(w.esc.customer_id, []).append(w)
@@ -71,7 +72,6 @@ def check(checks: Checks) -> int:
         for e in ctx.store.escalations_in()
         if e.escalation_ticket_id is not None
     }
-    checked = 0
     for ticket in ctx.adapter.customer_tickets(sorted(by_customer), created_since=since):
         if (
             ticket.id in escalation_tickets
@@ -100,6 +100,32 @@ def check(checks: Checks) -> int:
         len(by_customer),
         checked,
     )
+    return checked
+
+
+def _merge_targets(checks: Checks, watched: list[_Watched]) -> int:
+    """The customer emails from the flag on that arrived on the ticket a running
+    escalation's original was merged into (``jobs.sync.merging`` copies them); returns how
+    many such tickets were checked."""
+    checked = 0
+    for w in watched:
+        target_id = checks.merge_targets.get(w.esc.key)
+        if target_id is None or target_id == w.ticket.id:
+            continue
+        try:
+            target = snapshot.ticket(checks.ctx.adapter, checks.snap, target_id)
+        except Forbidden as exc:
+            checks.found.skipped(f"merge target of escalation {w.esc.key}: not readable ({exc})")
+            continue
+        if target is None or target.state in checks.snap.merged_states:
+            continue
+        if not checks.settled(target):
+            continue
+        articles = _articles(checks, target)
+        if articles is None:
+            continue
+        checked += 1
+        _not_copied(checks, w, target, articles, where="the ticket its original was merged into")
     return checked
 
 
@@ -132,10 +158,24 @@ def _articles(checks: Checks, ticket: Ticket) -> Sequence[Article] | None:
         return None
 
 
-def _not_copied(checks: Checks, w: _Watched, ticket: Ticket, articles: Sequence[Article]) -> None:
+def _not_copied(
+    checks: Checks,
+    w: _Watched,
+    ticket: Ticket,
+    articles: Sequence[Article],
+    *,
+    where: str = "a ticket the customer opened while the escalation runs",
+) -> None:
     ctx = checks.ctx
     cutoff = checks.at - checks.grace
-    messages = [a for a in articles if a.is_customer_message and a.created_at <= cutoff]
+    flagged_at = w.esc.flagged_at
+    messages = [
+        a
+        for a in articles
+        if a.is_customer_message
+        and a.created_at <= cutoff
+        and (flagged_at is None or a.created_at >= flagged_at)  # as jobs.sync.copying does
+    ]
     if not messages:
         return
     if w.markers is None:
@@ -153,8 +193,8 @@ def _not_copied(checks: Checks, w: _Watched, ticket: Ticket, articles: Sequence[
         checks.found.add(
             K.EMAIL_NOT_COPIED,
             f"article:{message.id}",
-            f"{_message(message)} on #{ticket.number}, a ticket the customer opened while "
-            f"escalation {w.esc.key} runs, is not in escalation ticket #{w.ticket.number}",
+            f"{_message(message)} on #{ticket.number}, {where}, is not in escalation "
+            f"ticket #{w.ticket.number} ({w.esc.key})",
             escalation=w.esc.key,
             ticket_id=ticket.id,
             ticket_number=ticket.number,

@@ -320,7 +320,7 @@ class Repairs:
             p.action += (
                 " (the copy job scans the original)"
                 if p.finding.ticket_id in (None, esc.original_ticket_id)
-                else f" (the copy job scans #{p.finding.ticket_number}, the customer's ticket)"
+                else f" (the copy job scans #{p.finding.ticket_number})"
             )
             return p
         if effect.state is EffectState.DONE and effect.updated_at < self.read_at:

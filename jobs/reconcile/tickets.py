@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from connector.base import Article, Capability, LinkKind, Ticket, User
@@ -48,6 +48,9 @@ class Checks:
     at: datetime
     grace: timedelta
     people: People
+    merge_targets: dict[str, int] = field(default_factory=dict)
+    """Escalation key → the ticket its merged original went into (its emails arrive there:
+    ``jobs.reconcile.customers`` checks them)."""
 
     def settled(self, ticket: Ticket) -> bool:
         """The worker has had its chance to act on this version of the ticket: its poll
@@ -109,8 +112,13 @@ class Checks:
         self._rfo(esc, ticket)
         if not esc.active or not self.settled(ticket):
             return
-        if not self.found.has(K.ORIGINAL_DELETED, f"escalation:{esc.key}"):
-            self._link(esc, ticket)  # a link to a deleted original is no drift of its own
+        if not any(
+            self.found.has(kind, f"escalation:{esc.key}")
+            for kind in (K.ORIGINAL_DELETED, K.ORIGINAL_MERGED)
+        ):
+            # a link to a deleted original is no drift of its own; nor is one a merge moved
+            # to the merge target (``ticket.rb#merge_to`` moves the merged ticket's links)
+            self._link(esc, ticket)
         self._level(esc, ticket)
         self._people_and_place(esc, ticket)
         self._subscriptions(esc, ticket)
@@ -144,6 +152,8 @@ class Checks:
         if original.state in self.snap.merged_states:
             target = self._merge_target(original.id)
             into = f" into #{self._number(target)}" if target is not None else ""
+            if target is not None:
+                self.merge_targets[esc.key] = target
             self.found.add(
                 K.ORIGINAL_MERGED,
                 f"escalation:{esc.key}",
@@ -157,7 +167,9 @@ class Checks:
         return original
 
     def _merge_target(self, ticket_id: int) -> int | None:
-        """Where a merged ticket went: Zammad links a merged ticket to its target."""
+        """Where a merged ticket went: ``ticket.rb#merge_to`` moves every link of the merged
+        ticket to the target, then links the target as its parent, so the parent link left
+        is the target (``tests/sandbox/test_merge.py``)."""
         try:
             links = self.ctx.adapter.list_links(ticket_id)
         except (NotFound, Forbidden):

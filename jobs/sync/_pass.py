@@ -37,6 +37,15 @@ class SyncPass:
         self.since = since
         self._hits: dict[Criterion, frozenset[int]] = {}
         self._events: dict[tuple[int, datetime], list[TicketEvent] | None] = {}
+        self._merged_states: frozenset[str] | None = None
+
+    def merged_states(self) -> frozenset[str]:
+        """The names of the helpdesk's ``merged`` states (one read per pass, when asked)."""
+        if self._merged_states is None:
+            self._merged_states = frozenset(
+                s.name for s in self.adapter.list_states() if s.type == "merged"
+            )
+        return self._merged_states
 
     def matches(self, criterion: Criterion | None, ticket: Ticket) -> bool:
         """Whether ``criterion``'s search (tickets changed since the poll's start that meet

@@ -102,7 +102,7 @@ def _request_copies(
     """Request a copy of each customer message in ``listed`` not copied yet, and record
     every listed article as known for the escalation (``SyncPass.nothing_new``)."""
     assert esc.escalation_ticket_id is not None
-    messages = [a for a in listed if a.is_customer_message]
+    messages = [a for a in listed if a.is_customer_message and _in_escalation(esc, request, a)]
     store = ctx.store
     limits = ctx.binding.limits
     copied = store.copied_articles(esc.id)
@@ -156,6 +156,15 @@ def _request_copies(
             result.add("escalations_unparked")
         store.note_articles_known(tx, esc.id, request.ticket_id, (a.id for a in listed))
         store.clear_scan(tx, request.escalation_id, request.ticket_id)
+
+
+def _in_escalation(esc: Escalation, request: ScanRequest, article: Article) -> bool:
+    """Every customer message of the original is copied; on another ticket (a new ticket of
+    the customer, a ticket the original was merged into), those from the flag on: a merge
+    target's own emails from before the escalation are not part of it."""
+    if request.ticket_id == esc.original_ticket_id or esc.flagged_at is None:
+        return True
+    return article.created_at >= esc.flagged_at
 
 
 def _may_reopen(esc: Escalation) -> bool:

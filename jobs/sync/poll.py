@@ -9,7 +9,9 @@ moves the cursor. The worker's effects step then makes the writes; the ``copy`` 
 
 - an escalation ticket → a level an agent set (``levels``), the carrier log (``carrier``);
 - an original ticket → a flag (``flagging``), a scan for new customer messages;
-- any ticket → a scan, if it is a new ticket of a customer with an open escalation.
+- an original merged into another ticket → a scan of that target (``merging``);
+- any ticket → a scan, if it is a new ticket of a customer with an open escalation, or a
+  ticket an open escalation reads besides its original (a merge target).
 
 Level-triggered: a pass works out from the store and the helpdesk what is due now; running it
 twice in a row records nothing new.
@@ -28,7 +30,7 @@ from escalations.models import TERMINAL_STATES, EffectState
 from escalations.store.base import LAST_SUCCESSFUL_POLL, LeaseLost
 from jobs import parking
 from jobs.context import JobContext, JobResult
-from jobs.sync import carrier, copying, flagging, levels, reach, rfo
+from jobs.sync import carrier, copying, flagging, levels, merging, reach, rfo
 from jobs.sync._pass import Plan, SyncPass
 from jobs.sync.cursor import PollCursor
 
@@ -138,15 +140,22 @@ def _plan(p: SyncPass, ticket: Ticket) -> list[Plan]:
     if active is not None:
         if active.escalation_ticket_id is not None:
             plans.append(copying.scan_later(p, active, ticket))
+            plans.append(merging.follow(p, active, ticket))
         plans.append(flagging.flagged_while_open(p, ticket, active, flag))
     elif flag.raised:
         plans.append(flagging.new_escalation(p, ticket))
+    scanned = {active.id} if active is not None else set()
     for esc in store.active_escalations_for_customer(ticket.customer_id):
         if (
             esc.original_ticket_id != ticket.id
             and esc.flagged_at is not None
             and ticket.created_at >= esc.flagged_at
         ):
+            plans.append(copying.scan_later(p, esc, ticket))
+            scanned.add(esc.id)
+    for esc in store.active_escalations_reading(ticket.id):
+        # a ticket the escalation reads besides its original: a merge target (``merging``)
+        if esc.id not in scanned and esc.escalation_ticket_id not in (None, ticket.id):
             plans.append(copying.scan_later(p, esc, ticket))
     return [plan for plan in plans if plan is not None]
 

@@ -246,3 +246,31 @@ def test_parked_and_unparked_before_the_loss_it_is_rebuilt_open_with_its_parking
         }
         assert _kinds(reconcile.build_report(rebuilt.ctx, world.clock.now())) == before
         assert _pass_writes(world, rebuilt) == []
+
+
+def test_an_original_merged_before_the_loss_is_followed_again_and_nothing_is_written_twice(
+    world: World, tmp_path: Path
+) -> None:
+    """The merge target's emails were copied (``jobs.sync.merging``); after the loss the
+    rebuild's replayed poll follows the merge again and finds each copy, so the next pass
+    writes nothing and the report lists only the merge."""
+    original, esc = _escalated(world)
+    target = world.ticket_by_title("HQ VPN outage")
+    world.sandbox.merge(original, target)
+    world.sync()
+    world.sandbox.seed_customer_email(target, "The VPN is down as well.", subject="VPN too")
+    world.sync()
+    _settle(world)
+    copies = len(world.copies_in(esc["id"]))
+    with _lost(world, tmp_path) as rebuilt:
+        made = _rebuild(rebuilt)
+        assert (made.escalations, made.left, made.skipped) == (1, [], [])
+        assert _pass_writes(world, rebuilt) == []
+        assert len(world.copies_in(esc["id"])) == copies
+        report = reconcile.build_report(rebuilt.ctx, world.clock.now())
+        assert _kinds(report) == {FindingKind.ORIGINAL_MERGED: 1}
+        # and the rebuilt worker still follows the target
+        world.sandbox.seed_customer_email(target, "And the phones.", subject="Phones")
+        _pass_writes(world, rebuilt)
+        _pass_writes(world, rebuilt)
+        assert len(world.copies_in(esc["id"])) == copies + 1

@@ -199,15 +199,13 @@ def test_an_escalation_the_worker_ended_because_its_ticket_was_deleted_is_listed
 def test_a_merged_original_is_listed_once_with_its_target(world: World) -> None:
     original, _esc = _escalated(world)
     target = world.ticket_by_title("HQ VPN outage")
-    with _helpdesk_state(world) as st:
-        st.db.tickets[original].state_id = world.sandbox.state_id("merged")
-        st.touch_id(original)
-    world.sandbox.link(target, original, "parent")
+    split_from = world.ticket_by_title("Leased line flapping - end users affected")
+    world.sandbox.link(split_from, original, "parent")  # the original's own parent link
+    world.sandbox.merge(original, target)  # its links, to the escalation ticket too, move
     _settle(world)
     report = _report(world)
-    merged = [f for f in report.findings if f.kind is FindingKind.ORIGINAL_MERGED]
-    assert len(merged) == 1
-    assert merged[0].other_ticket_id == target
+    assert _kinds(report) == {FindingKind.ORIGINAL_MERGED: 1}
+    assert report.findings[0].other_ticket_id == target
 
 
 def test_a_flag_left_unhandled_is_listed_once(world: World) -> None:
@@ -565,12 +563,11 @@ WORKER_DOWN = {FindingKind.WORKER_SILENT: 1, FindingKind.WORKER_UNHEALTHY: 1}
 def test_a_merged_escalation_ticket_is_listed_once(world: World) -> None:
     _original, esc = _escalated(world)
     target = world.ticket_by_title("HQ VPN outage")
-    with _helpdesk_state(world) as st:
-        st.db.tickets[esc["id"]].state_id = world.sandbox.state_id("merged")
-        st.touch_id(esc["id"])
-    world.sandbox.link(target, esc["id"], "parent")
+    world.sandbox.merge(esc["id"], target)
     _settle(world)
-    assert _kinds(_report(world)) == {FindingKind.ESCALATION_TICKET_MERGED: 1}
+    report = _report(world)
+    assert _kinds(report) == {FindingKind.ESCALATION_TICKET_MERGED: 1}
+    assert report.findings[0].other_ticket_id == target
 
 
 def test_a_deleted_original_is_listed_once_not_also_as_unlinked(world: World) -> None:

@@ -94,7 +94,7 @@ def test_a_new_ticket_the_worker_never_saw_is_listed_once_per_email(world: World
     for finding in report.findings:
         assert finding.ticket_id == unseen
         assert finding.other_ticket_id == esc["id"]
-        assert "a ticket the customer opened while escalation" in finding.detail
+        assert "a ticket the customer opened while the escalation runs" in finding.detail
 
 
 def test_a_new_ticket_the_worker_copied_is_not_listed(world: World) -> None:

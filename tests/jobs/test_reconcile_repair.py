@@ -313,3 +313,32 @@ def test_an_unlinked_finding_beside_a_deleted_original_is_skipped(world: World) 
     ]
     assert world.store.effects(EffectState.FAILED) == []
     assert [e.key for e in world.store.effects() if e.key.startswith("repair-link")] == []
+
+
+def test_an_email_on_a_merge_target_is_listed_and_copied_by_the_repair(world: World) -> None:
+    """The original was merged into another ticket and the worker follows it there
+    (``jobs.sync.merging``); an email there whose copy an agent deleted is found, and
+    ``--repair`` copies it again."""
+    original, esc = _escalated(world)
+    target = world.ticket_by_title(OTHER)
+    world.sandbox.merge(original, target)
+    world.sync()
+    world.sandbox.seed_customer_email(target, "The VPN is down as well.", subject="VPN too")
+    world.sync()
+    _settle(world)
+    assert _kinds(_report(world)) == {K.ORIGINAL_MERGED: 1}  # followed: nothing missing
+    (copy,) = [c for c in world.copies_in(esc["id"]) if "The VPN is down as well." in c["body"]]
+    with _helpdesk_state(world) as st:
+        del st.db.articles[copy["id"]]
+        st.touch_id(esc["id"])
+    _settle(world)
+    found = _report(world)
+    assert _kinds(found) == {K.ORIGINAL_MERGED: 1, K.EMAIL_NOT_COPIED: 1}
+    (missing,) = [f for f in found.findings if f.kind is K.EMAIL_NOT_COPIED]
+    assert missing.ticket_id == target
+    assert "the ticket its original was merged into" in missing.detail
+    made = _repair(world)
+    assert _outcomes(made) == {(K.EMAIL_NOT_COPIED, RepairOutcome.DONE): 1}
+    assert sum("The VPN is down as well." in c["body"] for c in world.copies_in(esc["id"])) == 1
+    _settle(world)
+    assert _kinds(_report(world)) == {K.ORIGINAL_MERGED: 1}

@@ -96,6 +96,12 @@ class EscalationRecordsMixin(SqliteBase):
     def active_escalations_for_customer(self, customer_id: int) -> list[Escalation]:
         return self._escalations(f"customer_id = ? AND {ACTIVE}", (customer_id,))
 
+    def active_escalations_reading(self, ticket_id: int) -> list[Escalation]:
+        return self._escalations(
+            f"id IN (SELECT escalation_id FROM known_article WHERE ticket_id = ?) AND {ACTIVE}",  # noqa: S608 - fixed
+            (ticket_id,),
+        )
+
     # -- what happened to an escalation ------------------------------------------------
     def record_level_change(self, tx: object, change: LevelChange) -> None:
         self._tx(tx).execute(

@@ -622,6 +622,24 @@ def test_known_articles_are_per_escalation_and_ticket_and_absorb_repeats(store: 
     assert 9005 not in store.known_articles(first.id, 500)
 
 
+def test_the_running_escalations_reading_a_ticket_are_those_with_known_articles_there(
+    store: Store,
+) -> None:
+    """Migration 014 (``jobs.sync.merging``): by ticket id alone, running escalations only."""
+    first = insert(store, new_escalation(ticket=123))
+    second = insert(store, new_escalation(ticket=124, customer=8))
+    third = insert(store, new_escalation(ticket=125, customer=9))
+    with store.transaction() as tx:
+        store.note_articles_known(tx, first.id, 500, [9001])
+        store.note_articles_known(tx, second.id, 500, [9002])
+        store.note_articles_known(tx, third.id, 501, [9003])
+    assert [e.id for e in store.active_escalations_reading(500)] == [first.id, second.id]
+    assert [e.id for e in store.active_escalations_reading(501)] == [third.id]
+    assert store.active_escalations_reading(502) == []
+    save(store, dataclasses.replace(second, state=State.CLOSED, closed_at=second.updated_at))
+    assert [e.id for e in store.active_escalations_reading(500)] == [first.id]
+
+
 def test_an_archive_intent_is_kept_until_its_copy_is_recorded_or_it_is_dropped(
     store: Store,
 ) -> None:
