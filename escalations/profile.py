@@ -293,6 +293,9 @@ class ReportSchedule(_Model):
     nightly: bool = True
     at: ClockTime = time(6, 0)
     """Local time (``[process] time_zone``) from which the day's report is written."""
+    note_on_ticket: Annotated[int, Field(gt=0)] | None = None
+    """The id of a ticket (in Zammad, the number at the end of its address) on which each
+    nightly report's summary is posted as an internal note; none when unset."""
 
 
 class ProcessProfile(_Model):

@@ -118,23 +118,38 @@ def _delta(now: int, before: int | None) -> str:
     return f'<td class="n">{before}</td><td class="n {cls}">{sign}</td>'
 
 
-def _summary(report: Report) -> str:
+def summary_counts(report: Report) -> list[tuple[FindingKind, int, int | None]]:
+    """The summary's rows: each kind found tonight or the night before, with tonight's count
+    and the previous one (``None`` when there is no previous report)."""
     counts = report.counts()
     previous = report.previous_counts
-    if report.drift == 0:
-        headline = '<p class="ok">No drift: the helpdesk and the worker agree.</p>'
-    else:
-        headline = (
-            f"<p><strong>{report.drift} finding{'s' if report.drift != 1 else ''} "
-            "need attention.</strong></p>"
-        )
     rows = []
     for kind in FindingKind:
-        now = counts[kind]
         before = previous.get(kind, 0) if previous is not None else None
-        if now == 0 and not before:
-            continue
-        name = escape(TITLES[kind]) + (" (for the record)" if kind in INFORMATIONAL else "")
+        if counts[kind] or before:
+            rows.append((kind, counts[kind], before))
+    return rows
+
+
+def headline(report: Report) -> str:
+    """The summary's first line, as text."""
+    if report.drift == 0:
+        return "No drift: the helpdesk and the worker agree."
+    return f"{report.drift} finding{'s' if report.drift != 1 else ''} need attention."
+
+
+def kind_title(kind: FindingKind) -> str:
+    return TITLES[kind] + (" (for the record)" if kind in INFORMATIONAL else "")
+
+
+def _summary(report: Report) -> str:
+    if report.drift == 0:
+        lead = f'<p class="ok">{escape(headline(report))}</p>'
+    else:
+        lead = f"<p><strong>{escape(headline(report))}</strong></p>"
+    rows = []
+    for kind, now, before in summary_counts(report):
+        name = escape(kind_title(kind))
         link = f'<a href="#{kind.value}">{name}</a>' if now else name
         rows.append(f'<tr><td>{link}</td><td class="n">{now}</td>{_delta(now, before)}</tr>')
     table = (
@@ -145,7 +160,7 @@ def _summary(report: Report) -> str:
         if rows
         else ""
     )
-    return f'<h2 id="summary">Summary</h2>{headline}{table}'
+    return f'<h2 id="summary">Summary</h2>{lead}{table}'
 
 
 OUTCOME_CLASS = {RepairOutcome.DONE: "down", RepairOutcome.FAILED: "up"}

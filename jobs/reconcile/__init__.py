@@ -50,10 +50,11 @@ from connector.base import Capability
 from connector.http import ThreadShare
 from escalations.bindings.marks import marks_for
 from escalations.effects.executor import Executor
+from escalations.effects.helpdesk import AddNote, NotePayload
 from escalations.errors import ConfigError, EscalationsError
 from escalations.models import ACTIVE_STATES
 from escalations.people import People
-from escalations.reconcile import outputs
+from escalations.reconcile import note, outputs
 from escalations.reconcile.findings import DayDuties, FindingKind, Report
 from jobs.context import JobContext, JobResult
 from jobs.reconcile import customers, records, repair, snapshot, workers
@@ -334,9 +335,19 @@ def _write(ctx: JobContext, report: Report, day: str, result: JobResult) -> None
     files again, whole (``outputs.write`` replaces each file at once)."""
     with ctx.store.transaction():
         pass  # the fence's check, and nothing else
-    outputs.write(report, ctx.settings.reports_path)
-    with ctx.store.transaction() as tx:
+    written = outputs.write(report, ctx.settings.reports_path)
+    ticket_id = ctx.profile.report.note_on_ticket
+    with ctx.outbox.transaction() as tx:
         ctx.store.set_meta(tx, LAST_DAY, day)
+        if ticket_id is not None:
+            # the summary note, exactly once per day (its key), made by the effects step
+            payload = NotePayload(
+                ticket_id=ticket_id,
+                html=note.summary_html(report, written),
+                subject=note.subject(report),
+            )
+            ctx.outbox.request(tx, AddNote.intent(AddNote.key("report", "nightly", day), payload))
+            result.add("report_notes_requested")
     result.add("reports", 1)
     result.add("findings", len(report.findings))
     result.add("drift", report.drift)
