@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 
 from connector.base import Capability, FieldInfo, HelpdeskAdapter, User
-from connector.errors import AuthError, Forbidden
+from connector.errors import AuthError, Forbidden, NotFound
 from connector.zammad.admin import PENDING_FLAGS
 from escalations.bindings.zammad import provision as pv
 from escalations.bindings.zammad.fieldmap import ZammadFieldMap
@@ -318,7 +318,30 @@ def live_report(
         problems.append(f"{where}: customer.placeholder: user '{placeholder}' not found")
     if profile.comms.caller_log:
         problems += _caller_log_problems(adapter, mappings, me)
+    problems += _note_ticket_problems(adapter, mappings, me)
     return LiveReport(problems, unverified, notes)
+
+
+def _note_ticket_problems(adapter: HelpdeskAdapter, mappings: Mappings, me: User) -> list[str]:
+    """``[report] note_on_ticket``: the ticket exists, and the worker may add a note to it."""
+    ticket_id = mappings.profile.report.note_on_ticket
+    if ticket_id is None:
+        return []
+    where = f"{mappings.directory / PROCESS_FILE}: report.note_on_ticket"
+    try:
+        ticket = adapter.get_ticket(ticket_id)
+    except NotFound:
+        return [f"{where}: ticket {ticket_id} not found"]
+    except Forbidden:
+        return [f"{where}: the worker's user '{me.login}' may not read ticket {ticket_id}"]
+    access = me.group_access.get(ticket.group, frozenset())
+    if "full" in access or {"create", "change"} <= access:
+        return []
+    return [
+        f"{where}: the worker's user '{me.login}' lacks "
+        f"{', '.join(sorted({'change', 'create'} - access))} access to group '{ticket.group}' "
+        f"of ticket #{ticket.number} (a note needs change access, and create on Zammad 6.5)"
+    ]
 
 
 def _caller_log_problems(adapter: HelpdeskAdapter, mappings: Mappings, me: User) -> list[str]:

@@ -230,3 +230,33 @@ def test_the_caller_log_switch_needs_a_token_that_may_read_it(
     ]
     sandbox.grant_token(sandbox.token_of(BOT), "cti.agent")
     assert check(sandbox, mappings, clock) == []
+
+
+def _note_on(tmp_path: Path, ticket_id: int) -> Mappings:
+    return edited_mappings(
+        tmp_path, "process.toml", 'at = "06:00"', f'at = "06:00"\nnote_on_ticket = {ticket_id}'
+    )
+
+
+def test_the_report_note_ticket_must_exist_and_take_the_workers_notes(
+    sandbox: ZammadSandbox, clock: FakeClock, tmp_path: Path
+) -> None:
+    where = f"{tmp_path / 'mappings' / 'process.toml'}: report.note_on_ticket"
+    assert check(sandbox, _note_on(tmp_path, 99999), clock) == [f"{where}: ticket 99999 not found"]
+    support = next(i for i, t in sandbox.tickets.items() if t["group"] == "Support")
+    assert check(sandbox, _note_on(tmp_path / "b", support), clock) == []
+    managers = sandbox.add_group("Managers")
+    ticket = sandbox.create_ticket_as_customer(
+        "sean.walsh@residential.example", "Nightly reports", "Reports go here.", group="Managers"
+    )
+    assert check(sandbox, _note_on(tmp_path / "c", ticket), clock) == [
+        f"{tmp_path / 'c' / 'mappings' / 'process.toml'}: report.note_on_ticket: the worker's "
+        f"user 'escalation-bot' may not read ticket {ticket}"
+    ]
+    sandbox.user_record("escalation-bot").group_access[managers] = ["read"]
+    number = sandbox.ticket(ticket)["number"]
+    assert check(sandbox, _note_on(tmp_path / "d", ticket), clock) == [
+        f"{tmp_path / 'd' / 'mappings' / 'process.toml'}: report.note_on_ticket: the worker's "
+        f"user 'escalation-bot' lacks change, create access to group 'Managers' of ticket "
+        f"#{number} (a note needs change access, and create on Zammad 6.5)"
+    ]
