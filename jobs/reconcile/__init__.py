@@ -281,13 +281,14 @@ def _still_reading(ctx: JobContext, day: str) -> Callable[[int], None]:
     """The background reading's watch (``ThreadShare.watch``, asked before each request
     on that thread): the ``report.slow`` warnings of a reading that takes long."""
     started = ctx.clock.monotonic()
-    due = [started + SLOW_READING.total_seconds()]
+    due = started + SLOW_READING.total_seconds()
 
     def watch(answered: int) -> None:
+        nonlocal due
         now = ctx.clock.monotonic()
-        if now < due[0]:
+        if now < due:
             return
-        due[0] = now + SLOW_READING_REPEAT.total_seconds()
+        due = now + SLOW_READING_REPEAT.total_seconds()
         log.warning(
             "report.slow day=%s reading_for=%.1fh requests=%d: the nightly report is still "
             "being read, at %s of the request budget (ESCALATIONS_HTTP_REQUESTS_PER_MINUTE); "
