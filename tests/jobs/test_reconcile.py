@@ -108,12 +108,17 @@ def test_a_deleted_link_is_listed_once(world: World) -> None:
     assert finding.other_ticket_id == original
 
 
+def _delete_copy(world: World, escalation_ticket_id: int, text: str) -> None:
+    """An agent deletes the one copy holding ``text`` from the escalation ticket."""
+    (copy,) = [c for c in world.copies_in(escalation_ticket_id) if text in c["body"]]
+    with _helpdesk_state(world) as st:
+        del st.db.articles[copy["id"]]
+        st.touch_id(escalation_ticket_id)
+
+
 def test_a_deleted_copy_is_listed_once(world: World) -> None:
     original, esc = _escalated(world, emails=2)
-    (first,) = [c for c in world.copies_in(esc["id"]) if "Down 0" in c["body"]]
-    with _helpdesk_state(world) as st:
-        del st.db.articles[first["id"]]
-        st.touch_id(esc["id"])
+    _delete_copy(world, esc["id"], "Down 0")
     _settle(world)
     report = _report(world)
     assert _kinds(report) == {FindingKind.EMAIL_NOT_COPIED: 1}

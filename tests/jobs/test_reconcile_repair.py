@@ -19,6 +19,7 @@ from tests.jobs.conftest import ALICE, BOB, LLOYD, World
 from tests.jobs.test_archive import _confirmed
 from tests.jobs.test_reconcile import (
     SETTLE,
+    _delete_copy,
     _escalated,
     _helpdesk_state,
     _kinds,
@@ -327,10 +328,7 @@ def test_an_email_on_a_merge_target_is_listed_and_copied_by_the_repair(world: Wo
     world.sync()
     _settle(world)
     assert _kinds(_report(world)) == {K.ORIGINAL_MERGED: 1}  # followed: nothing missing
-    (copy,) = [c for c in world.copies_in(esc["id"]) if "The VPN is down as well." in c["body"]]
-    with _helpdesk_state(world) as st:
-        del st.db.articles[copy["id"]]
-        st.touch_id(esc["id"])
+    _delete_copy(world, esc["id"], "The VPN is down as well.")
     _settle(world)
     found = _report(world)
     assert _kinds(found) == {K.ORIGINAL_MERGED: 1, K.EMAIL_NOT_COPIED: 1}
